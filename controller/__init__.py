@@ -1,0 +1,1 @@
+"""The edgefleet controller: ingest, registry, scores, plans, API and dashboard."""

@@ -1,0 +1,1 @@
+"""Contracts both the agent and the controller agree on: topics, messages, score, profiles."""

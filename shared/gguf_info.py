@@ -1,0 +1,308 @@
+"""GGUF metadata and the memory a model needs to run (constants from the ``gguf`` package).
+
+The agent uses this to refuse a model before loading it; the controller uses
+it to place models on devices it has not measured yet. The estimate is
+weights + KV cache + compute buffer + a fixed runtime overhead; it is
+calibrated against peak RSS measured with llama-cpp-python (see
+``docs/BENCHMARKS.md``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
+
+from shared.profiles import KV_BYTES_PER_ELEMENT
+
+GGUF_MAGIC = b"GGUF"
+DEFAULT_ALIGNMENT = 32
+MAX_STRING_BYTES = 16 * 1_048_576
+_SCALAR_FORMATS: dict[int, str] = {
+    GGUFValueType.UINT8: "<B",
+    GGUFValueType.INT8: "<b",
+    GGUFValueType.UINT16: "<H",
+    GGUFValueType.INT16: "<h",
+    GGUFValueType.UINT32: "<I",
+    GGUFValueType.INT32: "<i",
+    GGUFValueType.FLOAT32: "<f",
+    GGUFValueType.BOOL: "<?",
+    GGUFValueType.UINT64: "<Q",
+    GGUFValueType.INT64: "<q",
+    GGUFValueType.FLOAT64: "<d",
+}
+MB = 1_000_000
+
+RUNTIME_OVERHEAD_BYTES = 48 * MB
+"""Python, llama.cpp's code and allocator slack, measured on x86-64 and aarch64."""
+
+VOCAB_ENTRY_BYTES = 160
+"""llama.cpp's in-memory tokenizer per vocabulary entry (strings, maps, scores)."""
+
+UBATCH_TOKENS = 512
+"""llama.cpp's default micro-batch; the compute buffer scales with it."""
+
+
+class GgufError(ValueError):
+    """A file that is not a readable GGUF model, with the reason."""
+
+
+@dataclass(frozen=True)
+class GgufInfo:
+    """What edgefleet needs to know about a GGUF model."""
+
+    path: Path
+    file_size: int
+    architecture: str
+    name: str | None
+    parameters: int
+    quantization: str
+    context_length: int
+    layers: int
+    heads: int
+    kv_heads: int
+    embedding: int
+    vocab_size: int
+    key_length: int
+    value_length: int
+    sliding_window: int | None
+    chat_template: str | None
+    tensor_bytes: int
+
+    @property
+    def instruction_tuned(self) -> bool:
+        """A model without a chat template is treated as a base model."""
+        return bool(self.chat_template)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes needed to serve a model at one context size and KV-cache type."""
+
+    weights: int
+    kv_cache: int
+    compute: int
+    overhead: int
+
+    @property
+    def total(self) -> int:
+        """The sum of the parts."""
+        return self.weights + self.kv_cache + self.compute + self.overhead
+
+    @property
+    def total_mb(self) -> float:
+        """The sum in MB (10^6 bytes)."""
+        return self.total / MB
+
+
+def read_gguf_info(path: str | os.PathLike[str]) -> GgufInfo:
+    """Read metadata without loading weights; raise :class:`GgufError` for bad files.
+
+    The header is streamed and arrays (the vocabulary) are skipped, not
+    materialised: ``gguf.GGUFReader`` builds every array, which for a 262k-token
+    vocabulary takes 9 s and 750 MB, more than a small Pi has.
+    """
+    path = Path(path)
+    try:
+        file_size = path.stat().st_size
+        with path.open("rb") as handle:
+            header = _read_header(_Stream(handle, path))
+    except OSError as exc:
+        raise GgufError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return _info_from_header(path, file_size, header)
+
+
+@dataclass(frozen=True)
+class _Array:
+    """An array value, kept only as its length."""
+
+    length: int
+
+
+@dataclass(frozen=True)
+class _Header:
+    fields: dict[str, object]
+    tensor_bytes: int
+    tensor_elements: int
+    data_end: int
+
+
+class _Stream:
+    """Little-endian reads that turn a short read into a clear truncation error."""
+
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
+        self.handle = handle
+        self.path = path
+
+    def read(self, size: int) -> bytes:
+        data = self.handle.read(size)
+        if len(data) != size:
+            raise GgufError(f"{self.path}: truncated GGUF header at byte {self.handle.tell()}")
+        return data
+
+    def scalar(self, fmt: str) -> Any:
+        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+
+    def string(self) -> str:
+        return self.read(self._length()).decode("utf-8", errors="replace")
+
+    def skip(self, size: int) -> None:
+        self.handle.seek(size, os.SEEK_CUR)
+
+    def _length(self) -> int:
+        length = int(self.scalar("<Q"))
+        if length > MAX_STRING_BYTES:
+            raise GgufError(f"{self.path}: corrupt GGUF: a string of {length} bytes")
+        return length
+
+    def value(self, value_type: int) -> object:
+        if value_type == GGUFValueType.STRING:
+            return self.string()
+        if value_type == GGUFValueType.ARRAY:
+            return self._skip_array()
+        fmt = _SCALAR_FORMATS.get(value_type)
+        if fmt is None:
+            raise GgufError(f"{self.path}: corrupt GGUF: unknown value type {value_type}")
+        return self.scalar(fmt)
+
+    def _skip_array(self) -> _Array:
+        item_type, length = int(self.scalar("<I")), int(self.scalar("<Q"))
+        if item_type == GGUFValueType.STRING:
+            for _ in range(length):
+                self.skip(self._length())
+        elif item_type in _SCALAR_FORMATS:
+            self.skip(length * struct.calcsize(_SCALAR_FORMATS[item_type]))
+        else:
+            raise GgufError(f"{self.path}: corrupt GGUF: array of unsupported type {item_type}")
+        return _Array(length)
+
+
+def _read_header(stream: _Stream) -> _Header:
+    magic = stream.handle.read(4)
+    if magic != GGUF_MAGIC:
+        raise GgufError(
+            f"{stream.path}: not a GGUF file (magic {magic!r}, expected {GGUF_MAGIC!r})"
+        )
+    version = stream.scalar("<I")
+    if version not in (2, 3):
+        raise GgufError(f"{stream.path}: unsupported GGUF version {version}")
+    n_tensors, n_fields = stream.scalar("<Q"), stream.scalar("<Q")
+    fields: dict[str, object] = {}
+    for _ in range(n_fields):
+        key = stream.string()
+        fields[key] = stream.value(stream.scalar("<I"))
+    tensors = [_read_tensor_info(stream) for _ in range(n_tensors)]
+    alignment = fields.get("general.alignment", DEFAULT_ALIGNMENT)
+    alignment = alignment if isinstance(alignment, int) and alignment > 0 else DEFAULT_ALIGNMENT
+    data_start = -(-stream.handle.tell() // alignment) * alignment
+    return _Header(
+        fields=fields,
+        tensor_bytes=sum(n_bytes for _, n_bytes, _ in tensors),
+        tensor_elements=sum(elements for _, _, elements in tensors),
+        data_end=data_start + max((offset + n_bytes for offset, n_bytes, _ in tensors), default=0),
+    )
+
+
+def _read_tensor_info(stream: _Stream) -> tuple[int, int, int]:
+    """(offset, bytes, elements) of one tensor."""
+    stream.string()
+    n_dims = stream.scalar("<I")
+    if n_dims > 8:
+        raise GgufError(f"{stream.path}: corrupt GGUF: tensor with {n_dims} dimensions")
+    elements = math.prod(int(stream.scalar("<Q")) for _ in range(n_dims))
+    type_id, offset = int(stream.scalar("<I")), int(stream.scalar("<Q"))
+    try:
+        block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(type_id)]
+    except (ValueError, KeyError):
+        raise GgufError(f"{stream.path}: unknown tensor type {type_id}") from None
+    return offset, elements // block * block_bytes, elements
+
+
+def _info_from_header(path: Path, file_size: int, header: _Header) -> GgufInfo:
+    fields = header.fields
+    arch = fields.get("general.architecture")
+    if not isinstance(arch, str):
+        raise GgufError(f"{path}: missing general.architecture")
+    if header.data_end > file_size:
+        raise GgufError(
+            f"{path}: truncated: tensor data ends at byte {header.data_end}, file has {file_size}"
+        )
+    heads = _as_int(fields.get(f"{arch}.attention.head_count"))
+    embedding = _as_int(fields.get(f"{arch}.embedding_length"))
+    head_dim = embedding // heads if heads else 0
+    tokens = fields.get("tokenizer.ggml.tokens")
+    vocab = fields.get(f"{arch}.vocab_size", tokens.length if isinstance(tokens, _Array) else 0)
+    return GgufInfo(
+        path=path,
+        file_size=file_size,
+        architecture=arch,
+        name=_as_str(fields.get("general.name")),
+        parameters=header.tensor_elements,
+        quantization=_quantization_name(fields.get("general.file_type")),
+        context_length=_as_int(fields.get(f"{arch}.context_length")),
+        layers=_as_int(fields.get(f"{arch}.block_count")),
+        heads=heads,
+        kv_heads=_as_int(fields.get(f"{arch}.attention.head_count_kv", heads)),
+        embedding=embedding,
+        vocab_size=_as_int(vocab),
+        key_length=_as_int(fields.get(f"{arch}.attention.key_length", head_dim)),
+        value_length=_as_int(fields.get(f"{arch}.attention.value_length", head_dim)),
+        sliding_window=_as_optional_int(fields.get(f"{arch}.attention.sliding_window")),
+        chat_template=_as_str(fields.get("tokenizer.chat_template")),
+        tensor_bytes=header.tensor_bytes,
+    )
+
+
+def estimate_memory(info: GgufInfo, *, n_ctx: int, kv_cache_type: str = "f16") -> MemoryEstimate:
+    """Bytes to run ``info`` at ``n_ctx`` tokens of context with the given KV-cache type.
+
+    - weights: the tensor data, all of which is read for every token (mmap'd);
+    - KV cache: K and V for every layer, ``n_ctx`` cells of ``kv_heads`` heads;
+    - compute buffer: the activations of one micro-batch, the logits rows
+      llama.cpp keeps, and the in-memory tokenizer (large for 262k vocabularies);
+    - a fixed overhead for the runtime itself.
+    """
+    if n_ctx <= 0:
+        raise ValueError("n_ctx must be positive")
+    try:
+        kv_bytes = KV_BYTES_PER_ELEMENT[kv_cache_type]
+    except KeyError:
+        raise ValueError(f"unknown KV-cache type {kv_cache_type!r}") from None
+    kv_width = info.kv_heads * (info.key_length + info.value_length)
+    kv_cache = int(info.layers * n_ctx * kv_width * kv_bytes)
+    ubatch = min(UBATCH_TOKENS, n_ctx)
+    activations = 4 * ubatch * (4 * info.embedding + info.heads * min(n_ctx, UBATCH_TOKENS))
+    logits = 4 * info.vocab_size * 2
+    tokenizer = VOCAB_ENTRY_BYTES * info.vocab_size
+    return MemoryEstimate(
+        weights=info.tensor_bytes,
+        kv_cache=kv_cache,
+        compute=activations + logits + tokenizer,
+        overhead=RUNTIME_OVERHEAD_BYTES,
+    )
+
+
+def _quantization_name(file_type: object) -> str:
+    if not isinstance(file_type, int):
+        return "unknown"
+    try:
+        return LlamaFileType(file_type).name.removeprefix("MOSTLY_")
+    except ValueError:
+        return f"type-{file_type}"
+
+
+def _as_int(raw: object) -> int:
+    return int(raw) if isinstance(raw, int | float) else 0
+
+
+def _as_optional_int(raw: object) -> int | None:
+    return int(raw) if isinstance(raw, int | float) else None
+
+
+def _as_str(raw: object) -> str | None:
+    return raw if isinstance(raw, str) and raw else None

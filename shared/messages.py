@@ -1,0 +1,451 @@
+"""Versioned MQTT payloads: an envelope around one body model per topic kind.
+
+Every payload is JSON ``{schema, device_id, seq, sent_at, body}``. ``schema``
+is ``"<kind>/<version>"`` so a payload names its own type; ``seq`` rises per
+device and makes ingest idempotent under QoS 1 redelivery. Inbound bodies
+tolerate unknown fields (a newer agent may add some); the envelope does not.
+Parsing never raises anything but :class:`MessageRejected`, whose ``reason``
+is a stable code for counting dead letters.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+from shared.topics import DEVICE_ID_PATTERN, TopicError, TopicKind, Topics
+
+SCHEMA_VERSION = 1
+MAX_PAYLOAD_BYTES = 1_048_576
+"""Larger payloads are refused before JSON parsing (a bench report is ~50 kB)."""
+
+DeviceId = Annotated[str, StringConstraints(pattern=rf"^{DEVICE_ID_PATTERN}$")]
+Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+NonNegFloat = Annotated[float, Field(ge=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class Body(BaseModel):
+    """Base of every body: unknown fields are kept quiet, not rejected."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# --- hello -----------------------------------------------------------------
+
+
+class HardwareInfo(Body):
+    """What the device is, as probed at start-up."""
+
+    arch: str = Field(description="machine architecture, e.g. aarch64 or x86_64")
+    cpu_model: str = ""
+    cores: int = Field(ge=1)
+    ram_total_mb: NonNegFloat
+    ram_available_mb: NonNegFloat
+    disk_free_mb: NonNegFloat
+    pi_model: str | None = Field(None, description="from /proc/device-tree/model on a Pi")
+    temperature_c: float | None = None
+
+
+class CachedModel(Body):
+    """A model file present in the device's store."""
+
+    model_id: str
+    sha256: Sha256
+    size_bytes: NonNegInt
+
+
+class HelloBody(Body):
+    """Retained announcement: hardware, software and what is cached."""
+
+    agent_version: str
+    device_class: str
+    hardware: HardwareInfo
+    cached_models: list[CachedModel] = Field(default_factory=list)
+    chat_api_url: str | None = None
+
+
+# --- state -----------------------------------------------------------------
+
+
+class DeviceStatus(StrEnum):
+    """Lifecycle states; ``offline`` is the broker-published Last Will."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    STOPPED = "stopped"
+
+
+class StateBody(Body):
+    """Retained state: is the device up, and what is it serving."""
+
+    status: DeviceStatus
+    model_id: str | None = None
+    model_sha256: Sha256 | None = None
+    refine: bool = False
+    activity: str = Field("idle", description="idle, serving, benchmarking, downloading, error")
+    detail: str | None = None
+
+
+# --- heartbeat -------------------------------------------------------------
+
+
+class DownloadProgress(Body):
+    """A model download under way."""
+
+    model_id: str
+    bytes_done: NonNegInt
+    bytes_total: NonNegInt
+
+
+class HeartbeatBody(Body):
+    """Periodic vital signs."""
+
+    uptime_s: NonNegFloat
+    load_1m: NonNegFloat
+    cpu_percent: NonNegFloat | None = None
+    mem_available_mb: NonNegFloat
+    rss_mb: NonNegFloat | None = None
+    disk_free_mb: NonNegFloat | None = None
+    temperature_c: float | None = None
+    outbox_depth: NonNegInt = 0
+    download: DownloadProgress | None = None
+
+
+# --- metrics ---------------------------------------------------------------
+
+
+class MetricsBody(Body):
+    """Serving metrics since the previous report."""
+
+    window_s: NonNegFloat
+    model_id: str | None = None
+    requests: NonNegInt = 0
+    refined_requests: NonNegInt = 0
+    errors: NonNegInt = 0
+    rejected: NonNegInt = Field(0, description="requests refused because the queue was full")
+    prompt_tokens: NonNegInt = 0
+    generated_tokens: NonNegInt = 0
+    decode_tok_s: NonNegFloat | None = None
+    ttft_ms_p50: NonNegFloat | None = None
+    ttft_ms_p95: NonNegFloat | None = None
+    latency_ms_p50: NonNegFloat | None = None
+    latency_ms_p95: NonNegFloat | None = None
+
+
+# --- bench -----------------------------------------------------------------
+
+
+class ModelRef(Body):
+    """Identifies a model file and what it is."""
+
+    model_id: str
+    sha256: Sha256 | None = None
+    architecture: str | None = None
+    quantization: str | None = None
+    parameters: NonNegInt | None = None
+    file_size_bytes: NonNegInt | None = None
+    instruction_tuned: bool | None = None
+
+
+class Spread(Body):
+    """Mean and sample standard deviation of repeated measurements."""
+
+    mean: NonNegFloat
+    std: NonNegFloat
+    n: int = Field(ge=1)
+
+
+class AnswerLatency(Body):
+    """Latency of whole answers: time to first token and end to end."""
+
+    ttft_ms_p50: NonNegFloat
+    ttft_ms_p95: NonNegFloat
+    e2e_ms_p50: NonNegFloat
+    e2e_ms_p95: NonNegFloat
+    generated_tokens_mean: NonNegFloat
+    n: int = Field(ge=1)
+
+
+class QuestionResult(Body):
+    """One question's outcome for one mode (zero-shot or refined)."""
+
+    question_id: str
+    category: Category
+    refined: bool
+    judge_score: float | None = Field(None, ge=1, le=10, description="None: judge reply unparsable")
+    reference_judge_score: float | None = Field(None, ge=1, le=10)
+    exact_correct: bool | None = Field(None, description="None: no checkable reference answer")
+    e2e_ms: NonNegFloat
+    generated_tokens: NonNegInt
+    prompt_tokens_evaluated: NonNegInt
+
+
+class CategoryQuality(Body):
+    """Quality in one category and mode, as in the seed paper's Table 3."""
+
+    category: Category
+    refined: bool
+    n: NonNegInt
+    judge_mean: float | None = None
+    judge_missing: NonNegInt = 0
+    exact_accuracy: float | None = Field(None, ge=0, le=1)
+    pct_of_reference: float | None = Field(None, description="100 * judge_mean / reference's")
+
+
+class BenchBody(Body):
+    """One benchmark run of one model on one device: speed, memory and quality."""
+
+    run_id: str
+    command_id: str | None = None
+    model: ModelRef
+    device_class: str
+    threads: int = Field(ge=1)
+    n_ctx: int = Field(ge=1)
+    kv_cache_type: str = "f16"
+    pp_tokens: NonNegInt = 0
+    tg_tokens: NonNegInt = 0
+    prefill_tok_s: Spread | None = None
+    decode_tok_s: Spread | None = None
+    zero_shot: AnswerLatency | None = None
+    refined: AnswerLatency | None = None
+    peak_rss_mb: NonNegFloat
+    cpu_seconds: NonNegFloat = 0
+    load_1m_before: NonNegFloat = 0
+    load_1m_after: NonNegFloat = 0
+    contended: bool = Field(False, description="other busy threads competed for the cores")
+    judge: ModelRef | None = None
+    reference: ModelRef | None = None
+    categories: list[CategoryQuality] = Field(default_factory=list)
+    questions: list[QuestionResult] = Field(default_factory=list)
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+
+
+# --- cmd and ack -----------------------------------------------------------
+
+
+class AssignCommand(Body):
+    """Load this model (downloading it first if needed) and serve it."""
+
+    type: Literal["assign"] = "assign"
+    command_id: str = Field(min_length=1, max_length=64)
+    model_id: str
+    sha256: Sha256
+    url: str
+    size_bytes: int = Field(ge=1)
+    refine: bool = False
+    n_ctx: int | None = Field(None, ge=64)
+
+
+class BenchCommand(Body):
+    """Benchmark models from the local store and publish the results."""
+
+    type: Literal["bench"] = "bench"
+    command_id: str = Field(min_length=1, max_length=64)
+    model_ids: list[str] = Field(default_factory=list, description="empty: the serving model")
+    categories: list[Category] = Field(default_factory=list, description="empty: all")
+    judge_model_id: str | None = None
+    refine: bool = True
+    max_questions: int | None = Field(None, ge=1)
+
+
+class ReloadConfigCommand(Body):
+    """Re-read the configuration file and profile."""
+
+    type: Literal["reload-config"] = "reload-config"
+    command_id: str = Field(min_length=1, max_length=64)
+
+
+class IdentifyCommand(Body):
+    """Blink the status LED so a person can find the box."""
+
+    type: Literal["identify"] = "identify"
+    command_id: str = Field(min_length=1, max_length=64)
+    seconds: float = Field(10, gt=0, le=600)
+
+
+Command = Annotated[
+    AssignCommand | BenchCommand | ReloadConfigCommand | IdentifyCommand,
+    Field(discriminator="type"),
+]
+
+
+class CmdBody(Body):
+    """A command to one device."""
+
+    command: Command
+
+
+class AckStatus(StrEnum):
+    """``accepted``: long work started; ``ok``/``error``: finished."""
+
+    ACCEPTED = "accepted"
+    OK = "ok"
+    ERROR = "error"
+
+
+class AckBody(Body):
+    """The answer to a command, echoing its ``command_id``."""
+
+    command_id: str = Field(min_length=1, max_length=64)
+    status: AckStatus
+    reason: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+BODY_MODELS: dict[TopicKind, type[Body]] = {
+    TopicKind.HELLO: HelloBody,
+    TopicKind.STATE: StateBody,
+    TopicKind.HEARTBEAT: HeartbeatBody,
+    TopicKind.METRICS: MetricsBody,
+    TopicKind.BENCH: BenchBody,
+    TopicKind.CMD: CmdBody,
+    TopicKind.ACK: AckBody,
+}
+
+BodyT = TypeVar("BodyT", bound=Body)
+
+
+class Envelope(BaseModel, Generic[BodyT]):
+    """The wrapper around every payload."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    schema_id: str = Field(alias="schema", pattern=r"^[a-z-]+/\d+$")
+    device_id: DeviceId
+    seq: int = Field(ge=0)
+    sent_at: AwareDatetime
+    body: BodyT
+
+    @property
+    def kind(self) -> TopicKind:
+        """The topic kind named by ``schema``."""
+        return TopicKind(self.schema_id.split("/", 1)[0])
+
+
+def schema_id(kind: TopicKind) -> str:
+    """The ``schema`` value for a kind at the current version."""
+    return f"{kind.value}/{SCHEMA_VERSION}"
+
+
+def make_envelope(
+    device_id: str, seq: int, body: Body, *, sent_at: datetime | None = None
+) -> Envelope[Any]:
+    """Wrap ``body`` for ``device_id``; the kind follows from the body type."""
+    kind = next((k for k, model in BODY_MODELS.items() if isinstance(body, model)), None)
+    if kind is None:
+        raise TypeError(f"{type(body).__name__} is not a message body")
+    return Envelope[Any](
+        schema_id=schema_id(kind),
+        device_id=device_id,
+        seq=seq,
+        sent_at=sent_at or datetime.now(UTC),
+        body=body,
+    )
+
+
+def encode(envelope: Envelope[Any]) -> bytes:
+    """Serialise an envelope to the JSON wire format."""
+    return envelope.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+class RejectReason(StrEnum):
+    """Why a payload was refused; stable codes for dead-letter counters."""
+
+    BAD_TOPIC = "bad_topic"
+    OVERSIZED = "oversized"
+    BAD_JSON = "bad_json"
+    BAD_SCHEMA = "bad_schema"
+    WRONG_KIND = "wrong_kind"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    DEVICE_MISMATCH = "device_mismatch"
+
+
+class MessageRejected(ValueError):
+    """A payload that cannot be accepted, with a stable code and a readable reason."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+_ENVELOPE_ADAPTERS = {kind: TypeAdapter(Envelope[model]) for kind, model in BODY_MODELS.items()}  # type: ignore[valid-type]
+_HEADER = TypeAdapter(dict[str, Any])
+
+
+def parse_message(
+    topic: str,
+    payload: bytes,
+    *,
+    topics: Topics | None = None,
+    authenticated_as: str | None = None,
+) -> Envelope[Any]:
+    """Validate a received payload against its topic; raise :class:`MessageRejected`.
+
+    Checks, in order: topic grammar, size, JSON, schema kind and version, body
+    fields, and that the topic's device id equals the envelope's (and the
+    broker-authenticated user's, when known).
+    """
+    try:
+        parsed = (topics or Topics()).parse(topic)
+    except TopicError as exc:
+        raise MessageRejected(RejectReason.BAD_TOPIC, str(exc)) from None
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise MessageRejected(
+            RejectReason.OVERSIZED, f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}"
+        )
+    try:
+        raw = _HEADER.validate_json(payload)
+    except ValidationError as exc:
+        raise MessageRejected(RejectReason.BAD_JSON, _first_error(exc)) from None
+    _check_schema(raw.get("schema"), parsed.kind)
+    try:
+        envelope = _ENVELOPE_ADAPTERS[parsed.kind].validate_python(raw)
+    except ValidationError as exc:
+        raise MessageRejected(RejectReason.BAD_SCHEMA, _first_error(exc)) from None
+    for claimed, source in ((parsed.device_id, "topic"), (authenticated_as, "credential")):
+        if claimed is not None and claimed != envelope.device_id:
+            raise MessageRejected(
+                RejectReason.DEVICE_MISMATCH,
+                f"envelope device_id {envelope.device_id!r} differs from {source} {claimed!r}",
+            )
+    return envelope
+
+
+def _check_schema(schema: object, kind: TopicKind) -> None:
+    if not isinstance(schema, str) or "/" not in schema:
+        raise MessageRejected(
+            RejectReason.BAD_SCHEMA, f"schema must be '<kind>/<version>', got {schema!r}"
+        )
+    name, _, version = schema.partition("/")
+    if name != kind.value:
+        raise MessageRejected(
+            RejectReason.WRONG_KIND, f"schema {schema!r} sent on a {kind.value} topic"
+        )
+    if version != str(SCHEMA_VERSION):
+        raise MessageRejected(
+            RejectReason.UNSUPPORTED_VERSION,
+            f"schema version {version!r}, this side speaks {SCHEMA_VERSION}",
+        )
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "payload"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"

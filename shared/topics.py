@@ -1,0 +1,112 @@
+"""The MQTT topic grammar of DESIGN.md, built and parsed here and nowhere else.
+
+Topics look like ``{prefix}/devices/{device_id}/{kind}``. The prefix is
+configurable (default ``edgefleet/v1``) so several fleets can share a broker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+
+DEFAULT_PREFIX = "edgefleet/v1"
+DEVICE_ID_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
+_DEVICE_ID_RE = re.compile(rf"^{DEVICE_ID_PATTERN}$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+_GROUP_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class TopicKind(StrEnum):
+    """The last level of a device topic: which message it carries."""
+
+    HELLO = "hello"
+    STATE = "state"
+    HEARTBEAT = "heartbeat"
+    METRICS = "metrics"
+    BENCH = "bench"
+    CMD = "cmd"
+    ACK = "ack"
+
+    @property
+    def from_agent(self) -> bool:
+        """True for topics an agent publishes; only ``cmd`` flows to the agent."""
+        return self is not TopicKind.CMD
+
+    @property
+    def retained(self) -> bool:
+        """Hello and state are retained so a late subscriber sees the fleet at once."""
+        return self in (TopicKind.HELLO, TopicKind.STATE)
+
+
+class TopicError(ValueError):
+    """A topic that does not follow the grammar."""
+
+
+@dataclass(frozen=True)
+class ParsedTopic:
+    """A device topic split into its parts."""
+
+    device_id: str
+    kind: TopicKind
+
+
+def is_valid_device_id(device_id: str) -> bool:
+    """Device ids are lowercase slugs, so they are safe as topic levels and file names."""
+    return bool(_DEVICE_ID_RE.match(device_id))
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Builds and parses the topics under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not _PREFIX_RE.match(self.prefix):
+            raise TopicError(
+                f"invalid topic prefix {self.prefix!r}: use letters, digits, _ . - and /"
+            )
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        kinds = "|".join(k.value for k in TopicKind)
+        return re.compile(
+            rf"^{re.escape(self.prefix)}/devices/(?P<device_id>{DEVICE_ID_PATTERN})/(?P<kind>{kinds})$"
+        )
+
+    def device(self, device_id: str, kind: TopicKind | str) -> str:
+        """The topic on which ``device_id`` exchanges messages of ``kind``."""
+        if not is_valid_device_id(device_id):
+            raise TopicError(f"invalid device id {device_id!r}: expected {DEVICE_ID_PATTERN}")
+        return f"{self.prefix}/devices/{device_id}/{TopicKind(kind).value}"
+
+    def parse(self, topic: str) -> ParsedTopic:
+        """Split a device topic; raise :class:`TopicError` naming what is wrong."""
+        match = self._pattern.match(topic)
+        if match is None:
+            raise TopicError(f"topic {topic!r} is not {self.prefix}/devices/<device-id>/<kind>")
+        return ParsedTopic(device_id=match["device_id"], kind=TopicKind(match["kind"]))
+
+    def subscription(
+        self, kind: TopicKind | str | None = None, *, share_group: str | None = None
+    ) -> str:
+        """A wildcard filter over all devices, optionally as an MQTT 5 shared subscription."""
+        level = "+" if kind is None else TopicKind(kind).value
+        topic_filter = f"{self.prefix}/devices/+/{level}"
+        if share_group is None:
+            return topic_filter
+        if not _GROUP_RE.match(share_group):
+            raise TopicError(f"invalid shared-subscription group {share_group!r}")
+        return f"$share/{share_group}/{topic_filter}"
+
+    def agent_subscriptions(self) -> list[str]:
+        """Every filter the controller needs to hear all agent-published topics."""
+        return [self.subscription(kind) for kind in TopicKind if kind.from_agent]
+
+    def device_namespace(self, device_id: str) -> str:
+        """The filter covering all of one device's topics (for broker ACLs)."""
+        if not is_valid_device_id(device_id):
+            raise TopicError(f"invalid device id {device_id!r}")
+        return f"{self.prefix}/devices/{device_id}/#"

@@ -1,0 +1,56 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.topics import DEVICE_ID_PATTERN, TopicError, TopicKind, Topics
+
+device_ids = st.from_regex(rf"\A{DEVICE_ID_PATTERN}\Z")
+prefixes = st.from_regex(r"\A[A-Za-z0-9_.-]{1,12}(/[A-Za-z0-9_.-]{1,12}){0,2}\Z")
+
+
+@given(prefix=prefixes, device_id=device_ids, kind=st.sampled_from(list(TopicKind)))
+def test_topic_round_trips(prefix: str, device_id: str, kind: TopicKind) -> None:
+    topics = Topics(prefix)
+    parsed = topics.parse(topics.device(device_id, kind))
+    assert (parsed.device_id, parsed.kind) == (device_id, kind)
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "edgefleet/v1/devices/pi-1/unknown",
+        "edgefleet/v1/devices/PI-1/hello",
+        "edgefleet/v1/devices/pi-1/hello/extra",
+        "other/v1/devices/pi-1/hello",
+        "edgefleet/v1/devices/+/hello",
+        "edgefleet/v1/devices//hello",
+    ],
+)
+def test_parse_rejects_topics_outside_the_grammar(topic: str) -> None:
+    with pytest.raises(TopicError, match="is not"):
+        Topics().parse(topic)
+
+
+def test_device_rejects_ids_that_would_break_topic_levels() -> None:
+    for bad in ["a/b", "a+b", "#", "", "Upper"]:
+        with pytest.raises(TopicError, match="invalid device id"):
+            Topics().device(bad, TopicKind.HELLO)
+
+
+def test_subscriptions_cover_agent_topics_and_support_shared_groups() -> None:
+    topics = Topics("fleet/x")
+    assert topics.subscription(TopicKind.METRICS) == "fleet/x/devices/+/metrics"
+    assert topics.subscription(share_group="ingest") == "$share/ingest/fleet/x/devices/+/+"
+    assert "fleet/x/devices/+/cmd" not in topics.agent_subscriptions()
+    assert len(topics.agent_subscriptions()) == 6
+    with pytest.raises(TopicError):
+        topics.subscription(share_group="bad/group")
+
+
+def test_invalid_prefix_is_refused() -> None:
+    with pytest.raises(TopicError, match="prefix"):
+        Topics("bad/+/prefix")
+
+
+def test_only_hello_and_state_are_retained() -> None:
+    assert {k for k in TopicKind if k.retained} == {TopicKind.HELLO, TopicKind.STATE}
