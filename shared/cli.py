@@ -35,3 +35,7 @@ def build_app() -> typer.Typer:
 def main() -> None:
     """Console-script entry point."""
     build_app()()
+
+
+if __name__ == "__main__":
+    main()
