@@ -36,6 +36,7 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._mean_latency_s: float | None = None
         self._reset(time.monotonic())
 
     def _reset(self, now: float) -> None:
@@ -48,6 +49,14 @@ class ServingMetrics:
         """Count one answered request."""
         with self._lock:
             self._samples.append(sample)
+            previous = self._mean_latency_s
+            self._mean_latency_s = (
+                sample.total_s if previous is None else 0.8 * previous + 0.2 * sample.total_s
+            )
+
+    def mean_latency_s(self) -> float | None:
+        """A moving average of request latency (survives report windows), for Retry-After."""
+        return self._mean_latency_s
 
     def record_error(self) -> None:
         """Count a request that failed inside the model."""

@@ -1,0 +1,323 @@
+"""The device's local chat API: OpenAI-compatible, one request at a time, bounded queue.
+
+``POST /v1/chat/completions`` accepts the OpenAI request shape plus an
+extension field ``refine`` (true: answer, critique, rewrite; default: the
+assignment's setting). With refinement the last user message is the question
+and a system message is kept; earlier turns are not used. Streaming with
+refinement sends the final answer as one chunk, since only the last stage is
+what the user should see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.host import ModelHost, NoModel, QueueFull, Serving
+from agent.metrics import RequestSample, ServingMetrics
+from agent.refine import StageLimits, answer
+from agent.runtime import EmptyPrompt, Generation, InferenceError, PromptTooLong
+
+logger = logging.getLogger(__name__)
+
+
+class ChatMessage(BaseModel):
+    """One OpenAI chat message (text content only)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatRequest(BaseModel):
+    """The OpenAI request fields we honour; other OpenAI fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1, le=8192)
+    max_completion_tokens: int | None = Field(None, ge=1, le=8192)
+    temperature: float = Field(0.0, ge=0, le=2)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    refine: bool | None = Field(None, description="edgefleet extension: self-refine the answer")
+
+
+class Outcome(BaseModel):
+    """What one request produced, whatever path it took."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    generated_tokens: int
+    refined: bool
+    fell_back: bool = False
+    fallback_reason: str | None = None
+    stages: int = 1
+    ttft_s: float
+    decode_s: float
+    total_s: float
+
+
+def create_chat_app(
+    host: ModelHost,
+    metrics: ServingMetrics,
+    *,
+    token: str | None = None,
+    default_max_tokens: int = 256,
+) -> FastAPI:
+    """Build the chat API over ``host``; ``token`` (if set) is required as a bearer token."""
+    app = FastAPI(title="edgefleet agent chat API", docs_url=None, redoc_url=None)
+
+    def authorise(authorization: Annotated[str | None, Header()] = None) -> None:
+        if token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given, token):
+            raise HTTPException(401, "missing or wrong bearer token")
+
+    auth = [Depends(authorise)]
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        """Liveness, and which model is serving."""
+        serving = host.serving
+        return {"status": "ok", "model": serving.model_id if serving else None}
+
+    @app.get("/v1/models", dependencies=auth)
+    def list_models() -> dict[str, Any]:
+        """The serving model, in OpenAI's list shape."""
+        serving = host.serving
+        data = [{"id": serving.model_id, "object": "model", "created": 0, "owned_by": "edgefleet"}]
+        return {"object": "list", "data": data if serving else []}
+
+    @app.post("/v1/chat/completions", dependencies=auth, response_model=None)
+    async def chat_completions(request: ChatRequest) -> Any:
+        """Answer a chat, optionally refined; 429 with Retry-After when the queue is full."""
+        serving = host.serving
+        if serving is None:
+            raise HTTPException(503, "no model is loaded yet")
+        if request.model not in (None, "", serving.model_id):
+            raise HTTPException(404, f"model {request.model!r} is not served here")
+        refine = serving.refine if request.refine is None else request.refine
+        max_tokens = request.max_completion_tokens or request.max_tokens or default_max_tokens
+        call = _Call(host, metrics, request, refine, max_tokens)
+        try:
+            call.enter()
+        except QueueFull:
+            metrics.record_rejected()
+            return JSONResponse(
+                {"error": {"message": "queue full, retry later", "type": "rate_limit_exceeded"}},
+                status_code=429,
+                headers={"Retry-After": str(_retry_after(metrics, host))},
+            )
+        if request.stream:
+            call.start_stream()
+            return StreamingResponse(call.events(), media_type="text/event-stream")
+        outcome = await call.run_to_end()
+        return _completion(call.id, serving.model_id, outcome)
+
+    return app
+
+
+class _Call:
+    """One admitted request: runs in a worker thread, releases its queue place at the end."""
+
+    def __init__(
+        self,
+        host: ModelHost,
+        metrics: ServingMetrics,
+        request: ChatRequest,
+        refine: bool,
+        max_tokens: int,
+    ) -> None:
+        self.host, self.metrics, self.request = host, metrics, request
+        self.refine, self.max_tokens = refine, max_tokens
+        self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self.model_id = host.serving.model_id if host.serving else ""
+        self._admission = host.admission()
+
+    def enter(self) -> None:
+        self._admission.__enter__()
+
+    def _work(self, on_token: Callable[[str], None] | None) -> Outcome:
+        try:
+            outcome = self.host.run(lambda serving: self._generate(serving, on_token))
+        except (EmptyPrompt, PromptTooLong) as exc:
+            raise HTTPException(400, str(exc)) from None
+        except NoModel as exc:
+            raise HTTPException(503, str(exc)) from None
+        except InferenceError as exc:
+            self.metrics.record_error()
+            logger.warning("inference failed: %s", exc)
+            raise HTTPException(500, f"inference failed: {exc}") from None
+        finally:
+            self._admission.__exit__(None, None, None)
+        self.metrics.record(
+            RequestSample(
+                outcome.prompt_tokens,
+                outcome.generated_tokens,
+                outcome.decode_s,
+                outcome.ttft_s,
+                outcome.total_s,
+                outcome.refined,
+            )
+        )
+        return outcome
+
+    def _generate(self, serving: Serving, on_token: Callable[[str], None] | None) -> Outcome:
+        messages = [m.model_dump() for m in self.request.messages]
+        if self.refine:
+            return _refined(serving, messages, self.max_tokens, self.request.temperature)
+        stop = [self.request.stop] if isinstance(self.request.stop, str) else self.request.stop
+        generation = serving.runtime.chat(
+            messages,
+            max_tokens=self.max_tokens,
+            temperature=self.request.temperature,
+            stop=stop,
+            on_token=on_token,
+        )
+        return _plain(generation)
+
+    async def run_to_end(self) -> Outcome:
+        return await anyio.to_thread.run_sync(self._work, None)
+
+    def start_stream(self) -> None:
+        """Start generating now, so the queue place is released even if nobody reads."""
+        loop = asyncio.get_running_loop()
+        self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        self._streamed = not self.refine
+
+        def push(piece: str) -> None:
+            loop.call_soon_threadsafe(self._pieces.put_nowait, piece)
+
+        self._task = asyncio.ensure_future(
+            anyio.to_thread.run_sync(self._work, push if self._streamed else None)
+        )
+        self._task.add_done_callback(lambda _: self._pieces.put_nowait(None))
+
+    async def events(self) -> AsyncIterator[str]:
+        """Server-sent events in OpenAI's chunk shape, ending with ``[DONE]``."""
+        pieces, task, streamed = self._pieces, self._task, self._streamed
+        yield _sse(self._chunk({"role": "assistant", "content": ""}, None))
+        while (piece := await pieces.get()) is not None:
+            yield _sse(self._chunk({"content": piece}, None))
+        try:
+            outcome = task.result()
+        except HTTPException as exc:
+            yield _sse({"error": {"message": exc.detail, "code": exc.status_code}})
+            return
+        if not streamed:
+            yield _sse(self._chunk({"content": outcome.text}, None))
+        yield _sse(self._chunk({}, outcome.finish_reason, edgefleet=_extension(outcome)))
+        yield "data: [DONE]\n\n"
+
+    def _chunk(
+        self, delta: dict[str, Any], finish_reason: str | None, **extra: Any
+    ) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.model_id,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            **extra,
+        }
+
+
+def _plain(generation: Generation) -> Outcome:
+    return Outcome(
+        text=generation.text,
+        finish_reason=generation.finish_reason,
+        prompt_tokens=generation.prompt_tokens,
+        generated_tokens=generation.generated_tokens,
+        refined=False,
+        ttft_s=generation.ttft_s,
+        decode_s=generation.decode_s,
+        total_s=generation.total_s,
+    )
+
+
+def _refined(
+    serving: Serving, messages: list[dict[str, str]], max_tokens: int, temperature: float
+) -> Outcome:
+    system = next((m["content"] for m in messages if m["role"] == "system"), None)
+    question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    limits = StageLimits(
+        answer_tokens=max_tokens,
+        critique_tokens=min(160, max_tokens),
+        refine_tokens=max_tokens,
+        temperature=temperature,
+    )
+    result = answer(serving.runtime, question, refine=True, limits=limits, system=system)
+    last = result.stages[-1]
+    return Outcome(
+        text=result.answer,
+        finish_reason=last.finish_reason if result.refined else result.stages[0].finish_reason,
+        prompt_tokens=result.stages[0].prompt_tokens,
+        generated_tokens=result.generated_tokens,
+        refined=result.refined,
+        fell_back=result.fell_back,
+        fallback_reason=result.fallback_reason,
+        stages=len(result.stages),
+        ttft_s=result.ttft_s,
+        decode_s=sum(stage.decode_s for stage in result.stages),
+        total_s=result.total_s,
+    )
+
+
+def _extension(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "refined": outcome.refined,
+        "fell_back": outcome.fell_back,
+        "fallback_reason": outcome.fallback_reason,
+        "stages": outcome.stages,
+        "ttft_ms": round(outcome.ttft_s * 1000, 2),
+        "latency_ms": round(outcome.total_s * 1000, 2),
+    }
+
+
+def _completion(call_id: str, model_id: str, outcome: Outcome) -> dict[str, Any]:
+    return {
+        "id": call_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model_id,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": outcome.text},
+                "finish_reason": outcome.finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": outcome.prompt_tokens,
+            "completion_tokens": outcome.generated_tokens,
+            "total_tokens": outcome.prompt_tokens + outcome.generated_tokens,
+        },
+        "edgefleet": _extension(outcome),
+    }
+
+
+def _sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data)}\n\n"
+
+
+def _retry_after(metrics: ServingMetrics, host: ModelHost) -> int:
+    """Seconds until a place is likely free: the recent mean latency times the queue."""
+    mean_s = metrics.mean_latency_s() or 1.0
+    return max(1, math.ceil(mean_s * max(1, host.admitted)))

@@ -1,0 +1,80 @@
+"""Helpers for the daemon's tests: a chat API over a real runtime, an MQTT recorder."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.chat_api import create_chat_app
+from agent.chat_server import ChatServer
+from agent.host import ModelHost, Serving
+from agent.metrics import ServingMetrics
+from agent.runtime import ModelRuntime
+
+
+def load_serving(path: Path, *, model_id: str = "tiny", refine: bool = False) -> Serving:
+    runtime = ModelRuntime(path, threads=1, n_ctx=1024, seed=0, model_id=model_id)
+    return Serving(runtime=runtime, model_id=model_id, path=path, refine=refine)
+
+
+@contextmanager
+def chat_server(
+    host: ModelHost, metrics: ServingMetrics, *, token: str | None = None
+) -> Iterator[ChatServer]:
+    server = ChatServer(create_chat_app(host, metrics, token=token), "127.0.0.1", 0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, step: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+class Recorder:
+    """A subscriber that keeps every message it gets, decoded as JSON."""
+
+    def __init__(self, port: int, topic: str, *, client_id: str = "recorder",
+                 persistent: bool = False) -> None:
+        self.messages: list[tuple[str, dict[str, Any], bool]] = []
+        self.lock = threading.Lock()
+        self.topic = topic
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent,
+            protocol=paho.MQTTv311,
+        )
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.connect_async("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        with self.lock:
+            self.messages.append((message.topic, json.loads(message.payload), message.retain))
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [m for t, m, _ in self.messages if t.endswith("/" + kind)]
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
