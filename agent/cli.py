@@ -36,3 +36,42 @@ def fetch_demo(
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
         console.print(f"{model.model_id}: {path}")
+
+
+@agent_app.command("run")
+def run_agent(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="agent YAML file (env vars override it)")
+    ] = None,
+) -> None:
+    """Run the device agent until SIGTERM or Ctrl-C."""
+    import signal
+
+    from agent.config import ConfigError, load_settings
+    from agent.daemon import Agent
+
+    try:
+        settings = load_settings(config)
+        agent = Agent(settings, config_path=config)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: agent.request_stop())
+    agent.run()
+
+
+@agent_app.command("check-config")
+def check_config(
+    config: Annotated[Path, typer.Option("--config", "-c", help="agent YAML file")],
+) -> None:
+    """Validate the configuration and the device-class profile, then exit."""
+    from agent.config import ConfigError, load_profile, load_settings
+
+    try:
+        settings = load_settings(config)
+        profile = load_profile(settings)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"ok: device {settings.device_id}, class {profile.name}")

@@ -175,10 +175,10 @@ class MqttLink:
         while not self._stopping.is_set():
             rc = self.client.loop(timeout=LOOP_TIMEOUT_S)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                break
+                self._connected.clear()
+                return
             if self.connected:
                 self._pump()
-        self._connected.clear()
 
     def _pump(self) -> None:
         """Publish dirty retained topics and hand the next outbox rows to paho."""

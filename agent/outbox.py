@@ -183,3 +183,11 @@ class Outbox:
                 "(SELECT command_id FROM commands ORDER BY handled_at DESC LIMIT ?)",
                 (self.keep_commands,),
             )
+
+    def fail_unfinished_commands(self, reason: str) -> int:
+        """Mark commands left ``accepted`` by a previous run as failed (they never finished)."""
+        with self._lock:
+            return self._db.execute(
+                "UPDATE commands SET status = 'error', reason = ? WHERE status = 'accepted'",
+                (reason,),
+            ).rowcount

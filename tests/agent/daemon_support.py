@@ -78,3 +78,46 @@ class Recorder:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def agent_config(tmp_path: Path, broker_port: int, **overrides: Any) -> dict[str, Any]:
+    """Settings for a test agent: private data dir, fast timers, no chat API unless asked."""
+    config: dict[str, Any] = {
+        "device_id": "dev-1",
+        "device_class": "dev-x86-1core",
+        "broker_url": f"mqtt://127.0.0.1:{broker_port}",
+        "data_dir": str(tmp_path / "data"),
+        "heartbeat_interval_s": 0.5,
+        "metrics_interval_s": 0.5,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+        "chat_enabled": False,
+        "gpio_mock": True,
+    }
+    config.update(overrides)
+    return config
+
+
+def write_config(tmp_path: Path, config: dict[str, Any]) -> Path:
+    import yaml
+
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def agent_process(config_path: Path, log_path: Path, *extra: str):
+    """Start ``edgefleet agent run`` from this tree as a subprocess."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", *extra, "agent", "run", "--config", str(config_path)],
+        env=env,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=root,
+    )

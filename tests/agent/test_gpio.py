@@ -1,0 +1,115 @@
+"""The status LED and button, on gpiozero's MockFactory pins."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from agent.gpio import PATTERNS, Activity, StatusLight
+from shared.profiles import GpioPins
+from tests.agent.daemon_support import wait_until
+
+LED_PIN, BUTTON_PIN = 17, 27
+
+
+@pytest.fixture
+def factory():
+    factory = MockFactory()
+    yield factory
+    factory.reset()
+
+
+def _intervals(pin, since: float) -> list[tuple[bool, float]]:
+    """(state, duration) of every complete interval after ``since``."""
+    states = [s for s in pin.states if s.timestamp >= since]
+    return [(bool(a.state), b.timestamp - a.timestamp) for a, b in zip(states, states[1:])]
+
+
+def _watch(light: StatusLight, pin, activity: Activity, seconds: float):
+    light.show(activity)
+    since = time.monotonic()
+    pin.clear_states()
+    time.sleep(seconds)
+    return _intervals(pin, 0)
+
+
+def test_idle_is_steady_on_and_serving_blinks_fast(factory) -> None:
+    light = StatusLight(GpioPins(status_led=LED_PIN), pin_factory=factory)
+    pin = factory.pin(LED_PIN)
+    try:
+        light.show(Activity.IDLE)
+        pin.clear_states()
+        time.sleep(0.4)
+        assert pin.state == 1 and len(pin.states) == 1  # no change while idle
+        intervals = _watch(light, pin, Activity.SERVING, 0.8)
+        assert len(intervals) >= 4  # 50 ms on / 50 ms off
+        assert {state for state, _ in intervals} == {True, False}
+    finally:
+        light.close()
+
+
+def test_error_pattern_has_long_on_phases(factory) -> None:
+    light = StatusLight(GpioPins(status_led=LED_PIN), pin_factory=factory)
+    pin = factory.pin(LED_PIN)
+    try:
+        light.show(Activity.ERROR)
+        pin.clear_states()
+        time.sleep(2.5)
+        on_s, _off_s = PATTERNS[Activity.ERROR]
+        ons = [d for state, d in _intervals(pin, 0) if state]
+        assert ons, "the error pattern must switch off and on again"
+        assert all(d >= on_s * 0.9 for d in ons)  # waits never end early
+    finally:
+        light.close()
+
+
+def test_identify_blinks_then_returns_to_the_activity(factory) -> None:
+    light = StatusLight(GpioPins(status_led=LED_PIN), pin_factory=factory)
+    pin = factory.pin(LED_PIN)
+    try:
+        light.show(Activity.IDLE)
+        pin.clear_states()
+        light.identify(0.6)
+        time.sleep(0.5)
+        assert len(pin.states) >= 4
+        assert wait_until(lambda: light._identify_timer is None, 5)
+        time.sleep(0.2)
+        pin.clear_states()
+        time.sleep(0.3)
+        assert pin.state == 1 and len(pin.states) == 1
+    finally:
+        light.close()
+
+
+def test_button_short_and_long_press(factory) -> None:
+    calls: list[str] = []
+    light = StatusLight(
+        GpioPins(status_led=LED_PIN, button=BUTTON_PIN),
+        pin_factory=factory,
+        on_short_press=lambda: calls.append("short"),
+        on_long_press=lambda: calls.append("long"),
+        hold_s=0.3,
+    )
+    button = factory.pin(BUTTON_PIN)
+    try:
+        button.drive_low()
+        time.sleep(0.05)
+        button.drive_high()
+        assert wait_until(lambda: calls == ["short"], 5)
+        button.drive_low()
+        assert wait_until(lambda: calls == ["short", "long"], 5)
+        button.drive_high()
+        time.sleep(0.1)
+        assert calls == ["short", "long"]  # releasing after a hold is not a short press
+    finally:
+        light.close()
+
+
+def test_no_pins_disables_the_light_cleanly() -> None:
+    light = StatusLight(GpioPins(), mock=True)
+    light.show(Activity.SERVING)
+    light.identify(0.1)
+    assert light.led is None and light.button is None
+    light.close()
