@@ -246,7 +246,7 @@ class Agent:
 
     def _reload_config(self, command: Any) -> dict[str, Any]:
         try:
-            fresh = load_settings(self.config_path)
+            fresh = load_settings(self.config_path) if self.config_path else self.settings
             self.profile = load_profile(fresh)
         except ValueError as exc:
             raise CommandFailed(f"configuration not reloaded: {exc}") from None

@@ -225,7 +225,9 @@ class ModelStore:
         )
 
     def _fetch(self, model_id: str, url: str, part: Path, offset: int, size: int) -> Attempt:
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        headers = {"Accept-Encoding": "identity"}  # bytes on disk must be the file's bytes
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
         moved, status = 0, None
         try:
             with self._client.stream("GET", url, headers=headers) as response:
@@ -235,7 +237,7 @@ class ModelStore:
                 with (part.open(mode) if part.exists() else part.open("wb")) as out:
                     out.seek(offset)
                     out.truncate()
-                    for chunk in response.iter_bytes(CHUNK):
+                    for chunk in response.iter_raw():  # unbuffered: keep every byte received
                         if offset + moved + len(chunk) > size:
                             raise StoreError(f"{url} sends more than the announced {size} bytes")
                         out.write(chunk)

@@ -65,8 +65,12 @@ class Recorder:
         self.client.loop_start()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        try:
+            decoded = json.loads(message.payload)
+        except ValueError:
+            decoded = {"undecodable": message.payload.hex()}
         with self.lock:
-            self.messages.append((message.topic, json.loads(message.payload), message.retain))
+            self.messages.append((message.topic, decoded, message.retain))
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -121,3 +125,63 @@ def agent_process(config_path: Path, log_path: Path, *extra: str):
         stderr=subprocess.STDOUT,
         cwd=root,
     )
+
+
+class FileServer:
+    """A real HTTP server for model files with Range support (the registry is elsewhere).
+
+    ``cut_after[name] = n`` makes the next full-file response stop after n bytes
+    and drop the connection, like a network failure half-way.
+    """
+
+    def __init__(self, root: Path) -> None:
+        import http.server
+
+        self.root = root
+        self.requests: list[tuple[str, str | None]] = []
+        self.cut_after: dict[str, int] = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                name = self.path.rsplit("/", 1)[-1]
+                path = server.root / name
+                server.requests.append((name, self.headers.get("Range")))
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                start = 0
+                range_header = self.headers.get("Range")
+                if range_header:
+                    start = int(range_header.removeprefix("bytes=").split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                cut = server.cut_after.pop(name, None)
+                body = data[start:] if cut is None else data[start:cut]
+                self.wfile.write(body)
+                if cut is not None:
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
