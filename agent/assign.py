@@ -102,9 +102,7 @@ class Assigner:
         else:
             runtime = serving.runtime
         old = self.current
-        self.host.swap(
-            Serving(runtime, wanted.model_id, Path(wanted.path), wanted.sha256, refine)
-        )
+        self.host.swap(Serving(runtime, wanted.model_id, Path(wanted.path), wanted.sha256, refine))
         self.current = Assignment(wanted.model_id, wanted.sha256, wanted.path, refine, n_ctx)
         if reload and old is not None:
             self.previous = old

@@ -82,15 +82,7 @@ def create_chat_app(
 ) -> FastAPI:
     """Build the chat API over ``host``; ``token`` (if set) is required as a bearer token."""
     app = FastAPI(title="edgefleet agent chat API", docs_url=None, redoc_url=None)
-
-    def authorise(authorization: Annotated[str | None, Header()] = None) -> None:
-        if token is None:
-            return
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given, token):
-            raise HTTPException(401, "missing or wrong bearer token")
-
-    auth = [Depends(authorise)]
+    auth = [Depends(_authoriser(token))]
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -108,30 +100,47 @@ def create_chat_app(
     @app.post("/v1/chat/completions", dependencies=auth, response_model=None)
     async def chat_completions(request: ChatRequest) -> Any:
         """Answer a chat, optionally refined; 429 with Retry-After when the queue is full."""
-        serving = host.serving
-        if serving is None:
-            raise HTTPException(503, "no model is loaded yet")
-        if request.model not in (None, "", serving.model_id):
-            raise HTTPException(404, f"model {request.model!r} is not served here")
-        refine = serving.refine if request.refine is None else request.refine
-        max_tokens = request.max_completion_tokens or request.max_tokens or default_max_tokens
-        call = _Call(host, metrics, request, refine, max_tokens)
-        try:
-            call.enter()
-        except QueueFull:
-            metrics.record_rejected()
-            return JSONResponse(
-                {"error": {"message": "queue full, retry later", "type": "rate_limit_exceeded"}},
-                status_code=429,
-                headers={"Retry-After": str(_retry_after(metrics, host))},
-            )
-        if request.stream:
-            call.start_stream()
-            return StreamingResponse(call.events(), media_type="text/event-stream")
-        outcome = await call.run_to_end()
-        return _completion(call.id, serving.model_id, outcome)
+        return await _chat(host, metrics, request, default_max_tokens)
 
     return app
+
+
+def _authoriser(token: str | None) -> Callable[..., None]:
+    def authorise(authorization: Annotated[str | None, Header()] = None) -> None:
+        if token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given, token):
+            raise HTTPException(401, "missing or wrong bearer token")
+
+    return authorise
+
+
+async def _chat(
+    host: ModelHost, metrics: ServingMetrics, request: ChatRequest, default_max_tokens: int
+) -> Any:
+    serving = host.serving
+    if serving is None:
+        raise HTTPException(503, "no model is loaded yet")
+    if request.model not in (None, "", serving.model_id):
+        raise HTTPException(404, f"model {request.model!r} is not served here")
+    refine = serving.refine if request.refine is None else request.refine
+    max_tokens = request.max_completion_tokens or request.max_tokens or default_max_tokens
+    call = _Call(host, metrics, request, refine, max_tokens)
+    try:
+        call.enter()
+    except QueueFull:
+        metrics.record_rejected()
+        return JSONResponse(
+            {"error": {"message": "queue full, retry later", "type": "rate_limit_exceeded"}},
+            status_code=429,
+            headers={"Retry-After": str(_retry_after(metrics, host))},
+        )
+    if request.stream:
+        call.start_stream()
+        return StreamingResponse(call.events(), media_type="text/event-stream")
+    outcome = await call.run_to_end()
+    return _completion(call.id, serving.model_id, outcome)
 
 
 class _Call:

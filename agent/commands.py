@@ -34,9 +34,7 @@ class CommandFailed(RuntimeError):
 class CommandDispatcher:
     """Routes commands to handlers by type and acknowledges each exactly by its id."""
 
-    def __init__(
-        self, outbox: Outbox, messenger: Messenger, handlers: dict[str, Handler]
-    ) -> None:
+    def __init__(self, outbox: Outbox, messenger: Messenger, handlers: dict[str, Handler]) -> None:
         self.outbox = outbox
         self.messenger = messenger
         self.handlers = handlers

@@ -252,7 +252,8 @@ class Agent:
             raise CommandFailed(f"configuration not reloaded: {exc}") from None
         self.store.budget_bytes = self.profile.disk_budget_mb * MB
         self.announce()
-        return {"device_class": self.profile.name, "note": "broker and chat settings need a restart"}
+        note = "broker and chat settings need a restart"
+        return {"device_class": self.profile.name, "note": note}
 
     def _identify(self, command: IdentifyCommand) -> dict[str, Any]:
         if self.light is None or self.light.led is None:

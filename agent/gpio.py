@@ -73,8 +73,10 @@ class StatusLight:
         self.activity = Activity.STARTING
         self._lock = threading.Lock()
         self._identify_timer: threading.Timer | None = None
-        self.led = LED(pins.status_led, pin_factory=self.factory) if pins.status_led is not None else None
-        self.button = None
+        self.led: LED | None = None
+        if pins.status_led is not None:
+            self.led = LED(pins.status_led, pin_factory=self.factory)
+        self.button: Button | None = None
         if pins.button is not None:
             self.button = Button(pins.button, hold_time=hold_s, pin_factory=self.factory)
             self._was_held = False

@@ -234,7 +234,7 @@ class ModelStore:
                 status = response.status_code
                 offset = _accept_offset(response, offset, url)
                 mode = "r+b" if offset else "wb"
-                with (part.open(mode) if part.exists() else part.open("wb")) as out:
+                with part.open(mode) if part.exists() else part.open("wb") as out:
                     out.seek(offset)
                     out.truncate()
                     for chunk in response.iter_raw():  # unbuffered: keep every byte received
@@ -261,9 +261,9 @@ class ModelStore:
 
     def _make_room(self, size_bytes: int, protected: set[str]) -> None:
         if size_bytes > self.budget_bytes:
-            raise StoreError(
-                f"model needs {size_bytes / MB:.0f} MB, disk budget is {self.budget_bytes / MB:.0f} MB"
-            )
+            budget_mb = self.budget_bytes / MB
+            need_mb = size_bytes / MB
+            raise StoreError(f"model needs {need_mb:.0f} MB, disk budget is {budget_mb:.0f} MB")
         for victim in self.models():
             if self.used_bytes() + size_bytes <= self.budget_bytes:
                 return

@@ -49,13 +49,16 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, step: float
 class Recorder:
     """A subscriber that keeps every message it gets, decoded as JSON."""
 
-    def __init__(self, port: int, topic: str, *, client_id: str = "recorder",
-                 persistent: bool = False) -> None:
+    def __init__(
+        self, port: int, topic: str, *, client_id: str = "recorder", persistent: bool = False
+    ) -> None:
         self.messages: list[tuple[str, dict[str, Any], bool]] = []
         self.lock = threading.Lock()
         self.topic = topic
         self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent,
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=not persistent,
             protocol=paho.MQTTv311,
         )
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)

@@ -29,8 +29,13 @@ def test_chat_completion_without_refinement_is_openai_shaped(host: ModelHost) ->
     with chat_server(host, metrics) as server:
         reply = httpx.post(
             f"{server.url}/v1/chat/completions",
-            json={"model": "tiny", "messages": [{"role": "user", "content": "what is water"}],
-                  "max_tokens": 8, "temperature": 0, "top_p": 1},
+            json={
+                "model": "tiny",
+                "messages": [{"role": "user", "content": "what is water"}],
+                "max_tokens": 8,
+                "temperature": 0,
+                "top_p": 1,
+            },
             timeout=60,
         )
     assert reply.status_code == 200, reply.text
@@ -50,9 +55,14 @@ def test_chat_completion_with_refinement_runs_three_stages(host: ModelHost) -> N
     with chat_server(host, metrics) as server:
         reply = httpx.post(
             f"{server.url}/v1/chat/completions",
-            json={"messages": [{"role": "system", "content": "be brief"},
-                               {"role": "user", "content": "what is water"}],
-                  "max_tokens": 6, "refine": True},
+            json={
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "what is water"},
+                ],
+                "max_tokens": 6,
+                "refine": True,
+            },
             timeout=60,
         )
     assert reply.status_code == 200, reply.text
@@ -65,9 +75,13 @@ def test_chat_completion_with_refinement_runs_three_stages(host: ModelHost) -> N
 def test_streaming_sends_chunks_then_done(host: ModelHost) -> None:
     with chat_server(host, ServingMetrics()) as server:
         with httpx.stream(
-            "POST", f"{server.url}/v1/chat/completions",
-            json={"messages": [{"role": "user", "content": "hello"}], "max_tokens": 5,
-                  "stream": True},
+            "POST",
+            f"{server.url}/v1/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": "hello"}],
+                "max_tokens": 5,
+                "stream": True,
+            },
             timeout=60,
         ) as response:
             lines = [line for line in response.iter_lines() if line.startswith("data: ")]
@@ -110,8 +124,9 @@ def test_bearer_token_is_required_when_configured(host: ModelHost) -> None:
     with chat_server(host, ServingMetrics(), token="s3cret-token") as server:
         anonymous = httpx.get(f"{server.url}/v1/models")
         wrong = httpx.get(f"{server.url}/v1/models", headers={"Authorization": "Bearer nope"})
-        right = httpx.get(f"{server.url}/v1/models",
-                          headers={"Authorization": "Bearer s3cret-token"})
+        right = httpx.get(
+            f"{server.url}/v1/models", headers={"Authorization": "Bearer s3cret-token"}
+        )
         health = httpx.get(f"{server.url}/healthz")
     assert anonymous.status_code == 401 and wrong.status_code == 401
     assert right.json()["data"][0]["id"] == "tiny"

@@ -49,9 +49,7 @@ def registry(tmp_path: Path):
 
 @pytest.fixture
 def big_gguf(tiny_gguf_factory) -> Path:
-    return tiny_gguf_factory(
-        "big-llama", n_embd=256, n_layers=8, n_heads=4, n_kv_heads=4, n_ff=512
-    )
+    return tiny_gguf_factory("big-llama", n_embd=256, n_layers=8, n_heads=4, n_kv_heads=4, n_ff=512)
 
 
 class Harness:
@@ -72,8 +70,9 @@ class Harness:
         )
         self.config_path = write_config(tmp_path, self.config)
         settings = load_settings(self.config_path)
-        self.recorder = Recorder(broker.port, TOPICS.device_namespace(self.device),
-                                 client_id=f"rec-{self.device}")
+        self.recorder = Recorder(
+            broker.port, TOPICS.device_namespace(self.device), client_id=f"rec-{self.device}"
+        )
         self.agent = Agent(settings, config_path=self.config_path)
         self.agent.start()
         assert self.agent.link.wait_connected(20)
@@ -84,8 +83,9 @@ class Harness:
         self.recorder.publish(TOPICS.device(self.device, "cmd"), payload)
 
     def acks(self, command_id: str) -> list[dict]:
-        return [m["body"] for m in self.recorder.of_kind("ack")
-                if m["body"]["command_id"] == command_id]
+        return [
+            m["body"] for m in self.recorder.of_kind("ack") if m["body"]["command_id"] == command_id
+        ]
 
     def final_ack(self, command_id: str, timeout: float = 60) -> dict:
         assert wait_until(
@@ -144,8 +144,9 @@ def test_assign_downloads_verifies_and_swaps_models(harness, registry, tiny_gguf
     assert len(registry.requests) == requests_before
 
 
-def test_assign_with_wrong_sha256_is_refused_and_old_model_keeps_answering(harness, registry,
-                                                                          tiny_gguf_factory):
+def test_assign_with_wrong_sha256_is_refused_and_old_model_keeps_answering(
+    harness, registry, tiny_gguf_factory
+):
     other = tiny_gguf_factory("corrupt-llama", seed=3)
     command = _assign(registry, other, "corrupt", sha="f" * 64)
     harness.send(command)
@@ -163,8 +164,9 @@ def test_assign_over_memory_budget_is_refused_and_old_model_keeps_answering(
     big_mb = estimate_memory(read_gguf_info(big_gguf), n_ctx=2048).total_mb
     assert big_mb - tiny_mb > 10
     budget = int((tiny_mb + big_mb) / 2)
-    harness = Harness(mosquitto, tmp_path, tiny_gguf,
-                      profile_overrides={"memory_budget_mb": budget})
+    harness = Harness(
+        mosquitto, tmp_path, tiny_gguf, profile_overrides={"memory_budget_mb": budget}
+    )
     try:
         command = _assign(registry, big_gguf, "big")
         harness.send(command)
@@ -179,8 +181,9 @@ def test_assign_over_memory_budget_is_refused_and_old_model_keeps_answering(
 
 
 def test_identify_and_reload_config_are_acknowledged(mosquitto, tmp_path, tiny_gguf):
-    harness = Harness(mosquitto, tmp_path, tiny_gguf,
-                      profile_overrides={"gpio": {"status_led": 17}})
+    harness = Harness(
+        mosquitto, tmp_path, tiny_gguf, profile_overrides={"gpio": {"status_led": 17}}
+    )
     try:
         harness.send(IdentifyCommand(command_id="id-1", seconds=0.5))
         assert harness.final_ack("id-1")["status"] == "ok"

@@ -21,18 +21,18 @@ def factory():
     factory.reset()
 
 
-def _intervals(pin, since: float) -> list[tuple[bool, float]]:
-    """(state, duration) of every complete interval after ``since``."""
-    states = [s for s in pin.states if s.timestamp >= since]
-    return [(bool(a.state), b.timestamp - a.timestamp) for a, b in zip(states, states[1:])]
+def _intervals(pin) -> list[tuple[bool, float]]:
+    """(state, duration) of every complete interval in the pin's history."""
+    states = list(pin.states)
+    pairs = zip(states, states[1:], strict=False)
+    return [(bool(a.state), b.timestamp - a.timestamp) for a, b in pairs]
 
 
 def _watch(light: StatusLight, pin, activity: Activity, seconds: float):
     light.show(activity)
-    since = time.monotonic()
     pin.clear_states()
     time.sleep(seconds)
-    return _intervals(pin, 0)
+    return _intervals(pin)
 
 
 def test_idle_is_steady_on_and_serving_blinks_fast(factory) -> None:
@@ -58,7 +58,7 @@ def test_error_pattern_has_long_on_phases(factory) -> None:
         pin.clear_states()
         time.sleep(2.5)
         on_s, _off_s = PATTERNS[Activity.ERROR]
-        ons = [d for state, d in _intervals(pin, 0) if state]
+        ons = [d for state, d in _intervals(pin) if state]
         assert ons, "the error pattern must switch off and on again"
         assert all(d >= on_s * 0.9 for d in ons)  # waits never end early
     finally:

@@ -49,7 +49,10 @@ def test_metrics_survive_broker_outage_and_agent_restart(mosquitto_factory, tmp_
     config = write_config(
         tmp_path,
         agent_config(
-            tmp_path, broker.port, device_id="dev-out", metrics_interval_s=0.005,
+            tmp_path,
+            broker.port,
+            device_id="dev-out",
+            metrics_interval_s=0.005,
             heartbeat_interval_s=0.2,
         ),
     )
@@ -73,9 +76,9 @@ def test_metrics_survive_broker_outage_and_agent_restart(mosquitto_factory, tmp_
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
         queued = _queued(logs[0]) | _queued(logs[1])
-        assert wait_until(
-            lambda: queued <= {m["seq"] for m in recorder.of_kind("metrics")}, 60
-        ), f"missing {len(queued - {m['seq'] for m in recorder.of_kind('metrics')})}"
+        assert wait_until(lambda: queued <= {m["seq"] for m in recorder.of_kind("metrics")}, 60), (
+            f"missing {len(queued - {m['seq'] for m in recorder.of_kind('metrics')})}"
+        )
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:
@@ -88,6 +91,9 @@ def test_metrics_survive_broker_outage_and_agent_restart(mosquitto_factory, tmp_
     assert len(queued_in_outage) >= 100  # the outage really held messages back
     for message in recorder.of_kind("metrics")[:: max(1, len(received) // 50)]:
         assert parse_message(topic, json.dumps(message).encode()).device_id == "dev-out"
-    depth = sqlite3.connect(tmp_path / "data" / "agent.db").execute(
-        "SELECT COUNT(*) FROM outbox").fetchone()[0]
+    depth = (
+        sqlite3.connect(tmp_path / "data" / "agent.db")
+        .execute("SELECT COUNT(*) FROM outbox")
+        .fetchone()[0]
+    )
     assert depth == 0
