@@ -8,17 +8,28 @@ can see how much of a prompt the KV cache saved.
 
 from __future__ import annotations
 
-import codecs
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 
+from agent.generation import GenerationRun
+from agent.inference_types import (
+    DEFAULT_N_CTX,
+    MIN_N_CTX,
+    EmptyPrompt,
+    Generation,
+    InferenceError,
+    ModelLoadError,
+    ModelTooLarge,
+    PromptTooLong,
+    choose_n_ctx,
+    model_id_for,
+)
 from agent.prompt_format import (
     ChatTemplateFormat,
     PlainFormat,
@@ -26,97 +37,13 @@ from agent.prompt_format import (
     PromptFormatError,
 )
 from agent.streaming import StopScanner
-from shared.demo_models import DEMO_MODELS
-from shared.gguf_info import GgufError, GgufInfo, estimate_memory, read_gguf_info
+from shared.gguf_info import GgufError, GgufInfo, read_gguf_info
 from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_N_CTX = 2048
-MIN_N_CTX = 256
 _KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
              "q4_0": llama_cpp.GGML_TYPE_Q4_0}  # fmt: skip
-
-
-class InferenceError(Exception):
-    """Base of every error the runtime reports; the runtime stays usable after one."""
-
-
-class ModelLoadError(InferenceError):
-    """The model file is missing, not a GGUF, or llama.cpp refused it."""
-
-
-class ModelTooLarge(InferenceError):
-    """The memory estimate exceeds the budget; raised before anything is loaded."""
-
-
-class EmptyPrompt(InferenceError):
-    """No messages, or only blank ones."""
-
-
-class PromptTooLong(InferenceError):
-    """The prompt does not fit the context window."""
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One generated reply and what it cost, measured by the runtime itself."""
-
-    text: str
-    finish_reason: str  # "stop" (end of turn or stop string) or "length"
-    prompt_tokens: int
-    prompt_tokens_evaluated: int  # prompt tokens not served from the KV cache
-    generated_tokens: int
-    prefill_s: float
-    ttft_s: float
-    decode_s: float
-    total_s: float
-
-    @property
-    def decode_tok_s(self) -> float:
-        """Generated tokens per second after the first one."""
-        after_first = self.generated_tokens - 1
-        return after_first / self.decode_s if after_first > 0 and self.decode_s > 0 else 0.0
-
-    @property
-    def prefill_tok_s(self) -> float:
-        """Evaluated prompt tokens per second."""
-        evaluated = self.prompt_tokens_evaluated
-        return evaluated / self.prefill_s if evaluated and self.prefill_s > 0 else 0.0
-
-
-def model_id_for(path: Path) -> str:
-    """The demo model id for a demo file, else the file name without ``.gguf``."""
-    for model in DEMO_MODELS.values():
-        if model.filename == path.name:
-            return model.model_id
-    return path.name.removesuffix(".gguf").lower()
-
-
-def choose_n_ctx(
-    info: GgufInfo, requested: int | None, kv_cache_type: str, budget_mb: float | None
-) -> int:
-    """The context size to load with: the requested one, else the largest that fits the budget.
-
-    Raises :class:`ModelTooLarge` (with the estimate and the budget) when even
-    the smallest usable context does not fit.
-    """
-    trained = info.context_length or DEFAULT_N_CTX
-    n_ctx = min(requested or DEFAULT_N_CTX, trained)
-    if budget_mb is None:
-        return n_ctx
-    while True:
-        estimate = estimate_memory(info, n_ctx=n_ctx, kv_cache_type=kv_cache_type)
-        if estimate.total_mb <= budget_mb:
-            return n_ctx
-        if requested is not None or n_ctx <= MIN_N_CTX:
-            raise ModelTooLarge(
-                f"{info.path.name}: needs an estimated {estimate.total_mb:.0f} MB "
-                f"(weights {estimate.weights / 1e6:.0f} MB, "
-                f"KV cache {estimate.kv_cache / 1e6:.0f} MB at n_ctx={n_ctx}), "
-                f"memory budget is {budget_mb:.0f} MB"
-            )
-        n_ctx = max(MIN_N_CTX, n_ctx // 2)
 
 
 class ModelRuntime:
@@ -280,12 +207,22 @@ class ModelRuntime:
                 f"the prompt is {len(tokens)} tokens, the context holds {self.n_ctx}"
             )
         stops = tuple(stop or ()) + tuple(self.prompt_format.stop)
-        run = _Run(self, max(1, min(max_tokens, room)), StopScanner(stops), on_token)
-        result = run.execute(tokens, temperature)
+        run = GenerationRun(
+            self._llm,
+            self._is_eog,
+            self._evaluated,
+            max(1, min(max_tokens, room)),
+            StopScanner(stops),
+            on_token,
+        )
+        result = run.execute(tokens, temperature, self.repeat_penalty)
         self._remember(text, tokens, run)
         return result
 
-    def _remember(self, text: str, tokens: list[int], run: _Run) -> None:
+    def _is_eog(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token))
+
+    def _remember(self, text: str, tokens: list[int], run: GenerationRun) -> None:
         """Keep the exact token history so the next turn's prompt extends it token for token."""
         if run.stopped_by_string:
             self._conv_text, self._conv_tokens = text, list(tokens)
@@ -295,11 +232,42 @@ class ModelRuntime:
         self._conv_text = text + run.raw_text + eog_text
         self._conv_tokens = list(tokens) + run.out_tokens + eog
 
+    def time_prefill(self, n_tokens: int) -> float:
+        """Seconds to evaluate ``n_tokens`` prompt tokens from an empty cache (llama-bench pp)."""
+        with self._lock:
+            self._forget()
+            tokens = self._filler(n_tokens)
+            started = time.perf_counter()
+            self._llm.eval(tokens)
+            return time.perf_counter() - started
+
+    def time_decode(self, n_tokens: int) -> float:
+        """Seconds to decode ``n_tokens`` tokens one at a time (llama-bench tg)."""
+        with self._lock:
+            self._forget()
+            tokens = self._filler(n_tokens + 1)
+            self._llm.eval(tokens[:1])
+            started = time.perf_counter()
+            for token in tokens[1:]:
+                self._llm.eval([token])
+            return time.perf_counter() - started
+
+    def _filler(self, n_tokens: int) -> list[int]:
+        if n_tokens + 1 > self.n_ctx:
+            raise PromptTooLong(f"{n_tokens} tokens do not fit the context of {self.n_ctx}")
+        text = b"The quick brown fox jumps over the lazy dog while the answer waits. "
+        base = list(self._llm.tokenize(text, add_bos=False, special=False))
+        return (base * (n_tokens // len(base) + 1))[:n_tokens]
+
+    def _forget(self) -> None:
+        self._conv_text, self._conv_tokens = "", []
+        self._llm.reset()
+        self._llm._ctx.kv_cache_clear()
+
     def reset(self) -> None:
         """Forget the cached conversation (the next call evaluates its whole prompt)."""
         with self._lock:
-            self._conv_text, self._conv_tokens = "", []
-            self._llm.reset()
+            self._forget()
 
     def close(self) -> None:
         """Free the model and its context."""
@@ -308,75 +276,20 @@ class ModelRuntime:
             llm.close()
 
 
-class _Run:
-    """One generation: the token loop, stop handling and timing."""
-
-    def __init__(
-        self,
-        runtime: ModelRuntime,
-        max_tokens: int,
-        scanner: StopScanner,
-        on_token: Callable[[str], None] | None,
-    ) -> None:
-        self.rt = runtime
-        self.max_tokens = max_tokens
-        self.scanner = scanner
-        self.on_token = on_token
-        self.out_tokens: list[int] = []
-        self.raw_text = ""
-        self.eog_token: int | None = None
-        self.stopped_by_string = False
-
-    def execute(self, tokens: list[int], temperature: float) -> Generation:
-        llm = self.rt._llm
-        self.rt._evaluated.clear()
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        finish, ttft = "length", 0.0
-        started = time.perf_counter()
-        sampler = {"temp": temperature, "top_k": 40, "top_p": 0.95, "min_p": 0.05}
-        penalty = self.rt.repeat_penalty
-        for token in llm.generate(tokens, reset=True, repeat_penalty=penalty, **sampler):
-            if not self.out_tokens and self.eog_token is None:
-                ttft = time.perf_counter() - started
-            if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
-                self.eog_token, finish = token, "stop"
-                break
-            self.out_tokens.append(token)
-            piece = decoder.decode(bytes(llm.detokenize([token])))
-            if self._push(piece):
-                finish = "stop"
-                break
-            if len(self.out_tokens) >= self.max_tokens:
-                break
-        self._push(decoder.decode(b"", final=True), final=True)
-        total = time.perf_counter() - started
-        evaluated = self.rt._evaluated
-        prefill_tokens, prefill_s = evaluated[0] if evaluated else (0, 0.0)
-        return Generation(
-            text=self.scanner.text,
-            finish_reason=finish,
-            prompt_tokens=len(tokens),
-            prompt_tokens_evaluated=prefill_tokens,
-            generated_tokens=len(self.out_tokens),
-            prefill_s=prefill_s,
-            ttft_s=ttft,
-            decode_s=max(0.0, total - ttft),
-            total_s=total,
-        )
-
-    def _push(self, piece: str, *, final: bool = False) -> bool:
-        """Feed text to the stop scanner and stream what is safe; True when a stop string hit."""
-        self.raw_text += piece
-        emitted, hit = self.scanner.feed(piece, final=final)
-        if emitted and self.on_token is not None:
-            try:
-                self.on_token(emitted)
-            except Exception:  # a streaming consumer must not break generation
-                logger.exception("on_token callback failed")
-        if hit:
-            self.stopped_by_string = True
-        return hit
-
-
 def _budget(profile: DeviceProfile | None) -> float | None:
     return float(profile.memory_budget_mb) if profile else None
+
+
+__all__ = [
+    "DEFAULT_N_CTX",
+    "MIN_N_CTX",
+    "EmptyPrompt",
+    "Generation",
+    "InferenceError",
+    "ModelLoadError",
+    "ModelRuntime",
+    "ModelTooLarge",
+    "PromptTooLong",
+    "choose_n_ctx",
+    "model_id_for",
+]
