@@ -66,6 +66,10 @@ class CommandDispatcher:
             return
         self._quick.put(body.command)
 
+    def submit_local(self, command: Body) -> None:
+        """Queue a command raised on the device itself (e.g. the button), acked like others."""
+        self._quick.put(command)
+
     def _loop(self, inbox: queue.Queue[Body | None], step: Callable[[Any], None]) -> None:
         while (command := inbox.get()) is not None:
             try:

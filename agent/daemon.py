@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -30,6 +31,7 @@ from agent.mqtt import MqttLink
 from agent.outbox import Outbox
 from agent.store import ModelStore
 from shared.messages import (
+    BenchCommand,
     CachedModel,
     DeviceStatus,
     DownloadProgress,
@@ -238,11 +240,24 @@ class Agent:
             self.set_activity(Activity.IDLE)
             self.announce()
 
-    def _bench(self, command: Any) -> dict[str, Any]:
-        raise CommandFailed("the benchmark runner is not available in this build yet")
+    def _bench(self, command: BenchCommand) -> dict[str, Any]:
+        from agent.bench_command import run_bench_command  # loads the eval set only when asked
+
+        self.set_activity(Activity.BENCHMARKING)
+        try:
+            return run_bench_command(
+                command,
+                profile=self.profile,
+                store=self.store,
+                host=self.host,
+                publish=self.messenger.send,
+            )
+        finally:
+            self.set_activity(Activity.IDLE)
 
     def _bench_from_button(self) -> None:
-        logger.info("long press: benchmarking is not available in this build yet")
+        command_id = f"button-{uuid.uuid4().hex[:12]}"
+        self.dispatcher.submit_local(BenchCommand(command_id=command_id))
 
     def _reload_config(self, command: Any) -> dict[str, Any]:
         try:

@@ -102,6 +102,12 @@ class ModelHost:
             finally:
                 self._notify(False)
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold off requests (they wait in the queue) while something else uses the cores."""
+        with self._run_lock:
+            yield
+
     def swap(self, new: Serving) -> Serving | None:
         """Make ``new`` the serving model once the running request ends; return the old one."""
         with self._run_lock:

@@ -7,6 +7,7 @@ answering there whenever an assign is refused.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -19,11 +20,13 @@ from agent.daemon import Agent
 from shared.gguf_info import estimate_memory, read_gguf_info
 from shared.messages import (
     AssignCommand,
+    BenchCommand,
     CmdBody,
     IdentifyCommand,
     ReloadConfigCommand,
     encode,
     make_envelope,
+    parse_message,
 )
 from shared.topics import Topics
 from tests.agent.daemon_support import (
@@ -207,3 +210,39 @@ def test_identify_without_a_led_is_an_error_ack_and_bad_commands_do_not_crash(ha
     ack = harness.final_ack("id-2")
     assert ack["status"] == "error" and "no status LED" in ack["reason"]
     assert harness.agent.link.rejected_commands == 1
+
+
+def test_bench_command_publishes_a_valid_bench_result(harness):
+    harness.send(BenchCommand(command_id="b-1", max_questions=1, refine=True))
+    ack = harness.final_ack("b-1", timeout=120)
+    assert ack["status"] == "ok", ack
+    assert wait_until(lambda: harness.recorder.of_kind("bench"))
+    raw = harness.recorder.of_kind("bench")[-1]
+    bench = parse_message(TOPICS.device(harness.device, "bench"), json.dumps(raw).encode())
+    assert bench.body.command_id == "b-1"
+    assert bench.body.run_id in ack["detail"]["run_ids"]
+    assert bench.body.model.model_id == "tiny-llama.q4_0"
+    assert bench.body.decode_tok_s.mean > 0
+    assert {q.refined for q in bench.body.questions} == {False, True}
+    assert harness.chat().status_code == 200  # serving resumes after the benchmark
+
+
+def test_bench_of_an_unknown_model_is_refused(harness):
+    harness.send(BenchCommand(command_id="b-2", model_ids=["nope"]))
+    ack = harness.final_ack("b-2")
+    assert ack["status"] == "error" and "not in the local store" in ack["reason"]
+
+
+def test_long_press_benchmarks_the_serving_model(mosquitto, tmp_path, tiny_gguf):
+    harness = Harness(
+        mosquitto, tmp_path, tiny_gguf, profile_overrides={"gpio": {"status_led": 17, "button": 27}}
+    )
+    try:
+        button = harness.agent.light.factory.pin(27)
+        button.drive_low()
+        assert wait_until(lambda: harness.recorder.of_kind("bench"), 120)
+        button.drive_high()
+        body = harness.recorder.of_kind("bench")[-1]["body"]
+        assert body["command_id"].startswith("button-")
+    finally:
+        harness.close()
