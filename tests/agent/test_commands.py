@@ -60,17 +60,16 @@ class Harness:
 
     def __init__(self, broker, tmp_path: Path, tiny: Path, **overrides) -> None:
         self.device = f"dev-{uuid.uuid4().hex[:8]}"
-        self.config = agent_config(
-            tmp_path,
-            broker.port,
-            device_id=self.device,
-            chat_enabled=True,
-            chat_port=0,
-            initial_model=str(tiny),
-            heartbeat_interval_s=5,
-            metrics_interval_s=5,
+        settings = {
+            "device_id": self.device,
+            "chat_enabled": True,
+            "chat_port": 0,
+            "initial_model": str(tiny),
+            "heartbeat_interval_s": 5,
+            "metrics_interval_s": 5,
             **overrides,
-        )
+        }
+        self.config = agent_config(tmp_path, broker.port, **settings)
         self.config_path = write_config(tmp_path, self.config)
         settings = load_settings(self.config_path)
         self.recorder = Recorder(
@@ -244,5 +243,26 @@ def test_long_press_benchmarks_the_serving_model(mosquitto, tmp_path, tiny_gguf)
         button.drive_high()
         body = harness.recorder.of_kind("bench")[-1]["body"]
         assert body["command_id"].startswith("button-")
+    finally:
+        harness.close()
+
+
+def test_chat_requests_feed_the_metrics_report(mosquitto, tmp_path, tiny_gguf):
+    harness = Harness(mosquitto, tmp_path, tiny_gguf, metrics_interval_s=0.5)
+    try:
+        assert harness.chat().status_code == 200
+        assert harness.chat().status_code == 200
+
+        def served() -> list[dict]:
+            return [
+                m["body"]
+                for m in harness.recorder.of_kind("metrics")
+                if m["body"].get("requests", 0) > 0
+            ]
+
+        assert wait_until(lambda: sum(b["requests"] for b in served()) == 2, 20)
+        body = served()[0]
+        assert body["model_id"] == "tiny-llama.q4_0"
+        assert body["generated_tokens"] >= 4 and body["latency_ms_p95"] > 0
     finally:
         harness.close()

@@ -11,7 +11,6 @@ nothing while it reconnects itself) must have received every one of them.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -26,6 +25,7 @@ from tests.agent.daemon_support import (
     Recorder,
     agent_config,
     agent_process,
+    same_user_config,
     wait_until,
     write_config,
 )
@@ -41,10 +41,13 @@ def _queued(log: Path) -> set[int]:
 def test_metrics_survive_broker_outage_and_agent_restart(mosquitto_factory, tmp_path: Path):
     persist = tmp_path / "persist"
     persist.mkdir()
-    # keep the user the tests run as, so mosquitto can write its db under tmp_path
-    user = ["user root"] if os.geteuid() == 0 else []
     broker = mosquitto_factory(
-        ["persistence true", f"persistence_location {persist}/", "autosave_interval 1", *user]
+        [
+            "persistence true",
+            f"persistence_location {persist}/",
+            "autosave_interval 1",
+            *same_user_config(),
+        ]
     )
     config = write_config(
         tmp_path,
