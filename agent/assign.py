@@ -65,9 +65,11 @@ class Assigner:
 
     def assign(self, command: AssignCommand, on_download: Callable[[], None]) -> dict[str, Any]:
         """Serve the commanded model; raise CommandFailed (old model untouched) if not possible."""
-        if self.current and self.current.sha256 == command.sha256:
-            self._serve(self.current, command.refine, command.n_ctx, reload=False)
-            return {"model_id": command.model_id, "already_serving": True}
+        current = self.current
+        if current and current.sha256 == command.sha256 and self.host.serving is not None:
+            reload = command.n_ctx is not None and command.n_ctx != current.n_ctx
+            self._serve(current, command.refine, command.n_ctx or current.n_ctx, reload=reload)
+            return {"model_id": command.model_id, "already_serving": True, "reloaded": reload}
         cached = self.store.get(command.sha256) is not None
         if not cached:
             on_download()
@@ -104,7 +106,7 @@ class Assigner:
         old = self.current
         self.host.swap(Serving(runtime, wanted.model_id, Path(wanted.path), wanted.sha256, refine))
         self.current = Assignment(wanted.model_id, wanted.sha256, wanted.path, refine, n_ctx)
-        if reload and old is not None:
+        if reload and old is not None and old.sha256 != wanted.sha256:
             self.previous = old
         if wanted.sha256:
             self.store.touch(wanted.sha256)

@@ -10,6 +10,7 @@ without running twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -66,6 +67,12 @@ class CommandDispatcher:
             return
         self._quick.put(body.command)
 
+    def reject(self, payload: bytes, reason: str) -> None:
+        """Answer an invalid command with an error ack, when its command_id can be read."""
+        command_id = _command_id_of(payload)
+        if command_id is not None:
+            self._ack(command_id, AckStatus.ERROR, f"invalid command: {reason}", {})
+
     def submit_local(self, command: Body) -> None:
         """Queue a command raised on the device itself (e.g. the button), acked like others."""
         self._quick.put(command)
@@ -121,3 +128,15 @@ class CommandDispatcher:
         self.messenger.send(
             AckBody(command_id=command_id, status=status, reason=reason, detail=detail)
         )
+
+
+def _command_id_of(payload: bytes) -> str | None:
+    """The command_id of a raw (possibly invalid) command payload, if it has a usable one."""
+    try:
+        raw = json.loads(payload)
+        command_id = raw["body"]["command"]["command_id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if isinstance(command_id, str) and 0 < len(command_id) <= 64:
+        return command_id
+    return None

@@ -93,7 +93,11 @@ class Agent:
             },
         )
         self.link = MqttLink(
-            settings, self.outbox, on_command=self.dispatcher.submit, will_payload=self._will
+            settings,
+            self.outbox,
+            on_command=self.dispatcher.submit,
+            will_payload=self._will,
+            on_rejected=self.dispatcher.reject,
         )
         self.messenger.sink = self.link
         self.light: StatusLight | None = None
@@ -282,4 +286,3 @@ class Agent:
     def _on_busy(self, busy: bool) -> None:
         if self.light is not None and self.activity == Activity.IDLE:
             self.light.show(Activity.SERVING if busy else Activity.IDLE)
-            self.light.activity = Activity.IDLE

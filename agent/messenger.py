@@ -37,9 +37,11 @@ class Messenger:
         kind = _kind_of(body)
         if kind.retained:
             raise ValueError(f"{kind.value} is retained; use retain()")
-        seq = self.outbox.next_seq()
-        payload = encode(make_envelope(self.device_id, seq, body))
-        self.outbox.put(kind, self.topics.device(self.device_id, kind), payload)
+        _row, seq = self.outbox.put_sequenced(
+            kind,
+            self.topics.device(self.device_id, kind),
+            lambda seq: encode(make_envelope(self.device_id, seq, body)),
+        )
         logger.debug("queued %s seq=%d", kind.value, seq)
         return seq
 

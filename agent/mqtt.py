@@ -66,11 +66,13 @@ class MqttLink:
         *,
         on_command: Callable[[Envelope[Any]], None],
         will_payload: Callable[[], bytes],
+        on_rejected: Callable[[bytes, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.outbox = outbox
         self.topics = Topics(settings.topic_prefix)
         self._on_command = on_command
+        self._on_rejected = on_rejected
         self._will_payload = will_payload
         self._retained: dict[TopicKind, bytes] = {}
         self._retained_dirty: set[TopicKind] = set()
@@ -281,8 +283,14 @@ class MqttLink:
         except MessageRejected as exc:
             self.rejected_commands += 1
             logger.warning("rejected message on %s: %s", message.topic, exc)
+            if self._on_rejected is not None:
+                self._safely(self._on_rejected, message.payload, str(exc))
             return
+        self._safely(self._on_command, envelope)
+
+    @staticmethod
+    def _safely(handler: Callable[..., None], *args: Any) -> None:
         try:
-            self._on_command(envelope)
+            handler(*args)
         except Exception:  # noqa: BLE001 - never raise in a paho callback
             logger.exception("command handler failed")

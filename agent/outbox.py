@@ -18,6 +18,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,29 +94,42 @@ class Outbox:
     def next_seq(self) -> int:
         """The next envelope seq; persisted, so it rises across restarts."""
         with self._lock:
-            row = self._db.execute(
-                "INSERT INTO meta (key, value) VALUES ('seq', 0) "
-                "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value"
-            ).fetchone()
+            return self._bump_seq()
+
+    def _bump_seq(self) -> int:
+        row = self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('seq', 0) "
+            "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value"
+        ).fetchone()
         return int(row[0])
 
     # --- messages --------------------------------------------------------
 
     def put(self, kind: TopicKind, topic: str, payload: bytes) -> int:
         """Store a message (dropping by policy if full); return its row id."""
+        return self.put_sequenced(kind, topic, lambda _seq: payload)[0]
+
+    def put_sequenced(
+        self, kind: TopicKind, topic: str, build: Callable[[int], bytes]
+    ) -> tuple[int, int]:
+        """Take the next seq and store ``build(seq)`` in one step; return (row id, seq).
+
+        One lock around both keeps seq order equal to replay order across threads.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                seq = self._bump_seq()
                 self._make_room()
                 cursor = self._db.execute(
                     "INSERT INTO outbox (kind, topic, payload, created_at) VALUES (?, ?, ?, ?)",
-                    (kind.value, topic, payload, time.time()),
+                    (kind.value, topic, build(seq), time.time()),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return int(cursor.lastrowid or 0)
+        return int(cursor.lastrowid or 0), seq
 
     def _make_room(self) -> None:
         (depth,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()

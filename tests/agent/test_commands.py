@@ -266,3 +266,13 @@ def test_chat_requests_feed_the_metrics_report(mosquitto, tmp_path, tiny_gguf):
         assert body["generated_tokens"] >= 4 and body["latency_ms_p95"] > 0
     finally:
         harness.close()
+
+
+def test_invalid_command_with_a_readable_id_gets_an_error_ack(harness):
+    payload = encode(
+        make_envelope(harness.device, 1, CmdBody(command=IdentifyCommand(command_id="bad-1")))
+    ).replace(b'"identify"', b'"self-destruct"')
+    harness.recorder.publish(TOPICS.device(harness.device, "cmd"), payload)
+    ack = harness.final_ack("bad-1")
+    assert ack["status"] == "error" and ack["reason"].startswith("invalid command: bad_schema")
+    assert harness.chat().status_code == 200
