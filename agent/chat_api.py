@@ -11,66 +11,32 @@ what the user should see.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
+from agent.chat_shapes import (
+    ChatRequest,
+    Outcome,
+    completion,
+    extension,
+    plain_outcome,
+    refined_outcome,
+    sse,
+)
 from agent.host import ModelHost, NoModel, QueueFull, Serving
 from agent.metrics import RequestSample, ServingMetrics
-from agent.refine import StageLimits, answer
-from agent.runtime import EmptyPrompt, Generation, InferenceError, PromptTooLong
+from agent.runtime import EmptyPrompt, InferenceError, PromptTooLong
 
 logger = logging.getLogger(__name__)
-
-
-class ChatMessage(BaseModel):
-    """One OpenAI chat message (text content only)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class ChatRequest(BaseModel):
-    """The OpenAI request fields we honour; other OpenAI fields are accepted and ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1, le=8192)
-    max_completion_tokens: int | None = Field(None, ge=1, le=8192)
-    temperature: float = Field(0.0, ge=0, le=2)
-    stop: str | list[str] | None = None
-    stream: bool = False
-    refine: bool | None = Field(None, description="edgefleet extension: self-refine the answer")
-
-
-class Outcome(BaseModel):
-    """What one request produced, whatever path it took."""
-
-    text: str
-    finish_reason: str
-    prompt_tokens: int
-    generated_tokens: int
-    refined: bool
-    fell_back: bool = False
-    fallback_reason: str | None = None
-    stages: int = 1
-    ttft_s: float
-    decode_s: float
-    total_s: float
 
 
 def create_chat_app(
@@ -140,7 +106,7 @@ async def _chat(
         call.start_stream()
         return StreamingResponse(call.events(), media_type="text/event-stream")
     outcome = await call.run_to_end()
-    return _completion(call.id, serving.model_id, outcome)
+    return completion(call.id, serving.model_id, outcome)
 
 
 class _Call:
@@ -191,7 +157,7 @@ class _Call:
     def _generate(self, serving: Serving, on_token: Callable[[str], None] | None) -> Outcome:
         messages = [m.model_dump() for m in self.request.messages]
         if self.refine:
-            return _refined(serving, messages, self.max_tokens, self.request.temperature)
+            return refined_outcome(serving, messages, self.max_tokens, self.request.temperature)
         stop = [self.request.stop] if isinstance(self.request.stop, str) else self.request.stop
         generation = serving.runtime.chat(
             messages,
@@ -200,7 +166,7 @@ class _Call:
             stop=stop,
             on_token=on_token,
         )
-        return _plain(generation)
+        return plain_outcome(generation)
 
     async def run_to_end(self) -> Outcome:
         return await anyio.to_thread.run_sync(self._work, None)
@@ -222,17 +188,17 @@ class _Call:
     async def events(self) -> AsyncIterator[str]:
         """Server-sent events in OpenAI's chunk shape, ending with ``[DONE]``."""
         pieces, task, streamed = self._pieces, self._task, self._streamed
-        yield _sse(self._chunk({"role": "assistant", "content": ""}, None))
+        yield sse(self._chunk({"role": "assistant", "content": ""}, None))
         while (piece := await pieces.get()) is not None:
-            yield _sse(self._chunk({"content": piece}, None))
+            yield sse(self._chunk({"content": piece}, None))
         try:
             outcome = task.result()
         except HTTPException as exc:
-            yield _sse({"error": {"message": exc.detail, "code": exc.status_code}})
+            yield sse({"error": {"message": exc.detail, "code": exc.status_code}})
             return
         if not streamed:
-            yield _sse(self._chunk({"content": outcome.text}, None))
-        yield _sse(self._chunk({}, outcome.finish_reason, edgefleet=_extension(outcome)))
+            yield sse(self._chunk({"content": outcome.text}, None))
+        yield sse(self._chunk({}, outcome.finish_reason, edgefleet=extension(outcome)))
         yield "data: [DONE]\n\n"
 
     def _chunk(
@@ -246,84 +212,6 @@ class _Call:
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
             **extra,
         }
-
-
-def _plain(generation: Generation) -> Outcome:
-    return Outcome(
-        text=generation.text,
-        finish_reason=generation.finish_reason,
-        prompt_tokens=generation.prompt_tokens,
-        generated_tokens=generation.generated_tokens,
-        refined=False,
-        ttft_s=generation.ttft_s,
-        decode_s=generation.decode_s,
-        total_s=generation.total_s,
-    )
-
-
-def _refined(
-    serving: Serving, messages: list[dict[str, str]], max_tokens: int, temperature: float
-) -> Outcome:
-    system = next((m["content"] for m in messages if m["role"] == "system"), None)
-    question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    limits = StageLimits(
-        answer_tokens=max_tokens,
-        critique_tokens=min(160, max_tokens),
-        refine_tokens=max_tokens,
-        temperature=temperature,
-    )
-    result = answer(serving.runtime, question, refine=True, limits=limits, system=system)
-    last = result.stages[-1]
-    return Outcome(
-        text=result.answer,
-        finish_reason=last.finish_reason if result.refined else result.stages[0].finish_reason,
-        prompt_tokens=result.stages[0].prompt_tokens,
-        generated_tokens=result.generated_tokens,
-        refined=result.refined,
-        fell_back=result.fell_back,
-        fallback_reason=result.fallback_reason,
-        stages=len(result.stages),
-        ttft_s=result.ttft_s,
-        decode_s=sum(stage.decode_s for stage in result.stages),
-        total_s=result.total_s,
-    )
-
-
-def _extension(outcome: Outcome) -> dict[str, Any]:
-    return {
-        "refined": outcome.refined,
-        "fell_back": outcome.fell_back,
-        "fallback_reason": outcome.fallback_reason,
-        "stages": outcome.stages,
-        "ttft_ms": round(outcome.ttft_s * 1000, 2),
-        "latency_ms": round(outcome.total_s * 1000, 2),
-    }
-
-
-def _completion(call_id: str, model_id: str, outcome: Outcome) -> dict[str, Any]:
-    return {
-        "id": call_id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model_id,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": outcome.text},
-                "finish_reason": outcome.finish_reason,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": outcome.prompt_tokens,
-            "completion_tokens": outcome.generated_tokens,
-            "total_tokens": outcome.prompt_tokens + outcome.generated_tokens,
-        },
-        "edgefleet": _extension(outcome),
-    }
-
-
-def _sse(data: dict[str, Any]) -> str:
-    return f"data: {json.dumps(data)}\n\n"
 
 
 def _retry_after(metrics: ServingMetrics, host: ModelHost) -> int:

@@ -15,21 +15,18 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
 
+from agent.download import Attempt, Downloader, DownloadError, Progress, file_size
+
 logger = logging.getLogger(__name__)
-CHUNK = 1 << 16
 DISK_MARGIN_BYTES = 16 * 1_000_000
 """Free space left over after a download, so the outbox and logs can still grow."""
 MB = 1_000_000
-
-Progress = Callable[[str, int, int], None]
-"""(model_id, bytes_done, bytes_total)"""
 
 
 class StoreError(RuntimeError):
@@ -45,15 +42,6 @@ class StoredModel:
     size_bytes: int
     last_used: float
     path: Path = field(compare=False)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One HTTP request of a download: where it started and what it moved."""
-
-    start_offset: int
-    bytes_transferred: int
-    status_code: int | None
 
 
 @dataclass
@@ -96,10 +84,9 @@ class ModelStore:
         self.root = root
         self.budget_bytes = budget_bytes
         self.base_url = base_url
-        self.progress = progress
-        self.retries = retries
         root.mkdir(parents=True, exist_ok=True)
         self._client = httpx.Client(headers=headers, timeout=timeout_s, follow_redirects=True)
+        self._downloader = Downloader(self._client, retries=retries, progress=progress)
         self._index: dict[str, StoredModel] = self._load_index()
 
     def close(self) -> None:
@@ -174,9 +161,11 @@ class ModelStore:
             return DownloadResult(cached, cached=True)
         self._make_room(size_bytes, protected | {sha256})
         part = self.root / f"{sha256}.part"
-        self._check_free_disk(size_bytes - _size(part))
-        attempts: list[Attempt] = []
-        self._download(model_id, self._absolute(url), part, size_bytes, attempts)
+        self._check_free_disk(size_bytes - file_size(part))
+        try:
+            attempts = self._downloader.fetch(model_id, self._absolute(url), part, size_bytes)
+        except DownloadError as exc:
+            raise StoreError(str(exc)) from None
         actual = sha256_file(part)
         if actual != sha256:
             part.unlink(missing_ok=True)
@@ -192,70 +181,6 @@ class ModelStore:
         if "://" in url or self.base_url is None:
             return url
         return urljoin(self.base_url.rstrip("/") + "/", url.lstrip("/"))
-
-    def _download(
-        self, model_id: str, url: str, part: Path, size: int, attempts: list[Attempt]
-    ) -> None:
-        for attempt in range(1, self.retries + 1):
-            offset = _size(part)
-            if offset > size:
-                part.unlink()
-                offset = 0
-            if offset == size:
-                return
-            try:
-                attempts.append(self._fetch(model_id, url, part, offset, size))
-            except _Interrupted as exc:
-                attempts.append(exc.attempt)
-                logger.warning(
-                    "download of %s interrupted at %d/%d bytes (attempt %d/%d): %s",
-                    model_id,
-                    _size(part),
-                    size,
-                    attempt,
-                    self.retries,
-                    exc,
-                )
-                time.sleep(min(2.0, 0.2 * attempt))
-                continue
-            if _size(part) == size:
-                return
-        raise StoreError(
-            f"download of {model_id} incomplete: {_size(part)} of {size} bytes; it will resume"
-        )
-
-    def _fetch(self, model_id: str, url: str, part: Path, offset: int, size: int) -> Attempt:
-        headers = {"Accept-Encoding": "identity"}  # bytes on disk must be the file's bytes
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-        moved, status = 0, None
-        try:
-            with self._client.stream("GET", url, headers=headers) as response:
-                status = response.status_code
-                offset = _accept_offset(response, offset, url)
-                mode = "r+b" if offset else "wb"
-                with part.open(mode) if part.exists() else part.open("wb") as out:
-                    out.seek(offset)
-                    out.truncate()
-                    for chunk in response.iter_raw():  # unbuffered: keep every byte received
-                        if offset + moved + len(chunk) > size:
-                            raise StoreError(f"{url} sends more than the announced {size} bytes")
-                        out.write(chunk)
-                        moved += len(chunk)
-                        self._report(model_id, offset + moved, size)
-                    out.flush()
-                    os.fsync(out.fileno())
-        except httpx.HTTPError as exc:
-            attempt = Attempt(offset, moved, status)
-            raise _Interrupted(str(exc) or type(exc).__name__, attempt) from exc
-        return Attempt(offset, moved, status)
-
-    def _report(self, model_id: str, done: int, total: int) -> None:
-        if self.progress is not None:
-            self.progress(model_id, done, total)
-        step = max(total // 10, 1)
-        if done == total or (done // step) != ((done - CHUNK) // step):
-            logger.info("downloading %s: %d%%", model_id, done * 100 // max(total, 1))
 
     # --- space ---------------------------------------------------------------
 
@@ -286,29 +211,3 @@ class ModelStore:
                 f"not enough free disk: need {remaining / MB:.0f} MB "
                 f"(+{DISK_MARGIN_BYTES / MB:.0f} MB margin), {free / MB:.0f} MB free"
             )
-
-
-class _Interrupted(Exception):
-    def __init__(self, message: str, attempt: Attempt) -> None:
-        super().__init__(message)
-        self.attempt = attempt
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _accept_offset(response: httpx.Response, offset: int, url: str) -> int:
-    """The offset the response body starts at (0 if the server ignored the Range)."""
-    if response.status_code == 200:
-        return 0
-    if response.status_code == 206:
-        content_range = response.headers.get("content-range", "")
-        start = content_range.removeprefix("bytes ").split("-", 1)[0]
-        if start.isdigit() and int(start) == offset:
-            return offset
-        raise StoreError(f"{url}: Content-Range {content_range!r} does not start at {offset}")
-    raise StoreError(f"{url}: HTTP {response.status_code}")
