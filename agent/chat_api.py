@@ -60,8 +60,10 @@ def create_chat_app(
     def list_models() -> dict[str, Any]:
         """The serving model, in OpenAI's list shape."""
         serving = host.serving
-        data = [{"id": serving.model_id, "object": "model", "created": 0, "owned_by": "edgefleet"}]
-        return {"object": "list", "data": data if serving else []}
+        if serving is None:
+            return {"object": "list", "data": []}
+        model = {"id": serving.model_id, "object": "model", "created": 0, "owned_by": "edgefleet"}
+        return {"object": "list", "data": [model]}
 
     @app.post("/v1/chat/completions", dependencies=auth, response_model=None)
     async def chat_completions(request: ChatRequest) -> Any:

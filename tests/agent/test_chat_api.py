@@ -148,3 +148,16 @@ def test_unknown_model_and_empty_prompt_are_clear_errors(host: ModelHost) -> Non
     assert wrong_model.status_code == 404
     assert empty.status_code == 400 and "empty" in empty.json()["detail"]
     assert malformed.status_code == 422
+
+
+def test_without_a_model_the_api_says_so() -> None:
+    with chat_server(ModelHost(), ServingMetrics()) as server:
+        models = httpx.get(f"{server.url}/v1/models")
+        chat = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}]},
+        )
+        health = httpx.get(f"{server.url}/healthz")
+    assert models.status_code == 200 and models.json()["data"] == []
+    assert chat.status_code == 503 and "no model" in chat.json()["detail"]
+    assert health.json()["model"] is None
