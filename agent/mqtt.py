@@ -254,7 +254,7 @@ class MqttLink:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stopping.is_set():
             logger.warning("disconnected from broker: %s", reason_code)
         self._connected.clear()
 

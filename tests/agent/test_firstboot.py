@@ -14,18 +14,20 @@ FIRSTBOOT = ROOT / "firmware-config" / "firstboot" / "edgefleet-firstboot.sh"
 
 def _edgefleet_wrapper(tmp_path: Path) -> Path:
     wrapper = tmp_path / "edgefleet"
-    wrapper.write_text(
-        f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m shared.cli \"$@\"\n"
-    )
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m shared.cli "$@"\n')
     wrapper.chmod(0o755)
     return wrapper
 
 
 def _run(tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EDGEFLEET_ROOT": str(tmp_path / "root"),
-           "EDGEFLEET_BIN": str(_edgefleet_wrapper(tmp_path))}
-    return subprocess.run(["bash", str(FIRSTBOOT)], env=env, capture_output=True, text=True,
-                          timeout=60)
+    env = {
+        **os.environ,
+        "EDGEFLEET_ROOT": str(tmp_path / "root"),
+        "EDGEFLEET_BIN": str(_edgefleet_wrapper(tmp_path)),
+    }
+    return subprocess.run(
+        ["bash", str(FIRSTBOOT)], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_firstboot_moves_config_and_secrets_off_the_boot_partition(tmp_path: Path) -> None:
