@@ -58,7 +58,11 @@ def run_agent(
         raise typer.Exit(2) from None
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: agent.request_stop())
-    agent.run()
+    try:
+        agent.run()
+    except (OSError, RuntimeError) as exc:
+        console.print(f"[red]agent failed:[/red] {exc}")
+        raise typer.Exit(1) from None
 
 
 @agent_app.command("check-config")

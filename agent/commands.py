@@ -57,7 +57,8 @@ class CommandDispatcher:
         self._quick.put(None)
         self._long.put(None)
         for thread in self._threads:
-            thread.join(timeout)
+            if thread.is_alive():
+                thread.join(timeout)
 
     def submit(self, envelope: Envelope[Any]) -> None:
         """Take a validated ``cmd`` envelope (called from the MQTT thread: never blocks)."""

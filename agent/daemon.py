@@ -224,13 +224,23 @@ class Agent:
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_heartbeat:
-                self.messenger.send(self.heartbeat_body())
+                self._report(lambda: self.messenger.send(self.heartbeat_body()))
                 next_heartbeat = now + self.settings.heartbeat_interval_s
             if now >= next_metrics:
-                serving = self.host.serving
-                self.messenger.send(self.metrics.report(serving.model_id if serving else None))
+                self._report(self._send_metrics)
                 next_metrics = now + self.settings.metrics_interval_s
             self._stop.wait(max(0.0, min(next_heartbeat, next_metrics) - time.monotonic()))
+
+    def _send_metrics(self) -> None:
+        serving = self.host.serving
+        self.messenger.send(self.metrics.report(serving.model_id if serving else None))
+
+    @staticmethod
+    def _report(send: Any) -> None:
+        try:
+            send()
+        except Exception:  # noqa: BLE001 - one failed report must not end reporting
+            logger.exception("periodic report failed")
 
     # --- command handlers --------------------------------------------------------
 

@@ -276,3 +276,23 @@ def test_invalid_command_with_a_readable_id_gets_an_error_ack(harness):
     ack = harness.final_ack("bad-1")
     assert ack["status"] == "error" and ack["reason"].startswith("invalid command: bad_schema")
     assert harness.chat().status_code == 200
+
+
+def test_assign_of_a_file_that_is_not_a_gguf_is_refused(harness, registry, tmp_path):
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model at all" * 100)
+    command = _assign(registry, junk, "junk")
+    harness.send(command)
+    ack = harness.final_ack(command.command_id)
+    assert ack["status"] == "error" and "cannot serve junk" in ack["reason"]
+    assert harness.chat().json()["model"] == "tiny-llama.q4_0"
+
+
+def test_assign_with_refine_makes_refinement_the_default(harness, registry, tiny_gguf_factory):
+    command = _assign(registry, tiny_gguf_factory("refiner", seed=11), "refiner")
+    command = command.model_copy(update={"refine": True})
+    harness.send(command)
+    assert harness.final_ack(command.command_id)["status"] == "ok"
+    reply = harness.chat().json()
+    assert reply["model"] == "refiner" and reply["edgefleet"]["refined"] is True
+    assert wait_until(lambda: harness.recorder.of_kind("state")[-1]["body"]["refine"] is True)

@@ -98,3 +98,13 @@ def test_relative_urls_resolve_against_the_controller(files, tmp_path: Path) -> 
     assert store.ensure("m", sha, "/m.gguf", size, protected=set()).model.size_bytes == size
     reopened = ModelStore(tmp_path / "store", MB)
     assert reopened.get(sha) is not None and reopened.find("m") is not None
+
+
+def test_progress_is_reported_up_to_the_full_size(files, tmp_path: Path) -> None:
+    url, sha, size = _publish(files, "m.gguf", 250_000)
+    seen: list[tuple[str, int, int]] = []
+    store = ModelStore(tmp_path / "store", MB, progress=lambda *p: seen.append(p))
+    store.ensure("m", sha, url, size, protected=set())
+    done = [d for _, d, _ in seen]
+    assert done == sorted(done) and done[-1] == size
+    assert {(m, t) for m, _, t in seen} == {("m", size)}
