@@ -38,6 +38,14 @@ from tests.agent.daemon_support import (
 )
 
 pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def broker(mosquitto_factory):
+    """A private broker: retained messages of these tests must not leak into other tests."""
+    return mosquitto_factory()
+
+
 TOPICS = Topics()
 
 
@@ -108,9 +116,9 @@ class Harness:
 
 
 @pytest.fixture
-def harness(mosquitto, tmp_path: Path, tiny_gguf: Path, request):
+def harness(broker, tmp_path: Path, tiny_gguf: Path, request):
     overrides = getattr(request, "param", {})
-    h = Harness(mosquitto, tmp_path, tiny_gguf, **overrides)
+    h = Harness(broker, tmp_path, tiny_gguf, **overrides)
     yield h
     h.close()
 
@@ -160,15 +168,13 @@ def test_assign_with_wrong_sha256_is_refused_and_old_model_keeps_answering(
 
 
 def test_assign_over_memory_budget_is_refused_and_old_model_keeps_answering(
-    mosquitto, tmp_path, tiny_gguf, big_gguf, registry
+    broker, tmp_path, tiny_gguf, big_gguf, registry
 ):
     tiny_mb = estimate_memory(read_gguf_info(tiny_gguf), n_ctx=2048).total_mb
     big_mb = estimate_memory(read_gguf_info(big_gguf), n_ctx=2048).total_mb
     assert big_mb - tiny_mb > 10
     budget = int((tiny_mb + big_mb) / 2)
-    harness = Harness(
-        mosquitto, tmp_path, tiny_gguf, profile_overrides={"memory_budget_mb": budget}
-    )
+    harness = Harness(broker, tmp_path, tiny_gguf, profile_overrides={"memory_budget_mb": budget})
     try:
         command = _assign(registry, big_gguf, "big")
         harness.send(command)
@@ -182,10 +188,8 @@ def test_assign_over_memory_budget_is_refused_and_old_model_keeps_answering(
         harness.close()
 
 
-def test_identify_and_reload_config_are_acknowledged(mosquitto, tmp_path, tiny_gguf):
-    harness = Harness(
-        mosquitto, tmp_path, tiny_gguf, profile_overrides={"gpio": {"status_led": 17}}
-    )
+def test_identify_and_reload_config_are_acknowledged(broker, tmp_path, tiny_gguf):
+    harness = Harness(broker, tmp_path, tiny_gguf, profile_overrides={"gpio": {"status_led": 17}})
     try:
         harness.send(IdentifyCommand(command_id="id-1", seconds=0.5))
         assert harness.final_ack("id-1")["status"] == "ok"
@@ -232,9 +236,9 @@ def test_bench_of_an_unknown_model_is_refused(harness):
     assert ack["status"] == "error" and "not in the local store" in ack["reason"]
 
 
-def test_long_press_benchmarks_the_serving_model(mosquitto, tmp_path, tiny_gguf):
+def test_long_press_benchmarks_the_serving_model(broker, tmp_path, tiny_gguf):
     harness = Harness(
-        mosquitto, tmp_path, tiny_gguf, profile_overrides={"gpio": {"status_led": 17, "button": 27}}
+        broker, tmp_path, tiny_gguf, profile_overrides={"gpio": {"status_led": 17, "button": 27}}
     )
     try:
         button = harness.agent.light.factory.pin(27)
@@ -247,8 +251,8 @@ def test_long_press_benchmarks_the_serving_model(mosquitto, tmp_path, tiny_gguf)
         harness.close()
 
 
-def test_chat_requests_feed_the_metrics_report(mosquitto, tmp_path, tiny_gguf):
-    harness = Harness(mosquitto, tmp_path, tiny_gguf, metrics_interval_s=0.5)
+def test_chat_requests_feed_the_metrics_report(broker, tmp_path, tiny_gguf):
+    harness = Harness(broker, tmp_path, tiny_gguf, metrics_interval_s=0.5)
     try:
         assert harness.chat().status_code == 200
         assert harness.chat().status_code == 200

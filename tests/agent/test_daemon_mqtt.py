@@ -21,6 +21,14 @@ from tests.agent.daemon_support import (
 )
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def broker(mosquitto_factory):
+    """A private broker: retained messages of these tests must not leak into other tests."""
+    return mosquitto_factory()
+
+
 TOPICS = Topics()
 
 
@@ -31,10 +39,10 @@ def _validated(recorder: Recorder, kind: str) -> list:
 
 
 def test_agent_publishes_valid_hello_state_heartbeat_and_stops_cleanly(
-    mosquitto, tmp_path: Path
+    broker, tmp_path: Path
 ) -> None:
-    recorder = Recorder(mosquitto.port, TOPICS.device_namespace("dev-1"))
-    agent = Agent(load_settings(None, **agent_config(tmp_path, mosquitto.port)))
+    recorder = Recorder(broker.port, TOPICS.device_namespace("dev-1"))
+    agent = Agent(load_settings(None, **agent_config(tmp_path, broker.port)))
     try:
         agent.start()
         assert wait_until(lambda: len(recorder.of_kind("heartbeat")) >= 2)
@@ -54,9 +62,9 @@ def test_agent_publishes_valid_hello_state_heartbeat_and_stops_cleanly(
     recorder.close()
 
 
-def test_killed_agent_leaves_its_offline_will(mosquitto, tmp_path: Path) -> None:
-    config = write_config(tmp_path, agent_config(tmp_path, mosquitto.port, device_id="dev-kill"))
-    recorder = Recorder(mosquitto.port, TOPICS.device("dev-kill", "state"), client_id="rk")
+def test_killed_agent_leaves_its_offline_will(broker, tmp_path: Path) -> None:
+    config = write_config(tmp_path, agent_config(tmp_path, broker.port, device_id="dev-kill"))
+    recorder = Recorder(broker.port, TOPICS.device("dev-kill", "state"), client_id="rk")
     process = agent_process(config, tmp_path / "agent.log")
     try:
         assert wait_until(
@@ -73,7 +81,7 @@ def test_killed_agent_leaves_its_offline_will(mosquitto, tmp_path: Path) -> None
             process.kill()
         recorder.close()
     # a late subscriber sees the retained will
-    late = Recorder(mosquitto.port, TOPICS.device("dev-kill", "state"), client_id="late")
+    late = Recorder(broker.port, TOPICS.device("dev-kill", "state"), client_id="late")
     assert wait_until(lambda: late.of_kind("state"))
     assert late.of_kind("state")[-1]["body"]["status"] == "offline"
     assert late.messages[-1][2] is True
