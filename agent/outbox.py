@@ -7,8 +7,10 @@ must keep rising across restarts, and the commands already handled.
 
 Bound and drop policy: when ``max_messages`` rows are waiting, the oldest
 heartbeat is dropped first, then the oldest metrics report, then the oldest
-ack. Bench results are never dropped: if only bench rows remain, the bound is
-exceeded rather than losing a measurement that took minutes to make.
+ack; a new message is itself dropped when only more valuable rows are left
+(a new heartbeat never pushes out a metrics report). Bench results are never
+dropped: if only bench rows remain, the bound is exceeded by bench rows
+rather than losing a measurement that took minutes to make.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class Outbox:
     # --- messages --------------------------------------------------------
 
     def put(self, kind: TopicKind, topic: str, payload: bytes) -> int:
-        """Store a message (dropping by policy if full); return its row id."""
+        """Store a message (dropping by policy if full); return its row id (0: dropped)."""
         return self.put_sequenced(kind, topic, lambda _seq: payload)[0]
 
     def put_sequenced(
@@ -120,32 +122,39 @@ class Outbox:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 seq = self._bump_seq()
-                self._make_room()
-                cursor = self._db.execute(
-                    "INSERT INTO outbox (kind, topic, payload, created_at) VALUES (?, ?, ?, ?)",
-                    (kind.value, topic, build(seq), time.time()),
-                )
+                row_id = 0
+                if self._make_room(kind):
+                    row_id = self._db.execute(
+                        "INSERT INTO outbox (kind, topic, payload, created_at) VALUES (?, ?, ?, ?)",
+                        (kind.value, topic, build(seq), time.time()),
+                    ).lastrowid
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return int(cursor.lastrowid or 0), seq
+        return int(row_id or 0), seq
 
-    def _make_room(self) -> None:
+    def _make_room(self, incoming: TopicKind) -> bool:
+        """Drop by policy until one more row fits; False if the incoming one is dropped instead."""
         (depth,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         excess = depth - self.max_messages + 1
         for kind in DROP_ORDER:
             if excess <= 0:
-                return
+                return True
             removed = self._db.execute(
                 "DELETE FROM outbox WHERE id IN "
                 "(SELECT id FROM outbox WHERE kind = ? ORDER BY id LIMIT ?)",
                 (kind.value, excess),
             ).rowcount
+            excess -= removed
+            if excess > 0 and kind is incoming:
+                removed += 1  # the newest of its kind: nothing less valuable is left
             if removed:
                 self.dropped[kind.value] = self.dropped.get(kind.value, 0) + removed
                 logger.warning("outbox full: dropped %d oldest %s message(s)", removed, kind.value)
-            excess -= removed
+            if excess > 0 and kind is incoming:
+                return False
+        return True
 
     def pending(self, *, after_id: int = 0, limit: int = 100) -> list[OutboxRow]:
         """Rows waiting to be published, oldest first, with ids above ``after_id``."""

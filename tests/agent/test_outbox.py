@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from agent.outbox import Outbox
 from shared.topics import TopicKind
 
@@ -54,3 +57,30 @@ def test_command_log_remembers_outcomes_and_stays_bounded(tmp_path: Path) -> Non
     for i in range(2, 6):
         box.record_command(f"c{i}", "ok")
     assert box.command("c1") is None and box.command("c5") is not None
+
+
+KINDS = [TopicKind.HEARTBEAT, TopicKind.METRICS, TopicKind.ACK, TopicKind.BENCH]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(KINDS), max_size=40),
+    bound=st.integers(min_value=1, max_value=12),
+)
+def test_drop_policy_invariants(tmp_path_factory, kinds, bound) -> None:
+    box = Outbox(tmp_path_factory.mktemp("prop") / "a.db", max_messages=bound)
+    for index, kind in enumerate(kinds):
+        box.put(kind, "t", f"{kind.value}-{index}".encode())
+    rows = box.pending(limit=1000)
+    kept = [r.payload.decode() for r in rows]
+    benches = [f"bench-{i}" for i, k in enumerate(kinds) if k is TopicKind.BENCH]
+    assert [p for p in kept if p.startswith("bench")] == benches  # never dropped
+    assert len(rows) <= max(bound, len(benches))  # bounded, exceeded only by bench rows
+    assert [r.id for r in rows] == sorted(r.id for r in rows)  # order kept
+    order = {p: i for i, p in enumerate(f"{k.value}-{i}" for i, k in enumerate(kinds))}
+    assert [order[p] for p in kept] == sorted(order[p] for p in kept)
+    if box.dropped.get("metrics"):  # heartbeats go first: none is left once metrics go
+        assert not any(p.startswith("heartbeat") for p in kept)
+    if box.dropped.get("ack"):
+        assert not any(p.startswith(("heartbeat", "metrics")) for p in kept)
+    box.close()

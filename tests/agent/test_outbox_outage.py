@@ -89,6 +89,7 @@ def test_metrics_survive_broker_outage_and_agent_restart(mosquitto_factory, tmp_
         recorder.close()
     received = [m["seq"] for m in recorder.of_kind("metrics")]
     assert len(queued) >= 1000
+    assert min(_queued(logs[1])) > max(_queued(logs[0]))  # seq kept rising across the restart
     assert queued <= set(received)  # every queued seq arrived at least once: 0 lost
     queued_in_outage = during_outage - received_before
     assert len(queued_in_outage) >= 100  # the outage really held messages back
