@@ -112,14 +112,20 @@ class Assigner:
             self.store.touch(wanted.sha256)
         self._save()
 
-    def restore(self, initial_model: Path | None) -> None:
-        """At start: serve the persisted assignment, else ``initial_model``, else nothing."""
-        for candidate in self._load_saved() + self._initial(initial_model):
+    def restore(self, initial_model: Path | None) -> str | None:
+        """At start: serve the persisted assignment, else ``initial_model``; return a problem."""
+        candidates = self._load_saved() + self._initial(initial_model)
+        problems = []
+        for candidate in candidates:
             try:
                 self._serve(candidate, candidate.refine, candidate.n_ctx, reload=True)
-                return
+                return None
             except CommandFailed as exc:
                 logger.error("cannot serve %s at start: %s", candidate.model_id, exc)
+                problems.append(str(exc))
+        if initial_model is not None and not candidates:
+            problems.append(f"initial_model {initial_model} does not exist")
+        return "; ".join(problems) or None
 
     def _initial(self, path: Path | None) -> list[Assignment]:
         if path is None:

@@ -1,7 +1,7 @@
 """The agent's composition root: builds every part from the settings, starts and stops them.
 
 Start order: outbox, status light, store, serving model, command workers,
-MQTT link (hello and state are set before it connects), chat API, reporter.
+chat API, MQTT link (hello and state are set before it connects), reporter.
 Stop order is the reverse, and the last message is the retained state
 ``stopped`` (an unclean exit leaves the broker's ``offline`` will instead).
 """
@@ -115,25 +115,30 @@ class Agent:
             on_short_press=self.announce,
             on_long_press=self._bench_from_button,
         )
-        self.assigner.restore(self.settings.initial_model)
+        problem = self.assigner.restore(self.settings.initial_model)
         self.host.on_busy = self._on_busy
         self.dispatcher.start()
-        self.set_activity(Activity.IDLE)
+        if self.settings.chat_enabled:
+            self._start_chat()
+        if problem is None:
+            self.set_activity(Activity.IDLE)
+        else:
+            self.set_activity(Activity.ERROR, problem)
         self.announce()
         self.link.start()
-        if self.settings.chat_enabled:
-            token = self.settings.chat_token
-            app = create_chat_app(
-                self.host,
-                self.metrics,
-                token=token.get_secret_value() if token else None,
-                default_max_tokens=self.settings.chat_max_tokens,
-            )
-            self.chat = ChatServer(app, self.settings.chat_host, self.settings.chat_port)
-            self.chat.start()
-            self.announce()
         self._reporter.start()
         logger.info("agent %s started", self.settings.device_id)
+
+    def _start_chat(self) -> None:
+        token = self.settings.chat_token
+        app = create_chat_app(
+            self.host,
+            self.metrics,
+            token=token.get_secret_value() if token else None,
+            default_max_tokens=self.settings.chat_max_tokens,
+        )
+        self.chat = ChatServer(app, self.settings.chat_host, self.settings.chat_port)
+        self.chat.start()
 
     def stop(self) -> None:
         """Stop in reverse order; publish state ``stopped`` and drain the outbox briefly."""
@@ -251,7 +256,10 @@ class Agent:
             )
         finally:
             self.download = None
-            self.set_activity(Activity.IDLE)
+            if self.host.serving is not None:
+                self.set_activity(Activity.IDLE)  # a served model also clears a start-up error
+            else:
+                self.set_activity(Activity.ERROR, "no model is serving")
             self.announce()
 
     def _bench(self, command: BenchCommand) -> dict[str, Any]:

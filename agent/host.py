@@ -117,10 +117,15 @@ class ModelHost:
             old.runtime.close()
         return old
 
-    def close(self) -> None:
-        """Unload the serving model."""
-        with self._run_lock:
+    def close(self, timeout: float = 10.0) -> None:
+        """Unload the serving model once the running request ends (give up after ``timeout``)."""
+        if not self._run_lock.acquire(timeout=timeout):
+            logger.warning("a request or benchmark is still running; not unloading the model")
+            return
+        try:
             old, self._serving = self._serving, None
+        finally:
+            self._run_lock.release()
         if old is not None:
             old.runtime.close()
 

@@ -86,3 +86,27 @@ def test_killed_agent_leaves_its_offline_will(broker, tmp_path: Path) -> None:
     assert late.of_kind("state")[-1]["body"]["status"] == "offline"
     assert late.messages[-1][2] is True
     late.close()
+
+
+def test_a_model_that_cannot_be_served_at_start_shows_error(broker, tmp_path: Path) -> None:
+    recorder = Recorder(broker.port, TOPICS.device("dev-err", "state"), client_id="rec-err")
+    settings = load_settings(
+        None,
+        **agent_config(
+            tmp_path,
+            broker.port,
+            device_id="dev-err",
+            initial_model=str(tmp_path / "gone.gguf"),
+            profile_overrides={"gpio": {"status_led": 17}},
+        ),
+    )
+    agent = Agent(settings)
+    try:
+        agent.start()
+        assert wait_until(lambda: recorder.of_kind("state"))
+        state = recorder.of_kind("state")[-1]["body"]
+        assert state["activity"] == "error" and "gone.gguf" in state["detail"]
+        assert agent.light is not None and agent.light.activity == "error"
+    finally:
+        agent.stop()
+        recorder.close()
