@@ -59,6 +59,9 @@ class AgentSettings(BaseSettings):
         20_000, ge=10, description="outbox bound; heartbeats are dropped first, bench never"
     )
     keepalive_s: int = Field(30, ge=5, description="MQTT keepalive")
+    session_expiry_s: int = Field(
+        86_400, ge=0, description="broker keeps commands for an absent device this long (0: never)"
+    )
     reconnect_min_s: float = Field(0.5, gt=0, description="first reconnect delay")
     reconnect_max_s: float = Field(60.0, gt=0, description="longest reconnect delay")
     chat_enabled: bool = Field(True, description="serve the local OpenAI-compatible chat API")

@@ -1,7 +1,10 @@
 """The MQTT adapter: the only module that imports paho-mqtt.
 
-One network thread owns the client. It connects (exponential back-off with
-jitter), and on every successful connect it resubscribes to the device's
+One network thread owns the client. It connects (MQTT 5, exponential back-off
+with jitter) with a session the broker keeps for ``session_expiry_s``, so
+commands sent while the device was away are delivered when it comes back
+(duplicates are answered from the command log). On every successful connect
+it resubscribes to the device's
 ``cmd`` topic, republishes the retained ``hello`` and ``state`` and replays
 the outbox from its oldest row. Outbox rows are handed to paho in order with a
 bounded window and deleted only in ``on_publish`` (the PUBACK). paho's own
@@ -23,6 +26,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -161,12 +165,15 @@ class MqttLink:
     def _connect_once(self) -> bool:
         state_topic = self.topics.device(self.settings.device_id, TopicKind.STATE)
         self.client.will_set(state_topic, self._will_payload(), qos=1, retain=True)
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self.settings.session_expiry_s
         try:
             self.client.connect(
                 self.settings.broker_host,
                 self.settings.broker_port,
                 keepalive=self.settings.keepalive_s,
-                clean_start=True,
+                clean_start=self.settings.session_expiry_s == 0,
+                properties=properties,
             )
         except (OSError, ssl.SSLError) as exc:
             logger.debug("connect to %s failed: %s", self.settings.broker_url, exc)

@@ -61,7 +61,9 @@ class Recorder:
             clean_session=not persistent,
             protocol=paho.MQTTv311,
         )
+        self.subscribed = threading.Event()
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *_args: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.connect_async("127.0.0.1", port)
@@ -80,6 +82,7 @@ class Recorder:
             return [m for t, m, _ in self.messages if t.endswith("/" + kind)]
 
     def publish(self, topic: str, payload: bytes) -> None:
+        assert self.subscribed.wait(10), "recorder did not connect"
         self.client.publish(topic, payload, qos=1).wait_for_publish(5)
 
     def close(self) -> None:

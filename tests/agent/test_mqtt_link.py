@@ -108,3 +108,29 @@ def test_reconnect_republishes_retained_and_resubscribes(mosquitto_factory, tmp_
         late.close()
     finally:
         agent.stop()
+
+
+def test_commands_sent_while_the_agent_was_away_are_delivered_on_return(
+    mosquitto_factory, tmp_path: Path
+):
+    broker = mosquitto_factory()
+    config = agent_config(tmp_path, broker.port, device_id="dev-away")
+    first = Agent(load_settings(None, **config))
+    first.start()
+    assert first.link.wait_connected(20)
+    first.stop()
+    sender = Recorder(broker.port, TOPICS.device("dev-away", "ack"), client_id="sender-away")
+    command = IdentifyCommand(command_id="while-away")
+    sender.publish(
+        TOPICS.device("dev-away", "cmd"),
+        encode(make_envelope("dev-away", 1, CmdBody(command=command))),
+    )
+    second = Agent(load_settings(None, **config))
+    second.start()
+    try:
+        assert wait_until(
+            lambda: any(m["body"]["command_id"] == "while-away" for m in sender.of_kind("ack")), 20
+        )
+    finally:
+        second.stop()
+        sender.close()
