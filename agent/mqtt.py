@@ -86,6 +86,7 @@ class MqttLink:
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self._final_state: bytes | None = None
+        self._flush_s = 2.0
         self._thread: threading.Thread | None = None
         self.backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         self.rejected_commands = 0

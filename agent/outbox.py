@@ -122,7 +122,7 @@ class Outbox:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 seq = self._bump_seq()
-                row_id = 0
+                row_id: int | None = 0
                 if self._make_room(kind):
                     row_id = self._db.execute(
                         "INSERT INTO outbox (kind, topic, payload, created_at) VALUES (?, ?, ?, ?)",
