@@ -17,7 +17,8 @@ from typing import Any
 
 from agent.commands import CommandFailed
 from agent.host import ChatRuntime, ModelHost, Serving
-from agent.runtime import InferenceError, ModelRuntime
+from agent.inference_types import InferenceError, model_id_for
+from agent.runtime import ModelRuntime
 from agent.store import ModelStore, StoreError, sha256_file
 from shared.messages import AssignCommand
 from shared.profiles import DeviceProfile
@@ -133,8 +134,7 @@ class Assigner:
         if not path.is_file():
             logger.error("initial_model %s does not exist", path)
             return []
-        model_id = path.name.removesuffix(".gguf").lower()
-        return [Assignment(model_id, sha256_file(path), str(path))]
+        return [Assignment(model_id_for(path), sha256_file(path), str(path))]
 
     def _load_saved(self) -> list[Assignment]:
         try:

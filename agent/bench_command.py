@@ -15,8 +15,8 @@ from agent.bench import BenchConfig, run_bench
 from agent.commands import CommandFailed
 from agent.evalset import QuestionFileError, load_questions
 from agent.host import ModelHost
+from agent.inference_types import InferenceError
 from agent.refine import StageLimits
-from agent.runtime import InferenceError
 from agent.store import ModelStore
 from shared.demo_models import DEMO_MODELS, models_dir
 from shared.messages import BenchBody, BenchCommand

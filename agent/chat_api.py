@@ -33,8 +33,8 @@ from agent.chat_shapes import (
     sse,
 )
 from agent.host import ModelHost, NoModel, QueueFull, Serving
+from agent.inference_types import EmptyPrompt, InferenceError, PromptTooLong
 from agent.metrics import RequestSample, ServingMetrics
-from agent.runtime import EmptyPrompt, InferenceError, PromptTooLong
 
 logger = logging.getLogger(__name__)
 

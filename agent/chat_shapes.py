@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.host import Serving
+from agent.inference_types import Generation
 from agent.refine import StageLimits, answer
-from agent.runtime import Generation
 
 
 class ChatMessage(BaseModel):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from agent.runtime import Generation
+from agent.inference_types import Generation
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
