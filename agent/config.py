@@ -8,6 +8,8 @@ override can never produce a profile the shared schema would refuse.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from shared.profiles import DeviceProfile, ProfileError, parse_profile
 from shared.topics import DEFAULT_PREFIX, Topics, is_valid_device_id
 
+logger = logging.getLogger(__name__)
 REPO_PROFILES_DIR = Path(__file__).resolve().parents[1] / "firmware-config" / "classes"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "password", "secret", "admin", "xxx"}
 
@@ -100,6 +103,9 @@ class AgentSettings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("must look like mqtt://host:port or mqtts://host:port")
+        if parts.username or parts.password:
+            # URLs end up in logs; credentials belong in mqtt_username / mqtt_password
+            raise ValueError("must not contain credentials; use mqtt_username and mqtt_password")
         return value
 
     @field_validator("topic_prefix")
@@ -118,6 +124,11 @@ class AgentSettings(BaseSettings):
                 raise ValueError(f"{name} is a placeholder; set a real secret or dev_mode: true")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.chat_enabled and self.chat_token is None and not _is_loopback(self.chat_host):
+            logger.warning(
+                "chat API on %s without chat_token: anyone on the network can use it",
+                self.chat_host,
+            )
         return self
 
     @property
@@ -182,6 +193,13 @@ def load_profile(settings: AgentSettings) -> DeviceProfile:
         return parse_profile(yaml.safe_dump(merged), source=f"{path} + profile_overrides")
     except ProfileError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _describe(exc: ValidationError) -> str:

@@ -34,3 +34,17 @@ def test_run_with_a_typo_exits_2_naming_the_key(tmp_path: Path) -> None:
     result = _run("run", "--config", str(config))
     assert result.returncode == 2
     assert "broker_ulr" in result.stdout and "Extra inputs" in result.stdout
+
+
+def test_status_reports_what_the_agent_left_on_disk(tmp_path: Path) -> None:
+    from agent.outbox import Outbox
+    from shared.topics import TopicKind
+
+    config = tmp_path / "agent.yaml"
+    config.write_text(f"device_id: pi-1\ndata_dir: {tmp_path / 'data'}\n")
+    assert "no agent data" in _run("status", "--config", str(config)).stdout
+    box = Outbox(tmp_path / "data" / "agent.db")
+    box.put(TopicKind.METRICS, "t", b"x")
+    box.close()
+    result = _run("status", "--config", str(config))
+    assert result.returncode == 0 and "outbox depth 1" in result.stdout

@@ -42,6 +42,7 @@ def test_a_typo_in_the_file_is_an_error_naming_the_key_and_file(tmp_path) -> Non
     [
         ("device_id", "Pi 7", "lowercase slug"),
         ("broker_url", "http://x", "mqtt://host:port"),
+        ("broker_url", "mqtt://dev:s3cret@broker:1883", "must not contain credentials"),
         ("mqtt_password", "changeme", "placeholder"),
         ("topic_prefix", "bad prefix", "invalid topic prefix"),
     ],
@@ -91,3 +92,11 @@ def test_missing_or_malformed_files_are_clear_errors(tmp_path) -> None:
 def test_the_example_config_is_valid() -> None:
     settings = load_settings(EXAMPLE)
     assert load_profile(settings).name == settings.device_class
+
+
+def test_chat_api_open_to_the_network_without_a_token_is_warned(caplog) -> None:
+    load_settings(None, device_id="pi-7", chat_host="0.0.0.0")
+    assert "without chat_token" in caplog.text
+    caplog.clear()
+    load_settings(None, device_id="pi-7", chat_host="::1")
+    assert "without chat_token" not in caplog.text
