@@ -68,14 +68,10 @@ def run_bench_command(
                 questions=questions,
                 judge_path=judge,
                 refine=command.refine,
-                threads=profile.threads,
-                n_ctx=profile.n_ctx,
-                kv_cache_type=profile.kv_cache_type,
-                memory_budget_mb=profile.memory_budget_mb,
-                device_class=profile.name,
                 command_id=command.command_id,
                 model_id=model_id,
                 limits=limits or StageLimits(),
+                **_profile_settings(profile),
             )
             try:
                 body = run_bench(config, _log_progress(model_id))
@@ -84,6 +80,16 @@ def run_bench_command(
             publish(body)
             run_ids.append(body.run_id)
     return {"models": model_ids, "run_ids": run_ids, "questions": len(questions)}
+
+
+def _profile_settings(profile: DeviceProfile) -> dict[str, Any]:
+    return {
+        "threads": profile.threads,
+        "n_ctx": profile.n_ctx,
+        "kv_cache_type": profile.kv_cache_type,
+        "memory_budget_mb": profile.memory_budget_mb,
+        "device_class": profile.name,
+    }
 
 
 def _serving_id(host: ModelHost) -> list[str]:

@@ -82,16 +82,7 @@ class Agent:
             runtime_factory(lambda: self.profile),
             settings.data_dir / "assignment.json",
         )
-        self.dispatcher = CommandDispatcher(
-            self.outbox,
-            self.messenger,
-            {
-                "assign": self._assign,
-                "bench": self._bench,
-                "reload-config": self._reload_config,
-                "identify": self._identify,
-            },
-        )
+        self.dispatcher = CommandDispatcher(self.outbox, self.messenger, self._handlers())
         self.link = MqttLink(
             settings,
             self.outbox,
@@ -104,6 +95,14 @@ class Agent:
         self.chat: ChatServer | None = None
         self._stop = threading.Event()
         self._reporter = threading.Thread(target=self._report_loop, name="reporter", daemon=True)
+
+    def _handlers(self) -> dict[str, Any]:
+        return {
+            "assign": self._assign,
+            "bench": self._bench,
+            "reload-config": self._reload_config,
+            "identify": self._identify,
+        }
 
     # --- lifecycle -----------------------------------------------------------
 
