@@ -22,10 +22,14 @@ def factory():
 
 
 def _intervals(pin) -> list[tuple[bool, float]]:
-    """(state, duration) of every complete interval in the pin's history."""
+    """(state, duration) of every complete interval in the pin's history.
+
+    MockPin records each change with the time since the previous change, so the
+    duration of a state is the timestamp of the change that ended it.
+    """
     states = list(pin.states)
     pairs = zip(states, states[1:], strict=False)
-    return [(bool(a.state), b.timestamp - a.timestamp) for a, b in pairs]
+    return [(bool(a.state), b.timestamp) for a, b in pairs]
 
 
 def _watch(light: StatusLight, pin, activity: Activity, seconds: float):
@@ -46,6 +50,8 @@ def test_idle_is_steady_on_and_serving_blinks_fast(factory) -> None:
         intervals = _watch(light, pin, Activity.SERVING, 0.8)
         assert len(intervals) >= 4  # 50 ms on / 50 ms off
         assert {state for state, _ in intervals} == {True, False}
+        on_s, off_s = PATTERNS[Activity.SERVING]
+        assert all(d >= (on_s if state else off_s) * 0.9 for state, d in intervals)
     finally:
         light.close()
 
@@ -57,10 +63,14 @@ def test_error_pattern_has_long_on_phases(factory) -> None:
         light.show(Activity.ERROR)
         pin.clear_states()
         time.sleep(2.5)
-        on_s, _off_s = PATTERNS[Activity.ERROR]
-        ons = [d for state, d in _intervals(pin) if state]
-        assert ons, "the error pattern must switch off and on again"
+        on_s, off_s = PATTERNS[Activity.ERROR]
+        intervals = _intervals(pin)
+        ons = [d for state, d in intervals if state]
+        offs = [d for state, d in intervals if not state]
+        assert ons and offs, "the error pattern must switch off and on again"
         assert all(d >= on_s * 0.9 for d in ons)  # waits never end early
+        assert all(d >= off_s * 0.9 for d in offs)
+        assert len(intervals) <= 3  # 1.5 s on, 0.3 s off: at most on, off, on in 2.5 s
     finally:
         light.close()
 
@@ -71,8 +81,8 @@ def test_identify_blinks_then_returns_to_the_activity(factory) -> None:
     try:
         light.show(Activity.IDLE)
         pin.clear_states()
-        light.identify(0.6)
-        time.sleep(0.5)
+        light.identify(1.0)
+        time.sleep(0.8)
         assert len(pin.states) >= 4
         assert wait_until(lambda: light._identify_timer is None, 5)
         time.sleep(0.2)
