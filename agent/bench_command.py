@@ -1,12 +1,15 @@
 """The ``bench`` command: benchmark stored models with the bench runner and publish each result.
 
 Serving pauses while a benchmark runs (requests queue, then get 429), so the
-numbers are not disturbed by chat traffic and the two never share cores.
+numbers are not disturbed by chat traffic and the two never share cores. Each
+model is benchmarked in a fresh child process, so its peak RSS is its own and
+not inflated by the model the agent is serving.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,12 +77,28 @@ def run_bench_command(
                 **_profile_settings(profile),
             )
             try:
-                body = run_bench(config, _log_progress(model_id))
+                body = run_isolated(config)
             except InferenceError as exc:
                 raise CommandFailed(f"benchmark of {model_id} failed: {exc}") from None
             publish(body)
             run_ids.append(body.run_id)
     return {"models": model_ids, "run_ids": run_ids, "questions": len(questions)}
+
+
+def run_isolated(config: BenchConfig) -> BenchBody:
+    """Run the benchmark in a spawned process (a clean address space) and return its result."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        raw = pool.apply(_bench_in_child, (config,))
+    return BenchBody.model_validate_json(raw)
+
+
+def _bench_in_child(config: BenchConfig) -> str:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    model_id = config.model_id or config.model_path.name
+    return run_bench(config, _log_progress(model_id)).model_dump_json()
 
 
 def _profile_settings(profile: DeviceProfile) -> dict[str, Any]:
