@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +90,11 @@ def run_bench_command(
 def run_isolated(config: BenchConfig) -> BenchBody:
     """Run the benchmark in a spawned process (a clean address space) and return its result."""
     context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        raw = pool.apply(_bench_in_child, (config,))
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        try:
+            raw = pool.submit(_bench_in_child, config).result()
+        except BrokenProcessPool:
+            raise CommandFailed("the benchmark process died (crash or out of memory)") from None
     return BenchBody.model_validate_json(raw)
 
 
