@@ -24,6 +24,7 @@ from shared.messages import AssignCommand
 from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
+MB = 1_000_000
 
 RuntimeFactory = Callable[[Path, str, int | None], ChatRuntime]
 """(path, model_id, n_ctx) -> a loaded runtime; raises InferenceError."""
@@ -53,10 +54,17 @@ class Assigner:
     """Carries out ``assign`` commands against the store and the host."""
 
     def __init__(
-        self, store: ModelStore, host: ModelHost, load: RuntimeFactory, state_file: Path
+        self,
+        store: ModelStore,
+        host: ModelHost,
+        load: RuntimeFactory,
+        state_file: Path,
+        *,
+        memory_budget_mb: Callable[[], float] | None = None,
     ) -> None:
         self.store, self.host, self.load = store, host, load
         self.state_file = state_file
+        self.memory_budget_mb = memory_budget_mb
         self.current: Assignment | None = None
         self.previous: Assignment | None = None
 
@@ -72,6 +80,12 @@ class Assigner:
             self._serve(current, command.refine, command.n_ctx or current.n_ctx, reload=reload)
             return {"model_id": command.model_id, "already_serving": True, "reloaded": reload}
         cached = self.store.get(command.sha256) is not None
+        budget = self.memory_budget_mb() if self.memory_budget_mb else None
+        if budget is not None and command.size_bytes / MB > budget:
+            raise CommandFailed(  # the weights alone would not fit: do not even download
+                f"{command.model_id}: the file alone is {command.size_bytes / MB:.0f} MB, "
+                f"memory budget is {budget:.0f} MB"
+            )
         if not cached:
             on_download()
         try:

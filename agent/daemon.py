@@ -81,6 +81,7 @@ class Agent:
             self.host,
             runtime_factory(lambda: self.profile),
             settings.data_dir / "assignment.json",
+            memory_budget_mb=lambda: self.profile.memory_budget_mb,
         )
         self.dispatcher = CommandDispatcher(self.outbox, self.messenger, self._handlers())
         self.link = MqttLink(

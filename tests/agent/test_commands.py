@@ -300,3 +300,20 @@ def test_assign_with_refine_makes_refinement_the_default(harness, registry, tiny
     reply = harness.chat().json()
     assert reply["model"] == "refiner" and reply["edgefleet"]["refined"] is True
     assert wait_until(lambda: harness.recorder.of_kind("state")[-1]["body"]["refine"] is True)
+
+
+def test_assign_of_a_file_bigger_than_the_memory_budget_is_refused_before_download(
+    broker, tmp_path, tiny_gguf, registry
+):
+    harness = Harness(broker, tmp_path, tiny_gguf, profile_overrides={"memory_budget_mb": 60})
+    try:
+        big = tmp_path / "huge.gguf"
+        big.write_bytes(b"\0" * 10)
+        command = _assign(registry, big, "huge").model_copy(update={"size_bytes": 61_000_000})
+        harness.send(command)
+        ack = harness.final_ack(command.command_id)
+        assert ack["status"] == "error" and "memory budget is 60 MB" in ack["reason"]
+        assert registry.requests == []
+        assert harness.chat().json()["model"] == "tiny-llama.q4_0"
+    finally:
+        harness.close()
