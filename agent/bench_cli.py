@@ -164,5 +164,5 @@ def _run(config: BenchConfig, sweep_max: int) -> BenchBody:
 
 
 def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(1)

@@ -51,13 +51,14 @@ def run(
     if not path.exists():
         console.print(
             f"[red]error:[/red] {path} is missing. Fetch the demo models first: "
-            "[bold]edgefleet models fetch-demo[/bold] (or `make demo`, which does it)."
+            "[bold]edgefleet models fetch-demo[/bold] (or `make demo`, which does it).",
+            soft_wrap=True,
         )
         raise typer.Exit(1)
     try:
         profile = load_class_profile(DEMO_PROFILE)
     except ProfileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
     from agent.refine import StageLimits
     from agent.runtime import InferenceError, ModelRuntime
@@ -74,7 +75,7 @@ def run(
         console.print(f"[bold]question:[/bold] {question}")
         _answer(runtime, question, StageLimits(max_tokens, min(max_tokens, 128), max_tokens))
     except InferenceError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 
