@@ -8,15 +8,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from agent.bench_cli import bench_app
+from agent.demo_cli import demo_app
 from shared.demo_models import DEMO_MODELS, models_dir
 
 console = Console()
+__all__ = ["agent_app", "bench_app", "demo_app", "models_app"]
 agent_app = typer.Typer(help="Run the device agent.", no_args_is_help=True)
-bench_app = typer.Typer(
-    help="Benchmark models: throughput, latency, memory and quality.", no_args_is_help=True
-)
 models_app = typer.Typer(help="Manage local model files.", no_args_is_help=True)
-demo_app = typer.Typer(help="Run the demo on the embedded defaults.", no_args_is_help=True)
 
 
 @agent_app.command("run")
