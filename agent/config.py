@@ -51,6 +51,9 @@ class AgentSettings(BaseSettings):
     tls_key_file: Path | None = Field(None, description="client key for mqtts://")
     topic_prefix: str = Field(DEFAULT_PREFIX, description="MQTT topic prefix of the fleet")
     controller_url: str | None = Field(None, description="controller base URL (model registry)")
+    controller_token: SecretStr | None = Field(
+        None, description="bearer token for model downloads, if the registry requires one"
+    )
     data_dir: Path = Field(Path("/var/lib/edgefleet"), description="outbox, state and models")
     disk_budget_mb: int | None = Field(None, gt=0, description="model store size; default: profile")
     initial_model: Path | None = Field(
@@ -118,7 +121,7 @@ class AgentSettings(BaseSettings):
     def _check_secrets(self) -> AgentSettings:
         if self.dev_mode:
             return self
-        for name in ("mqtt_password", "chat_token"):
+        for name in ("mqtt_password", "chat_token", "controller_token"):
             secret = getattr(self, name)
             if secret is not None and secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name} is a placeholder; set a real secret or dev_mode: true")

@@ -41,8 +41,14 @@ class Downloader:
         self.progress = progress
         self._logged_decile = -1
 
-    def fetch(self, model_id: str, url: str, part: Path, size: int) -> list[Attempt]:
-        """Download until complete; retries resume with Range. Raise DownloadError if not done."""
+    def fetch(
+        self, model_id: str, url: str, part: Path, size: int, *, etag: str | None = None
+    ) -> list[Attempt]:
+        """Download until complete; retries resume with Range. Raise DownloadError if not done.
+
+        With ``etag``, a resume sends ``If-Range`` so a server whose file changed sends the
+        whole new file (200) instead of splicing two versions together.
+        """
         attempts: list[Attempt] = []
         self._logged_decile = -1
         for attempt in range(1, self.retries + 1):
@@ -53,7 +59,7 @@ class Downloader:
             if offset == size:
                 return attempts
             try:
-                attempts.append(self._request(model_id, url, part, offset, size))
+                attempts.append(self._request(model_id, url, part, offset, size, etag))
             except _Interrupted as exc:
                 attempts.append(exc.attempt)
                 logger.warning(
@@ -67,10 +73,14 @@ class Downloader:
             f"download of {model_id} incomplete: {file_size(part)} of {size} bytes; it will resume"
         )
 
-    def _request(self, model_id: str, url: str, part: Path, offset: int, size: int) -> Attempt:
+    def _request(
+        self, model_id: str, url: str, part: Path, offset: int, size: int, etag: str | None
+    ) -> Attempt:
         headers = {"Accept-Encoding": "identity"}  # bytes on disk must be the file's bytes
         if offset:
             headers["Range"] = f"bytes={offset}-"
+            if etag:
+                headers["If-Range"] = etag
         moved, status = 0, None
         try:
             with self.client.stream("GET", url, headers=headers) as response:

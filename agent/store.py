@@ -163,7 +163,9 @@ class ModelStore:
         part = self.root / f"{sha256}.part"
         self._check_free_disk(size_bytes - file_size(part))
         try:
-            attempts = self._downloader.fetch(model_id, self._absolute(url), part, size_bytes)
+            attempts = self._downloader.fetch(
+                model_id, self._absolute(url), part, size_bytes, etag=f'"{sha256}"'
+            )
         except DownloadError as exc:
             raise StoreError(str(exc)) from None
         actual = sha256_file(part)

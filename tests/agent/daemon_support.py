@@ -145,6 +145,7 @@ class FileServer:
 
         self.root = root
         self.requests: list[tuple[str, str | None]] = []
+        self.headers: list[dict[str, str]] = []
         self.cut_after: dict[str, int] = {}
         server = self
 
@@ -158,6 +159,7 @@ class FileServer:
                 name = self.path.rsplit("/", 1)[-1]
                 path = server.root / name
                 server.requests.append((name, self.headers.get("Range")))
+                server.headers.append(dict(self.headers))
                 if not path.is_file():
                     self.send_error(404)
                     return

@@ -42,6 +42,7 @@ def test_interrupted_download_resumes_from_where_it_stopped(files, tmp_path: Pat
     assert result.bytes_transferred == size - 150_000
     assert [a.start_offset for a in result.attempts] == [150_000]
     assert files.requests == [("m.gguf", None), ("m.gguf", "bytes=150000-")]
+    assert files.headers[1]["If-Range"] == f'"{sha}"'  # never splice two versions of a file
     assert result.model.path.read_bytes() == (files.root / "m.gguf").read_bytes()
     assert not (tmp_path / "store" / f"{sha}.part").exists()
 
@@ -108,3 +109,10 @@ def test_progress_is_reported_up_to_the_full_size(files, tmp_path: Path) -> None
     done = [d for _, d, _ in seen]
     assert done == sorted(done) and done[-1] == size
     assert {(m, t) for m, _, t in seen} == {("m", size)}
+
+
+def test_downloads_carry_the_registry_token(files, tmp_path: Path) -> None:
+    url, sha, size = _publish(files, "m.gguf", 1000)
+    store = ModelStore(tmp_path / "store", MB, headers={"Authorization": "Bearer reg-token"})
+    store.ensure("m", sha, url, size, protected=set())
+    assert files.headers[0]["Authorization"] == "Bearer reg-token"
