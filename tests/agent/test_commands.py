@@ -317,3 +317,19 @@ def test_assign_of_a_file_bigger_than_the_memory_budget_is_refused_before_downlo
         assert harness.chat().json()["model"] == "tiny-llama.q4_0"
     finally:
         harness.close()
+
+
+def test_rollback_to_the_previous_model_needs_no_download(harness, registry, tiny_gguf_factory):
+    first = _assign(registry, tiny_gguf_factory("first", seed=21), "first")
+    second = _assign(registry, tiny_gguf_factory("second", seed=22), "second")
+    for command in (first, second):
+        harness.send(command)
+        assert harness.final_ack(command.command_id)["status"] == "ok"
+    assert first.sha256 in harness.agent.assigner.protected()  # the rollback file is kept
+    requests = len(registry.requests)
+    back = first.model_copy(update={"command_id": "rollback-1"})
+    harness.send(back)
+    ack = harness.final_ack("rollback-1")
+    assert ack["status"] == "ok" and ack["detail"]["cached"] is True
+    assert ack["detail"]["bytes_transferred"] == 0 and len(registry.requests) == requests
+    assert harness.chat().json()["model"] == "first"
