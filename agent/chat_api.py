@@ -157,7 +157,7 @@ class _Call:
         return outcome
 
     def _generate(self, serving: Serving, on_token: Callable[[str], None] | None) -> Outcome:
-        messages = [m.model_dump() for m in self.request.messages]
+        messages = [m.as_dict() for m in self.request.messages]
         if self.refine:
             return refined_outcome(serving, messages, self.max_tokens, self.request.temperature)
         stop = [self.request.stop] if isinstance(self.request.stop, str) else self.request.stop

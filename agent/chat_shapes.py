@@ -13,13 +13,28 @@ from agent.inference_types import Generation
 from agent.refine import StageLimits, answer
 
 
-class ChatMessage(BaseModel):
-    """One OpenAI chat message (text content only)."""
+class TextPart(BaseModel):
+    """A text part of a message (OpenAI's content-parts form); other part types are refused."""
 
     model_config = ConfigDict(extra="ignore")
 
-    role: Literal["system", "user", "assistant"]
-    content: str
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    """One OpenAI chat message: a string, or a list of text parts (joined)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant", "developer"]
+    content: str | list[TextPart]
+
+    def as_dict(self) -> dict[str, str]:
+        """The plain ``{role, content}`` the runtime takes (``developer`` acts as ``system``)."""
+        content = self.content
+        text = content if isinstance(content, str) else "".join(p.text for p in content)
+        return {"role": "system" if self.role == "developer" else self.role, "content": text}
 
 
 class ChatRequest(BaseModel):

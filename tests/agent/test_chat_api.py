@@ -161,3 +161,37 @@ def test_without_a_model_the_api_says_so() -> None:
     assert models.status_code == 200 and models.json()["data"] == []
     assert chat.status_code == 503 and "no model" in chat.json()["detail"]
     assert health.json()["model"] is None
+
+
+def test_content_parts_and_developer_role_are_accepted(host: ModelHost) -> None:
+    with chat_server(host, ServingMetrics()) as server:
+        reply = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={
+                "messages": [
+                    {"role": "developer", "content": "be brief"},
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "what is "},
+                            {"type": "text", "text": "water"},
+                        ],
+                    },
+                ],
+                "max_tokens": 3,
+            },
+            timeout=60,
+        )
+        image = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}],
+                    }
+                ]
+            },
+        )
+    assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] == 3
+    assert image.status_code == 422
