@@ -179,7 +179,9 @@ def plan_fleet(
     used = {s.option for _, s in variables}
     lows, per_bound = _floor_bounds(used, conformance or {}, constraints)
     if not variables:
-        return FleetResult(_unplanned(unplannable), "no plannable device", 0.0, per_bound)
+        if any(v > 0 for v in constraints.min_devices_per_model.values()):
+            return FleetResult([], "infeasible: no device can run any option", 0.0, per_bound)
+        return FleetResult(_unplanned(unplannable), "optimal", 0.0, per_bound)
     rows = _rows(groups, variables, constraints, lows)
     res = milp(
         -gain,

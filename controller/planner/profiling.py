@@ -89,8 +89,7 @@ def decide(
 ) -> ProfilingStep:
     """Accept, reject, stop because more would not pay, or continue."""
     c = rule.per_look_confidence
-    low = clopper_pearson(k, n, c, one_sided=True)[0]
-    high = clopper_pearson(k, n, c, one_sided=True)[1]
+    low, high = clopper_pearson(k, n, c, one_sided=True)
     bounds = f"{k}/{n} conforming, bounds [{low:.3f}, {high:.3f}] at {c:.4f} per look"
     if n and low >= rule.floor:
         return ProfilingStep(Verdict.ACCEPT, low, high, f"accepted: {bounds} >= {rule.floor}")
