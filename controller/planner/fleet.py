@@ -14,6 +14,7 @@ Psi with the hysteresis bonus for keeping the current option. Solved with
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,10 +24,17 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 
 from controller.planner.assign import ClassView, Decision
-from controller.planner.filters import device_context, device_rejection
+from controller.planner.filters import (
+    DeviceContext,
+    device_context,
+    device_rejection,
+    memory_need_mb,
+)
 from controller.planner.profiling import clopper_pearson
 from controller.planner.scores import OptionScore
 from controller.planner.types import Device, Exclusion, ModelSpec, Option, Pin, PlannerSettings
+
+MB = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,50 @@ class FleetResult:
     per_bound_confidence: float | None = None
 
 
+class _Signatures:
+    """Device-level feasibility depends on a few facts; devices sharing them share the answer.
+
+    Memory and disk only matter through how many of the class's needs they
+    cover, so free memory and free disk enter the key as cut points.
+    """
+
+    def __init__(self, models: Mapping[str, ModelSpec], settings: PlannerSettings) -> None:
+        self.models = models
+        self.settings = settings
+        self._cuts: dict[str, tuple[list[float], list[float], frozenset[str]]] = {}
+
+    def _class_cuts(self, view: ClassView) -> tuple[list[float], list[float], frozenset[str]]:
+        name = view.profile.name
+        if name not in self._cuts:
+            needs = sorted(memory_need_mb(s, self.settings) or 0.0 for s in view.survivors)
+            ids = frozenset(s.option.model_id for s in view.survivors)
+            sizes = sorted(self.models[m].file_size_bytes / MB for m in ids)
+            self._cuts[name] = (needs, sizes, ids)
+        return self._cuts[name]
+
+    def key(self, device: Device, view: ClassView, ctx: DeviceContext) -> tuple[object, ...]:
+        needs, sizes, ids = self._class_cuts(view)
+        usable = ctx.usable_memory_mb
+        mem = (
+            -1
+            if usable is None
+            else bisect_right(needs, usable - self.settings.free_memory_headroom_mb)
+        )
+        free = device.disk_free_mb
+        disk = -1 if free is None else bisect_right(sizes, free - self.settings.disk_headroom_mb)
+        cached = device.cached_models & ids if free is not None else frozenset()
+        return (
+            device.device_class,
+            device.current,
+            ctx.pin,
+            ctx.excluded,
+            device.arch,
+            mem,
+            disk,
+            cached,
+        )
+
+
 def _groups(
     devices: Sequence[Device],
     views: Mapping[str, ClassView],
@@ -72,21 +124,28 @@ def _groups(
     pins: Mapping[str, Pin],
 ) -> tuple[list[_Group], list[Device]]:
     groups: dict[tuple[object, ...], _Group] = {}
+    empty: dict[tuple[object, ...], bool] = {}
+    signatures = _Signatures(models, settings)
     unplannable = []
     for device in sorted(devices, key=lambda d: d.device_id):
         view = views.get(device.device_class)
-        ctx = device_context(device, exclusions, pins)
-        feasible = tuple(
-            s
-            for s in (view.survivors if view else ())
-            if device_rejection(s, ctx, models, settings) is None
-        )
-        if view is None or not feasible:
+        if view is None:
             unplannable.append(device)
             continue
-        key = (device.device_class, device.current, tuple(s.option for s in feasible))
-        group = groups.setdefault(key, _Group(view, device.current, feasible, []))
-        group.devices.append(device)
+        ctx = device_context(device, exclusions, pins)
+        key = signatures.key(device, view, ctx)
+        if key not in groups and key not in empty:
+            feasible = tuple(
+                s for s in view.survivors if device_rejection(s, ctx, models, settings) is None
+            )
+            if feasible:
+                groups[key] = _Group(view, device.current, feasible, [])
+            else:
+                empty[key] = True
+        if key in empty:
+            unplannable.append(device)
+        else:
+            groups[key].devices.append(device)
     return list(groups.values()), unplannable
 
 
