@@ -10,28 +10,25 @@ always gives the same plan. The chooser returns the plan and the reasons.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from controller.planner.filters import (
+    ClassView,
     DeviceContext,
     Rejection,
-    class_filter,
+    build_views,
     device_context,
     device_rejection,
 )
+from controller.planner.matrix import feasibility_matrix
 from controller.planner.scores import OptionScore
 from controller.planner.types import Device, Exclusion, ModelSpec, Option, Pin, PlannerSettings
-from shared.profiles import DeviceProfile
 
-
-@dataclass(frozen=True)
-class ClassView:
-    """One class's scored options after the class filters, ready for many devices."""
-
-    profile: DeviceProfile
-    survivors: tuple[OptionScore, ...]
-    rejected: Mapping[Option, Rejection]
+__all__ = ["ClassView", "Decision", "build_views", "choose_for_device", "plan_devices"]
 
 
 @dataclass(frozen=True)
@@ -66,22 +63,6 @@ class Decision:
                         f"{self.chosen.psi:.4f}"
                     )
         return out
-
-
-def build_views(
-    scores: Mapping[str, Sequence[OptionScore]],
-    profiles: Mapping[str, DeviceProfile],
-    models: Mapping[str, ModelSpec],
-    settings: PlannerSettings,
-    exclusions: Iterable[Exclusion] = (),
-) -> dict[str, ClassView]:
-    """Class-filter every class once."""
-    excl = list(exclusions)
-    views = {}
-    for name, profile in profiles.items():
-        survivors, rejected = class_filter(scores.get(name, ()), profile, models, settings, excl)
-        views[name] = ClassView(profile, tuple(survivors), rejected)
-    return views
 
 
 def _feasible(
@@ -183,11 +164,98 @@ def plan_devices(
     exclusions: Sequence[Exclusion] = (),
     pins: Mapping[str, Pin] | None = None,
 ) -> list[Decision]:
-    """Per-device decisions in device-id order."""
+    """Per-device decisions in device-id order; the same as ``choose_for_device`` on each.
+
+    Vectorised per class over the feasibility matrix: the first feasible
+    survivor is the best, the second the runner-up.
+    """
     device_excl = [e for e in exclusions if e.device_id is not None]
-    return [
-        choose_for_device(
-            d, views.get(d.device_class), models, settings, exclusions=device_excl, pins=pins
+    by_class: dict[str, list[Device]] = defaultdict(list)
+    for device in devices:
+        by_class[device.device_class].append(device)
+    out: list[Decision] = []
+    for name, members in by_class.items():
+        view = views.get(name)
+        if view is None:
+            out.extend(choose_for_device(d, None, models, settings) for d in members)
+        else:
+            out.extend(_plan_class(view, members, models, settings, device_excl, pins or {}))
+    out.sort(key=lambda d: d.device_id)
+    return out
+
+
+def _plan_class(
+    view: ClassView,
+    members: list[Device],
+    models: Mapping[str, ModelSpec],
+    settings: PlannerSettings,
+    exclusions: Sequence[Exclusion],
+    pins: Mapping[str, Pin],
+) -> list[Decision]:
+    feasible = feasibility_matrix(view, members, models, settings, exclusions=exclusions, pins=pins)
+    n = len(view.survivors)
+    count = feasible.sum(axis=1) if n else np.zeros(len(members), dtype=int)
+    best = feasible.argmax(axis=1) if n else count
+    second = (feasible & (np.cumsum(feasible, axis=1) == 2)).argmax(axis=1) if n else count
+    psi = np.array([s.psi for s in view.survivors])
+    index = {s.option: j for j, s in enumerate(view.survivors)}
+    cur = np.array([index.get(d.current, -1) if d.current else -1 for d in members], dtype=int)
+    rows = np.arange(len(members))
+    cur_ok = (cur >= 0) & (feasible[rows, cur.clip(0)] if n else False)
+    keep = (
+        cur_ok
+        & (cur != best)
+        & (
+            psi[cur.clip(0)] * (1 + settings.hysteresis) >= psi[best.clip(0, max(n - 1, 0))]
+            if n
+            else False
         )
-        for d in sorted(devices, key=lambda d: d.device_id)
-    ]
+    )
+    out = []
+    for i, device in enumerate(members):
+        fast = int(best[i]) == 0 and count[i] > 0 and (n == 1 or int(second[i]) == 1)
+        if not fast:
+            # Rare paths (nothing feasible, or options skipped): the scalar chooser explains.
+            out.append(
+                choose_for_device(device, view, models, settings, exclusions=exclusions, pins=pins)
+            )
+            continue
+        out.append(
+            _fast_decision(
+                device,
+                view,
+                int(second[i]) if count[i] >= 2 else None,
+                bool(keep[i]),
+                int(cur[i]),
+                pins,
+                settings,
+            )
+        )
+    return out
+
+
+def _fast_decision(
+    device: Device,
+    view: ClassView,
+    second: int | None,
+    keep: bool,
+    cur: int,
+    pins: Mapping[str, Pin],
+    settings: PlannerSettings,
+) -> Decision:
+    """The common case: the class's best option is feasible, and so is the next one checked."""
+    best = view.survivors[0]
+    runner = view.survivors[second] if second is not None else None
+    if keep:
+        return Decision(
+            device.device_id,
+            device.device_class,
+            view.survivors[cur],
+            best,
+            True,
+            f"kept current: within {settings.hysteresis:.0%} of the best",
+            (),
+            view,
+        )
+    note = "pinned" if device.device_id in pins else "best Psi"
+    return Decision(device.device_id, device.device_class, best, runner, cur == 0, note, (), view)

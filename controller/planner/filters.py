@@ -199,3 +199,28 @@ def _device_resources(
             f"minus {settings.disk_headroom_mb:.0f} MB headroom",
         )
     return None
+
+
+@dataclass(frozen=True)
+class ClassView:
+    """One class's scored options after the class filters, ready for many devices."""
+
+    profile: DeviceProfile
+    survivors: tuple[OptionScore, ...]
+    rejected: Mapping[Option, Rejection]
+
+
+def build_views(
+    scores: Mapping[str, Sequence[OptionScore]],
+    profiles: Mapping[str, DeviceProfile],
+    models: Mapping[str, ModelSpec],
+    settings: PlannerSettings,
+    exclusions: Iterable[Exclusion] = (),
+) -> dict[str, ClassView]:
+    """Class-filter every class once."""
+    excl = list(exclusions)
+    views = {}
+    for name, profile in profiles.items():
+        survivors, rejected = class_filter(scores.get(name, ()), profile, models, settings, excl)
+        views[name] = ClassView(profile, tuple(survivors), rejected)
+    return views

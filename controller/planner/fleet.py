@@ -14,7 +14,6 @@ Psi with the hysteresis bonus for keeping the current option. Solved with
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,17 +23,10 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 
 from controller.planner.assign import ClassView, Decision
-from controller.planner.filters import (
-    DeviceContext,
-    device_context,
-    device_rejection,
-    memory_need_mb,
-)
+from controller.planner.matrix import feasibility_matrix
 from controller.planner.profiling import clopper_pearson
 from controller.planner.scores import OptionScore
 from controller.planner.types import Device, Exclusion, ModelSpec, Option, Pin, PlannerSettings
-
-MB = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -69,84 +61,91 @@ class FleetResult:
     status: str
     objective: float
     per_bound_confidence: float | None = None
+    gap: float | None = None
+    """Relative distance to HiGHS's dual bound: 0 means proven optimal for these columns."""
+    variables: int = 0
 
 
-class _Signatures:
-    """Device-level feasibility depends on a few facts; devices sharing them share the answer.
+def _candidates(
+    feasible: np.ndarray,
+    view: ClassView,
+    cons: FleetConstraints,
+    lows: Mapping[tuple[Option, str], float],
+    limit: int,
+) -> np.ndarray:
+    """Columns worth offering the MILP: the ``limit`` best by Psi, and all a constraint needs.
 
-    Memory and disk only matter through how many of the class's needs they
-    cover, so free memory and free disk enter the key as cut points.
+    Those are: per floor category the feasible option with the highest lower
+    bound, and the best feasible option of each model with a minimum count.
+    When every device has at most ``limit`` feasible options this is all of
+    them and the MILP is exact (the property tests check it against brute
+    force); beyond that the columns left out are lower-Psi options that no
+    constraint singles out, a restriction that keeps 100,000 devices solvable.
     """
-
-    def __init__(self, models: Mapping[str, ModelSpec], settings: PlannerSettings) -> None:
-        self.models = models
-        self.settings = settings
-        self._cuts: dict[str, tuple[list[float], list[float], frozenset[str]]] = {}
-
-    def _class_cuts(self, view: ClassView) -> tuple[list[float], list[float], frozenset[str]]:
-        name = view.profile.name
-        if name not in self._cuts:
-            needs = sorted(memory_need_mb(s, self.settings) or 0.0 for s in view.survivors)
-            ids = frozenset(s.option.model_id for s in view.survivors)
-            sizes = sorted(self.models[m].file_size_bytes / MB for m in ids)
-            self._cuts[name] = (needs, sizes, ids)
-        return self._cuts[name]
-
-    def key(self, device: Device, view: ClassView, ctx: DeviceContext) -> tuple[object, ...]:
-        needs, sizes, ids = self._class_cuts(view)
-        usable = ctx.usable_memory_mb
-        mem = (
-            -1
-            if usable is None
-            else bisect_right(needs, usable - self.settings.free_memory_headroom_mb)
-        )
-        free = device.disk_free_mb
-        disk = -1 if free is None else bisect_right(sizes, free - self.settings.disk_headroom_mb)
-        cached = device.cached_models & ids if free is not None else frozenset()
-        return (
-            device.device_class,
-            device.current,
-            ctx.pin,
-            ctx.excluded,
-            device.arch,
-            mem,
-            disk,
-            cached,
-        )
+    cols = feasible & (np.cumsum(feasible, axis=1) <= limit)
+    has = feasible.any(axis=1)
+    if not view.survivors:
+        return cols
+    for category in sorted(cons.quality_floor):
+        order = np.argsort([-lows[(s.option, category)] for s in view.survivors], kind="stable")
+        first = feasible[:, order].argmax(axis=1)
+        cols[np.flatnonzero(has), order[first[has]]] = True
+    for model_id in cons.min_devices_per_model:
+        model_cols = [j for j, s in enumerate(view.survivors) if s.option.model_id == model_id]
+        if model_cols:  # the model's best feasible option (survivors are sorted by Psi)
+            sub = feasible[:, model_cols]
+            any_ok = sub.any(axis=1)
+            pick = np.asarray(model_cols)[sub.argmax(axis=1)]
+            cols[np.flatnonzero(any_ok), pick[any_ok]] = True
+    return cols
 
 
 def _groups(
     devices: Sequence[Device],
     views: Mapping[str, ClassView],
-    models: Mapping[str, ModelSpec],
-    settings: PlannerSettings,
-    exclusions: Sequence[Exclusion],
-    pins: Mapping[str, Pin],
+    ctx: _Context,
 ) -> tuple[list[_Group], list[Device]]:
-    groups: dict[tuple[object, ...], _Group] = {}
-    empty: dict[tuple[object, ...], bool] = {}
-    signatures = _Signatures(models, settings)
+    by_class: dict[str, list[Device]] = defaultdict(list)
     unplannable = []
     for device in sorted(devices, key=lambda d: d.device_id):
-        view = views.get(device.device_class)
-        if view is None:
-            unplannable.append(device)
-            continue
-        ctx = device_context(device, exclusions, pins)
-        key = signatures.key(device, view, ctx)
-        if key not in groups and key not in empty:
-            feasible = tuple(
-                s for s in view.survivors if device_rejection(s, ctx, models, settings) is None
-            )
-            if feasible:
-                groups[key] = _Group(view, device.current, feasible, [])
-            else:
-                empty[key] = True
-        if key in empty:
-            unplannable.append(device)
+        if device.device_class in views:
+            by_class[device.device_class].append(device)
         else:
+            unplannable.append(device)
+    groups: dict[tuple[object, ...], _Group] = {}
+    for name in sorted(by_class):
+        view, members = views[name], by_class[name]
+        feasible = feasibility_matrix(
+            view, members, ctx.models, ctx.settings, exclusions=ctx.exclusions, pins=ctx.pins
+        )
+        cols = _candidates(feasible, view, ctx.cons, ctx.lows, ctx.settings.milp_columns)
+        index = {s.option: j for j, s in enumerate(view.survivors)}
+        for i, device in enumerate(members):
+            if not feasible[i].any():
+                unplannable.append(device)
+                continue
+            row = cols[i].copy()
+            j = index.get(device.current, -1) if device.current else -1
+            # An infeasible current option is no column: any choice is a change.
+            current = device.current if j >= 0 and feasible[i, j] else None
+            if current is not None:
+                row[j] = True
+            key = (name, current, row.tobytes())
+            if key not in groups:
+                options = tuple(view.survivors[k] for k in np.flatnonzero(row))
+                groups[key] = _Group(view, current, options, [])
             groups[key].devices.append(device)
     return list(groups.values()), unplannable
+
+
+@dataclass(frozen=True)
+class _Context:
+    models: Mapping[str, ModelSpec]
+    settings: PlannerSettings
+    cons: FleetConstraints
+    lows: Mapping[tuple[Option, str], float]
+    exclusions: Sequence[Exclusion]
+    pins: Mapping[str, Pin]
 
 
 def _floor_bounds(
@@ -233,10 +232,12 @@ def plan_fleet(
 ) -> FleetResult:
     """Solve the fleet MILP; every device with a feasible option is assigned exactly one."""
     device_excl = [e for e in exclusions if e.device_id is not None]
-    groups, unplannable = _groups(devices, views, models, settings, device_excl, pins or {})
-    variables, gain = _variables(groups, settings.hysteresis)
-    used = {s.option for _, s in variables}
+    classes = {d.device_class for d in devices}
+    used = {s.option for c, v in views.items() if c in classes for s in v.survivors}
     lows, per_bound = _floor_bounds(used, conformance or {}, constraints)
+    ctx = _Context(models, settings, constraints, lows, device_excl, pins or {})
+    groups, unplannable = _groups(devices, views, ctx)
+    variables, gain = _variables(groups, settings.hysteresis)
     if not variables:
         if any(v > 0 for v in constraints.min_devices_per_model.values()):
             return FleetResult([], "infeasible: no device can run any option", 0.0, per_bound)
@@ -247,14 +248,17 @@ def plan_fleet(
         constraints=rows.constraint(len(variables)),
         integrality=np.ones(len(variables)),
         bounds=Bounds(0, np.inf),
-        options={"mip_rel_gap": 1e-9},
+        options={"mip_rel_gap": settings.milp_rel_gap, "time_limit": settings.milp_time_limit_s},
     )
     if res.x is None:
-        return FleetResult([], f"infeasible: {res.message}", 0.0, per_bound)
+        kind = "infeasible" if res.status == 2 else "no solution"
+        return FleetResult([], f"{kind}: {res.message}", 0.0, per_bound)
     counts = np.rint(res.x).astype(int)
     decisions = _disaggregate(groups, variables, counts) + _unplanned(unplannable)
     decisions.sort(key=lambda d: d.device_id)
-    return FleetResult(decisions, "optimal", float(gain @ counts), per_bound)
+    status = "optimal" if res.status == 0 else f"stopped: {res.message}"
+    gap = getattr(res, "mip_gap", None)
+    return FleetResult(decisions, status, float(gain @ counts), per_bound, gap, len(variables))
 
 
 def _unplanned(devices: list[Device]) -> list[Decision]:

@@ -138,3 +138,15 @@ class PlannerSettings(BaseModel):
         0.5, gt=0, description="log-sd of a prediction from a profile's nominal bandwidth"
     )
     z_upper: float = Field(1.645, ge=0, description="z of the one-sided bound on predictions")
+    milp_time_limit_s: float = Field(
+        30.0, gt=0, description="give up on the fleet MILP after this long (status says so)"
+    )
+    milp_rel_gap: float = Field(
+        1e-4, ge=0, description="relative optimality gap at which the fleet MILP may stop"
+    )
+    milp_columns: int = Field(
+        4,
+        ge=1,
+        description="best options per device offered to the fleet MILP (plus those "
+        "a constraint needs)",
+    )

@@ -91,7 +91,9 @@ def worlds(draw: st.DrawFn, max_devices: int = 4) -> World:
     for d in devices:
         if draw(st.integers(0, 4)) == 0:
             pins[d.device_id] = Pin(d.device_id, draw(st.sampled_from(MODEL_IDS)))
-    settings = PlannerSettings(hysteresis=draw(st.sampled_from([0.0, 0.02, 0.3])))
+    settings = PlannerSettings(
+        hysteresis=draw(st.sampled_from([0.0, 0.02, 0.3])), milp_rel_gap=1e-9, milp_columns=12
+    )
     return World(profiles, models, scores, devices, pins, settings, conformance)
 
 
@@ -138,7 +140,14 @@ def brute_force(world: World, cons: FleetConstraints) -> float | None:
     """Best total value over every assignment that satisfies the constraints; None: infeasible."""
     plannable = [d for d in world.devices if feasible_options(world, d)]
     choices = [feasible_options(world, d) for d in plannable]
-    used = {s.option for opts in choices for s in opts}
+    classes = {d.device_class for d in world.devices}
+    used = {
+        s.option
+        for c in classes
+        for s in world.scores[c]
+        if s.memory_mb * 1.1 <= world.profiles[c].memory_budget_mb
+        and s.latency.p95_s <= world.profiles[c].latency_budget_s
+    }
     per_bound = cons.floor_confidence ** (1 / max(1, len(used) * len(cons.quality_floor)))
     lows = {
         (o, k): clopper_pearson(
