@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -83,6 +83,11 @@ class ControllerSettings(BaseSettings):
         7 * 24 * 3600,
         ge=0,
         description="how long the broker keeps the session and queued QoS 1 messages",
+    )
+    mqtt_protocol: Literal["5", "3.1.1"] | None = Field(
+        None,
+        description="MQTT version of the controller's client; unset: 3.1.1 with the embedded "
+        "broker (amqtt speaks only 3.1.1), 5 with an external broker",
     )
     mqtt_keepalive_s: int = Field(30, ge=5, description="MQTT keepalive interval")
     ingest_batch_size: int = Field(
@@ -160,6 +165,13 @@ class ControllerSettings(BaseSettings):
     def db_url(self) -> str:
         """The database URL in effect (the SQLite file in data_dir by default)."""
         return self.database_url or f"sqlite:///{self.data_dir / 'controller.db'}"
+
+    @property
+    def effective_mqtt_protocol(self) -> str:
+        """The MQTT version in effect ("5" or "3.1.1")."""
+        if self.mqtt_protocol is not None:
+            return self.mqtt_protocol
+        return "5" if self.broker_url else "3.1.1"
 
     @property
     def topics(self) -> Topics:
