@@ -75,6 +75,7 @@ class IngestService:
         self._queue: queue.Queue[Received] = queue.Queue(maxsize=config.queue_size)
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
+        self._abandon = False
         filters = [
             topics.subscription(kind, share_group=config.share_group)
             for kind in ("hello", "state", "heartbeat", "metrics", "bench", "ack")
@@ -89,13 +90,20 @@ class IngestService:
     def start(self) -> IngestService:
         """Start the writer thread, then connect."""
         self._stopping.clear()
+        self._abandon = False
         self._writer = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._writer.start()
         self.connection.start()
         return self
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Disconnect, then let the writer store and acknowledge what is queued."""
+    def stop(self, timeout: float = 30.0, *, drain: bool = True) -> None:
+        """Disconnect, then let the writer store what is queued (``drain=False``: leave it).
+
+        Without draining, queued messages are neither stored nor acknowledged,
+        so the broker redelivers them to the next session (a fast shutdown that
+        behaves like a crash and loses nothing).
+        """
+        self._abandon = not drain
         self.connection.stop()
         self._stopping.set()
         if self._writer is not None:
@@ -107,7 +115,7 @@ class IngestService:
         self._queue.put(message)
 
     def _run(self) -> None:
-        while not (self._stopping.is_set() and self._queue.empty()):
+        while not (self._stopping.is_set() and (self._abandon or self._queue.empty())):
             batch = self._next_batch()
             if batch:
                 self._write_until_stored(batch)

@@ -1,4 +1,4 @@
-"""Ingest through a real Mosquitto into a real SQLite file: every kind, idempotency, dead letters."""
+"""Ingest through real Mosquitto into a SQLite file: every kind, idempotency, dead letters."""
 
 from __future__ import annotations
 
