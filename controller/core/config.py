@@ -102,6 +102,19 @@ class ControllerSettings(BaseSettings):
     dead_letter_payload_bytes: int = Field(
         65_536, ge=0, description="how much of a rejected payload is kept in the dead-letter table"
     )
+    mosquitto_listener_port: int = Field(
+        1883, ge=1, le=65535, description="port in the generated mosquitto.conf"
+    )
+    mosquitto_listener_bind: str = Field(
+        "", description="bind address in the generated mosquitto.conf (empty: all)"
+    )
+    mosquitto_pid_file: Path | None = Field(
+        None,
+        description="Mosquitto's pid file; when set, it is sent SIGHUP after credentials change",
+    )
+    enrollment_token_ttl_s: int = Field(
+        24 * 3600, ge=60, description="how long a one-time enrollment token stays valid"
+    )
     api_host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     api_port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP API")
     public_url: str | None = Field(

@@ -1,4 +1,4 @@
-"""A controller restarted while devices keep publishing loses nothing (persistent session, QoS 1)."""
+"""A controller restarted while devices publish loses nothing (persistent session, QoS 1)."""
 
 from __future__ import annotations
 
