@@ -4,8 +4,8 @@ ACLs are what make a device's identity trustworthy: a Mosquitto subscriber
 cannot see who published a message, so each device account may publish only
 under its own ``devices/{id}/`` topics and read only its own ``cmd``; the
 controller's account reads every device topic and writes only ``cmd``.
-Files are written atomically (temp file + rename) with the password file readable only by its owner and
-the ``mosquitto`` group (mode 0640).
+Files are written atomically (temp file + rename); the password file is
+readable only by its owner and the ``mosquitto`` group (mode 0640).
 """
 
 from __future__ import annotations
