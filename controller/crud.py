@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import case, func, update
 from sqlmodel import Session, col, select
 
 from controller.models import (
@@ -163,11 +163,14 @@ def mark_command_published(
 ) -> None:
     """Record whether the broker accepted the command (ack statuses are never downgraded)."""
     status = CommandStatus.SENT if published else CommandStatus.PUBLISH_FAILED
+    pending = col(Command.status) == CommandStatus.PENDING.value
     session.execute(
         update(Command)
         .where(col(Command.id) == command_id)
-        .where(col(Command.status) == CommandStatus.PENDING.value)
-        .values(status=status.value, sent_at=at or utcnow())
+        .values(
+            status=case((pending, status.value), else_=col(Command.status)),
+            sent_at=at or utcnow(),
+        )
     )
 
 
