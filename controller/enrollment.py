@@ -13,6 +13,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -125,7 +126,7 @@ class Enrollment:
         self.sync_broker_files()
         return device, issued
 
-    def sync_broker_files(self) -> MosquittoFiles | None:
+    def sync_broker_files(self, *, directory: Path | None = None) -> MosquittoFiles | None:
         """Rewrite the Mosquitto files when a controller password is configured."""
         password = self.settings.mqtt_password
         if password is None:
@@ -137,7 +138,7 @@ class Enrollment:
                 for c in crud.active_mqtt_credentials(session)
             ]
         files = write_mosquitto_files(
-            self.settings.broker_dir,
+            directory or self.settings.broker_dir,
             topics=self.settings.topics,
             controller_user=self.settings.mqtt_username,
             controller_password=password.get_secret_value(),
