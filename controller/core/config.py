@@ -216,7 +216,7 @@ def load_settings(
         (ControllerSettings,),
         {
             "model_config": SettingsConfigDict(
-                **{**ControllerSettings.model_config, "yaml_file": path}  # type: ignore[typeddict-item]
+                **{**ControllerSettings.model_config, "yaml_file": path}
             ),
             "__module__": __name__,
         },

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, case, func, or_, update
+from sqlalchemy import BigInteger, Connection, Table, bindparam, case, func, or_, update
 
 from controller.ingest.sql import insert_ignore
 from controller.models import Device, UtcDateTime
@@ -25,7 +25,7 @@ def mark_seen(conn: Connection, latest: dict[str, tuple[int, datetime]]) -> None
     """Set ``last_seen_at`` and raise ``last_seq`` for each device in the batch."""
     if not latest:
         return
-    seq = bindparam("b_seq")
+    seq = bindparam("b_seq", type_=BigInteger)
     stmt = (
         update(DEVICE)
         .where(DEVICE.c.id == bindparam("b_id"))

@@ -160,9 +160,10 @@ class MqttConnection:
             if getattr(reason, "is_failure", False):
                 logger.error("broker refused the connection: %s", reason)
                 return
-            options = SubscribeOptions(qos=1) if self.is_v5 else 1
-            if self.subscriptions:
-                client.subscribe([(topic, options) for topic in self.subscriptions])
+            if self.subscriptions and self.is_v5:
+                client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.subscriptions])
+            elif self.subscriptions:
+                client.subscribe([(t, 1) for t in self.subscriptions])
             self.connected.set()
             logger.info(
                 "connected to %s:%s (session present: %s)",

@@ -49,7 +49,7 @@ STORE_ERROR = "store_error"
 
 
 def _table(model: Any) -> Table:
-    return model.__table__  # type: ignore[no-any-return]
+    return model.__table__
 
 
 LEDGER, DEAD, DEAD_COUNT = _table(IngestedMessage), _table(DeadLetter), _table(DeadLetterCount)
