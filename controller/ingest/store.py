@@ -85,6 +85,10 @@ class Outcome:
 class _Item:
     received: Received
     envelope: Envelope[Any]
+    kind: TopicKind = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kind = self.envelope.kind  # computed once: it is read several times per message
 
     @property
     def key(self) -> tuple[str, int]:
@@ -187,7 +191,7 @@ class IngestStore:
             {
                 "device_id": key[0],
                 "seq": key[1],
-                "kind": item.envelope.kind.value,
+                "kind": item.kind.value,
                 "sent_at": item.envelope.sent_at,
                 "received_at": item.received.received_at,
             }
@@ -218,7 +222,7 @@ class IngestStore:
     def _duplicate_of(
         self, batch: _Batch, item: _Item, kind: str | None, sent_at: datetime | None
     ) -> None:
-        if kind == item.envelope.kind.value and sent_at == item.envelope.sent_at:
+        if kind == item.kind.value and sent_at == item.envelope.sent_at:
             batch.duplicates += 1
             return
         detail = (
@@ -230,7 +234,7 @@ class IngestStore:
     def _store_series(self, conn: Connection, fresh: list[_Item]) -> None:
         for kind, (table, to_row) in SERIES.items():
             rows = [
-                to_row(i.envelope, i.received.received_at) for i in fresh if i.envelope.kind == kind
+                to_row(i.envelope, i.received.received_at) for i in fresh if i.kind == kind
             ]
             if rows:
                 conn.execute(insert(table), rows)
@@ -244,7 +248,7 @@ class IngestStore:
             device_id, seq = item.key
             if device_id not in latest or latest[device_id][0] < seq:
                 latest[device_id] = (seq, item.received.received_at)
-            per_kind = newest.get(item.envelope.kind)
+            per_kind = newest.get(item.kind)
             if per_kind is not None and (
                 device_id not in per_kind or per_kind[device_id].envelope.seq < seq
             ):
@@ -256,7 +260,7 @@ class IngestStore:
             apply_updates(conn, column, updates)
 
     def _store_acks(self, conn: Connection, fresh: list[_Item]) -> None:
-        acks = [i.envelope for i in fresh if i.envelope.kind == TopicKind.ACK]
+        acks = [i.envelope for i in fresh if i.kind == TopicKind.ACK]
         if acks:
             apply_acks(conn, acks)
 
@@ -264,7 +268,7 @@ class IngestStore:
         """Insert bench runs with their detail rows; return how many were dead-lettered."""
         refused = 0
         for item in fresh:
-            if item.envelope.kind != TopicKind.BENCH:
+            if item.kind != TopicKind.BENCH:
                 continue
             run = R.bench_run_row(item.envelope, item.received.received_at)
             stmt = insert_ignore(
