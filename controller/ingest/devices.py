@@ -44,18 +44,26 @@ def mark_seen(conn: Connection, latest: dict[str, tuple[int, datetime]]) -> None
 
 
 def apply_updates(
-    conn: Connection, timestamp_column: str, updates: dict[str, dict[str, Any]]
+    conn: Connection,
+    timestamp_column: str,
+    updates: dict[str, dict[str, Any]],
+    *,
+    newer_only: bool = True,
 ) -> None:
-    """Set columns from the newest message of one kind per device, unless the row is newer."""
+    """Set columns from the latest message of one kind per device.
+
+    With ``newer_only`` a row already holding a later ``timestamp_column`` is
+    left alone. State is applied in arrival order instead: the broker sends an
+    agent's Last Will (``offline``) with the ``sent_at`` and ``seq`` fixed when
+    the agent connected, i.e. older than the ``online`` state it must replace.
+    """
     if not updates:
         return
     column = DEVICE.c[timestamp_column]
     stamp = bindparam("b_at", type_=UtcDateTime)
-    stmt = (
-        update(DEVICE)
-        .where(DEVICE.c.id == bindparam("b_id"))
-        .where(or_(column.is_(None), column <= stamp))
-    )
+    stmt = update(DEVICE).where(DEVICE.c.id == bindparam("b_id"))
+    if newer_only:
+        stmt = stmt.where(or_(column.is_(None), column <= stamp))
     rows = []
     for device_id, values in updates.items():
         values = dict(values)

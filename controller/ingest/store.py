@@ -233,9 +233,7 @@ class IngestStore:
 
     def _store_series(self, conn: Connection, fresh: list[_Item]) -> None:
         for kind, (table, to_row) in SERIES.items():
-            rows = [
-                to_row(i.envelope, i.received.received_at) for i in fresh if i.kind == kind
-            ]
+            rows = [to_row(i.envelope, i.received.received_at) for i in fresh if i.kind == kind]
             if rows:
                 conn.execute(insert(table), rows)
 
@@ -249,15 +247,13 @@ class IngestStore:
             if device_id not in latest or latest[device_id][0] < seq:
                 latest[device_id] = (seq, item.received.received_at)
             per_kind = newest.get(item.kind)
-            if per_kind is not None and (
-                device_id not in per_kind or per_kind[device_id].envelope.seq < seq
-            ):
-                per_kind[device_id] = item
+            if per_kind is not None:
+                per_kind[device_id] = item  # the batch is in arrival order: last one wins
         ensure_devices(conn, set(latest), max(s for _, s in latest.values()))
         mark_seen(conn, latest)
         for kind, (column, to_update) in DEVICE_UPDATES.items():
             updates = {d: to_update(i.envelope) for d, i in newest[kind].items()}
-            apply_updates(conn, column, updates)
+            apply_updates(conn, column, updates, newer_only=kind is not TopicKind.STATE)
 
     def _store_acks(self, conn: Connection, fresh: list[_Item]) -> None:
         acks = [i.envelope for i in fresh if i.kind == TopicKind.ACK]

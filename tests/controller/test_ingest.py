@@ -171,3 +171,21 @@ def test_each_kind_of_bad_message_is_dead_lettered_with_its_reason(
         assert oversized.payload_size == 1_048_577 and len(oversized.payload) == 65536
         assert all(x.detail for x in letters)
         assert {x.device_id for x in letters if x.reason != "bad_topic"} == {"pi-bad"}
+
+
+def test_two_replicas_in_a_shared_subscription_split_ingest(
+    sqlite_engine: Engine, mosquitto: MosquittoBroker, ingest_factory: Callable[..., IngestService]
+) -> None:
+    replicas = [
+        ingest_factory(sqlite_engine, mosquitto, client_id=f"replica-{i}", share_group="ingest")
+        for i in range(2)
+    ]
+    device = FakeDevice("pi-shared", mosquitto.port)
+    body = HeartbeatBody(uptime_s=1, load_1m=0.1, mem_available_mb=100)
+    for info in [device.publish_body(body) for _ in range(200)]:
+        info.wait_for_publish(5)
+    assert wait_until(lambda: sum(r.stats.handled for r in replicas) >= 200)
+    device.close()
+    assert [r.stats.stored > 0 for r in replicas] == [True, True]  # both took a share
+    assert sum(r.stats.stored for r in replicas) == 200  # and no message went to both
+    assert count(sqlite_engine, Heartbeat) == 200

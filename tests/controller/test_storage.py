@@ -71,20 +71,30 @@ def test_store_writes_every_kind_with_aware_timestamps(engine: Engine) -> None:
     assert rows(engine, BenchmarkQuestion) == 1
 
 
-def test_older_state_does_not_overwrite_newer(engine: Engine) -> None:
+def test_last_will_marks_device_offline_though_stamped_at_connect(engine: Engine) -> None:
     from shared.messages import DeviceStatus, StateBody
 
     store = IngestStore(engine, topics=Topics())
-    newer = received("pi-o", 2, StateBody(status=DeviceStatus.ONLINE, model_id="new"))
-    older = received(
-        "pi-o", 1, StateBody(status=DeviceStatus.OFFLINE), sent_at=SENT - timedelta(minutes=5)
-    )
-    store.write([newer])
-    store.write([older])
+    connected = SENT - timedelta(minutes=5)
+    will = received("pi-o", 1, StateBody(status=DeviceStatus.OFFLINE), sent_at=connected)
+    online = received("pi-o", 2, StateBody(status=DeviceStatus.ONLINE, model_id="m"))
+    store.write([online])
+    store.write([will])  # the broker publishes the will, built at connect time, when it drops
     with Session(engine) as session:
         device = session.get(Device, "pi-o")
-        assert device is not None and (device.status, device.model_id) == ("online", "new")
-        assert device.last_seq == 2
+        assert device is not None and device.status == "offline" and device.last_seq == 2
+
+
+def test_older_heartbeat_does_not_overwrite_newer(engine: Engine) -> None:
+    store = IngestStore(engine, topics=Topics())
+    body = HeartbeatBody(uptime_s=9, load_1m=0, mem_available_mb=1)
+    store.write([received("pi-h", 2, body)])
+    old = HeartbeatBody(uptime_s=1, load_1m=0, mem_available_mb=1)
+    store.write([received("pi-h", 1, old, sent_at=SENT - timedelta(minutes=5))])
+    with Session(engine) as session:
+        device = session.get(Device, "pi-h")
+        assert device is not None and device.last_heartbeat is not None
+        assert device.last_heartbeat["uptime_s"] == 9 and device.last_heartbeat_at == SENT
 
 
 def test_concurrent_writers_store_each_message_once(engine: Engine) -> None:
