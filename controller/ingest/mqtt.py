@@ -72,6 +72,8 @@ class Received:
     qos: int
     retain: bool
     received_at: datetime
+    generation: int = 0
+    """Which connection delivered it: packet ids are only meaningful on that connection."""
 
 
 MessageSink = Callable[[Received], None]
@@ -88,6 +90,7 @@ class MqttConnection:
         self._sink = sink
         self.connected = threading.Event()
         self.callback_errors = 0
+        self.generation = 0
         v5 = options.protocol == "5"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -138,9 +141,14 @@ class MqttConnection:
         self._client.loop_stop()
         self.connected.clear()
 
-    def ack(self, mid: int, qos: int) -> None:
-        """Acknowledge a received QoS 1 message (after it is safely stored)."""
-        if qos > 0:
+    def ack(self, mid: int, qos: int, generation: int | None = None) -> None:
+        """Acknowledge a received QoS 1 message (after it is safely stored).
+
+        A message from an earlier connection is not acknowledged: its packet id
+        may now name another message, and the broker redelivers it anyway
+        (ingest then counts it as a duplicate).
+        """
+        if qos > 0 and (generation is None or generation == self.generation):
             self._client.ack(mid, qos)
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, timeout: float = 10.0) -> bool:
@@ -164,6 +172,7 @@ class MqttConnection:
                 client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.subscriptions])
             elif self.subscriptions:
                 client.subscribe([(t, 1) for t in self.subscriptions])
+            self.generation += 1
             self.connected.set()
             logger.info(
                 "connected to %s:%s (session present: %s)",
@@ -195,6 +204,7 @@ class MqttConnection:
                     qos=message.qos,
                     retain=bool(message.retain),
                     received_at=utcnow(),
+                    generation=self.generation,
                 )
             )
         except Exception:

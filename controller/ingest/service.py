@@ -160,7 +160,7 @@ class IngestService:
                 continue
             self._record(outcome, time.perf_counter() - started)
             for message in batch:
-                self.connection.ack(message.mid, message.qos)
+                self.connection.ack(message.mid, message.qos, message.generation)
             return
 
     def _record(self, outcome: Outcome, seconds: float) -> None:
