@@ -1,4 +1,4 @@
-"""Ingest through real Mosquitto into a SQLite file: every kind, idempotency, dead letters."""
+"""Ingest through real Mosquitto into SQLite (and PostgreSQL): kinds, idempotency, dead letters."""
 
 from __future__ import annotations
 
@@ -45,9 +45,9 @@ def count(engine: Engine, model: type) -> int:
 
 
 def test_every_agent_message_kind_is_stored(
-    sqlite_engine: Engine, mosquitto: MosquittoBroker, ingest_factory: Callable[..., IngestService]
+    engine: Engine, mosquitto: MosquittoBroker, ingest_factory: Callable[..., IngestService]
 ) -> None:
-    service = ingest_factory(sqlite_engine, mosquitto, client_id="every-kind")
+    service = ingest_factory(engine, mosquitto, client_id=f"every-kind-{engine.dialect.name}")
     device = FakeDevice("pi-every", mosquitto.port)
     for kind in AGENT_KINDS:
         device.publish_body(EXAMPLE_BODIES[kind]).wait_for_publish(5)
@@ -56,7 +56,7 @@ def test_every_agent_message_kind_is_stored(
 
     assert service.stats.stored == len(AGENT_KINDS)
     assert not service.stats.dead_letters
-    with Session(sqlite_engine) as session:
+    with Session(engine) as session:
         row = session.get(Device, "pi-every")
         assert row is not None and not row.enrolled
         assert row.agent_version == "0.1.0" and row.cores == 4 and row.device_class == "pi4-4gb"
@@ -74,8 +74,8 @@ def test_every_agent_message_kind_is_stored(
         metric = session.exec(select(ServingMetric)).one()[0]  # type: ignore[call-overload]
         assert metric.requests == 3 and metric.latency_ms_p95 == 4100
     for model in (Heartbeat, DeviceState, CommandAck):
-        assert count(sqlite_engine, model) == 1
-    assert count(sqlite_engine, IngestedMessage) == len(AGENT_KINDS)
+        assert count(engine, model) == 1
+    assert count(engine, IngestedMessage) == len(AGENT_KINDS)
 
 
 def test_redelivered_messages_are_stored_once(

@@ -190,3 +190,12 @@ def test_enrollment_tokens_are_one_time_and_store_only_hashes(
     _, fixed = enrollment.create_token(device_id="pi-fixed")
     with pytest.raises(EnrollmentError, match="pi-fixed"):
         enrollment.redeem(fixed, device_id="pi-other")
+
+
+def test_a_bench_run_stored_twice_under_new_seqs_is_dead_lettered(engine: Engine) -> None:
+    store = IngestStore(engine, topics=Topics())
+    bench = EXAMPLE_BODIES[TopicKind.BENCH]
+    first = store.write([received("pi-b", 1, bench)])
+    again = store.write([received("pi-b", 2, bench)])  # same run_id, not a redelivery
+    assert first.stored == 1 and (again.stored, dict(again.dead)) == (0, {"duplicate_run": 1})
+    assert rows(engine, BenchmarkQuestion) == 1
