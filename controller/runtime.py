@@ -13,9 +13,10 @@ import socket
 
 from sqlalchemy import Engine
 
+from controller import crud
 from controller.broker.embedded import EmbeddedBroker
 from controller.core.config import ControllerSettings
-from controller.core.db import create_db_engine, migrate
+from controller.core.db import create_db_engine, migrate, session_scope
 from controller.enrollment import Enrollment
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.mqtt import MqttOptions
@@ -46,6 +47,12 @@ class ControllerRuntime:
         settings = self.settings
         self.engine = create_db_engine(settings.db_url, echo=settings.database_echo)
         migrate(self.engine)
+        if settings.device_classes_dir is not None:
+            with session_scope(self.engine) as session:
+                loaded = crud.load_device_classes(session, directory=settings.device_classes_dir)
+            logger.info(
+                "loaded %d device classes from %s", len(loaded), settings.device_classes_dir
+            )
         self.enrollment = Enrollment(self.engine, settings)
         self.ingest = IngestService(
             self.engine, self._mqtt_options(), topics=settings.topics, config=self._ingest_config()

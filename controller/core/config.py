@@ -123,6 +123,11 @@ class ControllerSettings(BaseSettings):
     bootstrap_admin_token: SecretStr | None = Field(
         None, description="admin API token to create on first start (unset: generate and print)"
     )
+    device_classes_dir: Path | None = Field(
+        None,
+        description="directory of device-class profiles (*.yaml, e.g. firmware-config/classes) "
+        "loaded into the database at start",
+    )
     database_echo: bool = Field(False, description="log every SQL statement (debugging)")
 
     @classmethod

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 from sqlalchemy import create_engine, select
 from sqlmodel import Session
 
-from controller.models import Device
+from controller.models import Device, DeviceClass
 from tests.controller.devices import FakeDevice, wait_until
 from tests.factories.messages import EXAMPLE_BODIES
 from tests.support.ports import free_port, wait_for_port
@@ -32,6 +32,7 @@ def test_run_with_embedded_broker_ingests_and_stops_cleanly(tmp_path: Path) -> N
         tmp_path,
         EDGEFLEET_CONTROLLER_EMBEDDED_BROKER_PORT=str(port),
         EDGEFLEET_CONTROLLER_API_PORT=str(free_port()),
+        EDGEFLEET_CONTROLLER_DEVICE_CLASSES_DIR=str(ROOT / "firmware-config" / "classes"),
     )
     log = (tmp_path / "controller.log").open("wb")
     proc = subprocess.Popen(
@@ -49,6 +50,8 @@ def test_run_with_embedded_broker_ingests_and_stops_cleanly(tmp_path: Path) -> N
 
         assert wait_until(seen, 20), (tmp_path / "controller.log").read_text()
         device.close()
+        with Session(engine) as session:
+            assert session.get(DeviceClass, "pi4-4gb") is not None
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
