@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -15,6 +18,15 @@ from tests.controller.devices import FakeDevice, wait_until
 from tests.support.broker import MosquittoBroker
 
 TOTAL = 3000
+
+
+@pytest.fixture
+def persistent_dir() -> Iterator[Path]:
+    """Writable by the user Mosquitto drops to (pytest's tmp dirs are private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="edgefleet-mosq-db-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def stored(engine: Engine) -> int:
@@ -57,3 +69,25 @@ def test_restart_while_publishing_loses_nothing(
     with sqlite_engine.connect() as conn:
         seqs = conn.execute(select(Heartbeat.seq)).scalars().all()  # type: ignore[call-overload]
     assert sorted(seqs) == list(range(1, TOTAL + 1))
+
+
+def test_broker_restart_while_publishing_loses_nothing(
+    sqlite_engine: Engine,
+    mosquitto_factory: Callable[..., MosquittoBroker],
+    ingest_factory: Callable[..., IngestService],
+    persistent_dir: Path,
+) -> None:
+    # a persistent Mosquitto keeps the controller's session (and its queue) across restarts
+    store = persistent_dir
+    broker = mosquitto_factory(["persistence true", f"persistence_location {store}/"])
+    service = ingest_factory(sqlite_engine, broker, client_id="outage-ctl", batch_size=50)
+    done = threading.Event()
+    publisher = threading.Thread(target=_publish_all, args=(broker.port, done))
+    publisher.start()
+    assert wait_until(lambda: service.stats.stored >= 300)
+    broker.restart()
+    publisher.join(90)
+    assert done.is_set()
+    assert wait_until(lambda: stored(sqlite_engine) >= TOTAL, timeout=60)
+    assert stored(sqlite_engine) == TOTAL
+    assert service.connection.generation >= 2  # it really reconnected
