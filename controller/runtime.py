@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import Any
 
 from sqlalchemy import Engine
 
 from controller import crud
-from controller.broker.embedded import EmbeddedBroker
+from controller.broker.embedded import LOOPBACK, EmbeddedAuth, EmbeddedBroker
+from controller.broker.passwords import generate_password, hash_password
 from controller.core.config import ControllerSettings
 from controller.core.db import create_db_engine, migrate, session_scope
 from controller.enrollment import Enrollment
@@ -73,13 +75,32 @@ class ControllerRuntime:
             "keepalive_s": settings.mqtt_keepalive_s,
         }
         if settings.broker_url is None:
-            host = settings.embedded_broker_host
-            port = settings.embedded_broker_port or _free_port(host)
-            self.broker = EmbeddedBroker(host=host, port=port).start()
-            return MqttOptions(host=host, port=port, **common)  # type: ignore[arg-type]
+            return self._start_embedded_broker(common)
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         return MqttOptions.from_url(
             settings.broker_url, username=settings.mqtt_username, password=password, **common
+        )
+
+    def _start_embedded_broker(self, common: dict[str, Any]) -> MqttOptions:
+        """Start amqtt with the registry's logins; the controller logs in like anyone else."""
+        settings = self.settings
+        host = settings.embedded_broker_host
+        port = settings.embedded_broker_port or _free_port(host)
+        anonymous = settings.embedded_broker_allow_anonymous
+        if anonymous is None:
+            anonymous = host in LOOPBACK
+        secret = settings.mqtt_password
+        password = secret.get_secret_value() if secret else generate_password()
+        auth = EmbeddedAuth(
+            db_url=settings.db_url,
+            controller_user=settings.mqtt_username,
+            controller_password_hash=hash_password(password),
+            topic_prefix=settings.topic_prefix,
+            allow_anonymous=anonymous,
+        )
+        self.broker = EmbeddedBroker(host=host, port=port, auth=auth).start()
+        return MqttOptions(
+            host=host, port=port, username=settings.mqtt_username, password=password, **common
         )
 
     def _ingest_config(self) -> IngestConfig:

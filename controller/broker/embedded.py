@@ -2,10 +2,11 @@
 
 amqtt speaks MQTT 3.1.1 only: no shared subscriptions and no session-expiry
 property, so with it the ingest client connects with 3.1.1 and a persistent
-(``clean_session=False``) session. It is anonymous: it binds to loopback by
-default, and a warning is logged when it is bound anywhere else. Production
-fleets use Mosquitto with the files ``edgefleet controller mosquitto-config``
-writes.
+(``clean_session=False``) session. With :class:`EmbeddedAuth` it checks the
+same logins and per-device ACLs as the generated Mosquitto files
+(``embedded_auth.py``); without, it is anonymous and open, which the
+controller allows only on loopback unless told otherwise. Large fleets use
+Mosquitto with the files ``edgefleet controller mosquitto-config`` writes.
 """
 
 from __future__ import annotations
@@ -14,19 +15,35 @@ import asyncio
 import logging
 import threading
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+PLUGINS = "controller.broker.embedded_auth"
+
+
+@dataclass(frozen=True)
+class EmbeddedAuth:
+    """Logins and ACLs for the embedded broker, read from the controller's database."""
+
+    db_url: str = field(repr=False)
+    controller_user: str
+    controller_password_hash: str = field(repr=False)
+    topic_prefix: str
+    allow_anonymous: bool = False
 
 
 class EmbeddedBroker:
     """amqtt running in a background thread; ``start()`` returns once it accepts connections."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 1883) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 1883, auth: EmbeddedAuth | None = None
+    ) -> None:
         self.host = host
         self.port = port
+        self.auth = auth
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._broker: Any = None
@@ -37,18 +54,31 @@ class EmbeddedBroker:
         return f"mqtt://{self.host}:{self.port}"
 
     def _config(self) -> dict[str, Any]:
-        return {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "plugins": {
+        listeners = {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}
+        if self.auth is None:
+            plugins: dict[str, Any] = {
                 "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
-            },
-        }
+            }
+        else:
+            plugins = {
+                f"{PLUGINS}.RegistryAuthPlugin": {
+                    "db_url": self.auth.db_url,
+                    "controller_user": self.auth.controller_user,
+                    "controller_password_hash": self.auth.controller_password_hash,
+                    "allow_anonymous": self.auth.allow_anonymous,
+                },
+                f"{PLUGINS}.DeviceTopicPlugin": {
+                    "topic_prefix": self.auth.topic_prefix,
+                    "controller_user": self.auth.controller_user,
+                },
+            }
+        return {"listeners": listeners, "plugins": plugins}
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         """Start the broker thread and wait until the listener is up (or raise)."""
         if self._thread is not None:
             return self
-        if self.host not in LOOPBACK:
+        if self.host not in LOOPBACK and (self.auth is None or self.auth.allow_anonymous):
             logger.warning(
                 "embedded broker on %s accepts anonymous clients; use Mosquitto with "
                 "`edgefleet controller mosquitto-config` for a networked fleet",

@@ -65,6 +65,11 @@ class ControllerSettings(BaseSettings):
     embedded_broker_port: int = Field(
         1883, ge=0, le=65535, description="TCP port of the embedded broker (0: any free port)"
     )
+    embedded_broker_allow_anonymous: bool | None = Field(
+        None,
+        description="let clients without a login use the embedded broker, unrestricted; "
+        "unset: only when it listens on loopback (devices otherwise need enrollment)",
+    )
     topic_prefix: str = Field(DEFAULT_PREFIX, description="MQTT topic prefix of this fleet")
     mqtt_username: str = Field("controller", description="the controller's MQTT account")
     mqtt_password: SecretStr | None = Field(
