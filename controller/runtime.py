@@ -111,6 +111,7 @@ class ControllerRuntime:
             queue_size=settings.ingest_queue_size,
             keep_payload_bytes=settings.dead_letter_payload_bytes,
             share_group=settings.mqtt_share_group,
+            ledger_retention_s=settings.ingest_ledger_retention_s,
         )
 
     def stop(self) -> None:

@@ -104,6 +104,12 @@ class ControllerSettings(BaseSettings):
     ingest_queue_size: int = Field(
         200_000, ge=100, description="messages buffered between network and writer threads"
     )
+    ingest_ledger_retention_s: int = Field(
+        30 * 24 * 3600,
+        ge=3600,
+        description="how long (device_id, seq) entries are kept for deduplication; keep it "
+        "above mqtt_session_expiry_s",
+    )
     dead_letter_payload_bytes: int = Field(
         65_536, ge=0, description="how much of a rejected payload is kept in the dead-letter table"
     )

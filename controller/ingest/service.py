@@ -20,12 +20,14 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from controller.ingest.mqtt import MqttConnection, MqttOptions, Received
 from controller.ingest.store import IngestStore, Outcome
+from controller.models import utcnow
 from shared.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ class IngestConfig:
     queue_size: int = 200_000
     keep_payload_bytes: int = 65536
     share_group: str | None = None
+    ledger_retention_s: float = 30 * 24 * 3600
+    prune_every_s: float = 600.0
 
 
 class IngestService:
@@ -115,10 +119,24 @@ class IngestService:
         self._queue.put(message)
 
     def _run(self) -> None:
+        next_prune = time.monotonic() + self.config.prune_every_s
         while not (self._stopping.is_set() and (self._abandon or self._queue.empty())):
             batch = self._next_batch()
             if batch:
                 self._write_until_stored(batch)
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + self.config.prune_every_s
+                self._prune()
+
+    def _prune(self) -> None:
+        before = utcnow() - timedelta(seconds=self.config.ledger_retention_s)
+        try:
+            removed = self.store.prune_ledger(before=before)
+        except Exception:  # pruning is housekeeping; ingest goes on
+            logger.exception("pruning the ingest ledger failed")
+            return
+        if removed:
+            logger.info("pruned %d ingest-ledger entries older than %s", removed, before)
 
     def _next_batch(self) -> list[Received]:
         try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, select, tuple_
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, tuple_
 from sqlalchemy.exc import OperationalError
 
 from controller.ingest import rows as R
@@ -126,6 +126,16 @@ class IngestStore:
         for one in received:
             outcome.add(self._write_one(one))
         return outcome
+
+    def prune_ledger(self, *, before: datetime) -> int:
+        """Forget ``(device_id, seq)`` entries received before ``before``; returns how many.
+
+        Redelivery happens within a broker session's lifetime, so entries much
+        older than the session expiry can no longer prevent a duplicate.
+        """
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(LEDGER).where(LEDGER.c.received_at < before))
+        return int(result.rowcount)
 
     def _write_one(self, received: Received) -> Outcome:
         batch = self._parse([received])

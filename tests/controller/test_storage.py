@@ -25,6 +25,7 @@ from controller.models import (
     DeviceUpdate,
     EnrollmentToken,
     Heartbeat,
+    IngestedMessage,
     MqttCredential,
     ServingMetric,
 )
@@ -199,3 +200,16 @@ def test_a_bench_run_stored_twice_under_new_seqs_is_dead_lettered(engine: Engine
     again = store.write([received("pi-b", 2, bench)])  # same run_id, not a redelivery
     assert first.stored == 1 and (again.stored, dict(again.dead)) == (0, {"duplicate_run": 1})
     assert rows(engine, BenchmarkQuestion) == 1
+
+
+def test_old_ledger_entries_are_pruned_and_new_ones_kept(engine: Engine) -> None:
+    store = IngestStore(engine, topics=Topics())
+    body = HeartbeatBody(uptime_s=1, load_1m=0, mem_available_mb=1)
+    old = received("pi-p", 1, body)  # received_at = SENT
+    new = received("pi-p", 2, body)
+    new = Received(new.topic, new.payload, 2, 1, False, SENT + timedelta(days=40))
+    store.write([old, new])
+    assert store.prune_ledger(before=SENT + timedelta(days=1)) == 1
+    assert rows(engine, IngestedMessage) == 1
+    assert store.write([new]).duplicates == 1  # the kept entry still deduplicates
+    assert rows(engine, Heartbeat) == 2  # pruning the ledger never touches stored data
