@@ -242,6 +242,15 @@ def plan_fleet(
         if any(v > 0 for v in constraints.min_devices_per_model.values()):
             return FleetResult([], "infeasible: no device can run any option", 0.0, per_bound)
         return FleetResult(_unplanned(unplannable), "optimal", 0.0, per_bound)
+    forced = sum(len(g.devices) for g in groups if g.current is None)
+    if constraints.max_changes is not None and forced > constraints.max_changes:
+        return FleetResult(
+            [],
+            f"infeasible: {forced} devices must change (their current option "
+            f"is infeasible or unset), cap is {constraints.max_changes}",
+            0.0,
+            per_bound,
+        )
     rows = _rows(groups, variables, constraints, lows)
     res = milp(
         -gain,
