@@ -92,3 +92,14 @@ def _wait_for_signal() -> None:
         signal.signal(sig, lambda *_: stop.set())
     logger.info("controller running; Ctrl-C to stop")
     stop.wait()
+
+
+def _register_plan_commands() -> None:
+    """The plan group's commands live with the planner (imported lazily inside each)."""
+    from controller.planner import cli as plan_cli
+
+    for name in ("show", "apply", "history", "scores"):
+        plan_app.command(name)(getattr(plan_cli, name))
+
+
+_register_plan_commands()
