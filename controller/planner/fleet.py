@@ -9,7 +9,9 @@ with the chosen confidence (device-share weighted mean of Clopper-Pearson
 lower bounds >= floor, the bounds' confidences multiplying to the target, as
 SMART's mixes do); a cap on devices changing option. The objective is total
 Psi with the hysteresis bonus for keeping the current option. Solved with
-``scipy.optimize.milp`` (HiGHS), which is deterministic for a given input.
+``scipy.optimize.milp`` (HiGHS, deterministic for a given input): the LP
+relaxation first, then a MILP only over the groups it left fractional
+(``solve.py``), so large fleets stay fast and the gap is certified.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array
+from scipy.sparse import coo_array, csr_array
 
 from controller.planner.assign import ClassView, Decision
 from controller.planner.matrix import feasibility_matrix
 from controller.planner.profiling import clopper_pearson
 from controller.planner.scores import OptionScore
+from controller.planner.solve import solve_counts
 from controller.planner.types import Device, Exclusion, ModelSpec, Option, Pin, PlannerSettings
 
 
@@ -183,9 +185,10 @@ class _Rows:
         self.lb.append(lb)
         self.ub.append(ub)
 
-    def constraint(self, n_vars: int) -> LinearConstraint:
+    def arrays(self, n_vars: int) -> tuple[csr_array, np.ndarray, np.ndarray]:
+        """The rows as a sparse matrix with lower and upper bounds."""
         a = coo_array((self.vals, (self.rows, self.cols)), shape=(len(self.lb), n_vars))
-        return LinearConstraint(a.tocsr(), np.array(self.lb), np.array(self.ub))
+        return csr_array(a), np.array(self.lb), np.array(self.ub)
 
 
 def _variables(groups: list[_Group], h: float) -> tuple[list[tuple[int, OptionScore]], np.ndarray]:
@@ -252,22 +255,15 @@ def plan_fleet(
             per_bound,
         )
     rows = _rows(groups, variables, constraints, lows)
-    res = milp(
-        -gain,
-        constraints=rows.constraint(len(variables)),
-        integrality=np.ones(len(variables)),
-        bounds=Bounds(0, np.inf),
-        options={"mip_rel_gap": settings.milp_rel_gap, "time_limit": settings.milp_time_limit_s},
-    )
-    if res.x is None:
-        kind = "infeasible" if res.status == 2 else "no solution"
-        return FleetResult([], f"{kind}: {res.message}", 0.0, per_bound)
-    counts = np.rint(res.x).astype(int)
-    decisions = _disaggregate(groups, variables, counts) + _unplanned(unplannable)
+    a, lb, ub = rows.arrays(len(variables))
+    var_group = np.array([g for g, _ in variables])
+    out = solve_counts(gain, a, lb, ub, var_group, settings)
+    if out.counts is None:
+        return FleetResult([], out.status, 0.0, per_bound, None, len(variables))
+    decisions = _disaggregate(groups, variables, out.counts) + _unplanned(unplannable)
     decisions.sort(key=lambda d: d.device_id)
-    status = "optimal" if res.status == 0 else f"stopped: {res.message}"
-    gap = getattr(res, "mip_gap", None)
-    return FleetResult(decisions, status, float(gain @ counts), per_bound, gap, len(variables))
+    objective = float(gain @ out.counts)
+    return FleetResult(decisions, out.status, objective, per_bound, out.gap, len(variables))
 
 
 def _unplanned(devices: list[Device]) -> list[Decision]:
