@@ -145,3 +145,28 @@ def test_only_a_draft_can_be_applied(rig) -> None:
     applier.apply(plan_id)
     with pytest.raises(PlanError, match="not a draft"):
         applier.apply(plan_id)
+
+
+def test_profiling_sends_bench_commands_for_unmeasured_pairs_that_could_win(rig) -> None:
+    from controller.planner.service import profile_next
+
+    engine, service, devices, applier = rig
+    assert profile_next(engine, applier.commands) == []  # m-small cannot beat m-big on big-box
+    path = applier._model("m-small").path
+    with Session(engine) as session:  # a model nobody has judged yet: optimistic at parity
+        session.add(
+            db.Model(
+                id="m-new",
+                name="m-new",
+                sha256="c" * 64,
+                size_bytes=1000,
+                path=path,
+                filename="m-new.gguf",
+            )
+        )
+        session.commit()
+    sent = profile_next(engine, applier.commands, limit=5)
+    assert sorted(sent) == [("b1", "m-new"), ("s1", "m-new")]
+    assert wait_until(lambda: devices["b1"].commands and devices["s1"].commands, 5)
+    cmd = devices["s1"].commands[0]
+    assert cmd["type"] == "bench" and cmd["model_ids"] == ["m-new"]
