@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from controller import models as db
 from controller.planner.specs import model_spec_from_gguf
@@ -81,7 +81,9 @@ def _latency(run: db.BenchmarkRun, prefix: str) -> AnswerLatency | None:
 
 def _runs(session: Session) -> list[BenchRun]:
     questions: dict[int, list[QuestionResult]] = defaultdict(list)
-    for q in session.exec(select(db.BenchmarkQuestion).order_by(db.BenchmarkQuestion.id)).all():
+    for q in session.exec(
+        select(db.BenchmarkQuestion).order_by(col(db.BenchmarkQuestion.id))
+    ).all():
         questions[q.run_pk].append(
             QuestionResult(
                 question_id=q.question_id,
@@ -96,7 +98,7 @@ def _runs(session: Session) -> list[BenchRun]:
             )
         )
     out = []
-    for run in session.exec(select(db.BenchmarkRun).order_by(db.BenchmarkRun.id)).all():
+    for run in session.exec(select(db.BenchmarkRun).order_by(col(db.BenchmarkRun.id))).all():
         out.append(
             BenchRun(
                 model_id=run.model_id,
@@ -147,7 +149,7 @@ def load_inputs(session: Session) -> PlannerInputs:
     devices = [d for d in map(_device, session.exec(select(db.Device)).all()) if d is not None]
     pins: dict[str, Pin] = {}
     exclusions: list[Exclusion] = []
-    for p in session.exec(select(db.Pin).order_by(db.Pin.id)).all():
+    for p in session.exec(select(db.Pin).order_by(col(db.Pin.id))).all():
         if p.kind == db.PinKind.PIN.value and p.device_id:
             pins[p.device_id] = Pin(p.device_id, p.model_id, p.refine)
         elif p.kind == db.PinKind.EXCLUDE.value:
