@@ -1,0 +1,287 @@
+"""The benchmark runner: throughput, latency, memory and per-category quality of one model.
+
+Its result is exactly the ``bench`` message body (:class:`shared.messages.BenchBody`),
+so the agent daemon publishes it unchanged. Order matters for honest numbers:
+the candidate model runs alone first (peak RSS and CPU time are taken then),
+and only afterwards are the reference and the judge models loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent import quality, sysinfo, throughput
+from agent.evalset import Question, check_exact
+from agent.judge import Judge
+from agent.refine import RefinementResult, StageLimits, answer
+from agent.runtime import InferenceError, ModelRuntime
+from shared.messages import AnswerLatency, BenchBody, ModelRef, QuestionResult
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to benchmark and how."""
+
+    model_path: Path
+    questions: Sequence[Question] = ()
+    judge_path: Path | None = None
+    reference_path: Path | None = None
+    refine: bool = True
+    threads: int = 1
+    n_ctx: int = 2048
+    kv_cache_type: str = "f16"
+    memory_budget_mb: float | None = None
+    device_class: str = "unknown"
+    pp_tokens: int = 128
+    tg_tokens: int = 64
+    repetitions: int = 3
+    limits: StageLimits = field(default_factory=StageLimits)
+    judge_max_tokens: int = 128
+    command_id: str | None = None
+    model_id: str | None = None
+
+
+@dataclass
+class _Answered:
+    question: Question
+    result: RefinementResult
+    judge_y0: float | None = None
+    judge_y1: float | None = None
+    reference_answer: str | None = None
+    reference_score: float | None = None
+
+
+def model_ref(runtime: ModelRuntime) -> ModelRef:
+    """Identify a loaded model for the bench message."""
+    info = runtime.info
+    return ModelRef(
+        model_id=runtime.model_id,
+        sha256=sysinfo.sha256_file(info.path),
+        architecture=info.architecture,
+        quantization=info.quantization,
+        parameters=info.parameters,
+        file_size_bytes=info.file_size,
+        instruction_tuned=runtime.instruction_tuned,
+    )
+
+
+def _load(config: BenchConfig, path: Path, model_id: str | None = None) -> ModelRuntime:
+    return ModelRuntime(
+        path,
+        threads=config.threads,
+        n_ctx=config.n_ctx,
+        kv_cache_type=config.kv_cache_type,
+        memory_budget_mb=config.memory_budget_mb,
+        model_id=model_id,
+    )
+
+
+def _answer_all(
+    runtime: ModelRuntime, config: BenchConfig, refine: bool, phase: str, progress: Progress
+) -> list[RefinementResult | None]:
+    """Answer every question; one that cannot be answered (too long, say) is None, not fatal."""
+    results: list[RefinementResult | None] = []
+    for index, question in enumerate(config.questions):
+        progress(phase, index, len(config.questions))
+        try:
+            results.append(answer(runtime, question.prompt, refine=refine, limits=config.limits))
+        except InferenceError as exc:
+            logger.warning("%s: question %s skipped: %s", phase, question.question_id, exc)
+            results.append(None)
+    progress(phase, len(config.questions), len(config.questions))
+    return results
+
+
+def sweep_threads(
+    config: BenchConfig, max_threads: int, progress: Progress | None = None
+) -> list[tuple[int, throughput.Throughput]]:
+    """pp/tg throughput for 1..``max_threads`` threads; the profile can adopt the fastest."""
+    report = progress or (lambda phase, done, total: None)
+    rows = []
+    for threads in range(1, max_threads + 1):
+        report("thread sweep", threads - 1, max_threads)
+        runtime = _load(replace(config, threads=threads), config.model_path, config.model_id)
+        try:
+            rows.append(
+                (threads, throughput.measure(
+                    runtime, pp_tokens=config.pp_tokens, tg_tokens=config.tg_tokens,
+                    repetitions=config.repetitions,
+                ))
+            )  # fmt: skip
+        finally:
+            runtime.close()
+    report("thread sweep", max_threads, max_threads)
+    return rows
+
+
+def fastest(rows: Sequence[tuple[int, throughput.Throughput]]) -> int:
+    """The thread count with the highest mean decode speed (what answers wait on)."""
+    return max(rows, key=lambda row: row[1].decode_tok_s.mean)[0]
+
+
+def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBody:
+    """Benchmark one model; raise ``InferenceError`` if it cannot be loaded."""
+    report = progress or (lambda phase, done, total: None)
+    started_at = datetime.now(UTC)
+    load_before = sysinfo.load_1m()
+    meter = sysinfo.CpuMeter().start()
+    runtime = _load(config, config.model_path, config.model_id)
+    try:
+        report("throughput", 0, 1)
+        speed = throughput.measure(
+            runtime,
+            pp_tokens=config.pp_tokens,
+            tg_tokens=config.tg_tokens,
+            repetitions=config.repetitions,
+        )
+        report("throughput", 1, 1)
+        results = _answer_all(runtime, config, config.refine, "answers", report)
+        meter.stop()
+        candidate = model_ref(runtime)
+    finally:
+        runtime.close()
+    peak_rss, load_after = sysinfo.peak_rss_mb(), sysinfo.load_1m()
+    answered = [
+        _Answered(q, r) for q, r in zip(config.questions, results, strict=True) if r is not None
+    ]
+    reference = _run_reference(config, answered, report)
+    judge = _run_judge(config, answered, report)
+    rows = _question_results(answered, config.refine)
+    ref_means = quality.reference_means([r for r in rows if not r.refined])
+    return BenchBody(
+        run_id=uuid.uuid4().hex,
+        command_id=config.command_id,
+        model=candidate,
+        device_class=config.device_class,
+        threads=config.threads,
+        n_ctx=config.n_ctx,
+        kv_cache_type=config.kv_cache_type,
+        pp_tokens=speed.pp_tokens,
+        tg_tokens=speed.tg_tokens,
+        prefill_tok_s=speed.prefill_tok_s,
+        decode_tok_s=speed.decode_tok_s,
+        zero_shot=_latency([a.result for a in answered], refined=False),
+        refined=_latency([a.result for a in answered], refined=True) if config.refine else None,
+        peak_rss_mb=peak_rss,
+        cpu_seconds=meter.cpu_s,
+        load_1m_before=load_before,
+        load_1m_after=load_after,
+        contended=sysinfo.is_contended(
+            threads=config.threads,
+            load_before=load_before,
+            utilisation=meter.utilisation(config.threads),
+        ),
+        judge=judge,
+        reference=reference,
+        categories=quality.categories(rows, ref_means if reference else None),
+        questions=rows,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+    )
+
+
+def _latency(results: Sequence[RefinementResult], *, refined: bool) -> AnswerLatency | None:
+    """Zero-shot: the first stage alone. Refined: until the served answer starts, and in total."""
+    if not results:
+        return None
+    if not refined:
+        stages = [r.stages[0] for r in results]
+        return quality.latency(
+            [s.ttft_s for s in stages],
+            [s.total_s for s in stages],
+            [s.generated_tokens for s in stages],
+        )
+    ttft = [sum(s.total_s for s in r.stages[:-1]) + r.stages[-1].ttft_s for r in results]
+    return quality.latency(
+        ttft, [r.total_s for r in results], [r.generated_tokens for r in results]
+    )
+
+
+def _run_reference(
+    config: BenchConfig, answered: list[_Answered], report: Progress
+) -> ModelRef | None:
+    if config.reference_path is None or not answered:
+        return None
+    runtime = _load(config, config.reference_path)
+    questions = [item.question for item in answered]
+    try:
+        results = _answer_all(
+            runtime, replace(config, questions=questions), False, "reference", report
+        )
+        ref = model_ref(runtime)
+    finally:
+        runtime.close()
+    for item, result in zip(answered, results, strict=True):
+        item.reference_answer = result.initial if result is not None else None
+    return ref
+
+
+def _run_judge(config: BenchConfig, answered: list[_Answered], report: Progress) -> ModelRef | None:
+    if config.judge_path is None or not answered:
+        return None
+    runtime = _load(config, config.judge_path)
+    judge = Judge(runtime, max_tokens=config.judge_max_tokens)
+    try:
+        for index, item in enumerate(answered):
+            report("judging", index, len(answered))
+            _grade(judge, item, config.refine)
+        report("judging", len(answered), len(answered))
+        ref = model_ref(runtime)
+    finally:
+        runtime.close()
+    return ref
+
+
+def _grade(judge: Judge, item: _Answered, refine: bool) -> None:
+    question, result = item.question, item.result
+    item.judge_y0 = judge.grade(question.prompt, result.initial, question.reference).score
+    if refine:
+        item.judge_y1 = judge.grade(question.prompt, result.answer, question.reference).score
+    if item.reference_answer is not None:
+        verdict = judge.grade(question.prompt, item.reference_answer, question.reference)
+        item.reference_score = verdict.score
+
+
+def _question_results(answered: Sequence[_Answered], refine: bool) -> list[QuestionResult]:
+    rows = []
+    for item in answered:
+        q, r = item.question, item.result
+        first = r.stages[0]
+        rows.append(
+            QuestionResult(
+                question_id=q.question_id,
+                category=q.category,
+                refined=False,
+                judge_score=item.judge_y0,
+                reference_judge_score=item.reference_score,
+                exact_correct=check_exact(q, r.initial),
+                e2e_ms=first.total_s * 1000,
+                generated_tokens=first.generated_tokens,
+                prompt_tokens_evaluated=first.prompt_tokens_evaluated,
+            )
+        )
+        if refine:
+            rows.append(
+                QuestionResult(
+                    question_id=q.question_id,
+                    category=q.category,
+                    refined=True,
+                    judge_score=item.judge_y1,
+                    reference_judge_score=item.reference_score,
+                    exact_correct=check_exact(q, r.answer),
+                    e2e_ms=r.total_s * 1000,
+                    generated_tokens=r.generated_tokens,
+                    prompt_tokens_evaluated=r.prompt_tokens_evaluated,
+                )
+            )
+    return rows

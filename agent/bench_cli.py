@@ -1,0 +1,168 @@
+"""``edgefleet bench``: benchmark a model file and print (and optionally save) the result."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from agent.evalset import QuestionFileError, load_questions
+from shared.demo_models import models_dir
+from shared.messages import BenchBody
+from shared.profiles import DeviceProfile, ProfileError, parse_profile
+
+if TYPE_CHECKING:  # llama.cpp is imported only when a benchmark really runs
+    from agent.bench import BenchConfig
+
+logger = logging.getLogger(__name__)
+console = Console()
+PROFILES_DIR = Path(__file__).resolve().parents[1] / "firmware-config" / "classes"
+
+bench_app = typer.Typer(help="Benchmark models: throughput, latency, memory and quality.")
+
+
+def load_class_profile(name: str) -> DeviceProfile:
+    """A device-class profile from firmware-config/classes (``$EDGEFLEET_PROFILES_DIR``)."""
+    directory = Path(os.environ.get("EDGEFLEET_PROFILES_DIR") or PROFILES_DIR)
+    path = directory / f"{name}.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        raise ProfileError(f"no device-class profile {name!r}: {path} is missing") from None
+    return parse_profile(text, source=str(path))
+
+
+def largest_local_model(exclude: Path | None = None) -> Path | None:
+    """The biggest GGUF in the models dir: the default judge, as the paper's strongest model."""
+    candidates = [p for p in models_dir().glob("*.gguf") if exclude is None or p != exclude]
+    return max(candidates, key=lambda p: p.stat().st_size, default=None)
+
+
+class _Bar:
+    """Adapts the runner's ``progress(phase, done, total)`` to a rich progress bar."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(phase, total=max(total, 1))
+        self.progress.update(self.tasks[phase], completed=done, total=max(total, 1))
+
+
+def _config(**options: object) -> BenchConfig:
+    from agent.bench import BenchConfig
+    from agent.refine import StageLimits
+
+    max_tokens = int(options.pop("max_tokens"))  # type: ignore[call-overload]
+    limits = StageLimits(max_tokens, min(max_tokens, 160), max_tokens)
+    return BenchConfig(limits=limits, **options)  # type: ignore[arg-type]
+
+
+@bench_app.callback(invoke_without_command=True)
+def bench(
+    model: Annotated[Path, typer.Option(help="the GGUF model to benchmark")],
+    judge: Annotated[
+        Path | None, typer.Option(help="judge GGUF (default: the largest in the models dir)")
+    ] = None,
+    no_judge: Annotated[bool, typer.Option("--no-judge", help="skip judge scoring")] = False,
+    reference: Annotated[
+        Path | None, typer.Option(help="reference model: quality is reported as % of its")
+    ] = None,
+    questions: Annotated[
+        Path | None, typer.Option(help="questions file (ours or FastChat question.jsonl)")
+    ] = None,
+    categories: Annotated[
+        list[str] | None, typer.Option(help="only these categories (repeat or comma-separate)")
+    ] = None,
+    per_category: Annotated[
+        int | None, typer.Option(min=1, help="at most this many questions per category")
+    ] = None,
+    refine: Annotated[bool, typer.Option("--refine/--no-refine", help="also refine")] = True,
+    threads: Annotated[int | None, typer.Option(min=1, help="llama.cpp threads")] = None,
+    profile: Annotated[str, typer.Option(help="device-class profile")] = "dev-x86-1core",
+    threads_sweep: Annotated[
+        bool, typer.Option("--threads-sweep", help="measure 1..N threads, then use the fastest")
+    ] = False,
+    pp: Annotated[int, typer.Option(min=1, help="prompt tokens for pp throughput")] = 128,
+    tg: Annotated[int, typer.Option(min=1, help="generated tokens for tg throughput")] = 64,
+    repetitions: Annotated[int, typer.Option(min=1, help="throughput repetitions")] = 3,
+    max_tokens: Annotated[int, typer.Option(min=1, help="token limit per answer stage")] = 256,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the bench body")] = None,
+) -> None:
+    """Benchmark MODEL: pp/tg tokens/s, latency, peak RSS, and quality per category."""
+    try:
+        device = load_class_profile(profile)
+        wanted = [c.strip() for item in categories or [] for c in item.split(",") if c.strip()]
+        selected = load_questions(questions, categories=wanted, per_category=per_category)
+    except (ProfileError, QuestionFileError) as exc:
+        _fail(str(exc))
+    judge_path = None if no_judge else (judge or largest_local_model())
+    config = _config(
+        model_path=model,
+        questions=selected,
+        judge_path=judge_path,
+        reference_path=reference,
+        refine=refine,
+        threads=threads or device.threads,
+        n_ctx=device.n_ctx,
+        kv_cache_type=device.kv_cache_type,
+        memory_budget_mb=float(device.memory_budget_mb),
+        device_class=device.name,
+        pp_tokens=pp,
+        tg_tokens=tg,
+        repetitions=repetitions,
+        max_tokens=max_tokens,
+    )
+    sweep_max = (threads or os.cpu_count() or 1) if threads_sweep else 0
+    body = _run(config, sweep_max)
+    from agent.bench_report import category_table, speed_table
+
+    console.print(speed_table(body))
+    console.print(category_table(body))
+    if json_out is not None:
+        json_out.write_text(body.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        console.print(f"bench body written to {json_out}")
+
+
+def _run(config: BenchConfig, sweep_max: int) -> BenchBody:
+    from agent.bench import fastest, run_bench, sweep_threads
+    from agent.bench_report import sweep_table
+    from agent.runtime import InferenceError
+
+    console.print(
+        f"{config.model_path.name}: {len(config.questions)} questions, "
+        f"judge: {config.judge_path.name if config.judge_path else 'none'}, "
+        f"reference: {config.reference_path.name if config.reference_path else 'none'}"
+    )
+    columns = (
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            bar = _Bar(progress)
+            if sweep_max:
+                rows = sweep_threads(config, sweep_max, bar)
+                best = fastest(rows)
+                console.print(sweep_table(rows, best))
+                console.print(f"fastest: {best} thread(s); a profile can adopt threads: {best}")
+                config = replace(config, threads=best)
+            body = run_bench(config, bar)
+    except InferenceError as exc:
+        _fail(str(exc))
+    return BenchBody.model_validate(body.model_dump())
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(1)

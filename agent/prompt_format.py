@@ -1,0 +1,109 @@
+"""Turn a chat (a list of role/content messages) into the text a model is prompted with.
+
+Instruction-tuned GGUFs carry their own Jinja chat template; base models
+(Gemma-3-270M from PyPI has none) get a plain transcript that a completion
+model continues naturally, with stop strings at the next speaker's turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import jinja2
+import jinja2.ext
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+Message = dict[str, str]
+ROLES = ("system", "user", "assistant")
+
+
+class PromptFormatError(ValueError):
+    """Messages that cannot be rendered (unknown role, bad template)."""
+
+
+class PromptFormat(Protocol):
+    """Renders a conversation ending with an open assistant turn."""
+
+    name: str
+    stop: tuple[str, ...]
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text, ending where the assistant's next reply starts."""
+        ...
+
+
+def check_messages(messages: Sequence[Message]) -> None:
+    """Raise :class:`PromptFormatError` for a malformed message list."""
+    for index, message in enumerate(messages):
+        role = message.get("role")
+        if role not in ROLES:
+            raise PromptFormatError(f"message {index}: role must be one of {ROLES}, got {role!r}")
+        if not isinstance(message.get("content"), str):
+            raise PromptFormatError(f"message {index}: content must be a string")
+
+
+@dataclass
+class ChatTemplateFormat:
+    """The model's own chat template (Jinja, as in Hugging Face tokenizer configs)."""
+
+    template: str
+    bos_token: str = ""
+    eos_token: str = ""
+    name: str = "chat-template"
+    stop: tuple[str, ...] = ()
+    _compiled: jinja2.Template | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        env = ImmutableSandboxedEnvironment(
+            loader=jinja2.BaseLoader(),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            extensions=[jinja2.ext.loopcontrols],
+        )
+        try:
+            self._compiled = env.from_string(self.template)
+        except jinja2.TemplateError as exc:
+            raise PromptFormatError(f"the model's chat template does not compile: {exc}") from None
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """Render with ``add_generation_prompt`` so the text ends at the assistant's turn."""
+        check_messages(messages)
+        assert self._compiled is not None
+        try:
+            return self._compiled.render(
+                messages=list(messages),
+                add_generation_prompt=True,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+            )
+        except jinja2.TemplateError as exc:
+            raise PromptFormatError(f"the model's chat template failed: {exc}") from None
+
+
+@dataclass
+class PlainFormat:
+    """A plain transcript for base models: they continue text, they do not follow turns."""
+
+    name: str = "plain"
+    user_label: str = "Question"
+    assistant_label: str = "Answer"
+    stop: tuple[str, ...] = ("\nQuestion:", "\n\n\n")
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """System text as a preamble, then labelled turns, ending with an open answer."""
+        check_messages(messages)
+        parts: list[str] = []
+        for message in messages:
+            content = message["content"]
+            if message["role"] == "system":
+                parts.append(f"{content}\n\n")
+            elif message["role"] == "user":
+                parts.append(f"{self.user_label}: {content}\n")
+            else:
+                # keep the model's own leading space so the text extends the previous prompt
+                sep = "" if content[:1].isspace() else " "
+                parts.append(f"{self.assistant_label}:{sep}{content}\n")
+        parts.append(f"{self.assistant_label}:")
+        return "".join(parts)

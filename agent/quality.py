@@ -1,0 +1,73 @@
+"""Per-category quality, as in the seed paper's Table 3: judge means and % of a reference."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+
+from shared.messages import AnswerLatency, CategoryQuality, QuestionResult
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Linear-interpolated percentile (``pct`` in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * pct / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def latency(
+    ttft_s: Sequence[float], e2e_s: Sequence[float], tokens: Sequence[int]
+) -> AnswerLatency:
+    """p50/p95 of time to first token and end-to-end time, in milliseconds."""
+    return AnswerLatency(
+        ttft_ms_p50=percentile(ttft_s, 50) * 1000,
+        ttft_ms_p95=percentile(ttft_s, 95) * 1000,
+        e2e_ms_p50=percentile(e2e_s, 50) * 1000,
+        e2e_ms_p95=percentile(e2e_s, 95) * 1000,
+        generated_tokens_mean=statistics.fmean(tokens),
+        n=len(e2e_s),
+    )
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
+
+
+def reference_means(results: Sequence[QuestionResult]) -> dict[str, float]:
+    """The reference model's mean judge score per category (zero-shot results)."""
+    by_category: dict[str, list[float | None]] = {}
+    for result in results:
+        by_category.setdefault(result.category, []).append(result.reference_judge_score)
+    means = {cat: _mean(scores) for cat, scores in by_category.items()}
+    return {cat: mean for cat, mean in means.items() if mean is not None}
+
+
+def categories(
+    results: Sequence[QuestionResult], reference: Mapping[str, float] | None = None
+) -> list[CategoryQuality]:
+    """One row per (category, mode): judge mean, missing ratings, exact accuracy, % of reference."""
+    groups: dict[tuple[str, bool], list[QuestionResult]] = {}
+    for result in results:
+        groups.setdefault((result.category, result.refined), []).append(result)
+    rows = []
+    for (category, refined), group in sorted(groups.items()):
+        judge_mean = _mean([r.judge_score for r in group])
+        exact = [r.exact_correct for r in group if r.exact_correct is not None]
+        ref = (reference or {}).get(category)
+        rows.append(
+            CategoryQuality(
+                category=category,
+                refined=refined,
+                n=len(group),
+                judge_mean=judge_mean,
+                judge_missing=sum(r.judge_score is None for r in group),
+                exact_accuracy=sum(exact) / len(exact) if exact else None,
+                pct_of_reference=100 * judge_mean / ref if judge_mean is not None and ref else None,
+            )
+        )
+    return rows

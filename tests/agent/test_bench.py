@@ -1,0 +1,182 @@
+"""The benchmark runner: real inference on the tiny model; the JSON is the shared bench body."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.bench import BenchConfig, fastest, run_bench, sweep_threads
+from agent.evalset import load_questions
+from agent.quality import categories, percentile
+from agent.refine import StageLimits
+from shared.messages import BenchBody, QuestionResult, make_envelope, parse_message
+from shared.topics import Topics
+
+REPO = Path(__file__).resolve().parents[2]
+LIMITS = StageLimits(answer_tokens=12, critique_tokens=12, refine_tokens=12)
+
+
+def _config(model: Path, **overrides: object) -> BenchConfig:
+    base: dict[str, object] = {
+        "model_path": model,
+        "questions": load_questions(categories=["math", "writing"], per_category=2),
+        "threads": 1,
+        "pp_tokens": 32,
+        "tg_tokens": 8,
+        "repetitions": 2,
+        "limits": LIMITS,
+        "judge_max_tokens": 8,
+        "device_class": "dev-x86-1core",
+    }
+    return BenchConfig(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+def test_bench_body_validates_and_travels_as_a_bench_message(tiny_gguf: Path) -> None:
+    phases: list[str] = []
+    body = run_bench(
+        _config(tiny_gguf, judge_path=tiny_gguf, reference_path=tiny_gguf),
+        lambda phase, done, total: phases.append(phase),
+    )
+    again = BenchBody.model_validate_json(body.model_dump_json())
+    assert again == body
+    envelope = make_envelope("dev-1", 7, body)
+    topic = Topics().device("dev-1", envelope.kind)
+    parsed = parse_message(topic, envelope.model_dump_json(by_alias=True).encode())
+    assert parsed.body == body
+    assert {"throughput", "answers", "reference", "judging"} <= set(phases)
+
+
+def test_bench_measures_speed_latency_and_quality_rows(tiny_gguf: Path) -> None:
+    body = run_bench(_config(tiny_gguf, judge_path=tiny_gguf))
+    assert body.prefill_tok_s and body.prefill_tok_s.n == 2 and body.prefill_tok_s.mean > 0
+    assert body.decode_tok_s and body.decode_tok_s.mean > 0
+    assert body.zero_shot and body.refined and body.zero_shot.n == 4
+    assert body.refined.e2e_ms_p50 > body.zero_shot.e2e_ms_p50
+    assert body.peak_rss_mb > 10 and body.cpu_seconds > 0
+    assert len(body.questions) == 8  # 4 questions x (zero-shot, refined)
+    assert {(c.category, c.refined) for c in body.categories} == {
+        ("math", False), ("math", True), ("writing", False), ("writing", True)
+    }  # fmt: skip
+    math = next(c for c in body.categories if c.category == "math" and not c.refined)
+    assert math.exact_accuracy is not None  # math questions carry exact answers
+    # random weights never produce a rating: missing, never scored 0
+    assert all(q.judge_score is None for q in body.questions)
+    assert math.judge_missing == math.n and math.judge_mean is None
+    assert body.judge and body.judge.sha256 and body.reference is None
+
+
+def test_no_refine_measures_zero_shot_only(tiny_gguf: Path) -> None:
+    body = run_bench(_config(tiny_gguf, refine=False))
+    assert body.refined is None and body.zero_shot is not None
+    assert not any(q.refined for q in body.questions)
+    assert body.judge is None
+
+
+def test_thread_sweep_reports_each_count_and_the_fastest(tiny_gguf: Path) -> None:
+    rows = sweep_threads(_config(tiny_gguf), 1)
+    assert [threads for threads, _ in rows] == [1]
+    assert fastest(rows) == 1
+
+
+def test_percent_of_reference_per_category() -> None:
+    def row(category: str, refined: bool, score: float | None, ref: float) -> QuestionResult:
+        return QuestionResult(
+            question_id=f"{category}-{refined}-{score}",
+            category=category,
+            refined=refined,
+            judge_score=score,
+            reference_judge_score=ref,
+            e2e_ms=1,
+            generated_tokens=1,
+            prompt_tokens_evaluated=1,
+        )
+
+    rows = [row("math", False, 4, 8), row("math", False, None, 8), row("math", True, 6, 8)]
+    table = {(c.category, c.refined): c for c in categories(rows, {"math": 8.0})}
+    assert table[("math", False)].pct_of_reference == pytest.approx(50)
+    assert table[("math", False)].judge_missing == 1
+    assert table[("math", True)].pct_of_reference == pytest.approx(75)
+    assert percentile([1, 2, 3, 4], 50) == pytest.approx(2.5)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        capture_output=True, text=True, env=env, timeout=300, cwd=REPO,
+    )  # fmt: skip
+
+
+def test_bench_cli_prints_tables_and_writes_the_bench_body(tiny_gguf: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = _cli(
+        "bench", "--model", str(tiny_gguf), "--judge", str(tiny_gguf),
+        "--reference", str(tiny_gguf), "--categories", "math,knowledge", "--per-category", "1",
+        "--threads", "1", "--threads-sweep", "--pp", "16", "--tg", "4", "--repetitions", "1",
+        "--max-tokens", "8", "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "tg4 tok/s" in done.stdout and "thread sweep" in done.stdout
+    assert "knowledge" in done.stdout and "mean (eq.w.)" in done.stdout
+    body = BenchBody.model_validate(json.loads(out.read_text()))
+    assert body.reference and body.judge and body.threads == 1
+    assert {c.category for c in body.categories} == {"math", "knowledge"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--questions", "/nonexistent/q.jsonl"], "cannot read"),
+        (["--profile", "no-such-class"], "no device-class profile"),
+    ],
+)
+def test_bench_cli_bad_input_is_a_clear_error(
+    tiny_gguf: Path, args: list[str], message: str
+) -> None:
+    done = _cli("bench", "--model", str(tiny_gguf), "--no-judge", *args)
+    assert done.returncode == 1
+    assert message in done.stdout
+
+
+def test_bench_cli_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    done = _cli("bench", "--model", str(tmp_path / "nope.gguf"), "--no-judge")
+    assert done.returncode == 1 and "cannot read" in done.stdout
+
+
+def test_demo_tells_how_to_fetch_missing_models(tmp_path: Path) -> None:
+    env_dir = tmp_path / "empty-models"
+    env_dir.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EDGEFLEET_MODELS_DIR": str(env_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "demo", "run"],
+        capture_output=True, text=True, env=env, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "edgefleet models fetch-demo" in done.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_the_real_smollm2_with_refinement(smollm2_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EDGEFLEET_MODELS_DIR": str(smollm2_path.parent)}
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "demo", "run", "--max-tokens", "48"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for marker in ("y0: zero-shot answer", "c0: the model critiques", "y1: refined answer"):
+        assert marker in done.stdout
+    assert "tok/s" in done.stdout and "prompt tokens evaluated over all stages" in done.stdout
+
+
+def test_bench_records_a_base_model_as_not_instruction_tuned(
+    tiny_gguf_factory: Callable[..., Path],
+) -> None:
+    base = tiny_gguf_factory("base-for-bench", chat_template=None)
+    body = run_bench(_config(base, refine=False, questions=load_questions(per_category=1)[:2]))
+    assert body.model.instruction_tuned is False
