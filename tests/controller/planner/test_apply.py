@@ -170,3 +170,19 @@ def test_profiling_sends_bench_commands_for_unmeasured_pairs_that_could_win(rig)
     assert wait_until(lambda: devices["b1"].commands and devices["s1"].commands, 5)
     cmd = devices["s1"].commands[0]
     assert cmd["type"] == "bench" and cmd["model_ids"] == ["m-new"]
+
+
+def test_the_planner_loop_advances_a_running_rollout(rig) -> None:
+    from controller.planner.loop import PlannerLoop
+
+    engine, service, devices, applier = rig
+    _move_small_box(engine)
+    plan_id = draft_plan(engine)
+    applier.apply(plan_id)
+    assert wait_until(lambda: devices["b1"].commands and devices["s1"].commands, 5)
+    for d in ("b1", "s1"):
+        devices[d].ack(AckStatus.OK)
+        devices[d].device.publish_body(MetricsBody(window_s=60, requests=1, errors=0))
+    assert wait_until(lambda: service.stats.stored >= 4, 5)
+    PlannerLoop(engine, applier).step(now=0)
+    assert wait_until(lambda: devices["s2"].commands, 5)  # the loop sent the second wave
