@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -15,6 +18,7 @@ from sqlmodel import Session
 from controller.models import Device, DeviceClass
 from tests.controller.devices import FakeDevice, wait_until
 from tests.factories.messages import EXAMPLE_BODIES
+from tests.support.broker import MosquittoBroker
 from tests.support.ports import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +91,61 @@ def test_mosquitto_config_writes_the_three_files(tmp_path: Path) -> None:
     assert "user controller" in (out / "acl").read_text()
     assert f"acl_file {out / 'acl'}" in (out / "mosquitto.conf").read_text()
     assert "a-long-random-controller-pw" not in result.stdout + result.stderr
+
+
+def test_run_against_mosquitto_with_generated_acls(
+    mosquitto_factory: Callable[..., MosquittoBroker],
+) -> None:
+    from controller.core.config import ControllerSettings
+    from controller.core.db import create_db_engine, migrate
+    from controller.enrollment import Enrollment
+    from controller.models import DeviceCreate
+
+    data = Path(tempfile.mkdtemp(prefix="edgefleet-run-"))  # Mosquitto must traverse it
+    data.chmod(0o755)
+    try:
+        password = "controller-secret-for-run-test"
+        settings = ControllerSettings(data_dir=data, mqtt_password=password)
+        engine = create_db_engine(settings.db_url)
+        migrate(engine)
+        _, creds = Enrollment(engine, settings).enroll(DeviceCreate(id="pi-prod"))
+        engine.dispose()
+        files = settings.broker_dir
+        broker = mosquitto_factory(
+            [
+                "allow_anonymous false",
+                f"password_file {files / 'passwd'}",
+                f"acl_file {files / 'acl'}",
+            ]
+        )
+        env = _env(
+            data,
+            EDGEFLEET_CONTROLLER_BROKER_URL=broker.url,
+            EDGEFLEET_CONTROLLER_MQTT_PASSWORD=password,
+            EDGEFLEET_CONTROLLER_API_PORT=str(free_port()),
+        )
+        log_path = data / "controller.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "controller", "run"],
+            env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            device = FakeDevice("pi-prod", broker.port, username="pi-prod", password=creds.password)
+            assert not device.refused
+            engine = create_engine(settings.db_url)
+
+            def has_state() -> bool:
+                # published again until the controller's subscription is in place
+                device.publish_body(EXAMPLE_BODIES["state"]).wait_for_publish(5)
+                with Session(engine) as session:
+                    row = session.get(Device, "pi-prod")
+                    return row is not None and row.status == "online"
+
+            assert wait_until(has_state, 30), log_path.read_text()
+            device.close()
+            assert password not in log_path.read_text()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0, log_path.read_text()
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
