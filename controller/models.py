@@ -108,14 +108,14 @@ class DeviceClassBase(SQLModel):
     """Budgets of one kind of box (mirrors ``shared.profiles.DeviceProfile``)."""
 
     name: str = Field(primary_key=True, max_length=64, description="class id, e.g. pi4-4gb")
-    description: str = Field("", description="human-readable summary of the hardware")
+    description: str = Field(default="", description="human-readable summary of the hardware")
     arch: str = Field(max_length=32, description="CPU architecture")
     memory_budget_mb: int = Field(gt=0, description="RAM the inference process may use")
     latency_budget_s: float = Field(gt=0, description="longest acceptable standard answer")
     disk_budget_mb: int = Field(gt=0, description="disk the model store may fill")
     threads: int = Field(ge=1, description="llama.cpp threads")
-    n_ctx: int = Field(2048, ge=1, description="context size in tokens")
-    kv_cache_type: str = Field("f16", max_length=16, description="KV-cache element type")
+    n_ctx: int = Field(default=2048, ge=1, description="context size in tokens")
+    kv_cache_type: str = Field(default="f16", max_length=16, description="KV-cache element type")
 
 
 class DeviceClass(DeviceClassBase, table=True):
@@ -147,9 +147,11 @@ class DeviceClassPublic(DeviceClassBase):
 class DeviceBase(SQLModel):
     """Operator-editable facts about a device."""
 
-    name: str | None = Field(None, max_length=128, description="display name")
-    device_class: str | None = Field(None, max_length=64, index=True, description="class id")
-    location: str | None = Field(None, max_length=256, description="where the box is")
+    name: str | None = Field(default=None, max_length=128, description="display name")
+    device_class: str | None = Field(
+        default=None, max_length=64, index=True, description="class id"
+    )
+    location: str | None = Field(default=None, max_length=256, description="where the box is")
 
 
 class Device(DeviceBase, table=True):
@@ -157,26 +159,30 @@ class Device(DeviceBase, table=True):
 
     id: str = Field(primary_key=True, max_length=63, regex=rf"^{DEVICE_ID_PATTERN}$")
     created_at: datetime = _created()
-    enrolled: bool = Field(False, description="created by an operator, not just seen on MQTT")
+    enrolled: bool = Field(
+        default=False, description="created by an operator, not just seen on MQTT"
+    )
     last_seen_at: datetime | None = _ts(index=True)
-    last_seq: int | None = Field(None, sa_type=BigInteger)
-    cmd_seq: int = Field(0, sa_type=BigInteger, description="last seq used on its cmd topic")
-    agent_version: str | None = Field(None, max_length=64)
-    arch: str | None = Field(None, max_length=32)
-    cpu_model: str | None = Field(None, max_length=256)
+    last_seq: int | None = Field(default=None, sa_type=BigInteger)
+    cmd_seq: int = Field(
+        default=0, sa_type=BigInteger, description="last seq used on its cmd topic"
+    )
+    agent_version: str | None = Field(default=None, max_length=64)
+    arch: str | None = Field(default=None, max_length=32)
+    cpu_model: str | None = Field(default=None, max_length=256)
     cores: int | None = None
     ram_total_mb: float | None = None
     disk_free_mb: float | None = None
     hardware: dict[str, Any] | None = _json_opt()
     cached_models: list[dict[str, Any]] | None = _json_opt()
-    chat_api_url: str | None = Field(None, max_length=512)
+    chat_api_url: str | None = Field(default=None, max_length=512)
     hello_at: datetime | None = _ts()
-    status: str | None = Field(None, max_length=16, index=True)
-    model_id: str | None = Field(None, max_length=128)
-    model_sha256: str | None = Field(None, max_length=64)
+    status: str | None = Field(default=None, max_length=16, index=True)
+    model_id: str | None = Field(default=None, max_length=128)
+    model_sha256: str | None = Field(default=None, max_length=64)
     refine: bool | None = None
-    activity: str | None = Field(None, max_length=32)
-    state_detail: str | None = Field(None, max_length=1024)
+    activity: str | None = Field(default=None, max_length=32)
+    state_detail: str | None = Field(default=None, max_length=1024)
     state_at: datetime | None = _ts()
     last_heartbeat_at: datetime | None = _ts()
     last_heartbeat: dict[str, Any] | None = _json_opt()
@@ -226,9 +232,12 @@ class ModelBase(SQLModel):
     """Operator-editable facts about a registry model."""
 
     name: str = Field(max_length=256, description="display name")
-    description: str = Field("", description="notes for operators")
+    description: str = Field(default="", description="notes for operators")
     extrinsic_merit: float = Field(
-        0.0, ge=0, le=1, description="PeRFICS E: operator-set merit (licence, languages, trust)"
+        default=0.0,
+        ge=0,
+        le=1,
+        description="PeRFICS E: operator-set merit (licence, languages, trust)",
     )
 
 
@@ -240,13 +249,15 @@ class Model(ModelBase, table=True):
     size_bytes: int = Field(sa_type=BigInteger)
     path: str = Field(max_length=1024, description="where the file is on the controller")
     filename: str = Field(max_length=256)
-    architecture: str | None = Field(None, max_length=64)
-    quantization: str | None = Field(None, max_length=32)
-    parameters: int | None = Field(None, sa_type=BigInteger)
+    architecture: str | None = Field(default=None, max_length=64)
+    quantization: str | None = Field(default=None, max_length=32)
+    parameters: int | None = Field(default=None, sa_type=BigInteger)
     context_length: int | None = None
     instruction_tuned: bool | None = None
     gguf_metadata: dict[str, Any] = _json()
-    memory_estimate_mb: float | None = Field(None, description="at memory_estimate_n_ctx, f16 KV")
+    memory_estimate_mb: float | None = Field(
+        default=None, description="at memory_estimate_n_ctx, f16 KV"
+    )
     memory_estimate_n_ctx: int | None = None
     memory_estimate: dict[str, Any] | None = _json_opt()
     created_at: datetime = _created()
@@ -264,7 +275,7 @@ class ModelUpdate(SQLModel):
 
     name: str | None = None
     description: str | None = None
-    extrinsic_merit: float | None = Field(None, ge=0, le=1)
+    extrinsic_merit: float | None = Field(default=None, ge=0, le=1)
 
 
 class ModelPublic(ModelBase):
@@ -292,17 +303,17 @@ class BenchmarkRun(SQLModel, table=True):
 
     __tablename__ = "benchmark_run"
     __table_args__ = (UniqueConstraint("device_id", "run_id", "model_id"),)
-    id: int | None = Field(None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     device_id: str = Field(max_length=63, index=True)
     device_class: str = Field(max_length=64, index=True)
     model_id: str = Field(max_length=128, index=True)
-    model_sha256: str | None = Field(None, max_length=64)
+    model_sha256: str | None = Field(default=None, max_length=64)
     run_id: str = Field(max_length=128)
-    command_id: str | None = Field(None, max_length=64)
+    command_id: str | None = Field(default=None, max_length=64)
     seq: int = Field(sa_type=BigInteger)
     threads: int
     n_ctx: int
-    kv_cache_type: str = Field("f16", max_length=16)
+    kv_cache_type: str = Field(default="f16", max_length=16)
     pp_tokens: int = 0
     tg_tokens: int = 0
     prefill_tok_s: float | None = None
@@ -327,8 +338,8 @@ class BenchmarkRun(SQLModel, table=True):
     load_1m_before: float = 0.0
     load_1m_after: float = 0.0
     contended: bool = False
-    judge_model_id: str | None = Field(None, max_length=128)
-    reference_model_id: str | None = Field(None, max_length=128)
+    judge_model_id: str | None = Field(default=None, max_length=128)
+    reference_model_id: str | None = Field(default=None, max_length=128)
     model_ref: dict[str, Any] = _json()
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
@@ -341,7 +352,7 @@ class BenchmarkResult(SQLModel, table=True):
 
     __tablename__ = "benchmark_result"
     __table_args__ = (Index("ix_benchmark_result_model_class", "model_id", "device_class"),)
-    id: int | None = Field(None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     run_pk: int = Field(foreign_key="benchmark_run.id", index=True, ondelete="CASCADE")
     device_id: str = Field(max_length=63, index=True)
     device_class: str = Field(max_length=64)
@@ -353,9 +364,9 @@ class BenchmarkResult(SQLModel, table=True):
     judge_missing: int = 0
     exact_accuracy: float | None = None
     pct_of_reference: float | None = None
-    decode_tok_s: float | None = Field(None, description="throughput of the run")
+    decode_tok_s: float | None = Field(default=None, description="throughput of the run")
     prefill_tok_s: float | None = None
-    e2e_ms_p50: float | None = Field(None, description="latency of this mode in the run")
+    e2e_ms_p50: float | None = Field(default=None, description="latency of this mode in the run")
     e2e_ms_p95: float | None = None
     peak_rss_mb: float
     measured_at: datetime = _ts(nullable=False)
@@ -366,7 +377,7 @@ class BenchmarkQuestion(SQLModel, table=True):
 
     __tablename__ = "benchmark_question"
     __table_args__ = (Index("ix_benchmark_question_model_class", "model_id", "device_class"),)
-    id: int | None = Field(None, sa_type=BigId, primary_key=True)
+    id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
     run_pk: int = Field(foreign_key="benchmark_run.id", index=True, ondelete="CASCADE")
     device_id: str = Field(max_length=63)
     device_class: str = Field(max_length=64)
@@ -414,13 +425,13 @@ class ServingMetric(SQLModel, table=True):
 
     __tablename__ = "serving_metric"
     __table_args__ = (Index("ix_serving_metric_device_time", "device_id", "sent_at"),)
-    id: int | None = Field(None, sa_type=BigId, primary_key=True)
+    id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
     device_id: str = Field(max_length=63)
     seq: int = Field(sa_type=BigInteger)
     sent_at: datetime = _ts(index=True, nullable=False)
     received_at: datetime = _created()
     window_s: float
-    model_id: str | None = Field(None, max_length=128)
+    model_id: str | None = Field(default=None, max_length=128)
     requests: int = 0
     refined_requests: int = 0
     errors: int = 0
@@ -439,7 +450,7 @@ class Heartbeat(SQLModel, table=True):
 
     __tablename__ = "heartbeat"
     __table_args__ = (Index("ix_heartbeat_device_time", "device_id", "sent_at"),)
-    id: int | None = Field(None, sa_type=BigId, primary_key=True)
+    id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
     device_id: str = Field(max_length=63)
     seq: int = Field(sa_type=BigInteger)
     sent_at: datetime = _ts(nullable=False)
@@ -460,17 +471,17 @@ class DeviceState(SQLModel, table=True):
 
     __tablename__ = "device_state"
     __table_args__ = (Index("ix_device_state_device_time", "device_id", "sent_at"),)
-    id: int | None = Field(None, sa_type=BigId, primary_key=True)
+    id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
     device_id: str = Field(max_length=63)
     seq: int = Field(sa_type=BigInteger)
     sent_at: datetime = _ts(nullable=False)
     received_at: datetime = _created()
     status: str = Field(max_length=16)
-    model_id: str | None = Field(None, max_length=128)
-    model_sha256: str | None = Field(None, max_length=64)
+    model_id: str | None = Field(default=None, max_length=128)
+    model_sha256: str | None = Field(default=None, max_length=64)
     refine: bool = False
-    activity: str = Field("idle", max_length=32)
-    detail: str | None = Field(None, max_length=1024)
+    activity: str = Field(default="idle", max_length=32)
+    detail: str | None = Field(default=None, max_length=1024)
 
 
 class IngestedMessage(SQLModel, table=True):
@@ -494,11 +505,13 @@ class Command(SQLModel, table=True):
     device_id: str = Field(foreign_key="device.id", max_length=63, index=True, ondelete="CASCADE")
     type: str = Field(max_length=32)
     body: dict[str, Any] = _json()
-    status: str = Field(CommandStatus.PENDING.value, max_length=16, index=True)
-    reason: str | None = Field(None, max_length=1024)
-    seq: int | None = Field(None, sa_type=BigInteger)
-    plan_id: int | None = Field(None, foreign_key="plan.id", index=True, ondelete="SET NULL")
-    created_by: str | None = Field(None, max_length=128)
+    status: str = Field(default=CommandStatus.PENDING.value, max_length=16, index=True)
+    reason: str | None = Field(default=None, max_length=1024)
+    seq: int | None = Field(default=None, sa_type=BigInteger)
+    plan_id: int | None = Field(
+        default=None, foreign_key="plan.id", index=True, ondelete="SET NULL"
+    )
+    created_by: str | None = Field(default=None, max_length=128)
     created_at: datetime = _created()
     sent_at: datetime | None = _ts()
     acked_at: datetime | None = _ts()
@@ -524,7 +537,7 @@ class CommandAck(SQLModel, table=True):
     """An ``ack`` message (kept even when it names an unknown command)."""
 
     __tablename__ = "command_ack"
-    id: int | None = Field(None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     command_id: str = Field(max_length=64, index=True)
     device_id: str = Field(max_length=63, index=True)
     seq: int = Field(sa_type=BigInteger)
@@ -541,12 +554,12 @@ class CommandAck(SQLModel, table=True):
 class Plan(SQLModel, table=True):
     """One planner result over the fleet, with its parameters and reasons."""
 
-    id: int | None = Field(None, primary_key=True)
-    status: str = Field(PlanStatus.DRAFT.value, max_length=16, index=True)
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default=PlanStatus.DRAFT.value, max_length=16, index=True)
     params: dict[str, Any] = _json()
     summary: str = ""
     reasons: list[Any] = _json(list)
-    created_by: str | None = Field(None, max_length=128)
+    created_by: str | None = Field(default=None, max_length=128)
     created_at: datetime = _created()
     applied_at: datetime | None = _ts()
 
@@ -554,29 +567,29 @@ class Plan(SQLModel, table=True):
 class Assignment(SQLModel, table=True):
     """What a plan gives one device (``model_id`` None: nothing fits), and why."""
 
-    id: int | None = Field(None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     plan_id: int = Field(foreign_key="plan.id", index=True, ondelete="CASCADE")
     device_id: str = Field(max_length=63, index=True)
-    device_class: str | None = Field(None, max_length=64)
-    model_id: str | None = Field(None, max_length=128)
+    device_class: str | None = Field(default=None, max_length=64)
+    model_id: str | None = Field(default=None, max_length=128)
     refine: bool = False
     score: float | None = None
     reasons: list[Any] = _json(list)
-    command_id: str | None = Field(None, max_length=64)
-    status: str = Field("planned", max_length=16)
+    command_id: str | None = Field(default=None, max_length=64)
+    status: str = Field(default="planned", max_length=16)
 
 
 class Pin(SQLModel, table=True):
     """An operator constraint: pin a model to (or exclude it from) a device or class."""
 
-    id: int | None = Field(None, primary_key=True)
-    kind: str = Field(PinKind.PIN.value, max_length=16)
-    device_id: str | None = Field(None, max_length=63, index=True)
-    device_class: str | None = Field(None, max_length=64, index=True)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default=PinKind.PIN.value, max_length=16)
+    device_id: str | None = Field(default=None, max_length=63, index=True)
+    device_class: str | None = Field(default=None, max_length=64, index=True)
     model_id: str = Field(max_length=128)
     refine: bool | None = None
     reason: str = ""
-    created_by: str | None = Field(None, max_length=128)
+    created_by: str | None = Field(default=None, max_length=128)
     created_at: datetime = _created()
 
 
@@ -587,13 +600,13 @@ class DeadLetter(SQLModel, table=True):
     """A rejected MQTT message, kept with the reason so nothing is lost silently."""
 
     __tablename__ = "dead_letter"
-    id: int | None = Field(None, sa_type=BigId, primary_key=True)
+    id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, index=True)
     topic: str = Field(sa_type=String(1024))
-    device_id: str | None = Field(None, max_length=63, index=True)
+    device_id: str | None = Field(default=None, max_length=63, index=True)
     reason: str = Field(max_length=32, index=True)
     detail: str = ""
-    payload: bytes = Field(b"", sa_type=LargeBinary)
+    payload: bytes = Field(default=b"", sa_type=LargeBinary)
     payload_size: int = 0
 
 
@@ -602,7 +615,7 @@ class DeadLetterCount(SQLModel, table=True):
 
     __tablename__ = "dead_letter_count"
     reason: str = Field(primary_key=True, max_length=32)
-    count: int = Field(0, sa_type=BigInteger)
+    count: int = Field(default=0, sa_type=BigInteger)
     last_at: datetime | None = _ts()
 
 
@@ -625,12 +638,12 @@ class ApiToken(SQLModel, table=True):
     """An API bearer token; only its SHA-256 is stored."""
 
     __tablename__ = "api_token"
-    id: int | None = Field(None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=128)
     token_hash: str = Field(max_length=128, unique=True, index=True)
     prefix: str = Field(max_length=16, description="first characters, to recognise a token")
-    role: str = Field(Role.VIEWER.value, max_length=16)
-    created_by: str | None = Field(None, max_length=128)
+    role: str = Field(default=Role.VIEWER.value, max_length=16)
+    created_by: str | None = Field(default=None, max_length=128)
     created_at: datetime = _created()
     expires_at: datetime | None = _ts()
     last_used_at: datetime | None = _ts()
@@ -663,7 +676,7 @@ class MqttCredential(SQLModel, table=True):
     """A device's MQTT login; the hash is in Mosquitto's PBKDF2-SHA512 format."""
 
     __tablename__ = "mqtt_credential"
-    id: int | None = Field(None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     device_id: str = Field(foreign_key="device.id", max_length=63, index=True, ondelete="CASCADE")
     username: str = Field(max_length=63, index=True)
     password_hash: str = Field(max_length=256)
@@ -675,12 +688,14 @@ class EnrollmentToken(SQLModel, table=True):
     """A one-time token a device exchanges for its MQTT credentials; only the hash is stored."""
 
     __tablename__ = "enrollment_token"
-    id: int | None = Field(None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     token_hash: str = Field(max_length=128, unique=True, index=True)
-    device_id: str | None = Field(None, max_length=63, description="fixed id, or chosen at use")
-    device_class: str | None = Field(None, max_length=64)
-    created_by: str | None = Field(None, max_length=128)
+    device_id: str | None = Field(
+        default=None, max_length=63, description="fixed id, or chosen at use"
+    )
+    device_class: str | None = Field(default=None, max_length=64)
+    created_by: str | None = Field(default=None, max_length=128)
     created_at: datetime = _created()
     expires_at: datetime | None = _ts()
     used_at: datetime | None = _ts()
-    used_by_device: str | None = Field(None, max_length=63)
+    used_by_device: str | None = Field(default=None, max_length=63)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -65,6 +65,11 @@ class ControllerSettings(BaseSettings):
     embedded_broker_port: int = Field(
         1883, ge=0, le=65535, description="TCP port of the embedded broker (0: any free port)"
     )
+    embedded_broker_allow_anonymous: bool | None = Field(
+        None,
+        description="let clients without a login use the embedded broker, unrestricted; "
+        "unset: only when it listens on loopback (devices otherwise need enrollment)",
+    )
     topic_prefix: str = Field(DEFAULT_PREFIX, description="MQTT topic prefix of this fleet")
     mqtt_username: str = Field("controller", description="the controller's MQTT account")
     mqtt_password: SecretStr | None = Field(
@@ -84,6 +89,11 @@ class ControllerSettings(BaseSettings):
         ge=0,
         description="how long the broker keeps the session and queued QoS 1 messages",
     )
+    mqtt_protocol: Literal["5", "3.1.1"] | None = Field(
+        None,
+        description="MQTT version of the controller's client; unset: 3.1.1 with the embedded "
+        "broker (amqtt speaks only 3.1.1), 5 with an external broker",
+    )
     mqtt_keepalive_s: int = Field(30, ge=5, description="MQTT keepalive interval")
     ingest_batch_size: int = Field(
         1000, ge=1, le=100_000, description="most messages written in one transaction"
@@ -94,8 +104,27 @@ class ControllerSettings(BaseSettings):
     ingest_queue_size: int = Field(
         200_000, ge=100, description="messages buffered between network and writer threads"
     )
+    ingest_ledger_retention_s: int = Field(
+        30 * 24 * 3600,
+        ge=3600,
+        description="how long (device_id, seq) entries are kept for deduplication; keep it "
+        "above mqtt_session_expiry_s",
+    )
     dead_letter_payload_bytes: int = Field(
         65_536, ge=0, description="how much of a rejected payload is kept in the dead-letter table"
+    )
+    mosquitto_listener_port: int = Field(
+        1883, ge=1, le=65535, description="port in the generated mosquitto.conf"
+    )
+    mosquitto_listener_bind: str = Field(
+        "", description="bind address in the generated mosquitto.conf (empty: all)"
+    )
+    mosquitto_pid_file: Path | None = Field(
+        None,
+        description="Mosquitto's pid file; when set, it is sent SIGHUP after credentials change",
+    )
+    enrollment_token_ttl_s: int = Field(
+        24 * 3600, ge=60, description="how long a one-time enrollment token stays valid"
     )
     api_host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     api_port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP API")
@@ -104,6 +133,11 @@ class ControllerSettings(BaseSettings):
     )
     bootstrap_admin_token: SecretStr | None = Field(
         None, description="admin API token to create on first start (unset: generate and print)"
+    )
+    device_classes_dir: Path | None = Field(
+        None,
+        description="directory of device-class profiles (*.yaml, e.g. firmware-config/classes) "
+        "loaded into the database at start",
     )
     database_echo: bool = Field(False, description="log every SQL statement (debugging)")
 
@@ -162,6 +196,13 @@ class ControllerSettings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'controller.db'}"
 
     @property
+    def effective_mqtt_protocol(self) -> str:
+        """The MQTT version in effect ("5" or "3.1.1")."""
+        if self.mqtt_protocol is not None:
+            return self.mqtt_protocol
+        return "5" if self.broker_url else "3.1.1"
+
+    @property
     def topics(self) -> Topics:
         """The topic builder for this fleet's prefix."""
         return Topics(self.topic_prefix)
@@ -191,7 +232,7 @@ def load_settings(
         (ControllerSettings,),
         {
             "model_config": SettingsConfigDict(
-                **{**ControllerSettings.model_config, "yaml_file": path}  # type: ignore[typeddict-item]
+                **{**ControllerSettings.model_config, "yaml_file": path}
             ),
             "__module__": __name__,
         },

@@ -13,9 +13,8 @@ target_metadata = SQLModel.metadata
 
 
 def _url() -> str:
-    return context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
-        "sqlalchemy.url"
-    )
+    url = context.get_x_argument(as_dictionary=True).get("url")
+    return url or config.get_main_option("sqlalchemy.url") or "sqlite:///controller.db"
 
 
 def run_migrations_offline() -> None:
