@@ -29,6 +29,8 @@ bearer_scheme = HTTPBearer(auto_error=False, description="an edgefleet API token
 def get_state(request: Request) -> AppState:
     """The app's wired parts (engine, store, command sender, profiles)."""
     state: AppState = request.app.state.edgefleet
+    if state.runtime is None:
+        state.runtime = getattr(request.app.state, "runtime", None)
     return state
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query
+from fastapi import Depends, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.sql import Select
@@ -13,6 +13,10 @@ from sqlmodel import Session
 T = TypeVar("T")
 
 MAX_LIMIT = 500
+MAX_ROW_ID = 2**63 - 1
+
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="row id")]
+"""Integer ids in paths, bounded so the database never sees an out-of-range number."""
 
 
 class PageParams(BaseModel):

@@ -7,28 +7,37 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import Engine
 
+from controller.models import Command
 from controller.registry.store import ModelStore
-from shared.messages import CmdBody
-from shared.profiles import DeviceProfile
+from shared.messages import AssignCommand, BenchCommand, IdentifyCommand, ReloadConfigCommand
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from controller.core.security import Principal
+    from controller.core.security import TokenAuthenticator
+    from controller.enrollment import Enrollment
+    from controller.registry.devices import DeviceCredentialCheck
 
 
 class CommandSender(Protocol):
-    """Delivers one command to one device (the MQTT publisher in production)."""
+    """Records and delivers one command to one device (``CommandPublisher`` in production)."""
 
-    def send(self, device_id: str, body: CmdBody) -> None:
-        """Queue ``body`` for ``device_id``; raise on a delivery failure it can detect."""
+    def send(
+        self,
+        *,
+        device_id: str,
+        command: AssignCommand | BenchCommand | ReloadConfigCommand | IdentifyCommand,
+        created_by: str | None = None,
+        plan_id: int | None = None,
+    ) -> Command:
+        """Record and publish; raise LookupError for an unknown device."""
+        ...
 
 
-class TokenAuthenticator(Protocol):
-    """Turns a presented API token into a principal."""
+class StatsSource(Protocol):
+    """Ingest counters (``IngestService.stats``)."""
 
-    def authenticate(self, token: str) -> Principal | None:
-        """The principal for ``token``, or None if unknown or revoked."""
+    stored: int
 
 
 @dataclass
@@ -39,7 +48,21 @@ class AppState:
     engine: Engine
     store: ModelStore
     tokens: TokenAuthenticator
-    profiles: dict[str, DeviceProfile]
+    enrollment: Enrollment
+    devices: DeviceCredentialCheck
     command_sender: CommandSender | None = None
-    public_url: str | None = None
+    ingest_stats: StatsSource | None = None
     metrics: CollectorRegistry | None = field(default=None, repr=False)
+    runtime: Any = None
+
+    def sender(self) -> CommandSender | None:
+        """The injected sender, else the running controller's publisher, if any."""
+        if self.command_sender is not None:
+            return self.command_sender
+        return getattr(self.runtime, "commands", None)
+
+    def stats(self) -> StatsSource | None:
+        """The injected ingest counters, else the running ingest's."""
+        if self.ingest_stats is not None:
+            return self.ingest_stats
+        return getattr(getattr(self.runtime, "ingest", None), "stats", None)

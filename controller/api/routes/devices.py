@@ -15,7 +15,14 @@ from controller.api.deps import SessionDep
 from controller.api.errors import bad_request, not_found
 from controller.api.pagination import Page, PageDep, paginate
 from controller.api.timeseries import downsample
-from controller.models import Device, DevicePublic, DeviceState, DeviceUpdate, Heartbeat, ServingMetric
+from controller.models import (
+    Device,
+    DevicePublic,
+    DeviceState,
+    DeviceUpdate,
+    Heartbeat,
+    ServingMetric,
+)
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
