@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials
@@ -68,17 +68,24 @@ def _model(state: AppState, model_id: str) -> Model:
     return model
 
 
-@router.api_route(
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {GGUF_MEDIA_TYPE: {}}, "description": "the file (or a range of it)"},
+    206: {"content": {GGUF_MEDIA_TYPE: {}}, "description": "the requested byte range"},
+    304: {"description": "unchanged (If-None-Match)"},
+    416: {"description": "range not satisfiable"},
+    **ERROR_RESPONSES,
+}
+
+
+@router.head(
     "/{model_id}/file",
-    methods=["GET", "HEAD"],
     response_class=Response,
-    responses={
-        200: {"content": {GGUF_MEDIA_TYPE: {}}, "description": "the file (or a range of it)"},
-        206: {"content": {GGUF_MEDIA_TYPE: {}}, "description": "the requested byte range"},
-        304: {"description": "unchanged (If-None-Match)"},
-        416: {"description": "range not satisfiable"},
-        **ERROR_RESPONSES,
-    },
+    responses=_RESPONSES,
+    operation_id="model_file_head",
+    summary="Model file size and ETag",
+)
+@router.get(
+    "/{model_id}/file", response_class=Response, responses=_RESPONSES, operation_id="model_file"
 )
 def download_model(
     model_id: str, request: Request, state: StateDep, _: Annotated[str, Depends(download_caller)]

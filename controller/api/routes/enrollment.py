@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials
@@ -118,17 +119,22 @@ def create_enrollment_token(
     )  # fmt: skip
 
 
-@redeem_router.post("/enroll", response_model=Enrolled, status_code=201)
-def redeem_enrollment_token(
-    body: RedeemRequest,
-    state: StateDep,
-    credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),  # noqa: B008
-) -> Enrolled:
-    """A device trades its one-time enrollment token (as Bearer) for its MQTT login."""
+def enrollment_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> str:
+    """The one-time enrollment token presented as a Bearer credential."""
     if credentials is None or not credentials.credentials:
         raise unauthorized("send the one-time enrollment token as 'Authorization: Bearer <token>'")
+    return credentials.credentials
+
+
+@redeem_router.post("/enroll", response_model=Enrolled, status_code=201)
+def redeem_enrollment_token(
+    body: RedeemRequest, state: StateDep, token: Annotated[str, Depends(enrollment_token)]
+) -> Enrolled:
+    """A device trades its one-time enrollment token (as Bearer) for its MQTT login."""
     try:
-        device, issued = state.enrollment.redeem(credentials.credentials, device_id=body.device_id)
+        device, issued = state.enrollment.redeem(token, device_id=body.device_id)
     except EnrollmentError as exc:
         raise ApiError(403, "enrollment_refused", str(exc)) from None
     state.devices.forget()
