@@ -42,9 +42,12 @@ def _bucket_index(
     dialect: str, ts: ColumnElement[Any], since: datetime, width: int
 ) -> ColumnElement[Any]:
     if dialect == "sqlite":
-        seconds = (func.julianday(ts) - func.julianday(literal(_naive(since)))) * 86400.0
-        # rows are filtered to ts >= since, so truncation toward zero is floor
-        return cast(seconds / width, Integer)
+        days = func.julianday(ts) - func.julianday(literal(_naive(since)))
+        # julianday is a float of days: round to whole milliseconds before bucketing so a
+        # sample at exactly a bucket edge is not pushed back by floating-point error; rows
+        # are filtered to ts >= since, so integer division is floor
+        millis = cast(func.round(days * 86_400_000.0), Integer)
+        return millis // (width * 1000)
     seconds = func.extract("epoch", ts - literal(since))
     return func.floor(seconds / width)
 
