@@ -44,6 +44,7 @@ class Api:
     def client(self, role: str | None = "admin", **kwargs: Any) -> httpx.Client:
         """An HTTP client authenticated as ``role`` (None: no token)."""
         headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+        headers.update(kwargs.pop("headers", {}))
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
 
 
