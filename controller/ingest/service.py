@@ -108,15 +108,24 @@ class IngestService:
         behaves like a crash and loses nothing).
         """
         self._abandon = not drain
-        self.connection.stop()
         self._stopping.set()
+        self.connection.stop()
         if self._writer is not None:
             self._writer.join(timeout)
             self._writer = None
 
     def _enqueue(self, message: Received) -> None:
         self.stats.received += 1
-        self._queue.put(message)
+        # Back-pressure: a full queue blocks the network thread (the broker then
+        # holds further messages). While stopping, give up instead: the message
+        # is not acknowledged, so the broker redelivers it to the next session.
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(message, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        self.stats.received -= 1  # left to the broker's redelivery
 
     def _run(self) -> None:
         next_prune = time.monotonic() + self.config.prune_every_s

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from tests.support.ports import free_port
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _pg_bin() -> Path:
+    """The newest Debian-packaged PostgreSQL (``/usr/lib/postgresql/<major>/bin``)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 
 
 def _as_postgres(*args: str) -> list[str]:
@@ -54,7 +61,7 @@ class TempPostgres:
     def create_database(self, name: str) -> str:
         """A fresh database; returns its URL."""
         subprocess.run(
-            _as_postgres(str(self.bin_dir.parent / "bin" / "createdb"), "-h", "127.0.0.1",
+            _as_postgres(str(self.bin_dir / "createdb"), "-h", "127.0.0.1",
                          "-p", str(self.port), "-U", "postgres", name),
             check=True, capture_output=True,
         )  # fmt: skip
