@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from controller.api import errors
 from controller.api.routes import plans, scores
-from controller.core.security import Role, generate_token, hash_token
+from controller.core.security import Role, generate_token, hash_token, role_allows
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.service import IngestService
 from controller.models import ApiToken
@@ -39,7 +39,7 @@ def bearer(engine: Engine, needed: Role) -> Callable[..., str]:
             ).first()
         if row is None or row.revoked_at is not None:
             raise errors.unauthorized("unknown or revoked token")
-        if not Role(row.role).allows(needed):
+        if not role_allows(row.role, needed):
             raise errors.forbidden(f"needs the {needed.value} role")
         return row.name
 
