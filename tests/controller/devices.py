@@ -38,6 +38,8 @@ class FakeDevice:
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self.acked: set[int] = set()
         self._connected = False
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
@@ -50,6 +52,14 @@ class FakeDevice:
             self.refused.append(reason)
         else:
             self._connected = True
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        self.acked.add(mid)
+
+    def wait_acked(self, infos: list[mqtt.MQTTMessageInfo], timeout: float = 60.0) -> bool:
+        """Wait for the broker's PUBACK of every message, including ones paho queued while
+        disconnected (their ``wait_for_publish`` raises, but paho resends them on reconnect)."""
+        return wait_until(lambda: all(info.mid in self.acked for info in infos), timeout)
 
     def publish_body(self, body: Body, *, seq: int | None = None) -> mqtt.MQTTMessageInfo:
         """Wrap ``body`` in an envelope and publish it on this device's topic."""
