@@ -92,3 +92,15 @@ def _wait_for_signal() -> None:
         signal.signal(sig, lambda *_: stop.set())
     logger.info("controller running; Ctrl-C to stop")
     stop.wait()
+
+
+def _register_admin_commands() -> None:
+    """Sub-groups owned by the API/registry side (kept apart from run/mosquitto-config)."""
+    from controller.core.token_cli import tokens_app
+    from controller.registry.cli import models_app
+
+    controller_app.add_typer(models_app, name="models")
+    controller_app.add_typer(tokens_app, name="tokens")
+
+
+_register_admin_commands()
