@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,40 +56,33 @@ def mosquitto_config(
 @controller_app.command("run")
 def run(config: ConfigOption = None) -> None:
     """Run the controller: migrate the database, start broker and ingest, serve the API."""
+    import uvicorn
+
+    from controller.app import create_app
     from controller.runtime import ControllerRuntime
 
     settings = _settings(config)
     runtime = ControllerRuntime(settings).start()
     try:
-        app = _create_app(settings)
-        if app is None:
-            _wait_for_signal()
-        else:
-            import uvicorn
-
-            app.state.runtime = runtime
-            uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info")
+        assert runtime.engine is not None and runtime.ingest is not None
+        app = create_app(
+            settings,
+            engine=runtime.engine,
+            command_sender=runtime.commands,
+            ingest_stats=runtime.ingest.stats,
+            migrate_db=False,  # the runtime migrated before starting ingest
+        )
+        app.state.edgefleet.runtime = runtime
+        # uvicorn re-raises SIGTERM after its graceful shutdown; turn that into a normal
+        # exit so the runtime below still stops (ingest drained, broker closed)
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info")
     finally:
         runtime.stop()
 
 
-def _create_app(settings: Any) -> Any:
-    try:
-        module = importlib.import_module("controller.app")
-    except ModuleNotFoundError as exc:
-        if exc.name != "controller.app":
-            raise
-        logger.warning("controller.app is not available: running broker and ingest without HTTP")
-        return None
-    return module.create_app(settings)
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    logger.info("controller running; Ctrl-C to stop")
-    stop.wait()
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _register_admin_commands() -> None:

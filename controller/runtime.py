@@ -122,3 +122,4 @@ class ControllerRuntime:
             self.broker.stop()
         if self.engine is not None:
             self.engine.dispose()
+        logger.info("controller runtime stopped (ingest drained, broker closed)")

@@ -213,3 +213,18 @@ def test_old_ledger_entries_are_pruned_and_new_ones_kept(engine: Engine) -> None
     assert rows(engine, IngestedMessage) == 1
     assert store.write([new]).duplicates == 1  # the kept entry still deduplicates
     assert rows(engine, Heartbeat) == 2  # pruning the ledger never touches stored data
+
+
+def test_an_expired_enrollment_token_is_refused(engine: Engine, tmp_path: Path) -> None:
+    enrollment = Enrollment(engine, ControllerSettings(data_dir=tmp_path, dev_mode=True))
+    row, secret = enrollment.create_token()
+    with Session(engine) as session:
+        stored = session.get(EnrollmentToken, row.id)
+        assert stored is not None
+        stored.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        session.add(stored)
+        session.commit()
+    with pytest.raises(EnrollmentError, match="expired"):
+        enrollment.redeem(secret, device_id="pi-late")
+    with Session(engine) as session:
+        assert session.get(Device, "pi-late") is None  # nothing was created
