@@ -192,14 +192,12 @@ def metric_series(
     """A metric or vital of one device over time, downsampled to at most max_points buckets."""
     _get_device(session, device_id)
     start, end = _window(since, until)
-    table: type[ServingMetric] | type[Heartbeat] = (
-        Heartbeat if field in _HEARTBEAT_SERIES else ServingMetric
-    )
+    table: Any = Heartbeat if field in _HEARTBEAT_SERIES else ServingMetric
     width, buckets = downsample(
         session,
-        ts=col(table.sent_at),
+        ts=table.sent_at,
         value=getattr(table, field.value),
-        where=[col(table.device_id) == device_id],
+        where=[table.device_id == device_id],
         since=start,
         until=end,
         max_points=max_points,
