@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,8 +34,9 @@ MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 def _operations() -> list[tuple[str, str]]:
     """Every (method, path) in the app's OpenAPI schema, built from its routes."""
-    settings = ControllerSettings(data_dir=Path("/nonexistent-never-used"), dev_mode=True)
-    schema = create_app(settings).openapi()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = ControllerSettings(data_dir=Path(tmp), dev_mode=True)
+        schema = create_app(settings).openapi()
     return sorted(
         (method.upper(), path) for path, item in schema["paths"].items() for method in item
     )
