@@ -173,3 +173,20 @@ def test_generated_bootstrap_token_is_shown_once_and_never_logged(
 
 def test_env_bootstrap_token_is_not_printed(api: Api) -> None:
     assert api.printed == []
+
+
+def test_secrets_created_through_the_api_never_reach_the_logs(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with api.client("admin") as admin:
+        token = admin.post("/api/v1/tokens", json={"name": "ci", "role": "operator"}).json()
+        enrolled = admin.post("/api/v1/devices", json={"id": "pi-secret"}).json()
+        rotated = admin.post("/api/v1/devices/pi-secret/credentials").json()
+        issued = admin.post("/api/v1/enrollment-tokens", json={}).json()
+    secrets = [token["token"], enrolled["credentials"]["password"], rotated["password"],
+               issued["token"], *api.tokens.values()]  # fmt: skip
+    assert all(len(s) >= 20 for s in secrets)
+    assert caplog.records, "the calls above should have logged something"
+    for secret in secrets:
+        assert secret not in caplog.text
