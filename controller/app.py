@@ -69,6 +69,7 @@ def create_app(
     migrate_db: bool = True,
 ) -> FastAPI:
     """Build the FastAPI app over ``settings``; start-up work runs in its lifespan."""
+    owns_engine = engine is None
     engine = engine or create_db_engine(settings.db_url, echo=settings.database_echo)
     state = AppState(
         settings=settings,
@@ -86,6 +87,8 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         _start(state, token_sink, migrate_db=migrate_db)
         yield
+        if owns_engine:
+            state.engine.dispose()
 
     app = FastAPI(
         title="edgefleet controller",

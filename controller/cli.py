@@ -93,4 +93,14 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _register_admin_commands() -> None:
+    """Sub-groups owned by the API/registry side (kept apart from run/mosquitto-config)."""
+    from controller.core.token_cli import tokens_app
+    from controller.registry.cli import models_app
+
+    controller_app.add_typer(models_app, name="models")
+    controller_app.add_typer(tokens_app, name="tokens")
+
+
+_register_admin_commands()
 _register_plan_commands()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError, IntegrityError
+
+logger = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
@@ -65,6 +70,20 @@ async def _render(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
 
 
+async def _integrity(_: Request, exc: Exception) -> JSONResponse:
+    logger.info("refused a write that breaks a database constraint: %s", type(exc).__name__)
+    body = ErrorBody(error="conflict", detail="the change conflicts with existing data")
+    return JSONResponse(body.model_dump(), status_code=409)
+
+
+async def _data(_: Request, exc: Exception) -> JSONResponse:
+    logger.info("refused a value the database cannot store: %s", type(exc).__name__)
+    body = ErrorBody(error="invalid_value", detail="a value is too long or out of range")
+    return JSONResponse(body.model_dump(), status_code=422)
+
+
 def install(app: FastAPI) -> None:
-    """Register the handler that renders :class:`ApiError`."""
+    """Register the handlers: :class:`ApiError`, and constraint/data errors as 409/422."""
     app.add_exception_handler(ApiError, _render)
+    app.add_exception_handler(IntegrityError, _integrity)
+    app.add_exception_handler(DataError, _data)

@@ -106,7 +106,6 @@ class ModelStore:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self.incoming_dir = self.root / ".incoming"
-        self.incoming_dir.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, sha256: str) -> Path:
         """Where the file with this digest lives (whether or not it exists)."""
@@ -115,7 +114,8 @@ class ModelStore:
         return self.root / f"{sha256}.gguf"
 
     def begin(self) -> IncomingFile:
-        """Start receiving a file."""
+        """Start receiving a file (the directories are created on first use)."""
+        self.incoming_dir.mkdir(parents=True, exist_ok=True)
         return IncomingFile(self)
 
     def import_path(self, source: Path) -> StoredFile:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, func
+from sqlalchemy import select as sql_select
 from sqlmodel import col, select
 
 from controller.api.deps import SessionDep
@@ -82,10 +83,10 @@ def summary(
     means = [func.avg(col(c)) for c in (r.judge_mean, r.pct_of_reference, r.exact_accuracy,
                                          r.decode_tok_s, r.e2e_ms_p50, r.peak_rss_mb)]  # fmt: skip
     stmt = (
-        select(*keys, func.count(), *means)
+        sql_select(*keys, func.count(), *means)
         .where(*_filters(model_id, device_class, category, refined))
         .group_by(*keys)
         .order_by(*keys)
     )
     names = list(BenchSummary.model_fields)
-    return [BenchSummary(**dict(zip(names, row, strict=True))) for row in session.exec(stmt)]
+    return [BenchSummary(**dict(zip(names, row, strict=True))) for row in session.execute(stmt)]

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from controller.api.deps import SessionDep
 from controller.api.errors import bad_request, not_found
 from controller.api.pagination import Page, PageDep, paginate
+from controller.api.params import as_utc
 from controller.api.timeseries import downsample
 from controller.models import (
     Device,
@@ -160,24 +161,23 @@ def state_history(
     _get_device(session, device_id)
     filters = [col(DeviceState.device_id) == device_id]
     if since is not None:
-        filters.append(col(DeviceState.sent_at) >= since)
+        filters.append(col(DeviceState.sent_at) >= as_utc(since, name="since"))
     if until is not None:
-        filters.append(col(DeviceState.sent_at) < until)
+        filters.append(col(DeviceState.sent_at) < as_utc(until, name="until"))
     stmt = select(DeviceState).where(*filters).order_by(col(DeviceState.sent_at).desc())
     rows, total = paginate(session, stmt, page)
     return Page(items=rows, total=total, limit=page.limit, offset=page.offset)
 
 
 def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    end = _aware(until) if until is not None else datetime.now(UTC)
-    start = _aware(since) if since is not None else end - DEFAULT_WINDOW
+    end = as_utc(until, name="until") if until is not None else datetime.now(UTC)
+    try:
+        start = as_utc(since, name="since") if since is not None else end - DEFAULT_WINDOW
+    except OverflowError:
+        raise bad_request("bad_time", "until is too early for the default window") from None
     if start >= end:
         raise bad_request("bad_window", "'since' must be earlier than 'until'")
     return start, end
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @router.get("/{device_id}/metrics", response_model=TimeSeries)
@@ -192,14 +192,12 @@ def metric_series(
     """A metric or vital of one device over time, downsampled to at most max_points buckets."""
     _get_device(session, device_id)
     start, end = _window(since, until)
-    table: type[ServingMetric] | type[Heartbeat] = (
-        Heartbeat if field in _HEARTBEAT_SERIES else ServingMetric
-    )
+    table: Any = Heartbeat if field in _HEARTBEAT_SERIES else ServingMetric
     width, buckets = downsample(
         session,
-        ts=col(table.sent_at),
+        ts=table.sent_at,
         value=getattr(table, field.value),
-        where=[col(table.device_id) == device_id],
+        where=[table.device_id == device_id],
         since=start,
         until=end,
         max_points=max_points,

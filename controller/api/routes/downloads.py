@@ -6,7 +6,7 @@ import base64
 import binascii
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials
 from sqlmodel import Session
 
@@ -17,7 +17,19 @@ from controller.models import Model
 from controller.registry.serve import GGUF_MEDIA_TYPE, file_response
 
 router = APIRouter(prefix="/models", tags=["models"])
-basic_scheme = HTTPBasic(auto_error=False, description="a device's MQTT login")
+
+
+class _OptionalBasic(HTTPBasic):
+    """Documents Basic auth in OpenAPI; a malformed header is left to our own 401."""
+
+    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        try:
+            return await super().__call__(request)
+        except HTTPException:
+            return None
+
+
+basic_scheme = _OptionalBasic(auto_error=False, description="a device's MQTT login")
 
 
 def _denied(detail: str) -> ApiError:

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
+from controller import crud
 from controller.api.deps import OperatorDep, StateDep, bearer_scheme
 from controller.api.errors import ApiError, not_found, unauthorized
 from controller.enrollment import EnrollmentError, IssuedCredentials
@@ -103,6 +104,19 @@ def revoke_credentials(device_id: str, state: StateDep, caller: OperatorDep) -> 
     revoked = state.enrollment.revoke(device_id)
     state.devices.forget()
     return Revoked(device_id=device_id, revoked=revoked)
+
+
+@router.delete("/devices/{device_id}", status_code=204)
+def delete_device(device_id: str, state: StateDep, caller: OperatorDep) -> None:
+    """Forget a device: revoke its login, then delete it with its commands."""
+    _exists(state, device_id)
+    state.enrollment.revoke(device_id)
+    state.devices.forget()
+    with Session(state.engine) as session:
+        device = session.get(Device, device_id)
+        if device is not None:
+            crud.delete_device(session, device=device)
+            session.commit()
 
 
 @router.post("/enrollment-tokens", response_model=EnrollmentTokenIssued, status_code=201)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -103,7 +104,7 @@ def import_model(body: ModelCreate, state: StateDep, _: AdminDep) -> Model:
     """Import a GGUF from a path on the controller's disk (admin: it reads server files)."""
     _precheck(state, body.id)
     try:
-        stored = state.store.import_path(body.path)
+        stored = state.store.import_path(Path(body.path))
     except RegistryError as exc:
         raise registry_error(exc) from None
     return _register(state, stored, model_id=body.id, name=body.name, description=body.description)

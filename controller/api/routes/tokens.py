@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from controller.api.deps import AdminDep, SessionDep, StateDep
 from controller.api.errors import conflict, not_found
 from controller.api.pagination import Page, PageDep, RowId, paginate
+from controller.api.params import optional_utc
 from controller.core.security import create_api_token
 from controller.models import ApiToken, ApiTokenCreate, ApiTokenPublic, Role, utcnow
 
@@ -33,7 +34,11 @@ def list_tokens(session: SessionDep, page: PageDep) -> Page[Any]:
 def create_token(body: ApiTokenCreate, session: SessionDep, caller: AdminDep) -> ApiTokenCreated:
     """Create a token with a role; the response carries the secret, once."""
     row, secret = create_api_token(
-        session, name=body.name, role=body.role, created_by=caller.name, expires_at=body.expires_at
+        session,
+        name=body.name,
+        role=body.role,
+        created_by=caller.name,
+        expires_at=optional_utc(body.expires_at, name="expires_at"),
     )
     return ApiTokenCreated.model_validate({**row.model_dump(), "token": secret})
 

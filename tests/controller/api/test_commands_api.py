@@ -127,3 +127,18 @@ def test_enrollment_token_is_exchanged_once_for_a_login(api: Api) -> None:
         assert again.status_code == 403 and again.json()["error"] == "enrollment_refused"
     with api.client("admin") as admin:  # an API token is not an enrollment token
         assert admin.post("/api/v1/enroll", json={"device_id": "pi-y"}).status_code == 403
+
+
+def test_deleting_a_device_revokes_its_login(api: Api) -> None:
+    from controller import crud
+
+    with api.client("operator") as client:
+        creds = client.post("/api/v1/devices", json={"id": "pi-gone"}).json()["credentials"]
+        assert creds["username"] == "pi-gone"
+        with Session(api.engine) as session:
+            assert crud.active_mqtt_credential(session, device_id="pi-gone") is not None
+        assert client.delete("/api/v1/devices/pi-gone").status_code == 204
+        assert client.get("/api/v1/devices/pi-gone").status_code == 404
+        assert client.delete("/api/v1/devices/pi-gone").status_code == 404
+    with Session(api.engine) as session:
+        assert crud.active_mqtt_credential(session, device_id="pi-gone") is None
