@@ -1,0 +1,74 @@
+"""Decode tokens/s through agent.runtime vs a bare llama-cpp-python loop, side by side.
+
+Both load the same GGUF with the same threads, context and sampler (greedy,
+repeat penalty 1.1), get the same prompt from an empty cache, and generate the
+same number of tokens. Runs alternate A/B so machine noise hits both equally.
+Usage:
+
+    python bench/runtime_overhead.py MODEL.gguf [--tokens 128] [--runs 5] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from llama_cpp import Llama
+
+from agent.runtime import ModelRuntime
+
+PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
+
+
+def bare_decode_tok_s(llm: Llama, prompt: str, n_tokens: int) -> tuple[float, int]:
+    """The plain llama-cpp-python generate loop most scripts use: tok/s after the first token."""
+    llm.reset()
+    tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+    first, count = 0.0, 0
+    for token in llm.generate(
+        tokens, temp=0.0, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, reset=True
+    ):
+        if count == 0:
+            first = time.perf_counter()
+        llm.detokenize([token])
+        count += 1
+        if count >= n_tokens:
+            break
+    return (count - 1) / (time.perf_counter() - first), count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    runtime = ModelRuntime(args.model, threads=args.threads, n_ctx=1024)
+    # the runtime's exact prompt text, so both evaluate identical tokens
+    prompt = runtime.prompt_format.render([{"role": "user", "content": PROMPT}])
+    bare = Llama(args.model, n_ctx=1024, n_threads=args.threads, n_threads_batch=args.threads,
+                 seed=0, swa_full=True, verbose=False)  # fmt: skip
+    ours_runs, bare_runs, ratios = [], [], []
+    for run in range(args.runs + 1):
+        runtime.reset()
+        ours = runtime.complete(prompt, max_tokens=args.tokens, stop=[])
+        theirs, count = bare_decode_tok_s(bare, prompt, args.tokens)
+        if run == 0:
+            continue  # warm-up
+        ours_runs.append(ours.decode_tok_s)
+        bare_runs.append(theirs)
+        ratios.append(ours.decode_tok_s / theirs)
+        print(f"run {run}: runtime {ours.decode_tok_s:.1f} tok/s ({ours.generated_tokens} tok), "
+              f"bare {theirs:.1f} tok/s ({count} tok), ratio {ratios[-1]:.3f}")  # fmt: skip
+    print(
+        f"{runtime.model_id}: runtime {statistics.fmean(ours_runs):.1f} tok/s, "
+        f"bare {statistics.fmean(bare_runs):.1f} tok/s, "
+        f"ratio mean {statistics.fmean(ratios):.3f} median {statistics.median(ratios):.3f} "
+        f"(threads {args.threads}, {args.tokens} tokens, {args.runs} runs)"
+    )
+
+
+if __name__ == "__main__":
+    main()
