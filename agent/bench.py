@@ -47,6 +47,7 @@ class BenchConfig:
     repetitions: int = 3
     limits: StageLimits = field(default_factory=StageLimits)
     judge_max_tokens: int = 128
+    judge_mode: str = "auto"
     command_id: str | None = None
     model_id: str | None = None
 
@@ -230,7 +231,7 @@ def _run_judge(config: BenchConfig, answered: list[_Answered], report: Progress)
     if config.judge_path is None or not answered:
         return None
     runtime = _load(config, config.judge_path)
-    judge = Judge(runtime, max_tokens=config.judge_max_tokens)
+    judge = Judge(runtime, max_tokens=config.judge_max_tokens, mode=config.judge_mode)
     try:
         for index, item in enumerate(answered):
             report("judging", index, len(answered))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import numpy as np
 
 from agent.generation import GenerationRun
 from agent.inference_types import (
@@ -231,6 +232,47 @@ class ModelRuntime:
         eog_text = self._token_text(run.eog_token) if run.eog_token is not None else ""
         self._conv_text = text + run.raw_text + eog_text
         self._conv_tokens = list(tokens) + run.out_tokens + eog
+
+    def next_token_probs(self, prompt: str, candidates: Sequence[str]) -> dict[str, float]:
+        """Probability that the token after ``prompt`` is each candidate (its first token).
+
+        Reuses the cached common prefix with the previous call, like generation.
+        """
+        if not prompt.strip():
+            raise EmptyPrompt("the prompt is empty")
+        with self._lock:
+            tokens = self._tokens_for(prompt)
+            if len(tokens) >= self.n_ctx:
+                raise PromptTooLong(
+                    f"the prompt is {len(tokens)} tokens, the context holds {self.n_ctx}"
+                )
+            self._eval_with_prefix_reuse(tokens)
+            self._conv_text, self._conv_tokens = prompt, list(tokens)
+            logits = np.ctypeslib.as_array(
+                self._llm._ctx.get_logits(), shape=(self._llm.n_vocab(),)
+            )
+            shifted = np.exp(logits - logits.max())
+            probs = shifted / shifted.sum()
+            ids = {
+                c: self._llm.tokenize(c.encode(), add_bos=False, special=False) for c in candidates
+            }
+            return {c: float(probs[t[0]]) if t else 0.0 for c, t in ids.items()}
+
+    def _eval_with_prefix_reuse(self, tokens: list[int]) -> None:
+        llm = self._llm
+        cached = list(llm._input_ids[: llm.n_tokens])
+        keep = 0
+        for a, b in zip(cached, tokens, strict=False):
+            if a != b:
+                break
+            keep += 1
+        keep = min(keep, len(tokens) - 1)  # always evaluate one token, for fresh logits
+        if keep == 0 or not llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+            keep = 0
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+        llm.n_tokens = keep
+        llm.eval(tokens[keep:])
 
     def time_prefill(self, n_tokens: int) -> float:
         """Seconds to evaluate ``n_tokens`` prompt tokens from an empty cache (llama-bench pp)."""
