@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,7 @@ class ModelRuntime:
             text = self.prompt_format.render(messages)
         except PromptFormatError as exc:
             raise InferenceError(str(exc)) from None
-        with self._lock:
+        with self._using():
             return self._generate(text, max_tokens, temperature, stop, on_token)
 
     def complete(
@@ -181,7 +182,7 @@ class ModelRuntime:
         """Continue raw text (no chat formatting), for benchmarks and base models."""
         if not prompt.strip():
             raise EmptyPrompt("the prompt is empty")
-        with self._lock:
+        with self._using():
             return self._generate(prompt, max_tokens, temperature, stop, on_token)
 
     def _tokens_for(self, text: str) -> list[int]:
@@ -240,7 +241,7 @@ class ModelRuntime:
         """
         if not prompt.strip():
             raise EmptyPrompt("the prompt is empty")
-        with self._lock:
+        with self._using():
             tokens = self._tokens_for(prompt)
             if len(tokens) >= self.n_ctx:
                 raise PromptTooLong(
@@ -276,7 +277,7 @@ class ModelRuntime:
 
     def time_prefill(self, n_tokens: int) -> float:
         """Seconds to evaluate ``n_tokens`` prompt tokens from an empty cache (llama-bench pp)."""
-        with self._lock:
+        with self._using():
             self._forget()
             tokens = self._filler(n_tokens)
             started = time.perf_counter()
@@ -285,7 +286,7 @@ class ModelRuntime:
 
     def time_decode(self, n_tokens: int) -> float:
         """Seconds to decode ``n_tokens`` tokens one at a time (llama-bench tg)."""
-        with self._lock:
+        with self._using():
             self._forget()
             tokens = self._filler(n_tokens + 1)
             self._llm.eval(tokens[:1])
@@ -308,12 +309,21 @@ class ModelRuntime:
 
     def reset(self) -> None:
         """Forget the cached conversation (the next call evaluates its whole prompt)."""
-        with self._lock:
+        with self._using():
             self._forget()
 
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """Serialise calls; a closed runtime refuses them clearly."""
+        with self._lock:
+            if self._llm is None:
+                raise InferenceError(f"{self.model_id}: the model has been closed")
+            yield
+
     def close(self) -> None:
-        """Free the model and its context."""
-        llm, self._llm = self._llm, None
+        """Free the model and its context (idempotent)."""
+        with self._lock:
+            llm, self._llm = self._llm, None
         if llm is not None:
             llm.close()
 

@@ -162,3 +162,11 @@ def test_gemma3_base_model_is_detected_and_answers_in_plain_format(gemma3_path: 
     out = runtime.chat(question, max_tokens=8)
     assert out.generated_tokens >= 1 and out.text.strip()
     runtime.close()
+
+
+def test_closed_runtime_refuses_calls_clearly(tiny_gguf: Path) -> None:
+    runtime = ModelRuntime(tiny_gguf, threads=1, n_ctx=256)
+    runtime.close()
+    runtime.close()  # idempotent
+    with pytest.raises(InferenceError, match="closed"):
+        runtime.chat(QUESTION)
