@@ -29,6 +29,7 @@ from agent.inference_types import (
     ModelLoadError,
     ModelTooLarge,
     PromptTooLong,
+    check_kv_type,
     choose_n_ctx,
     model_id_for,
 )
@@ -71,8 +72,7 @@ class ModelRuntime:
         except GgufError as exc:
             raise ModelLoadError(str(exc)) from None
         self.kv_cache_type = kv_cache_type or (profile.kv_cache_type if profile else "f16")
-        if self.kv_cache_type not in _KV_TYPES:
-            raise ModelLoadError(f"unknown KV-cache type {self.kv_cache_type!r}")
+        check_kv_type(self.info, self.kv_cache_type)
         budget = memory_budget_mb if memory_budget_mb is not None else _budget(profile)
         self.n_ctx = choose_n_ctx(
             self.info, n_ctx or (profile.n_ctx if profile else None), self.kv_cache_type, budget
