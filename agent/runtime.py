@@ -172,18 +172,19 @@ class ModelRuntime:
             text = self.prompt_format.render(messages)
         except PromptFormatError as exc:
             raise InferenceError(str(exc)) from None
+        stops = tuple(stop or ()) + tuple(self.prompt_format.stop)
         with self._using():
-            return self._generate(text, max_tokens, temperature, stop, on_token)
+            return self._generate(text, max_tokens, temperature, stops, on_token)
 
     def complete(
         self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
         stop: list[str] | None = None, on_token: Callable[[str], None] | None = None,
     ) -> Generation:  # fmt: skip
-        """Continue raw text (no chat formatting), for benchmarks and base models."""
+        """Continue raw text: no chat formatting and only the caller's stop strings."""
         if not prompt.strip():
             raise EmptyPrompt("the prompt is empty")
         with self._using():
-            return self._generate(prompt, max_tokens, temperature, stop, on_token)
+            return self._generate(prompt, max_tokens, temperature, tuple(stop or ()), on_token)
 
     def _tokens_for(self, text: str) -> list[int]:
         """Tokens of ``text``, keeping the exact tokens of the previous turn when it extends it."""
@@ -199,7 +200,7 @@ class ModelRuntime:
         text: str,
         max_tokens: int,
         temperature: float,
-        stop: list[str] | None,
+        stops: tuple[str, ...],
         on_token: Callable[[str], None] | None,
     ) -> Generation:
         tokens = self._tokens_for(text)
@@ -208,7 +209,6 @@ class ModelRuntime:
             raise PromptTooLong(
                 f"the prompt is {len(tokens)} tokens, the context holds {self.n_ctx}"
             )
-        stops = tuple(stop or ()) + tuple(self.prompt_format.stop)
         run = GenerationRun(
             self._llm,
             self._is_eog,
