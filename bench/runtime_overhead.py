@@ -3,6 +3,9 @@
 Both load the same GGUF with the same threads, context and sampler (greedy,
 repeat penalty 1.1), get the same prompt from an empty cache, and generate the
 same number of tokens. Runs alternate A/B so machine noise hits both equally.
+On a shared machine wall-clock tok/s swings with other load, so the CPU time
+of the calling thread (llama.cpp computes on it with one thread) is reported
+too: it is what the runtime's own Python work would add to.
 Usage:
 
     python bench/runtime_overhead.py MODEL.gguf [--tokens 128] [--runs 8] [--threads 1]
@@ -25,9 +28,10 @@ PROMPT = (
 )
 
 
-def bare_decode_tok_s(llm: Llama, prompt: str, n_tokens: int) -> tuple[float, int]:
+def bare_decode_tok_s(llm: Llama, prompt: str, n_tokens: int) -> tuple[float, int, float]:
     """The plain llama-cpp-python loop most scripts use (stops at end of text): decode tok/s."""
     llm.reset()
+    cpu0 = time.thread_time()
     tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
     first, count = 0.0, 0
     for token in llm.generate(
@@ -41,7 +45,8 @@ def bare_decode_tok_s(llm: Llama, prompt: str, n_tokens: int) -> tuple[float, in
         count += 1
         if count >= n_tokens:
             break
-    return (count - 1) / (time.perf_counter() - first), count
+    wall = time.perf_counter() - first
+    return (count - 1) / wall, count, time.thread_time() - cpu0
 
 
 def main() -> None:
@@ -55,26 +60,31 @@ def main() -> None:
     prompt = PROMPT  # raw text through runtime.complete: both evaluate identical tokens
     bare = Llama(args.model, n_ctx=1024, n_threads=args.threads, n_threads_batch=args.threads,
                  seed=0, swa_full=True, verbose=False)  # fmt: skip
-    ours_runs, bare_runs, ratios = [], [], []
+    ours_runs, bare_runs, ratios, cpu_ratios = [], [], [], []
     for run in range(args.runs + 1):
         # alternate which goes first, so a slow spell does not always hit the same side
         if run % 2:
-            theirs, count = bare_decode_tok_s(bare, prompt, args.tokens)
+            theirs, count, bare_cpu = bare_decode_tok_s(bare, prompt, args.tokens)
         runtime.reset()
+        cpu0 = time.thread_time()  # n_threads=1: llama.cpp computes on this thread
         ours = runtime.complete(prompt, max_tokens=args.tokens)
+        ours_cpu = time.thread_time() - cpu0
         if not run % 2:
-            theirs, count = bare_decode_tok_s(bare, prompt, args.tokens)
+            theirs, count, bare_cpu = bare_decode_tok_s(bare, prompt, args.tokens)
         if run == 0:
             continue  # warm-up
         ours_runs.append(ours.decode_tok_s)
         bare_runs.append(theirs)
         ratios.append(ours.decode_tok_s / theirs)
+        cpu_ratios.append(bare_cpu / ours_cpu)
         print(f"run {run}: runtime {ours.decode_tok_s:.1f} tok/s ({ours.generated_tokens} tok), "
-              f"bare {theirs:.1f} tok/s ({count} tok), ratio {ratios[-1]:.3f}")  # fmt: skip
+              f"bare {theirs:.1f} tok/s ({count} tok), ratio {ratios[-1]:.3f}; "
+              f"CPU-time ratio {cpu_ratios[-1]:.3f}")  # fmt: skip
     print(
         f"{runtime.model_id}: runtime {statistics.fmean(ours_runs):.1f} tok/s, "
         f"bare {statistics.fmean(bare_runs):.1f} tok/s, "
-        f"ratio mean {statistics.fmean(ratios):.3f} median {statistics.median(ratios):.3f} "
+        f"ratio mean {statistics.fmean(ratios):.3f} median {statistics.median(ratios):.3f}; "
+        f"CPU-time ratio (bare/runtime, whole call) median {statistics.median(cpu_ratios):.3f} "
         f"(threads {args.threads}, {args.tokens} tokens, {args.runs} runs)"
     )
 
