@@ -55,11 +55,17 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--bare-first", action="store_true", help="load the bare model first")
     args = parser.parse_args()
+
+    def load_bare() -> Llama:
+        return Llama(args.model, n_ctx=1024, n_threads=args.threads, n_threads_batch=args.threads,
+                     seed=0, swa_full=True, verbose=False)  # fmt: skip
+
+    bare = load_bare() if args.bare_first else None
     runtime = ModelRuntime(args.model, threads=args.threads, n_ctx=1024)
+    bare = bare or load_bare()
     prompt = PROMPT  # raw text through runtime.complete: both evaluate identical tokens
-    bare = Llama(args.model, n_ctx=1024, n_threads=args.threads, n_threads_batch=args.threads,
-                 seed=0, swa_full=True, verbose=False)  # fmt: skip
     ours_runs, bare_runs, ratios, cpu_ratios = [], [], [], []
     for run in range(args.runs + 1):
         # alternate which goes first, so a slow spell does not always hit the same side
