@@ -18,6 +18,81 @@ agent_app = typer.Typer(help="Run the device agent.", no_args_is_help=True)
 models_app = typer.Typer(help="Manage local model files.", no_args_is_help=True)
 
 
+@agent_app.command("run")
+def run_agent(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="agent YAML file (env vars override it)")
+    ] = None,
+) -> None:
+    """Run the device agent until SIGTERM or Ctrl-C."""
+    import signal
+
+    from agent.config import ConfigError, load_settings
+    from agent.daemon import Agent
+
+    try:
+        settings = load_settings(config)
+        agent = Agent(settings, config_path=config)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: agent.request_stop())
+    try:
+        agent.run()
+    except (OSError, RuntimeError) as exc:
+        console.print(f"[red]agent failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@agent_app.command("check-config")
+def check_config(
+    config: Annotated[Path, typer.Option("--config", "-c", help="agent YAML file")],
+) -> None:
+    """Validate the configuration and the device-class profile, then exit."""
+    from agent.config import ConfigError, load_profile, load_settings
+
+    try:
+        settings = load_settings(config)
+        profile = load_profile(settings)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"ok: device {settings.device_id}, class {profile.name}")
+
+
+@agent_app.command("status")
+def agent_status(
+    config: Annotated[Path, typer.Option("--config", "-c", help="agent YAML file")],
+) -> None:
+    """Show what the agent left on disk: outbox depth, assignment, cached models."""
+    import json
+
+    from agent.config import ConfigError, load_settings
+    from agent.outbox import Outbox
+    from agent.store import ModelStore
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if not settings.db_path.exists():
+        console.print(f"{settings.device_id}: no agent data in {settings.data_dir} yet")
+        return
+    outbox = Outbox(settings.db_path)
+    console.print(f"device {settings.device_id}: outbox depth {outbox.depth()}")
+    outbox.close()
+    assignment = settings.data_dir / "assignment.json"
+    if assignment.exists():
+        current = json.loads(assignment.read_text()).get("current") or {}
+        console.print(f"assigned: {current.get('model_id')} (refine={current.get('refine')})")
+    store = ModelStore(settings.models_dir, 1)
+    for model in store.models():
+        console.print(f"cached: {model.model_id} {model.sha256[:12]} {model.size_bytes} bytes")
+    store.close()
+
+
 @models_app.command("fetch-demo")
 def fetch_demo(
     target: Annotated[

@@ -27,6 +27,7 @@ TOPICS = Topics()
 
 
 def _payload(kind: TopicKind, device_id: str = "pi-1", seq: int = 1) -> bytes:
+    """A valid payload of ``kind`` from ``device_id``."""
     return encode(make_envelope(device_id, seq, EXAMPLE_BODIES[kind]))
 
 
@@ -47,11 +48,12 @@ def test_every_kind_crosses_a_real_mosquitto_and_validates(mosquitto: MosquittoB
     client.connect("127.0.0.1", mosquitto.port)
     client.loop_start()
     try:
-        client.subscribe(TOPICS.subscription(), qos=1)
+        # A device id of its own: the session broker keeps other tests' retained messages.
+        client.subscribe(TOPICS.device_namespace("roundtrip-1"), qos=1)
         subscribed.get(timeout=5)
         for seq, kind in enumerate(TopicKind):
             client.publish(
-                TOPICS.device("pi-1", kind), _payload(kind, seq=seq), qos=1
+                TOPICS.device("roundtrip-1", kind), _payload(kind, "roundtrip-1", seq), qos=1
             ).wait_for_publish(5)
         got = {}
         for _ in TopicKind:

@@ -1,0 +1,130 @@
+"""The ``bench`` command: benchmark stored models with the bench runner and publish each result.
+
+Serving pauses while a benchmark runs (requests queue, then get 429), so the
+numbers are not disturbed by chat traffic and the two never share cores. Each
+model is benchmarked in a fresh child process, so its peak RSS is its own and
+not inflated by the model the agent is serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from agent.bench import BenchConfig, run_bench
+from agent.commands import CommandFailed
+from agent.evalset import QuestionFileError, load_questions
+from agent.host import ModelHost
+from agent.inference_types import InferenceError
+from agent.refine import StageLimits
+from agent.store import ModelStore
+from shared.demo_models import DEMO_MODELS, models_dir
+from shared.messages import BenchBody, BenchCommand
+from shared.profiles import DeviceProfile
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_model(model_id: str, store: ModelStore, host: ModelHost) -> Path:
+    """A model id's file: the serving model, the store, or a demo model on disk."""
+    serving = host.serving
+    if serving is not None and serving.model_id == model_id:
+        return serving.path
+    stored = store.find(model_id)
+    if stored is not None:
+        return stored.path
+    demo = DEMO_MODELS.get(model_id)
+    if demo is not None and (models_dir() / demo.filename).is_file():
+        return models_dir() / demo.filename
+    raise CommandFailed(f"model {model_id!r} is not in the local store")
+
+
+def run_bench_command(
+    command: BenchCommand,
+    *,
+    profile: DeviceProfile,
+    store: ModelStore,
+    host: ModelHost,
+    publish: Callable[[BenchBody], Any],
+    limits: StageLimits | None = None,
+) -> dict[str, Any]:
+    """Benchmark every requested model (default: the serving one); publish one result each."""
+    model_ids = list(command.model_ids) or _serving_id(host)
+    paths = {model_id: resolve_model(model_id, store, host) for model_id in model_ids}
+    judge = resolve_model(command.judge_model_id, store, host) if command.judge_model_id else None
+    try:
+        questions = load_questions(categories=command.categories or None)
+    except QuestionFileError as exc:
+        raise CommandFailed(str(exc)) from None
+    if command.max_questions is not None:
+        questions = questions[: command.max_questions]
+    if not questions:
+        raise CommandFailed(f"no questions in categories {command.categories}")
+    run_ids = []
+    with host.paused():
+        for model_id, path in paths.items():
+            config = BenchConfig(
+                model_path=path,
+                questions=questions,
+                judge_path=judge,
+                refine=command.refine,
+                command_id=command.command_id,
+                model_id=model_id,
+                limits=limits or StageLimits(),
+                **_profile_settings(profile),
+            )
+            try:
+                body = run_isolated(config)
+            except InferenceError as exc:
+                raise CommandFailed(f"benchmark of {model_id} failed: {exc}") from None
+            publish(body)
+            run_ids.append(body.run_id)
+    return {"models": model_ids, "run_ids": run_ids, "questions": len(questions)}
+
+
+def run_isolated(config: BenchConfig) -> BenchBody:
+    """Run the benchmark in a spawned process (a clean address space) and return its result."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        try:
+            raw = pool.submit(_bench_in_child, config).result()
+        except BrokenProcessPool:
+            raise CommandFailed("the benchmark process died (crash or out of memory)") from None
+    return BenchBody.model_validate_json(raw)
+
+
+def _bench_in_child(config: BenchConfig) -> str:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    model_id = config.model_id or config.model_path.name
+    return run_bench(config, _log_progress(model_id)).model_dump_json()
+
+
+def _profile_settings(profile: DeviceProfile) -> dict[str, Any]:
+    return {
+        "threads": profile.threads,
+        "n_ctx": profile.n_ctx,
+        "kv_cache_type": profile.kv_cache_type,
+        "memory_budget_mb": profile.memory_budget_mb,
+        "device_class": profile.name,
+    }
+
+
+def _serving_id(host: ModelHost) -> list[str]:
+    if host.serving is None:
+        raise CommandFailed("no model is serving and no model_ids were given")
+    return [host.serving.model_id]
+
+
+def _log_progress(model_id: str) -> Callable[[str, int, int], None]:
+    def report(phase: str, done: int, total: int) -> None:
+        if done == total or done == 0:
+            logger.info("bench %s: %s %d/%d", model_id, phase, done, total)
+
+    return report

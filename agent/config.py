@@ -1,0 +1,212 @@
+"""Agent configuration: a YAML file plus ``EDGEFLEET_AGENT_`` environment variables.
+
+Precedence, lowest to highest: field defaults, the YAML file, the environment.
+The device-class profile is read from ``firmware-config/classes/<name>.yaml``
+and ``profile_overrides`` are applied on top, then validated again, so a local
+override can never produce a profile the shared schema would refuse.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from shared.profiles import DeviceProfile, ProfileError, parse_profile
+from shared.topics import DEFAULT_PREFIX, Topics, is_valid_device_id
+
+logger = logging.getLogger(__name__)
+REPO_PROFILES_DIR = Path(__file__).resolve().parents[1] / "firmware-config" / "classes"
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "password", "secret", "admin", "xxx"}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file and the key."""
+
+
+class AgentSettings(BaseSettings):
+    """Everything one agent process needs to know; built once by the composition root."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDGEFLEET_AGENT_", extra="forbid", env_nested_delimiter="__"
+    )
+
+    device_id: str = Field(description="this device's id: a lowercase slug, unique in the fleet")
+    device_class: str = Field("dev-x86-1core", description="profile name in profiles_dir")
+    profiles_dir: Path = Field(REPO_PROFILES_DIR, description="where device-class YAMLs live")
+    profile_overrides: dict[str, Any] = Field(
+        default_factory=dict, description="profile fields overridden on this device only"
+    )
+    broker_url: str = Field("mqtt://127.0.0.1:1883", description="mqtt://host:port or mqtts://")
+    mqtt_username: str | None = Field(None, description="broker user name (usually the device id)")
+    mqtt_password: SecretStr | None = Field(None, description="broker password")
+    tls_ca_file: Path | None = Field(None, description="CA bundle for mqtts:// (default: system)")
+    tls_cert_file: Path | None = Field(None, description="client certificate for mqtts://")
+    tls_key_file: Path | None = Field(None, description="client key for mqtts://")
+    topic_prefix: str = Field(DEFAULT_PREFIX, description="MQTT topic prefix of the fleet")
+    controller_url: str | None = Field(None, description="controller base URL (model registry)")
+    controller_token: SecretStr | None = Field(
+        None, description="bearer token for model downloads, if the registry requires one"
+    )
+    data_dir: Path = Field(Path("/var/lib/edgefleet"), description="outbox, state and models")
+    disk_budget_mb: int | None = Field(None, gt=0, description="model store size; default: profile")
+    initial_model: Path | None = Field(
+        None, description="GGUF to serve at start when no model was assigned yet"
+    )
+    heartbeat_interval_s: float = Field(30.0, gt=0, description="seconds between heartbeats")
+    metrics_interval_s: float = Field(60.0, gt=0, description="seconds between metrics reports")
+    outbox_max_messages: int = Field(
+        20_000, ge=10, description="outbox bound; heartbeats are dropped first, bench never"
+    )
+    keepalive_s: int = Field(30, ge=5, description="MQTT keepalive")
+    session_expiry_s: int = Field(
+        86_400, ge=0, description="broker keeps commands for an absent device this long (0: never)"
+    )
+    reconnect_min_s: float = Field(0.5, gt=0, description="first reconnect delay")
+    reconnect_max_s: float = Field(60.0, gt=0, description="longest reconnect delay")
+    chat_enabled: bool = Field(True, description="serve the local OpenAI-compatible chat API")
+    chat_host: str = Field("127.0.0.1", description="chat API bind address (loopback by default)")
+    chat_port: int = Field(8080, ge=0, le=65535, description="chat API port (0: pick a free one)")
+    chat_token: SecretStr | None = Field(None, description="bearer token for the chat API")
+    chat_queue_size: int = Field(4, ge=1, description="waiting chat requests before 429")
+    chat_max_tokens: int = Field(256, ge=1, description="default max_tokens of a chat request")
+    gpio_mock: bool | None = Field(
+        None, description="force gpiozero's MockFactory (default: mock when not on a Pi)"
+    )
+    dev_mode: bool = Field(False, description="accept placeholder secrets (never in production)")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment beats the YAML file, which arrives as init values."""
+        return env_settings, init_settings, file_secret_settings
+
+    @field_validator("device_id")
+    @classmethod
+    def _check_device_id(cls, value: str) -> str:
+        if not is_valid_device_id(value):
+            raise ValueError("must be a lowercase slug: a-z, 0-9, _ and -, at most 63 characters")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:port or mqtts://host:port")
+        if parts.username or parts.password:
+            # URLs end up in logs; credentials belong in mqtt_username / mqtt_password
+            raise ValueError("must not contain credentials; use mqtt_username and mqtt_password")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        Topics(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> AgentSettings:
+        if self.dev_mode:
+            return self
+        for name in ("mqtt_password", "chat_token", "controller_token"):
+            secret = getattr(self, name)
+            if secret is not None and secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name} is a placeholder; set a real secret or dev_mode: true")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.chat_enabled and self.chat_token is None and not _is_loopback(self.chat_host):
+            logger.warning(
+                "chat API on %s without chat_token: anyone on the network can use it",
+                self.chat_host,
+            )
+        return self
+
+    @property
+    def broker_tls(self) -> bool:
+        """Whether the broker URL asks for TLS."""
+        return urlsplit(self.broker_url).scheme == "mqtts"
+
+    @property
+    def broker_host(self) -> str:
+        """Host part of the broker URL."""
+        return urlsplit(self.broker_url).hostname or "127.0.0.1"
+
+    @property
+    def broker_port(self) -> int:
+        """Port of the broker URL, with the scheme's default."""
+        return urlsplit(self.broker_url).port or (8883 if self.broker_tls else 1883)
+
+    @property
+    def models_dir(self) -> Path:
+        """The model store's directory."""
+        return self.data_dir / "models"
+
+    @property
+    def db_path(self) -> Path:
+        """SQLite file of the outbox, the seq counter and handled commands."""
+        return self.data_dir / "agent.db"
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> AgentSettings:
+    """Read the YAML file (if any), apply ``overrides``, then the environment."""
+    data: dict[str, Any] = {}
+    source = str(path) if path else "<settings>"
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: expected a mapping of settings")
+        data.update(loaded or {})
+    data.update(overrides)
+    try:
+        return AgentSettings(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from None
+
+
+def load_profile(settings: AgentSettings) -> DeviceProfile:
+    """The device-class profile with this device's overrides applied and re-validated."""
+    path = settings.profiles_dir / f"{settings.device_class}.yaml"
+    try:
+        text = path.read_text()
+    except OSError:
+        raise ConfigError(f"no profile {settings.device_class!r}: {path} is missing") from None
+    try:
+        base = parse_profile(text, source=str(path))
+        merged = {**base.model_dump(), **settings.profile_overrides}
+        if settings.disk_budget_mb is not None:
+            merged["disk_budget_mb"] = settings.disk_budget_mb
+        return parse_profile(yaml.safe_dump(merged), source=f"{path} + profile_overrides")
+    except ProfileError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+        for err in exc.errors(include_url=False)
+    )

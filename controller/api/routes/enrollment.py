@@ -1,0 +1,141 @@
+"""Enrollment: create a device and its MQTT login, rotate or revoke it, one-time tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from controller.api.deps import OperatorDep, StateDep, bearer_scheme
+from controller.api.errors import ApiError, not_found, unauthorized
+from controller.enrollment import EnrollmentError, IssuedCredentials
+from controller.models import Device, DeviceCreate, DevicePublic
+from shared.messages import DeviceId
+from shared.profiles import ClassName
+
+router = APIRouter(tags=["enrollment"])
+redeem_router = APIRouter(tags=["enrollment"])
+
+
+class Credentials(BaseModel):
+    """A device's MQTT login; the password is shown only in this response."""
+
+    device_id: str
+    username: str
+    password: str
+
+
+class Enrolled(BaseModel):
+    """The new device and its login."""
+
+    device: DevicePublic
+    credentials: Credentials
+
+
+class Revoked(BaseModel):
+    """How many logins were revoked."""
+
+    device_id: str
+    revoked: int
+
+
+class EnrollmentTokenRequest(BaseModel):
+    """A one-time token, optionally bound to a device id and class."""
+
+    device_id: DeviceId | None = None
+    device_class: ClassName | None = None
+
+
+class EnrollmentTokenIssued(BaseModel):
+    """The one-time token (shown once) and when it expires."""
+
+    token: str
+    device_id: str | None
+    device_class: str | None
+    expires_at: datetime | None
+
+
+class RedeemRequest(BaseModel):
+    """A device asking for its login with a one-time token."""
+
+    device_id: DeviceId = Field(description="the id the device will use")
+
+
+def _creds(issued: IssuedCredentials) -> Credentials:
+    return Credentials(
+        device_id=issued.device_id, username=issued.username, password=issued.password
+    )
+
+
+def _exists(state: StateDep, device_id: str) -> None:
+    with Session(state.engine) as session:
+        if session.get(Device, device_id) is None:
+            raise not_found(f"device {device_id!r}")
+
+
+@router.post("/devices", response_model=Enrolled, status_code=201)
+def enroll_device(body: DeviceCreate, state: StateDep, caller: OperatorDep) -> Enrolled:
+    """Enroll a device (or adopt one already seen) and issue its MQTT login."""
+    device, issued = state.enrollment.enroll(body)
+    state.devices.forget()
+    return Enrolled(device=DevicePublic.model_validate(device), credentials=_creds(issued))
+
+
+@router.post("/devices/{device_id}/credentials", response_model=Credentials)
+def rotate_credentials(device_id: str, state: StateDep, caller: OperatorDep) -> Credentials:
+    """Issue a new MQTT password; the old one stops working."""
+    try:
+        issued = state.enrollment.rotate(device_id)
+    except EnrollmentError:
+        raise not_found(f"device {device_id!r}") from None
+    state.devices.forget()
+    return _creds(issued)
+
+
+@router.delete("/devices/{device_id}/credentials", response_model=Revoked)
+def revoke_credentials(device_id: str, state: StateDep, caller: OperatorDep) -> Revoked:
+    """Revoke the device's MQTT login (broker files are regenerated)."""
+    _exists(state, device_id)
+    revoked = state.enrollment.revoke(device_id)
+    state.devices.forget()
+    return Revoked(device_id=device_id, revoked=revoked)
+
+
+@router.post("/enrollment-tokens", response_model=EnrollmentTokenIssued, status_code=201)
+def create_enrollment_token(
+    body: EnrollmentTokenRequest, state: StateDep, caller: OperatorDep
+) -> EnrollmentTokenIssued:
+    """A one-time token a new device exchanges for its login (shown once)."""
+    row, secret = state.enrollment.create_token(
+        device_id=body.device_id, device_class=body.device_class, created_by=caller.name
+    )
+    return EnrollmentTokenIssued(
+        token=secret, device_id=row.device_id, device_class=row.device_class,
+        expires_at=row.expires_at,
+    )  # fmt: skip
+
+
+def enrollment_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> str:
+    """The one-time enrollment token presented as a Bearer credential."""
+    if credentials is None or not credentials.credentials:
+        raise unauthorized("send the one-time enrollment token as 'Authorization: Bearer <token>'")
+    return credentials.credentials
+
+
+@redeem_router.post("/enroll", response_model=Enrolled, status_code=201)
+def redeem_enrollment_token(
+    body: RedeemRequest, state: StateDep, token: Annotated[str, Depends(enrollment_token)]
+) -> Enrolled:
+    """A device trades its one-time enrollment token (as Bearer) for its MQTT login."""
+    try:
+        device, issued = state.enrollment.redeem(token, device_id=body.device_id)
+    except EnrollmentError as exc:
+        raise ApiError(403, "enrollment_refused", str(exc)) from None
+    state.devices.forget()
+    return Enrolled(device=DevicePublic.model_validate(device), credentials=_creds(issued))

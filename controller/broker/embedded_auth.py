@@ -1,0 +1,121 @@
+"""amqtt plugins giving the embedded broker the same logins and ACLs as the Mosquitto files.
+
+Logins: the controller's account, plus every device's active MQTT credential
+from the database (verified against the stored ``$7$`` hash). ACL: a device
+publishes only under its own ``devices/{id}/`` and subscribes to / receives
+only its own ``cmd``; the controller reads every device topic and publishes
+only ``cmd``. Anonymous clients are let in only when configured (loopback
+development), and then without restrictions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from sqlalchemy import Engine, select
+
+from controller.broker.passwords import verify_password
+from controller.core.db import create_db_engine
+from controller.models import MqttCredential
+from shared.topics import TopicError, TopicKind, Topics
+
+
+def topic_allowed(
+    *, username: str | None, controller_user: str, topics: Topics, topic: str, action: str
+) -> bool:
+    """Whether ``username`` may do ``action`` (publish/subscribe/receive) on ``topic``."""
+    if username == controller_user:
+        if action == Action.PUBLISH:
+            return _is_kind(topics, topic, lambda kind: kind is TopicKind.CMD)
+        return topic.startswith(f"{topics.prefix}/devices/")
+    if username is None:
+        return False
+    try:
+        if action == Action.PUBLISH:
+            return topic in {topics.device(username, k) for k in TopicKind if k.from_agent}
+        return topic == topics.device(username, TopicKind.CMD)
+    except TopicError:  # a username that is not a device id owns no topics
+        return False
+
+
+def _is_kind(topics: Topics, topic: str, test: Any) -> bool:
+    try:
+        return bool(test(topics.parse(topic).kind))
+    except TopicError:
+        return False
+
+
+class RegistryAuthPlugin(BaseAuthPlugin):
+    """Authenticates the controller account and devices' active credentials."""
+
+    @dataclass
+    class Config:
+        """Set by :class:`controller.broker.embedded.EmbeddedBroker`."""
+
+        db_url: str = ""
+        controller_user: str = "controller"
+        controller_password_hash: str = ""
+        allow_anonymous: bool = False
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._engine: Engine | None = None
+
+    def _config(self) -> RegistryAuthPlugin.Config:
+        return self.context.config
+
+    async def authenticate(self, *, session: Any) -> bool | None:
+        """True for a known login with the right password (or anonymous, if allowed)."""
+        config = self._config()
+        username, password = session.username, session.password or ""
+        if username is None:
+            return config.allow_anonymous
+        if username == config.controller_user:
+            return verify_password(password, config.controller_password_hash)
+        return any(verify_password(password, h) for h in self._device_hashes(username))
+
+    def _device_hashes(self, username: str) -> list[str]:
+        if self._engine is None:
+            self._engine = create_db_engine(self._config().db_url)
+        table = MqttCredential.__table__  # type: ignore[attr-defined]
+        query = select(table.c.password_hash).where(
+            table.c.username == username, table.c.revoked_at.is_(None)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    async def close(self) -> None:
+        """Release the plugin's database connections."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+class DeviceTopicPlugin(BaseTopicPlugin):
+    """Per-device topic ACL (see :func:`topic_allowed`)."""
+
+    @dataclass
+    class Config:
+        """Set by :class:`controller.broker.embedded.EmbeddedBroker`."""
+
+        topic_prefix: str = "edgefleet/v1"
+        controller_user: str = "controller"
+
+    async def topic_filtering(
+        self, *, session: Any = None, topic: str | None = None, action: Action | None = None
+    ) -> bool | None:
+        """Allow anonymous sessions everything (they exist only when configured)."""
+        if session is None or topic is None or action is None:
+            return False
+        if session.username is None:
+            return True
+        config = self.context.config
+        return topic_allowed(
+            username=session.username,
+            controller_user=config.controller_user,
+            topics=Topics(config.topic_prefix),
+            topic=topic,
+            action=action,
+        )

@@ -1,0 +1,151 @@
+"""Device enrollment: MQTT credentials issued, rotated and revoked; broker files kept in step.
+
+Only hashes are stored (Mosquitto ``$7$`` for MQTT passwords, SHA-256 for
+one-time enrollment tokens); a plaintext secret is returned once, to the
+caller that created it. Every change commits, then regenerates the Mosquitto
+password and ACL files when the controller manages a Mosquitto.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from controller import crud
+from controller.broker.mosquitto import (
+    Account,
+    MosquittoFiles,
+    reload_mosquitto,
+    write_mosquitto_files,
+)
+from controller.broker.passwords import generate_password, hash_password
+from controller.core.config import ControllerSettings
+from controller.core.db import session_scope
+from controller.models import Device, DeviceCreate, EnrollmentToken, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class EnrollmentError(ValueError):
+    """An enrollment request that cannot be honoured (unknown device, bad token)."""
+
+
+@dataclass(frozen=True)
+class IssuedCredentials:
+    """MQTT login handed to a device once; the password is not stored anywhere."""
+
+    device_id: str
+    username: str
+    password: str = field(repr=False)
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 of a high-entropy token (enough: tokens are random, not chosen by people)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _issue(session: Session, device_id: str) -> IssuedCredentials:
+    password = generate_password()
+    crud.add_mqtt_credential(
+        session, device_id=device_id, username=device_id, password_hash=hash_password(password)
+    )
+    return IssuedCredentials(device_id=device_id, username=device_id, password=password)
+
+
+class Enrollment:
+    """Credential operations over one database, keeping the broker files in step."""
+
+    def __init__(self, engine: Engine, settings: ControllerSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    def enroll(self, device_in: DeviceCreate) -> tuple[Device, IssuedCredentials]:
+        """Create (or adopt) a device and issue its MQTT login."""
+        with session_scope(self.engine) as session:
+            device = crud.create_device(session, device_in=device_in)
+            issued = _issue(session, device.id)
+        self.sync_broker_files()
+        return device, issued
+
+    def rotate(self, device_id: str) -> IssuedCredentials:
+        """Replace a device's MQTT password (the old one stops working)."""
+        with session_scope(self.engine) as session:
+            if crud.get_device(session, device_id=device_id) is None:
+                raise EnrollmentError(f"device {device_id!r} does not exist")
+            issued = _issue(session, device_id)
+        self.sync_broker_files()
+        return issued
+
+    def revoke(self, device_id: str) -> int:
+        """Revoke a device's MQTT login; returns how many logins were revoked."""
+        with session_scope(self.engine) as session:
+            revoked = crud.revoke_mqtt_credentials(session, device_id=device_id)
+        self.sync_broker_files()
+        return revoked
+
+    def create_token(
+        self, *, device_id: str | None = None, device_class: str | None = None,
+        created_by: str | None = None,
+    ) -> tuple[EnrollmentToken, str]:  # fmt: skip
+        """A one-time enrollment token (returned once) for a device to fetch its credentials."""
+        secret = "eft_" + secrets.token_urlsafe(32)
+        row = EnrollmentToken(
+            token_hash=token_hash(secret),
+            device_id=device_id,
+            device_class=device_class,
+            created_by=created_by,
+            expires_at=utcnow() + timedelta(seconds=self.settings.enrollment_token_ttl_s),
+        )
+        with session_scope(self.engine) as session:
+            session.add(row)
+        return row, secret
+
+    def redeem(self, token: str, *, device_id: str) -> tuple[Device, IssuedCredentials]:
+        """Exchange a valid unused token for a device's credentials (the token is then spent)."""
+        with session_scope(self.engine) as session:
+            query = select(EnrollmentToken).where(EnrollmentToken.token_hash == token_hash(token))
+            row = session.exec(query.with_for_update()).first()
+            if row is None or row.used_at is not None:
+                raise EnrollmentError("enrollment token is unknown or already used")
+            if row.expires_at is not None and row.expires_at < utcnow():
+                raise EnrollmentError("enrollment token has expired")
+            if row.device_id is not None and row.device_id != device_id:
+                raise EnrollmentError(f"this token is for device {row.device_id!r}")
+            device_in = DeviceCreate(id=device_id, device_class=row.device_class)
+            device = crud.create_device(session, device_in=device_in)
+            row.used_at, row.used_by_device = utcnow(), device_id
+            session.add(row)
+            issued = _issue(session, device_id)
+        self.sync_broker_files()
+        return device, issued
+
+    def sync_broker_files(self, *, directory: Path | None = None) -> MosquittoFiles | None:
+        """Rewrite the Mosquitto files when a controller password is configured."""
+        password = self.settings.mqtt_password
+        if password is None:
+            logger.debug("no controller MQTT password configured; Mosquitto files not written")
+            return None
+        with Session(self.engine) as session:
+            accounts = [
+                Account(c.username, c.password_hash, c.device_id)
+                for c in crud.active_mqtt_credentials(session)
+            ]
+        files = write_mosquitto_files(
+            directory or self.settings.broker_dir,
+            topics=self.settings.topics,
+            controller_user=self.settings.mqtt_username,
+            controller_password=password.get_secret_value(),
+            accounts=accounts,
+            port=self.settings.mosquitto_listener_port,
+            bind=self.settings.mosquitto_listener_bind,
+        )
+        if self.settings.mosquitto_pid_file is not None:
+            reload_mosquitto(self.settings.mosquitto_pid_file)
+        return files

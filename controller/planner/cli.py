@@ -1,0 +1,166 @@
+"""``edgefleet plan show|history|scores|apply``: the planner from a terminal, against the database.
+
+Registered on ``controller.cli:plan_app``. ``apply`` publishes through the
+configured external broker (``broker_url``); the running controller's ingest
+stores the acks and metrics that the rollout waits for.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML settings file (env EDGEFLEET_CONTROLLER_* wins)"),
+]
+
+
+def _engine(config: Path | None) -> Any:
+    from controller.cli import _settings
+    from controller.core.db import create_db_engine, migrate
+
+    settings = _settings(config)
+    engine = create_db_engine(settings.db_url)
+    migrate(engine)
+    return settings, engine
+
+
+def show(
+    config: ConfigOption = None,
+    reasons: Annotated[bool, typer.Option("--reasons", help="why every other option lost")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Compute a draft plan (dry run) and show the diff against what runs now."""
+    from sqlmodel import Session
+
+    from controller.planner.service import draft_plan, plan_detail
+
+    _, engine = _engine(config)
+    plan_id = draft_plan(engine, created_by="cli")
+    with Session(engine) as session:
+        detail = plan_detail(session, plan_id)
+    engine.dispose()
+    assert detail is not None
+    if as_json:
+        typer.echo(json.dumps(detail, indent=2))
+        return
+    typer.echo(f"plan {plan_id} (draft): {detail['plan']['summary']}")
+    for row in detail["assignments"]:
+        target = row["model_id"] or "-"
+        target += " +refine" if row["refine"] and row["model_id"] else ""
+        score = f"{row['score']:.4f}" if row["score"] is not None else "-"
+        typer.echo(
+            f"{row['device_id']:<24} {row['device_class'] or '':<16} {row['status']:<10} "
+            f"{target:<32} Psi {score}  ({row['reasons'][0]})"
+        )
+        if reasons:
+            for line in row["reasons"][1:]:
+                typer.echo(f"    {line}")
+
+
+def history(
+    config: ConfigOption = None,
+    limit: Annotated[int, typer.Option(help="how many plans")] = 20,
+) -> None:
+    """List plans, newest first, with status and summary."""
+    from sqlmodel import Session
+
+    from controller.planner.service import plan_history
+
+    _, engine = _engine(config)
+    with Session(engine) as session:
+        plans = plan_history(session, limit)
+        for plan in plans:
+            typer.echo(
+                f"{plan.id:>5} {plan.status:<11} {plan.created_at:%Y-%m-%d %H:%M:%S} {plan.summary}"
+            )
+            for reason in plan.reasons[1:]:
+                typer.echo(f"      {reason}")
+    engine.dispose()
+
+
+def scores(
+    config: ConfigOption = None,
+    device_class: Annotated[str | None, typer.Option("--class", help="one class only")] = None,
+) -> None:
+    """Show the PeRFICS leaderboard per device class."""
+    from controller.planner.service import leaderboard
+
+    _, engine = _engine(config)
+    board = leaderboard(engine)
+    engine.dispose()
+    for cls, rows in board.items():
+        if device_class and cls != device_class:
+            continue
+        typer.echo(f"{cls}:")
+        for r in rows:
+            flags = ("predicted " if r["predicted"] else "") + (
+                "pooled" if r["quality_pooled"] else ""
+            )
+            label = r["model_id"] + (" +refine" if r["refine"] else "")
+            typer.echo(
+                f"  {label:<32} Psi {r['psi']:.4f}  B {r['B']:.3f} "
+                f"[{r['B_ci'][0]:.3f}, {r['B_ci'][1]:.3f}]  I {r['I']:+.3f}  "
+                f"C {r['C']:.3f}  n={r['n_questions']} {flags}"
+            )
+
+
+def apply(
+    plan_id: Annotated[int, typer.Argument(help="the draft to apply")],
+    config: ConfigOption = None,
+    wait: Annotated[bool, typer.Option(help="follow the rollout until it ends")] = True,
+    timeout_s: Annotated[float, typer.Option(help="per-wave timeout")] = 600.0,
+    require_metrics: Annotated[bool, typer.Option(help="wait for healthy metrics")] = True,
+) -> None:
+    """Apply a draft in waves (canary per class first) through the configured broker."""
+    from controller.ingest.commands import CommandPublisher
+    from controller.ingest.mqtt import MqttConnection, MqttOptions
+    from controller.planner.apply import PlanApplier, PlanError, RolloutConfig
+
+    settings, engine = _engine(config)
+    if settings.broker_url is None:
+        typer.echo(
+            "plan apply needs broker_url (an external broker the controller also uses)", err=True
+        )
+        raise typer.Exit(2)
+    secret = settings.mqtt_password
+    options = MqttOptions.from_url(
+        settings.broker_url,
+        username=settings.mqtt_username,
+        password=secret.get_secret_value() if secret else None,
+        client_id=f"{settings.mqtt_client_id}-plan-{plan_id}",
+        protocol="5",
+    )
+    connection = MqttConnection(options, subscriptions=[], sink=None)
+    connection.start()
+    try:
+        if not connection.wait_connected(15):
+            typer.echo("broker not reachable", err=True)
+            raise typer.Exit(1)
+        base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
+        applier = PlanApplier(
+            engine,
+            CommandPublisher(engine, connection, topics=settings.topics),
+            model_url=lambda m: f"{base.rstrip('/')}/models/{m}/file",
+            config=RolloutConfig(timeout_s=timeout_s, require_metrics=require_metrics),
+        )
+        try:
+            typer.echo(applier.apply(plan_id, created_by="cli"))
+        except PlanError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        state = "running"
+        while wait and state == "running":
+            time.sleep(1.0)
+            state = applier.tick(plan_id)
+        typer.echo(f"plan {plan_id}: {state}")
+        if state in ("rolled_back", "failed"):
+            raise typer.Exit(1)
+    finally:
+        connection.stop()
+        engine.dispose()

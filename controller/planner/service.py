@@ -1,0 +1,229 @@
+"""The planner against the database: read inputs, run the pure core, write drafts and history."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
+
+from controller import models as db
+from controller.core.db import session_scope
+from controller.ingest.commands import CommandPublisher
+from controller.models import utcnow
+from controller.planner.assign import Decision, build_views, plan_devices
+from controller.planner.fleet import FleetConstraints, plan_fleet
+from controller.planner.inputs import PlannerInputs, load_inputs
+from controller.planner.outlook import bench_commands, class_calibrations, profiling_outlooks
+from controller.planner.quality import conformance_counts
+from controller.planner.scores import OptionScore, compute_scores
+from controller.planner.types import Option, PlannerSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """Decisions for every device, the scores they came from, and the solver's word."""
+
+    decisions: list[Decision]
+    scores: dict[str, list[OptionScore]]
+    status: str
+
+
+def _conformance(inputs: PlannerInputs) -> dict[Option, dict[str, tuple[int, int]]]:
+    """Per option and category: conforming / judged, pooled over every run of the model."""
+    pooled: dict[Option, dict[str, list[int]]] = {}
+    for run in inputs.runs:
+        for refined in (False, True):
+            counts = conformance_counts(run.questions, refined=refined)
+            per = pooled.setdefault(Option(run.model_id, refined), {})
+            for category, (k, n) in counts.items():
+                acc = per.setdefault(category, [0, 0])
+                acc[0] += k
+                acc[1] += n
+    return {o: {k: (v[0], v[1]) for k, v in c.items()} for o, c in pooled.items()}
+
+
+def compute_plan(
+    inputs: PlannerInputs,
+    settings: PlannerSettings,
+    constraints: FleetConstraints | None = None,
+) -> PlanResult:
+    """The pure pipeline: scores, class filters, then per-device choice or the fleet MILP."""
+    scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, settings)
+    views = build_views(scores, inputs.profiles, inputs.models, settings, inputs.exclusions)
+    if constraints is None or constraints.empty:
+        decisions = plan_devices(
+            inputs.devices,
+            views,
+            inputs.models,
+            settings,
+            exclusions=inputs.exclusions,
+            pins=inputs.pins,
+        )
+        return PlanResult(decisions, scores, "optimal")
+    result = plan_fleet(
+        inputs.devices,
+        views,
+        inputs.models,
+        settings,
+        constraints,
+        conformance=_conformance(inputs),
+        exclusions=inputs.exclusions,
+        pins=inputs.pins,
+    )
+    return PlanResult(result.decisions, scores, result.status)
+
+
+def _assignment_status(decision: Decision, current: Option | None) -> str:
+    if decision.option is None:
+        return "unplanned"
+    return "unchanged" if decision.option == current else "change"
+
+
+def _reasons(decision: Decision) -> list[str]:
+    head = [decision.note]
+    if decision.runner_up is not None:
+        head.append(
+            f"runner-up: {decision.runner_up.option.label()} (Psi {decision.runner_up.psi:.4f})"
+        )
+    return head + decision.reasons()
+
+
+def draft_plan(
+    engine: Engine,
+    *,
+    settings: PlannerSettings | None = None,
+    constraints: FleetConstraints | None = None,
+    created_by: str | None = None,
+) -> int:
+    """Compute a plan and store it as the draft (older drafts are superseded); return its id."""
+    settings = settings or PlannerSettings()
+    with Session(engine) as session:
+        inputs = load_inputs(session)
+    result = compute_plan(inputs, settings, constraints)
+    current = {d.device_id: d.current for d in inputs.devices}
+    statuses = [_assignment_status(d, current.get(d.device_id)) for d in result.decisions]
+    summary = (
+        f"{statuses.count('change')} to change, {statuses.count('unchanged')} unchanged, "
+        f"{statuses.count('unplanned')} without a feasible option; solver {result.status}"
+    )
+    with session_scope(engine) as session:
+        session.execute(
+            update(db.Plan)
+            .where(col(db.Plan.status) == db.PlanStatus.DRAFT.value)
+            .values(status=db.PlanStatus.SUPERSEDED.value)
+        )
+        plan = db.Plan(
+            params={
+                "settings": settings.model_dump(mode="json"),
+                "constraints": asdict(constraints) if constraints else None,
+            },
+            summary=summary,
+            reasons=[result.status],
+            created_by=created_by,
+        )
+        session.add(plan)
+        session.flush()
+        plan_id = int(plan.id or 0)
+        for decision, status in zip(result.decisions, statuses, strict=True):
+            session.add(_assignment_row(plan_id, decision, status))
+    logger.info("plan %d drafted: %s", plan_id, summary)
+    return plan_id
+
+
+def _assignment_row(plan_id: int, decision: Decision, status: str) -> db.Assignment:
+    chosen = decision.chosen
+    return db.Assignment(
+        plan_id=plan_id,
+        device_id=decision.device_id,
+        device_class=decision.device_class,
+        model_id=chosen.option.model_id if chosen else None,
+        refine=chosen.option.refine if chosen else False,
+        score=chosen.psi if chosen else None,
+        reasons=_reasons(decision),
+        status=status,
+    )
+
+
+def plan_detail(session: Session, plan_id: int) -> dict[str, Any] | None:
+    """A plan with its per-device assignments (status, command, reasons)."""
+    plan = session.get(db.Plan, plan_id)
+    if plan is None:
+        return None
+    rows = session.exec(
+        select(db.Assignment)
+        .where(db.Assignment.plan_id == plan_id)
+        .order_by(db.Assignment.device_id)
+    ).all()
+    return {
+        "plan": plan.model_dump(mode="json"),
+        "assignments": [r.model_dump(mode="json") for r in rows],
+    }
+
+
+def plan_history(session: Session, limit: int = 20) -> Sequence[db.Plan]:
+    """Plans, newest first."""
+    query = select(db.Plan).order_by(col(db.Plan.id).desc()).limit(limit)
+    return session.exec(query).all()
+
+
+def leaderboard(engine: Engine, settings: PlannerSettings | None = None) -> dict[str, list[dict]]:
+    """Per class, every scored option best first, with its terms, intervals and flags."""
+    settings = settings or PlannerSettings()
+    with Session(engine) as session:
+        inputs = load_inputs(session)
+    scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, settings)
+    return {cls: [score_row(s) for s in rows] for cls, rows in scores.items()}
+
+
+def score_row(s: OptionScore) -> dict[str, Any]:
+    """One leaderboard row as plain JSON-ready data."""
+    return {
+        "model_id": s.option.model_id,
+        "refine": s.option.refine,
+        "psi": s.psi,
+        "psi_memory": s.psi_memory,
+        "B": s.b,
+        "I": s.i,
+        "E": s.e,
+        "C": s.c,
+        "B_ci": [s.b_interval.low, s.b_interval.high],
+        "I_ci": [s.i_interval.low, s.i_interval.high] if s.i_interval else None,
+        "n_questions": s.n_questions,
+        "memory_mb": s.memory_mb,
+        "memory_measured": s.memory_measured,
+        "latency_p95_s": s.latency.p95_s,
+        "predicted": s.predicted,
+        "quality_pooled": s.quality_pooled,
+    }
+
+
+def profile_next(
+    engine: Engine,
+    commands: CommandPublisher,
+    *,
+    settings: PlannerSettings | None = None,
+    limit: int = 5,
+    created_by: str | None = None,
+) -> list[tuple[str, str]]:
+    """Send bench commands for the pairs whose measurement could change the plan most."""
+    settings = settings or PlannerSettings()
+    with Session(engine) as session:
+        inputs = load_inputs(session)
+    scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, settings)
+    views = build_views(scores, inputs.profiles, inputs.models, settings, inputs.exclusions)
+    cals = class_calibrations(inputs.profiles, inputs.runs, inputs.models, settings)
+    outlooks = profiling_outlooks(views, scores, inputs.models, cals, inputs.devices, settings)
+    sent = []
+    stamp = utcnow().strftime("%Y%m%d%H%M%S")
+    for device_id, command in bench_commands(
+        outlooks, inputs.devices, limit=limit, tag=f"prof{stamp}"
+    ):
+        commands.send(device_id=device_id, command=command, created_by=created_by)
+        sent.append((device_id, command.model_ids[0]))
+    return sent

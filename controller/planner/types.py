@@ -1,0 +1,152 @@
+"""Plain data the planning core reads and returns; the database is read before, written after."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.messages import AnswerLatency, BenchBody, QuestionResult
+from shared.perfics import PerficsWeights
+
+
+class Option(NamedTuple):
+    """What a device can be told to run: a model, with or without self-refinement."""
+
+    model_id: str
+    refine: bool
+
+    def label(self) -> str:
+        """Short text for reasons and tables."""
+        return f"{self.model_id}{' +refine' if self.refine else ''}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model in the registry, as the planner needs to know it."""
+
+    model_id: str
+    parameters: int
+    weights_bytes: int
+    """Tensor bytes; all of them are read for each decoded token."""
+    file_size_bytes: int
+    memory_estimate_mb: Mapping[str, float] = field(default_factory=dict)
+    """GGUF-based memory estimate per device class (its n_ctx and KV type)."""
+    archs: frozenset[str] | None = None
+    """CPU architectures the model is allowed on; None: any."""
+    extrinsic: float = 0.0
+    """Operator-set merit E in [0, 1]."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """One device, from its last hello, heartbeat and state."""
+
+    device_id: str
+    device_class: str
+    arch: str | None = None
+    mem_available_mb: float | None = None
+    rss_mb: float | None = None
+    """Resident memory of the serving process, freed when the model is replaced."""
+    disk_free_mb: float | None = None
+    cached_models: frozenset[str] = frozenset()
+    current: Option | None = None
+    online: bool = True
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """One benchmark run of one model on one device class (a stored ``BenchBody``)."""
+
+    model_id: str
+    device_class: str
+    peak_rss_mb: float
+    prefill_tok_s: float | None = None
+    decode_tok_s: float | None = None
+    zero_shot: AnswerLatency | None = None
+    refined: AnswerLatency | None = None
+    questions: tuple[QuestionResult, ...] = ()
+    contended: bool = False
+
+    @classmethod
+    def from_bench(cls, body: BenchBody) -> BenchRun:
+        """Keep what the planner uses from a bench message body."""
+        return cls(
+            model_id=body.model.model_id,
+            device_class=body.device_class,
+            peak_rss_mb=body.peak_rss_mb,
+            prefill_tok_s=body.prefill_tok_s.mean if body.prefill_tok_s else None,
+            decode_tok_s=body.decode_tok_s.mean if body.decode_tok_s else None,
+            zero_shot=body.zero_shot,
+            refined=body.refined,
+            questions=tuple(body.questions),
+            contended=body.contended,
+        )
+
+
+@dataclass(frozen=True)
+class Pin:
+    """Operator pin: this device must run this model (and refine setting, if given)."""
+
+    device_id: str
+    model_id: str
+    refine: bool | None = None
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Operator exclusion: never run the model on a device, on a class, or (both None) anywhere."""
+
+    model_id: str
+    device_id: str | None = None
+    device_class: str | None = None
+
+    def applies(self, device_id: str, device_class: str) -> bool:
+        """Whether this exclusion covers the device."""
+        if self.device_id is not None:
+            return self.device_id == device_id
+        return self.device_class is None or self.device_class == device_class
+
+
+class PlannerSettings(BaseModel):
+    """Every knob of the planning core; one frozen object per deployment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weights: PerficsWeights = Field(default_factory=PerficsWeights, description="PeRFICS weights")
+    confidence: float = Field(0.95, gt=0, lt=1, description="confidence of intervals and bounds")
+    bootstrap_resamples: int = Field(1000, ge=50, description="bootstrap draws for B and I")
+    seed: int = Field(0, description="seed of the bootstrap, so scores are reproducible")
+    memory_margin_frac: float = Field(0.10, ge=0, description="added to the memory need")
+    free_memory_headroom_mb: float = Field(64, ge=0, description="kept free on the device")
+    disk_headroom_mb: float = Field(200, ge=0, description="kept free on the device's disk")
+    hysteresis: float = Field(
+        0.02, ge=0, description="relative Psi gain needed before a device changes its option"
+    )
+    refine_instruction_tokens: int = Field(
+        64, ge=0, description="prompt tokens the critique and refine instructions add, each"
+    )
+    critique_tokens_frac: float = Field(
+        0.5, ge=0, description="critique length as a fraction of the answer length"
+    )
+    default_p95_over_p50: float = Field(
+        1.2, ge=1, description="p95/p50 latency ratio for predictions, before calibration"
+    )
+    nominal_sigma: float = Field(
+        0.5, gt=0, description="log-sd of a prediction from a profile's nominal bandwidth"
+    )
+    z_upper: float = Field(1.645, ge=0, description="z of the one-sided bound on predictions")
+    milp_time_limit_s: float = Field(
+        30.0, gt=0, description="give up on the fleet MILP after this long (status says so)"
+    )
+    milp_rel_gap: float = Field(
+        1e-4, ge=0, description="relative optimality gap at which the fleet MILP may stop"
+    )
+    milp_columns: int = Field(
+        4,
+        ge=1,
+        description="best options per device offered to the fleet MILP (plus those "
+        "a constraint needs)",
+    )

@@ -1,0 +1,34 @@
+"""The bench command's isolated runner: results and errors cross the process boundary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.bench import BenchConfig
+from agent.bench_command import run_isolated
+from agent.evalset import load_questions
+from agent.inference_types import ModelLoadError
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_isolated_run_returns_the_child_result(tiny_gguf: Path) -> None:
+    questions = load_questions()[:1]
+    body = run_isolated(
+        BenchConfig(
+            model_path=tiny_gguf, questions=questions, refine=False, repetitions=1, model_id="tiny"
+        )
+    )
+    assert (
+        body.model.model_id == "tiny" and body.questions[0].question_id == questions[0].question_id
+    )
+    assert body.peak_rss_mb > 0
+
+
+def test_isolated_run_raises_the_child_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"nope" * 10)
+    with pytest.raises(ModelLoadError):
+        run_isolated(BenchConfig(model_path=junk, questions=[]))

@@ -1,0 +1,188 @@
+"""Applying a plan through a real Mosquitto: canary, next wave when healthy, rollback on error."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from controller import models as db
+from controller.ingest.commands import CommandPublisher
+from controller.ingest.service import IngestService
+from controller.models import utcnow
+from controller.planner.apply import PlanApplier, PlanError, RolloutConfig
+from controller.planner.service import draft_plan, plan_detail
+from shared.messages import AckBody, AckStatus, MetricsBody
+from shared.topics import TopicKind, Topics
+from tests.controller.devices import FakeDevice, wait_until
+from tests.controller.planner.db_world import seed_world
+from tests.support.broker import MosquittoBroker
+
+
+class Listener:
+    """A fake device that records the assign commands it receives."""
+
+    def __init__(self, device_id: str, port: int) -> None:
+        self.device = FakeDevice(device_id, port)
+        self.commands: list[dict] = []
+        self.device.client.on_message = lambda c, u, m: self.commands.append(
+            json.loads(m.payload)["body"]["command"]
+        )
+        self.device.client.subscribe(Topics().device(device_id, TopicKind.CMD), qos=1)
+
+    def ack(self, status: AckStatus, *, index: int = -1, reason: str | None = None) -> None:
+        cid = self.commands[index]["command_id"]
+        self.device.publish_body(AckBody(command_id=cid, status=status, reason=reason))
+
+
+@pytest.fixture
+def rig(
+    sqlite_engine: Engine,
+    mosquitto: MosquittoBroker,
+    ingest_factory: Callable[..., IngestService],
+    tiny_gguf_factory,
+):
+    seed_world(sqlite_engine, tiny_gguf_factory, current="m-small")
+    service = ingest_factory(sqlite_engine, mosquitto, client_id="plan-ctl")
+    devices = {d: Listener(d, mosquitto.port) for d in ("s1", "s2", "b1")}
+    wait_until(lambda: False, 0.3)
+    applier = PlanApplier(
+        sqlite_engine,
+        CommandPublisher(sqlite_engine, service.connection, topics=Topics()),
+        model_url=lambda m: f"http://controller.test/models/{m}",
+        config=RolloutConfig(timeout_s=60, require_metrics=True),
+    )
+    yield sqlite_engine, service, devices, applier
+    for listener in devices.values():
+        listener.device.close()
+
+
+def _statuses(engine: Engine, plan_id: int) -> dict[str, str]:
+    with Session(engine) as session:
+        return {a["device_id"]: a["status"] for a in plan_detail(session, plan_id)["assignments"]}
+
+
+def _move_small_box(engine: Engine) -> None:
+    # Make the small class change too: both small devices run m-big, which cannot fit there.
+    with Session(engine) as session:
+        for d in ("s1", "s2"):
+            row = session.get(db.Device, d)
+            row.model_id, row.refine = "m-big", False
+            session.add(row)
+        session.commit()
+
+
+def test_canary_then_next_wave_once_acked_and_healthy(rig) -> None:
+    engine, service, devices, applier = rig
+    _move_small_box(engine)
+    plan_id = draft_plan(engine)
+    assert applier.apply(plan_id, created_by="op") == "3 changes in 2 waves"
+    canaries = [d for d in ("b1", "s1") if wait_until(lambda d=d: devices[d].commands, 5)]
+    assert canaries == ["b1", "s1"] and not devices["s2"].commands  # one canary per class
+    cmd = devices["b1"].commands[0]
+    assert (cmd["type"], cmd["model_id"], cmd["refine"]) == ("assign", "m-big", True)
+    assert cmd["url"] == "http://controller.test/models/m-big"
+    for d in canaries:
+        devices[d].ack(AckStatus.OK)
+    assert wait_until(lambda: service.stats.stored >= 2, 5)
+    assert applier.tick(plan_id) == "running"  # acked, but no serving metrics yet
+    for d in canaries:
+        devices[d].device.publish_body(MetricsBody(window_s=60, requests=5, errors=0))
+    assert wait_until(lambda: service.stats.stored >= 4, 5)
+    assert applier.tick(plan_id) == "running"
+    assert wait_until(lambda: devices["s2"].commands, 5)  # the second wave went out
+    devices["s2"].ack(AckStatus.OK)
+    devices["s2"].device.publish_body(MetricsBody(window_s=60, requests=3, errors=0))
+    assert wait_until(lambda: service.stats.stored >= 6, 5)
+    assert applier.tick(plan_id) == "done"
+    assert _statuses(engine, plan_id) == {"b1": "ok", "s1": "ok", "s2": "ok"}
+
+
+def test_failing_canary_rolls_back_and_stops_the_rollout(rig) -> None:
+    engine, service, devices, applier = rig
+    _move_small_box(engine)
+    plan_id = draft_plan(engine)
+    applier.apply(plan_id)
+    assert wait_until(lambda: devices["b1"].commands and devices["s1"].commands, 5)
+    devices["b1"].ack(AckStatus.ERROR, reason="out of memory loading m-big")
+    assert wait_until(lambda: service.stats.stored >= 1, 5)
+    assert applier.tick(plan_id) == "rolled_back"
+    assert wait_until(lambda: len(devices["b1"].commands) == 2, 5)
+    back = devices["b1"].commands[1]
+    assert (back["model_id"], back["refine"], back["command_id"]) == (
+        "m-small",
+        False,
+        f"p{plan_id}-rb-b1",
+    )
+    wait_until(lambda: False, 0.5)
+    assert not devices["s2"].commands  # the next wave is never sent
+    with Session(engine) as session:
+        plan = session.get(db.Plan, plan_id)
+        assert plan.status == "failed"
+        assert "b1: command error: out of memory loading m-big" in plan.reasons[-1]
+    assert applier.tick(plan_id) == "rolled_back"
+
+
+def test_silent_canary_times_out_and_rolls_back(rig) -> None:
+    engine, service, devices, applier = rig
+    plan_id = draft_plan(engine)
+    applier.apply(plan_id)
+    assert wait_until(lambda: devices["b1"].commands, 5)
+    assert applier.tick(plan_id) == "running"
+    later = utcnow() + timedelta(seconds=61)
+    assert applier.tick(plan_id, now=later) == "rolled_back"
+    with Session(engine) as session:
+        assert "no ok ack and healthy metrics after" in session.get(db.Plan, plan_id).reasons[-1]
+
+
+def test_only_a_draft_can_be_applied(rig) -> None:
+    engine, _, _, applier = rig
+    plan_id = draft_plan(engine)
+    applier.apply(plan_id)
+    with pytest.raises(PlanError, match="not a draft"):
+        applier.apply(plan_id)
+
+
+def test_profiling_sends_bench_commands_for_unmeasured_pairs_that_could_win(rig) -> None:
+    from controller.planner.service import profile_next
+
+    engine, service, devices, applier = rig
+    assert profile_next(engine, applier.commands) == []  # m-small cannot beat m-big on big-box
+    path = applier._model("m-small").path
+    with Session(engine) as session:  # a model nobody has judged yet: optimistic at parity
+        session.add(
+            db.Model(
+                id="m-new",
+                name="m-new",
+                sha256="c" * 64,
+                size_bytes=1000,
+                path=path,
+                filename="m-new.gguf",
+            )
+        )
+        session.commit()
+    sent = profile_next(engine, applier.commands, limit=5)
+    assert sorted(sent) == [("b1", "m-new"), ("s1", "m-new")]
+    assert wait_until(lambda: devices["b1"].commands and devices["s1"].commands, 5)
+    cmd = devices["s1"].commands[0]
+    assert cmd["type"] == "bench" and cmd["model_ids"] == ["m-new"]
+
+
+def test_the_planner_loop_advances_a_running_rollout(rig) -> None:
+    from controller.planner.loop import PlannerLoop
+
+    engine, service, devices, applier = rig
+    _move_small_box(engine)
+    plan_id = draft_plan(engine)
+    applier.apply(plan_id)
+    assert wait_until(lambda: devices["b1"].commands and devices["s1"].commands, 5)
+    for d in ("b1", "s1"):
+        devices[d].ack(AckStatus.OK)
+        devices[d].device.publish_body(MetricsBody(window_s=60, requests=1, errors=0))
+    assert wait_until(lambda: service.stats.stored >= 4, 5)
+    PlannerLoop(engine, applier).step(now=0)
+    assert wait_until(lambda: devices["s2"].commands, 5)  # the loop sent the second wave

@@ -1,0 +1,103 @@
+"""`edgefleet plan ...` as a real process against a real database (and a real broker for apply)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from controller.core.db import create_db_engine, migrate
+from controller.ingest.service import IngestService
+from shared.messages import AckBody, AckStatus
+from shared.topics import TopicKind, Topics
+from tests.controller.devices import FakeDevice, wait_until
+from tests.controller.planner.db_world import seed_world
+from tests.support.broker import MosquittoBroker
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_CONTROLLER_")}
+    return env | {"PYTHONPATH": str(ROOT), "EDGEFLEET_CONTROLLER_DATA_DIR": str(data_dir), **extra}
+
+
+def _cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", "plan", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _engine(tmp_path: Path, tiny_gguf_factory):
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'controller.db'}")
+    migrate(engine)
+    seed_world(engine, tiny_gguf_factory)
+    return engine
+
+
+def test_plan_show_history_and_scores(tmp_path: Path, tiny_gguf_factory) -> None:
+    _engine(tmp_path, tiny_gguf_factory).dispose()
+    env = _env(tmp_path)
+    shown = _cli(env, "show", "--reasons")
+    assert shown.returncode == 0, shown.stderr
+    assert "plan 1 (draft): 3 to change" in shown.stdout
+    assert "m-big: needs 0.09 GB (estimated 84 MB + 10% margin)" in shown.stdout
+    as_json = json.loads(_cli(env, "show", "--json").stdout)
+    assert as_json["plan"]["id"] == 2
+    hist = _cli(env, "history")
+    assert hist.returncode == 0 and hist.stdout.splitlines()[0].split()[:2] == ["2", "draft"]
+    assert hist.stdout.splitlines()[1].split()[:2] == ["1", "superseded"]
+    board = _cli(env, "scores", "--class", "big-box")
+    assert board.stdout.startswith("big-box:") and "small-box" not in board.stdout
+    assert "m-small" in board.stdout and "predicted" in board.stdout
+
+
+def test_plan_apply_through_the_broker_until_done(
+    tmp_path: Path,
+    tiny_gguf_factory,
+    mosquitto: MosquittoBroker,
+    ingest_factory: Callable[..., IngestService],
+) -> None:
+    engine = _engine(tmp_path, tiny_gguf_factory)
+    ingest_factory(engine, mosquitto, client_id="plan-cli-ingest")
+    env = _env(
+        tmp_path,
+        EDGEFLEET_CONTROLLER_BROKER_URL=f"mqtt://127.0.0.1:{mosquitto.port}",
+        EDGEFLEET_CONTROLLER_DEV_MODE="true",  # the test broker has no logins
+        EDGEFLEET_CONTROLLER_PUBLIC_URL="http://ctl.test:8000",
+    )
+    assert _cli(env, "show").returncode == 0
+    devices = {d: FakeDevice(d, mosquitto.port) for d in ("s1", "s2", "b1")}
+    acked: set[str] = set()
+
+    def on_message(device: FakeDevice):
+        def handle(client, userdata, message) -> None:
+            cid = json.loads(message.payload)["body"]["command"]["command_id"]
+            threading.Thread(
+                target=lambda: device.publish_body(AckBody(command_id=cid, status=AckStatus.OK))
+            ).start()
+            acked.add(device.device_id)
+
+        return handle
+
+    for d in devices.values():
+        d.client.on_message = on_message(d)
+        d.client.subscribe(Topics().device(d.device_id, TopicKind.CMD), qos=1)
+    wait_until(lambda: False, 0.3)
+    try:
+        done = _cli(env, "apply", "1", "--no-require-metrics", "--timeout-s", "60")
+    finally:
+        for d in devices.values():
+            d.close()
+        engine.dispose()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 changes in 2 waves" in done.stdout and "plan 1: done" in done.stdout
+    assert acked == {"s1", "s2", "b1"}

@@ -1,0 +1,161 @@
+"""The planner's HTTP routes on a real uvicorn, with real bearer tokens and a real broker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from fastapi import FastAPI, Header
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from controller.api import errors
+from controller.api.routes import plans, scores
+from controller.core.security import Role, generate_token, hash_token, role_allows
+from controller.ingest.commands import CommandPublisher
+from controller.ingest.service import IngestService
+from controller.models import ApiToken
+from controller.planner.apply import PlanApplier, RolloutConfig
+from shared.topics import Topics
+from tests.controller.api.server import UvicornServer
+from tests.controller.devices import wait_until
+from tests.controller.planner.db_world import seed_world
+from tests.controller.planner.test_apply import Listener
+from tests.support.broker import MosquittoBroker
+
+
+def bearer(engine: Engine, needed: Role) -> Callable[..., str]:
+    """A role check over the api_token table (the app's own deps live with the API issue)."""
+
+    def check(authorization: str | None = Header(None)) -> str:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise errors.unauthorized("send Authorization: Bearer <token>")
+        with Session(engine) as session:
+            row = session.exec(
+                select(ApiToken).where(
+                    ApiToken.token_hash == hash_token(authorization.removeprefix("Bearer "))
+                )
+            ).first()
+        if row is None or row.revoked_at is not None:
+            raise errors.unauthorized("unknown or revoked token")
+        if not role_allows(row.role, needed):
+            raise errors.forbidden(f"needs the {needed.value} role")
+        return row.name
+
+    return check
+
+
+def _token(engine: Engine, role: Role) -> str:
+    token = generate_token()
+    with Session(engine) as session:
+        session.add(
+            ApiToken(
+                name=f"{role.value}-user",
+                token_hash=hash_token(token),
+                prefix=token[:8],
+                role=role.value,
+            )
+        )
+        session.commit()
+    return token
+
+
+@pytest.fixture
+def api(
+    sqlite_engine: Engine,
+    mosquitto: MosquittoBroker,
+    ingest_factory: Callable[..., IngestService],
+    tiny_gguf_factory,
+):
+    engine = sqlite_engine
+    seed_world(engine, tiny_gguf_factory)
+    service = ingest_factory(engine, mosquitto, client_id="routes-ctl")
+    applier = PlanApplier(
+        engine,
+        CommandPublisher(engine, service.connection, topics=Topics()),
+        model_url=lambda m: f"http://ctl.test/models/{m}",
+        config=RolloutConfig(timeout_s=60),
+    )
+    app = FastAPI()
+    errors.install(app)
+    deps = plans.PlannerDeps(
+        engine=lambda: engine,
+        viewer=bearer(engine, Role.VIEWER),
+        operator=bearer(engine, Role.OPERATOR),
+        applier=lambda: applier,
+    )
+    app.include_router(plans.make_router(deps))
+    app.include_router(scores.make_router(deps.engine, deps.viewer))
+    server = UvicornServer(app).start()
+    listeners = {d: Listener(d, mosquitto.port) for d in ("s1", "s2", "b1")}
+    wait_until(lambda: False, 0.3)
+    tokens = {r: _token(engine, r) for r in (Role.VIEWER, Role.OPERATOR)}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client, tokens, listeners
+    for listener in listeners.values():
+        listener.device.close()
+    server.stop()
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_scores_need_a_token_and_show_the_leaderboard(api) -> None:
+    client, tokens, _ = api
+    assert client.get("/scores").json()["error"] == "unauthorized"
+    body = client.get(
+        "/scores", params={"device_class": "big-box"}, headers=_auth(tokens[Role.VIEWER])
+    ).json()
+    assert list(body["classes"]) == ["big-box"]
+    assert body["classes"]["big-box"][0]["model_id"] == "m-big"
+    assert body["weights"]["gamma"] == 0.1
+    assert {r["model_id"] for r in body["hardware_independent"]} == {"m-big", "m-small"}
+
+
+def test_apply_needs_the_operator_role_and_starts_the_canary_wave(api) -> None:
+    client, tokens, listeners = api
+    denied = client.post("/plans", json={}, headers=_auth(tokens[Role.VIEWER]))
+    assert denied.status_code == 403 and denied.json()["error"] == "forbidden"
+    accepted = client.post("/plans", json={}, headers=_auth(tokens[Role.OPERATOR]))
+    assert accepted.status_code == 202, accepted.text
+    body = accepted.json()
+    assert body["message"] == "3 changes in 2 waves"
+    assert wait_until(lambda: listeners["b1"].commands and listeners["s1"].commands, 5)
+    assert not listeners["s2"].commands
+    plan_id = body["plan"]["id"]
+    detail = client.get(f"/plans/{plan_id}", headers=_auth(tokens[Role.VIEWER])).json()
+    assert {a["device_id"]: a["status"] for a in detail["assignments"]} == {
+        "b1": "sent",
+        "s1": "sent",
+        "s2": "change",
+    }
+    again = client.post("/plans", json={"plan_id": plan_id}, headers=_auth(tokens[Role.OPERATOR]))
+    assert again.status_code == 409 and "not a draft" in again.json()["detail"]
+    advanced = client.post(f"/plans/{plan_id}/advance", headers=_auth(tokens[Role.OPERATOR]))
+    assert advanced.json() == {"state": "running"}
+    missing = client.get("/plans/9999", headers=_auth(tokens[Role.VIEWER]))
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+def test_pins_change_the_draft_and_can_be_removed(api) -> None:
+    client, tokens, _ = api
+    viewer, operator = _auth(tokens[Role.VIEWER]), _auth(tokens[Role.OPERATOR])
+    pin = {"kind": "pin", "device_id": "b1", "model_id": "m-small", "refine": False}
+    assert client.post("/pins", json=pin, headers=viewer).status_code == 403
+    assert (
+        client.post(
+            "/pins", json={"kind": "pin", "model_id": "m-small"}, headers=operator
+        ).status_code
+        == 422
+    )
+    created = client.post("/pins", json=pin, headers=operator)
+    assert created.status_code == 201 and created.json()["created_by"] == "operator-user"
+    draft = client.get("/plans/draft", headers=viewer).json()
+    b1 = next(a for a in draft["assignments"] if a["device_id"] == "b1")
+    assert (b1["model_id"], b1["refine"], b1["reasons"][0]) == ("m-small", False, "pinned")
+    assert client.delete(f"/pins/{created.json()['id']}", headers=operator).status_code == 204
+    assert client.get("/pins", headers=viewer).json() == []
+    history = client.get("/plans", headers=viewer).json()
+    assert history[0]["status"] == "draft" and history[0]["created_by"] == "viewer-user"
