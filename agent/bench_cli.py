@@ -107,6 +107,8 @@ def bench(
         selected = load_questions(questions, categories=wanted, per_category=per_category)
     except (ProfileError, QuestionFileError) as exc:
         _fail(str(exc))
+    if not selected:
+        _fail(f"no questions selected (categories: {', '.join(wanted) or 'all'})")
     if judge_mode not in ("auto", "text", "probability"):
         _fail(f"--judge-mode must be auto, text or probability, not {judge_mode!r}")
     judge_path = None if no_judge else (judge or largest_local_model())
