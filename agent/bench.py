@@ -20,7 +20,7 @@ from agent.evalset import Question, check_exact
 from agent.judge import Judge
 from agent.refine import RefinementResult, StageLimits, answer
 from agent.runtime import InferenceError, ModelRuntime
-from shared.messages import AnswerLatency, BenchBody, ModelRef, QuestionResult
+from shared.messages import BenchBody, ModelRef, QuestionResult
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class BenchConfig:
     repetitions: int = 3
     limits: StageLimits = field(default_factory=StageLimits)
     judge_max_tokens: int = 128
+    judge_mode: str = "auto"
     command_id: str | None = None
     model_id: str | None = None
 
@@ -129,10 +130,21 @@ def fastest(rows: Sequence[tuple[int, throughput.Throughput]]) -> int:
     return max(rows, key=lambda row: row[1].decode_tok_s.mean)[0]
 
 
-def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBody:
-    """Benchmark one model; raise ``InferenceError`` if it cannot be loaded."""
-    report = progress or (lambda phase, done, total: None)
-    started_at = datetime.now(UTC)
+@dataclass
+class _CandidateRun:
+    """What the candidate model measured while it ran alone."""
+
+    model: ModelRef
+    speed: throughput.Throughput
+    answered: list[_Answered]
+    cpu_s: float
+    utilisation: float
+    peak_rss_mb: float
+    load_before: float
+    load_after: float
+
+
+def _run_candidate(config: BenchConfig, report: Progress) -> _CandidateRun:
     load_before = sysinfo.load_1m()
     meter = sysinfo.CpuMeter().start()
     runtime = _load(config, config.model_path, config.model_id)
@@ -147,39 +159,48 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBod
         report("throughput", 1, 1)
         results = _answer_all(runtime, config, config.refine, "answers", report)
         meter.stop()
-        candidate = model_ref(runtime)
+        model = model_ref(runtime)
     finally:
         runtime.close()
-    peak_rss, load_after = sysinfo.peak_rss_mb(), sysinfo.load_1m()
     answered = [
         _Answered(q, r) for q, r in zip(config.questions, results, strict=True) if r is not None
     ]
-    reference = _run_reference(config, answered, report)
-    judge = _run_judge(config, answered, report)
-    rows = _question_results(answered, config.refine)
+    return _CandidateRun(
+        model, speed, answered, meter.cpu_s, meter.utilisation(config.threads),
+        sysinfo.peak_rss_mb(), load_before, sysinfo.load_1m(),
+    )  # fmt: skip
+
+
+def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBody:
+    """Benchmark one model; raise ``InferenceError`` if it cannot be loaded."""
+    report = progress or (lambda phase, done, total: None)
+    started_at = datetime.now(UTC)
+    run = _run_candidate(config, report)
+    reference = _run_reference(config, run.answered, report)
+    judge = _run_judge(config, run.answered, report)
+    rows = _question_results(run.answered, config.refine)
     ref_means = quality.reference_means([r for r in rows if not r.refined])
+    results = [a.result for a in run.answered]
     return BenchBody(
         run_id=uuid.uuid4().hex,
         command_id=config.command_id,
-        model=candidate,
+        model=run.model,
         device_class=config.device_class,
         threads=config.threads,
         n_ctx=config.n_ctx,
         kv_cache_type=config.kv_cache_type,
-        pp_tokens=speed.pp_tokens,
-        tg_tokens=speed.tg_tokens,
-        prefill_tok_s=speed.prefill_tok_s,
-        decode_tok_s=speed.decode_tok_s,
-        zero_shot=_latency([a.result for a in answered], refined=False),
-        refined=_latency([a.result for a in answered], refined=True) if config.refine else None,
-        peak_rss_mb=peak_rss,
-        cpu_seconds=meter.cpu_s,
-        load_1m_before=load_before,
-        load_1m_after=load_after,
+        pp_tokens=run.speed.pp_tokens,
+        tg_tokens=run.speed.tg_tokens,
+        prefill_tok_s=run.speed.prefill_tok_s,
+        decode_tok_s=run.speed.decode_tok_s,
+        zero_shot=quality.answer_latency(results, refined=False),
+        refined=quality.answer_latency(results, refined=True) if config.refine else None,
+        peak_rss_mb=run.peak_rss_mb,
+        cpu_seconds=run.cpu_s,
+        load_1m_before=run.load_before,
+        load_1m_after=run.load_after,
         contended=sysinfo.is_contended(
-            threads=config.threads,
-            load_before=load_before,
-            utilisation=meter.utilisation(config.threads),
+            threads=config.threads, load_before=run.load_before, utilisation=run.utilisation
         ),
         judge=judge,
         reference=reference,
@@ -187,23 +208,6 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBod
         questions=rows,
         started_at=started_at,
         finished_at=datetime.now(UTC),
-    )
-
-
-def _latency(results: Sequence[RefinementResult], *, refined: bool) -> AnswerLatency | None:
-    """Zero-shot: the first stage alone. Refined: until the served answer starts, and in total."""
-    if not results:
-        return None
-    if not refined:
-        stages = [r.stages[0] for r in results]
-        return quality.latency(
-            [s.ttft_s for s in stages],
-            [s.total_s for s in stages],
-            [s.generated_tokens for s in stages],
-        )
-    ttft = [sum(s.total_s for s in r.stages[:-1]) + r.stages[-1].ttft_s for r in results]
-    return quality.latency(
-        ttft, [r.total_s for r in results], [r.generated_tokens for r in results]
     )
 
 
@@ -230,7 +234,7 @@ def _run_judge(config: BenchConfig, answered: list[_Answered], report: Progress)
     if config.judge_path is None or not answered:
         return None
     runtime = _load(config, config.judge_path)
-    judge = Judge(runtime, max_tokens=config.judge_max_tokens)
+    judge = Judge(runtime, max_tokens=config.judge_max_tokens, mode=config.judge_mode)
     try:
         for index, item in enumerate(answered):
             report("judging", index, len(answered))

@@ -73,6 +73,9 @@ def bench(
         Path | None, typer.Option(help="judge GGUF (default: the largest in the models dir)")
     ] = None,
     no_judge: Annotated[bool, typer.Option("--no-judge", help="skip judge scoring")] = False,
+    judge_mode: Annotated[
+        str, typer.Option(help="auto, text (parse Rating: [[N]]) or probability (expected digit)")
+    ] = "auto",
     reference: Annotated[
         Path | None, typer.Option(help="reference model: quality is reported as % of its")
     ] = None,
@@ -104,6 +107,10 @@ def bench(
         selected = load_questions(questions, categories=wanted, per_category=per_category)
     except (ProfileError, QuestionFileError) as exc:
         _fail(str(exc))
+    if not selected:
+        _fail(f"no questions selected (categories: {', '.join(wanted) or 'all'})")
+    if judge_mode not in ("auto", "text", "probability"):
+        _fail(f"--judge-mode must be auto, text or probability, not {judge_mode!r}")
     judge_path = None if no_judge else (judge or largest_local_model())
     config = _config(
         model_path=model,
@@ -120,6 +127,7 @@ def bench(
         tg_tokens=tg,
         repetitions=repetitions,
         max_tokens=max_tokens,
+        judge_mode=judge_mode,
     )
     sweep_max = (threads or os.cpu_count() or 1) if threads_sweep else 0
     body = _run(config, sweep_max)

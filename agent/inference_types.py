@@ -10,6 +10,7 @@ from pathlib import Path
 
 from shared.demo_models import DEMO_MODELS
 from shared.gguf_info import GgufInfo, estimate_memory
+from shared.profiles import KV_BYTES_PER_ELEMENT
 
 DEFAULT_N_CTX = 2048
 MIN_N_CTX = 256
@@ -94,3 +95,16 @@ def choose_n_ctx(
                 f"memory budget is {budget_mb:.0f} MB"
             )
         n_ctx = max(MIN_N_CTX, n_ctx // 2)
+
+
+def check_kv_type(info: GgufInfo, kv_cache_type: str) -> None:
+    """Refuse a KV-cache type llama.cpp would reject, with the reason (it only says 'failed')."""
+    if kv_cache_type not in KV_BYTES_PER_ELEMENT:
+        raise ModelLoadError(
+            f"unknown KV-cache type {kv_cache_type!r}, use one of {list(KV_BYTES_PER_ELEMENT)}"
+        )
+    if kv_cache_type != "f16" and (info.key_length % 32 or info.value_length % 32):
+        raise ModelLoadError(
+            f"{info.path.name}: a {kv_cache_type} KV cache needs attention head sizes divisible "
+            f"by 32, this model has {info.key_length}/{info.value_length}; use f16"
+        )

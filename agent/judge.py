@@ -2,7 +2,10 @@
 
 The grading instructions are ours. A reply whose rating cannot be parsed is
 recorded as missing (None), never as 0: a weak judge must not look like a bad
-answer. When the first reply carries no rating, the judge is asked once more,
+answer. A base model (no chat template) cannot follow the instructions at all;
+in ``probability`` mode (the default for base models) it continues a few-shot
+transcript ending in ``Rating: [[`` and the expected digit is the score. In
+``text`` mode, when the first reply carries no rating, the judge is asked once more,
 briefly, in the same conversation (its KV cache makes that cheap).
 """
 
@@ -38,6 +41,17 @@ _REFERENCE_RULE = (
 _REFERENCE_BLOCK = (
     "[The Start of the Reference Answer]\n{reference}\n[The End of the Reference Answer]\n\n"
 )
+_FEW_SHOT = (
+    "Each answer below is rated from 1 (useless or wrong) to 10 (correct, complete and clear).\n\n"
+    "Question: How many legs does a spider have?\nAnswer: Spiders have eight legs.\n"
+    "Rating: [[9]]\n\n"
+    "Question: Name a primary colour.\nAnswer: The moon is made of rock.\nRating: [[1]]\n\n"
+    "Question: Why do we wash vegetables?\nAnswer: To remove some dirt.\nRating: [[6]]\n\n"
+)
+_DIGITS = tuple(str(d) for d in range(1, 10))
+MIN_DIGIT_MASS = 0.2
+"""Below this, the judge is not predicting a rating at all: the verdict is missing."""
+JUDGE_MODES = ("auto", "text", "probability")
 ASK_AGAIN = 'Give only your rating now, in exactly this form: "Rating: [[5]]".'
 
 _BRACKETED = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
@@ -79,13 +93,23 @@ class Verdict:
 class Judge:
     """Grades answers with any chat model at temperature 0."""
 
-    def __init__(self, model: ChatModel, *, max_tokens: int = 128, retry: bool = True) -> None:
+    def __init__(
+        self, model: ChatModel, *, max_tokens: int = 128, retry: bool = True, mode: str = "auto"
+    ) -> None:
+        if mode not in JUDGE_MODES:
+            raise ValueError(f"judge mode must be one of {JUDGE_MODES}, got {mode!r}")
+        if mode == "auto":
+            base = not getattr(model, "instruction_tuned", True)
+            mode = "probability" if base and hasattr(model, "next_token_probs") else "text"
         self.model = model
         self.max_tokens = max_tokens
         self.retry = retry
+        self.mode = mode
 
     def grade(self, question: str, answer: str, reference: str | None = None) -> Verdict:
         """Rate ``answer`` to ``question`` 1-10, against ``reference`` when given."""
+        if self.mode == "probability":
+            return self._grade_by_probabilities(question, answer, reference)
         messages = [
             {"role": "system", "content": JUDGE_SYSTEM},
             {"role": "user", "content": grading_prompt(question, answer, reference)},
@@ -109,3 +133,26 @@ class Judge:
         if score is None:
             logger.info("judge reply had no parsable rating: %r", replies[-1][:200])
         return Verdict(score, tuple(replies))
+
+    def _grade_by_probabilities(self, question: str, answer: str, reference: str | None) -> Verdict:
+        """Expected rating under the judge's next-token distribution after ``Rating: [[``.
+
+        Small and base models do not write a usable rating, but their distribution
+        over the digits still ranks answers (G-Eval's probability-weighted score).
+        Digits 1-9 only: "10" starts with the same token as "1".
+        """
+        ref = f"Reference answer: {reference.strip()}\n" if reference else ""
+        prompt = (
+            f"{_FEW_SHOT}Question: {question.strip()}\n{ref}"
+            f"Answer: {answer.strip() or '(no answer)'}\nRating: [["
+        )
+        try:
+            probs = self.model.next_token_probs(prompt, _DIGITS)  # type: ignore[attr-defined]
+        except InferenceError as exc:
+            logger.warning("judge failed, rating recorded as missing: %s", exc)
+            return Verdict(None, (), error=str(exc))
+        mass = sum(probs.values())
+        if mass < MIN_DIGIT_MASS:
+            return Verdict(None, (f"digit probability {mass:.2f}",))
+        score = sum(int(d) * p for d, p in probs.items()) / mass
+        return Verdict(score, (f"expected rating {score:.2f} (digit probability {mass:.2f})",))

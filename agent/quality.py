@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 
+from agent.refine import RefinementResult
 from shared.messages import AnswerLatency, CategoryQuality, QuestionResult
 
 
@@ -71,3 +72,18 @@ def categories(
             )
         )
     return rows
+
+
+def answer_latency(results: Sequence[RefinementResult], *, refined: bool) -> AnswerLatency | None:
+    """Zero-shot: the first stage alone. Refined: until the served answer starts, and in total."""
+    if not results:
+        return None
+    if not refined:
+        stages = [r.stages[0] for r in results]
+        return latency(
+            [s.ttft_s for s in stages],
+            [s.total_s for s in stages],
+            [s.generated_tokens for s in stages],
+        )
+    ttft = [sum(s.total_s for s in r.stages[:-1]) + r.stages[-1].ttft_s for r in results]
+    return latency(ttft, [r.total_s for r in results], [r.generated_tokens for r in results])

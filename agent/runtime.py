@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,11 @@ from agent.inference_types import (
     ModelLoadError,
     ModelTooLarge,
     PromptTooLong,
+    check_kv_type,
     choose_n_ctx,
     model_id_for,
 )
+from agent.measurements import RuntimeMeasurements
 from agent.prompt_format import (
     ChatTemplateFormat,
     PlainFormat,
@@ -46,7 +49,7 @@ _KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
              "q4_0": llama_cpp.GGML_TYPE_Q4_0}  # fmt: skip
 
 
-class ModelRuntime:
+class ModelRuntime(RuntimeMeasurements):
     """One loaded model; calls are serialised (llama.cpp contexts are not thread-safe)."""
 
     def __init__(
@@ -69,8 +72,7 @@ class ModelRuntime:
         except GgufError as exc:
             raise ModelLoadError(str(exc)) from None
         self.kv_cache_type = kv_cache_type or (profile.kv_cache_type if profile else "f16")
-        if self.kv_cache_type not in _KV_TYPES:
-            raise ModelLoadError(f"unknown KV-cache type {self.kv_cache_type!r}")
+        check_kv_type(self.info, self.kv_cache_type)
         budget = memory_budget_mb if memory_budget_mb is not None else _budget(profile)
         self.n_ctx = choose_n_ctx(
             self.info, n_ctx or (profile.n_ctx if profile else None), self.kv_cache_type, budget
@@ -170,18 +172,19 @@ class ModelRuntime:
             text = self.prompt_format.render(messages)
         except PromptFormatError as exc:
             raise InferenceError(str(exc)) from None
-        with self._lock:
-            return self._generate(text, max_tokens, temperature, stop, on_token)
+        stops = tuple(stop or ()) + tuple(self.prompt_format.stop)
+        with self._using():
+            return self._generate(text, max_tokens, temperature, stops, on_token)
 
     def complete(
         self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
         stop: list[str] | None = None, on_token: Callable[[str], None] | None = None,
     ) -> Generation:  # fmt: skip
-        """Continue raw text (no chat formatting), for benchmarks and base models."""
+        """Continue raw text: no chat formatting and only the caller's stop strings."""
         if not prompt.strip():
             raise EmptyPrompt("the prompt is empty")
-        with self._lock:
-            return self._generate(prompt, max_tokens, temperature, stop, on_token)
+        with self._using():
+            return self._generate(prompt, max_tokens, temperature, tuple(stop or ()), on_token)
 
     def _tokens_for(self, text: str) -> list[int]:
         """Tokens of ``text``, keeping the exact tokens of the previous turn when it extends it."""
@@ -197,7 +200,7 @@ class ModelRuntime:
         text: str,
         max_tokens: int,
         temperature: float,
-        stop: list[str] | None,
+        stops: tuple[str, ...],
         on_token: Callable[[str], None] | None,
     ) -> Generation:
         tokens = self._tokens_for(text)
@@ -206,7 +209,6 @@ class ModelRuntime:
             raise PromptTooLong(
                 f"the prompt is {len(tokens)} tokens, the context holds {self.n_ctx}"
             )
-        stops = tuple(stop or ()) + tuple(self.prompt_format.stop)
         run = GenerationRun(
             self._llm,
             self._is_eog,
@@ -232,33 +234,6 @@ class ModelRuntime:
         self._conv_text = text + run.raw_text + eog_text
         self._conv_tokens = list(tokens) + run.out_tokens + eog
 
-    def time_prefill(self, n_tokens: int) -> float:
-        """Seconds to evaluate ``n_tokens`` prompt tokens from an empty cache (llama-bench pp)."""
-        with self._lock:
-            self._forget()
-            tokens = self._filler(n_tokens)
-            started = time.perf_counter()
-            self._llm.eval(tokens)
-            return time.perf_counter() - started
-
-    def time_decode(self, n_tokens: int) -> float:
-        """Seconds to decode ``n_tokens`` tokens one at a time (llama-bench tg)."""
-        with self._lock:
-            self._forget()
-            tokens = self._filler(n_tokens + 1)
-            self._llm.eval(tokens[:1])
-            started = time.perf_counter()
-            for token in tokens[1:]:
-                self._llm.eval([token])
-            return time.perf_counter() - started
-
-    def _filler(self, n_tokens: int) -> list[int]:
-        if n_tokens + 1 > self.n_ctx:
-            raise PromptTooLong(f"{n_tokens} tokens do not fit the context of {self.n_ctx}")
-        text = b"The quick brown fox jumps over the lazy dog while the answer waits. "
-        base = list(self._llm.tokenize(text, add_bos=False, special=False))
-        return (base * (n_tokens // len(base) + 1))[:n_tokens]
-
     def _forget(self) -> None:
         self._conv_text, self._conv_tokens = "", []
         self._llm.reset()
@@ -266,12 +241,21 @@ class ModelRuntime:
 
     def reset(self) -> None:
         """Forget the cached conversation (the next call evaluates its whole prompt)."""
-        with self._lock:
+        with self._using():
             self._forget()
 
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """Serialise calls; a closed runtime refuses them clearly."""
+        with self._lock:
+            if self._llm is None:
+                raise InferenceError(f"{self.model_id}: the model has been closed")
+            yield
+
     def close(self) -> None:
-        """Free the model and its context."""
-        llm, self._llm = self._llm, None
+        """Free the model and its context (idempotent)."""
+        with self._lock:
+            llm, self._llm = self._llm, None
         if llm is not None:
             llm.close()
 

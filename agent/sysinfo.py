@@ -16,7 +16,18 @@ CONTENDED_UTILISATION = 0.85
 
 
 def peak_rss_mb() -> float:
-    """The process's peak resident set size so far, in MB (10^6 bytes)."""
+    """The process's peak resident set size so far, in MB (10^6 bytes).
+
+    VmHWM where Linux has it: ``ru_maxrss`` survives exec, so a process started
+    by a big parent would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 

@@ -134,6 +134,8 @@ def test_bench_cli_prints_tables_and_writes_the_bench_body(tiny_gguf: Path, tmp_
     [
         (["--questions", "/nonexistent/q.jsonl"], "cannot read"),
         (["--profile", "no-such-class"], "no device-class profile"),
+        (["--categories", "astrology"], "no questions selected"),
+        (["--judge-mode", "vibes"], "--judge-mode must be"),
     ],
 )
 def test_bench_cli_bad_input_is_a_clear_error(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,4 +62,43 @@ def test_gemma3_judge_gives_parsable_or_missing_ratings(gemma3_path: Path) -> No
     )
     assert verdict.score is None or 1 <= verdict.score <= 10
     assert verdict.replies
+    judge_model.close()
+
+
+def test_base_model_judge_defaults_to_probability_mode(
+    tiny_gguf_factory: Callable[..., Path],
+) -> None:
+    base = ModelRuntime(tiny_gguf_factory("judge-base", chat_template=None), threads=1, n_ctx=4096)
+    judge = Judge(base)
+    assert judge.mode == "probability"
+    verdict = judge.grade("what is the answer", "the answer is good")
+    # random weights put almost no probability on the digits: missing, not a number
+    assert verdict.score is None and "digit probability" in verdict.replies[0]
+    base.close()
+
+
+def test_unknown_judge_mode_is_refused(tiny_runtime: ModelRuntime) -> None:
+    with pytest.raises(ValueError, match="judge mode"):
+        Judge(tiny_runtime, mode="vibes")
+
+
+def test_next_token_probs_reuse_the_cached_prefix(tiny_runtime: ModelRuntime) -> None:
+    prompt = "the answer is good and the question is " * 10
+    first = tiny_runtime.next_token_probs(prompt + "what", ["a", "b"])
+    evaluated_first = tiny_runtime._evaluated[-1][0]
+    second = tiny_runtime.next_token_probs(prompt + "how", ["a", "b"])
+    evaluated_second = tiny_runtime._evaluated[-1][0]
+    assert 0 <= first["a"] <= 1 and 0 <= second["b"] <= 1
+    assert evaluated_second < evaluated_first // 4
+
+
+@pytest.mark.slow
+def test_gemma3_probability_judge_ranks_right_above_wrong(gemma3_path: Path) -> None:
+    judge_model = ModelRuntime(gemma3_path, threads=1, n_ctx=2048)
+    judge = Judge(judge_model)
+    assert judge.mode == "probability"
+    right = judge.grade("What is the capital city of Japan?", "Tokyo.", reference="Tokyo.")
+    wrong = judge.grade("What is the capital city of Japan?", "Paris.", reference="Tokyo.")
+    assert right.score is not None and wrong.score is not None
+    assert 1 <= wrong.score < right.score <= 9
     judge_model.close()

@@ -162,3 +162,26 @@ def test_gemma3_base_model_is_detected_and_answers_in_plain_format(gemma3_path: 
     out = runtime.chat(question, max_tokens=8)
     assert out.generated_tokens >= 1 and out.text.strip()
     runtime.close()
+
+
+def test_closed_runtime_refuses_calls_clearly(tiny_gguf: Path) -> None:
+    runtime = ModelRuntime(tiny_gguf, threads=1, n_ctx=256)
+    runtime.close()
+    runtime.close()  # idempotent
+    with pytest.raises(InferenceError, match="closed"):
+        runtime.chat(QUESTION)
+
+
+def test_kv_cache_type_llama_cpp_would_reject_is_explained(tiny_gguf: Path) -> None:
+    with pytest.raises(ModelLoadError, match="divisible by 32"):
+        ModelRuntime(tiny_gguf, threads=1, n_ctx=256, kv_cache_type="q8_0")
+    with pytest.raises(ModelLoadError, match="unknown KV-cache type"):
+        ModelRuntime(tiny_gguf, threads=1, n_ctx=256, kv_cache_type="f8")
+
+
+@pytest.mark.slow
+def test_smollm2_runs_with_a_q8_0_kv_cache(smollm2_path: Path) -> None:
+    runtime = ModelRuntime(smollm2_path, threads=1, n_ctx=512, kv_cache_type="q8_0")
+    out = runtime.chat([{"role": "user", "content": "Name a colour."}], max_tokens=6)
+    assert out.generated_tokens >= 1
+    runtime.close()
