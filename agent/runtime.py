@@ -22,6 +22,7 @@ from agent.generation import GenerationRun
 from agent.inference_types import (
     DEFAULT_N_CTX,
     MIN_N_CTX,
+    ChatModel,
     EmptyPrompt,
     Generation,
     InferenceError,
@@ -49,7 +50,7 @@ _KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
              "q4_0": llama_cpp.GGML_TYPE_Q4_0}  # fmt: skip
 
 
-class ModelRuntime(RuntimeMeasurements):
+class ModelRuntime(RuntimeMeasurements, ChatModel):
     """One loaded model; calls are serialised (llama.cpp contexts are not thread-safe)."""
 
     def __init__(
