@@ -113,14 +113,15 @@ def sweep_threads(
         report("thread sweep", threads - 1, max_threads)
         runtime = _load(replace(config, threads=threads), config.model_path, config.model_id)
         try:
-            rows.append(
-                (threads, throughput.measure(
-                    runtime, pp_tokens=config.pp_tokens, tg_tokens=config.tg_tokens,
-                    repetitions=config.repetitions,
-                ))
-            )  # fmt: skip
+            speed = throughput.measure(
+                runtime,
+                pp_tokens=config.pp_tokens,
+                tg_tokens=config.tg_tokens,
+                repetitions=config.repetitions,
+            )
         finally:
             runtime.close()
+        rows.append((threads, speed))
     report("thread sweep", max_threads, max_threads)
     return rows
 
@@ -166,9 +167,15 @@ def _run_candidate(config: BenchConfig, report: Progress) -> _CandidateRun:
         _Answered(q, r) for q, r in zip(config.questions, results, strict=True) if r is not None
     ]
     return _CandidateRun(
-        model, speed, answered, meter.cpu_s, meter.utilisation(config.threads),
-        sysinfo.peak_rss_mb(), load_before, sysinfo.load_1m(),
-    )  # fmt: skip
+        model=model,
+        speed=speed,
+        answered=answered,
+        cpu_s=meter.cpu_s,
+        utilisation=meter.utilisation(config.threads),
+        peak_rss_mb=sysinfo.peak_rss_mb(),
+        load_before=load_before,
+        load_after=sysinfo.load_1m(),
+    )
 
 
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBody:

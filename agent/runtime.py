@@ -46,8 +46,11 @@ from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
 
-_KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
-             "q4_0": llama_cpp.GGML_TYPE_Q4_0}  # fmt: skip
+_KV_TYPES = {
+    "f16": llama_cpp.GGML_TYPE_F16,
+    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
+}
 
 
 class ModelRuntime(RuntimeMeasurements, ChatModel):
@@ -93,9 +96,13 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         self._wrap_eval()
         logger.info(
             "loaded %s (%s, n_ctx=%d, threads=%d, kv=%s, format=%s)",
-            self.model_id, self.info.quantization, self.n_ctx, self.threads,
-            self.kv_cache_type, self.prompt_format.name,
-        )  # fmt: skip
+            self.model_id,
+            self.info.quantization,
+            self.n_ctx,
+            self.threads,
+            self.kv_cache_type,
+            self.prompt_format.name,
+        )
 
     def _load(self, path: Path, mlock: bool) -> Any:
         kv = _KV_TYPES[self.kv_cache_type]
@@ -178,9 +185,14 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
             return self._generate(text, max_tokens, temperature, stops, on_token)
 
     def complete(
-        self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
-        stop: list[str] | None = None, on_token: Callable[[str], None] | None = None,
-    ) -> Generation:  # fmt: skip
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Generation:
         """Continue raw text: no chat formatting and only the caller's stop strings."""
         if not prompt.strip():
             raise EmptyPrompt("the prompt is empty")
