@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from agent.config import REPO_PROFILES_DIR
 from agent.evalset import QuestionFileError, load_questions
 from shared.demo_models import models_dir
 from shared.messages import BenchBody
@@ -22,14 +23,13 @@ if TYPE_CHECKING:  # llama.cpp is imported only when a benchmark really runs
 
 logger = logging.getLogger(__name__)
 console = Console()
-PROFILES_DIR = Path(__file__).resolve().parents[1] / "firmware-config" / "classes"
 
 bench_app = typer.Typer(help="Benchmark models: throughput, latency, memory and quality.")
 
 
 def load_class_profile(name: str) -> DeviceProfile:
     """A device-class profile from firmware-config/classes (``$EDGEFLEET_PROFILES_DIR``)."""
-    directory = Path(os.environ.get("EDGEFLEET_PROFILES_DIR") or PROFILES_DIR)
+    directory = Path(os.environ.get("EDGEFLEET_PROFILES_DIR") or REPO_PROFILES_DIR)
     path = directory / f"{name}.yaml"
     try:
         text = path.read_text(encoding="utf-8")
