@@ -40,22 +40,7 @@ from tests.agent.daemon_support import (
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def broker(mosquitto_factory):
-    """A private broker: retained messages of these tests must not leak into other tests."""
-    return mosquitto_factory()
-
-
 TOPICS = Topics()
-
-
-@pytest.fixture
-def registry(tmp_path: Path):
-    root = tmp_path / "registry"
-    root.mkdir()
-    server = FileServer(root)
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -23,12 +23,6 @@ from tests.agent.daemon_support import (
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def broker(mosquitto_factory):
-    """A private broker: retained messages of these tests must not leak into other tests."""
-    return mosquitto_factory()
-
-
 TOPICS = Topics()
 
 
