@@ -15,6 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.chat_api import create_chat_app
 from agent.chat_server import ChatServer
+from agent.config import load_settings
+from agent.daemon import Agent
 from agent.host import ModelHost, Serving
 from agent.metrics import ServingMetrics
 from agent.runtime import ModelRuntime
@@ -106,6 +108,11 @@ def agent_config(tmp_path: Path, broker_port: int, **overrides: Any) -> dict[str
     }
     config.update(overrides)
     return config
+
+
+def make_agent(tmp_path: Path, broker_port: int, **overrides: Any) -> Agent:
+    """An in-process agent (not started) with :func:`agent_config` settings."""
+    return Agent(load_settings(None, **agent_config(tmp_path, broker_port, **overrides)))
 
 
 def write_config(tmp_path: Path, config: dict[str, Any]) -> Path:

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_settings
-from agent.daemon import Agent
-from tests.agent.daemon_support import agent_config, same_user_config, wait_until
+from tests.agent.daemon_support import make_agent, same_user_config, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -94,17 +92,12 @@ def test_agent_connects_over_tls_with_a_client_certificate(mosquitto_factory, tm
         "broker_url": f"mqtts://127.0.0.1:{broker.port}",
         "tls_ca_file": str(pki / "ca.crt"),
     }
-    good = Agent(
-        load_settings(
-            None,
-            **agent_config(
-                tmp_path / "a",
-                broker.port,
-                **common,
-                tls_cert_file=str(pki / "client.crt"),
-                tls_key_file=str(pki / "client.key"),
-            ),
-        )
+    good = make_agent(
+        tmp_path / "a",
+        broker.port,
+        **common,
+        tls_cert_file=str(pki / "client.crt"),
+        tls_key_file=str(pki / "client.key"),
     )
     good.start()
     try:
@@ -112,7 +105,7 @@ def test_agent_connects_over_tls_with_a_client_certificate(mosquitto_factory, tm
         assert wait_until(lambda: good.outbox.depth() == 0, 20)  # PUBACKs came back over TLS
     finally:
         good.stop()
-    anonymous = Agent(load_settings(None, **agent_config(tmp_path / "b", broker.port, **common)))
+    anonymous = make_agent(tmp_path / "b", broker.port, **common)
     anonymous.start()
     try:
         assert not anonymous.link.wait_connected(2)  # no client certificate: refused
