@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.daemon import Agent
 from agent.mqtt import Backoff
 from shared.messages import CmdBody, IdentifyCommand, encode, make_envelope
 from shared.topics import Topics
@@ -29,6 +30,16 @@ def test_backoff_grows_exponentially_with_jitter_and_resets() -> None:
     assert backoff.next_delay() == 0.5
 
 
+def _dev_auth_agent(tmp_path: Path, broker_port: int, password: str) -> Agent:
+    return make_agent(
+        tmp_path,
+        broker_port,
+        device_id="dev-auth",
+        mqtt_username="dev-auth",
+        mqtt_password=password,
+    )
+
+
 def test_refused_connection_is_not_treated_as_connected(mosquitto_factory, tmp_path: Path):
     passwords = tmp_path / "passwd"
     subprocess.run(
@@ -38,13 +49,7 @@ def test_refused_connection_is_not_treated_as_connected(mosquitto_factory, tmp_p
     broker = mosquitto_factory(
         ["allow_anonymous false", f"password_file {passwords}", *same_user_config()]
     )
-    wrong = make_agent(
-        tmp_path / "a",
-        broker.port,
-        device_id="dev-auth",
-        mqtt_username="dev-auth",
-        mqtt_password="wrong-pass",
-    )
+    wrong = _dev_auth_agent(tmp_path / "a", broker.port, "wrong-pass")
     wrong.start()
     try:
         assert wait_until(lambda: wrong.link.broker_refusals >= 2, 20)
@@ -52,13 +57,7 @@ def test_refused_connection_is_not_treated_as_connected(mosquitto_factory, tmp_p
         assert wrong.outbox.depth() > 0  # heartbeats wait in the outbox, nothing is lost
     finally:
         wrong.stop()
-    right = make_agent(
-        tmp_path / "b",
-        broker.port,
-        device_id="dev-auth",
-        mqtt_username="dev-auth",
-        mqtt_password="right-pass",
-    )
+    right = _dev_auth_agent(tmp_path / "b", broker.port, "right-pass")
     right.start()
     try:
         assert right.link.wait_connected(20)
