@@ -155,15 +155,6 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
 
         self._llm.eval = counting_eval
 
-    @property
-    def context_tokens(self) -> int:
-        """Tokens currently held in the KV cache."""
-        return int(self._llm.n_tokens)
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes, as the model tokenises it."""
-        return len(self._llm.tokenize(text.encode(), add_bos=False, special=True))
-
     def chat(
         self,
         messages: list[dict[str, str]],
