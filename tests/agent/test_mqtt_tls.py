@@ -12,27 +12,16 @@ from tests.agent.daemon_support import make_agent, same_user_config, wait_until
 pytestmark = pytest.mark.timeout(120)
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+def _openssl(command: str, *extra: str, cwd: Path) -> None:
+    """Run ``openssl`` with ``command`` split on spaces (no argument here holds one)."""
+    subprocess.run(["openssl", *command.split(), *extra], cwd=cwd, check=True, capture_output=True)
 
 
 def _pki(root: Path) -> Path:
     """A CA, a server certificate for 127.0.0.1 and a client certificate for dev-tls."""
     root.mkdir()
     _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
+        "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.crt",
         cwd=root,
     )
     (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
@@ -41,32 +30,12 @@ def _pki(root: Path) -> Path:
         ("client", "dev-tls", []),
     ):
         _openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            f"/CN={cn}",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
+            f"req -newkey rsa:2048 -nodes -subj /CN={cn} -keyout {name}.key -out {name}.csr",
             cwd=root,
         )
         _openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            f"{name}.crt",
+            f"x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2"
+            f" -out {name}.crt",
             *ext,
             cwd=root,
         )
