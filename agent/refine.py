@@ -34,7 +34,7 @@ REFINE_INSTRUCTION = (
 
 @dataclass(frozen=True)
 class StageLimits:
-    """Most tokens each stage may generate."""
+    """Most tokens each stage may generate (a critique needs fewer than an answer)."""
 
     answer_tokens: int = 256
     critique_tokens: int = 160
