@@ -19,7 +19,8 @@ from agent.commands import CommandFailed
 from agent.host import ChatRuntime, ModelHost, Serving
 from agent.inference_types import InferenceError, model_id_for
 from agent.runtime import ModelRuntime
-from agent.store import ModelStore, StoreError, sha256_file
+from agent.store import ModelStore, StoreError
+from agent.sysinfo import sha256_file
 from shared.messages import AssignCommand
 from shared.profiles import DeviceProfile
 

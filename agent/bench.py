@@ -19,13 +19,15 @@ from agent import quality, sysinfo, throughput
 from agent.evalset import Question, check_exact
 from agent.judge import Judge
 from agent.refine import RefinementResult, StageLimits, answer
-from agent.runtime import InferenceError, ModelRuntime
+from agent.runtime import Generation, InferenceError, ModelRuntime
 from shared.messages import BenchBody, ModelRef, QuestionResult
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``."""
+_Cost = Generation | RefinementResult
+"""Either carries the time and tokens an answer cost."""
 
 
 @dataclass(frozen=True)
@@ -113,14 +115,15 @@ def sweep_threads(
         report("thread sweep", threads - 1, max_threads)
         runtime = _load(replace(config, threads=threads), config.model_path, config.model_id)
         try:
-            rows.append(
-                (threads, throughput.measure(
-                    runtime, pp_tokens=config.pp_tokens, tg_tokens=config.tg_tokens,
-                    repetitions=config.repetitions,
-                ))
-            )  # fmt: skip
+            speed = throughput.measure(
+                runtime,
+                pp_tokens=config.pp_tokens,
+                tg_tokens=config.tg_tokens,
+                repetitions=config.repetitions,
+            )
         finally:
             runtime.close()
+        rows.append((threads, speed))
     report("thread sweep", max_threads, max_threads)
     return rows
 
@@ -166,9 +169,15 @@ def _run_candidate(config: BenchConfig, report: Progress) -> _CandidateRun:
         _Answered(q, r) for q, r in zip(config.questions, results, strict=True) if r is not None
     ]
     return _CandidateRun(
-        model, speed, answered, meter.cpu_s, meter.utilisation(config.threads),
-        sysinfo.peak_rss_mb(), load_before, sysinfo.load_1m(),
-    )  # fmt: skip
+        model=model,
+        speed=speed,
+        answered=answered,
+        cpu_s=meter.cpu_s,
+        utilisation=meter.utilisation(config.threads),
+        peak_rss_mb=sysinfo.peak_rss_mb(),
+        load_before=load_before,
+        load_after=sysinfo.load_1m(),
+    )
 
 
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBody:
@@ -259,33 +268,25 @@ def _grade(judge: Judge, item: _Answered, refine: bool) -> None:
 def _question_results(answered: Sequence[_Answered], refine: bool) -> list[QuestionResult]:
     rows = []
     for item in answered:
-        q, r = item.question, item.result
-        first = r.stages[0]
-        rows.append(
-            QuestionResult(
-                question_id=q.question_id,
-                category=q.category,
-                refined=False,
-                judge_score=item.judge_y0,
-                reference_judge_score=item.reference_score,
-                exact_correct=check_exact(q, r.initial),
-                e2e_ms=first.total_s * 1000,
-                generated_tokens=first.generated_tokens,
-                prompt_tokens_evaluated=first.prompt_tokens_evaluated,
-            )
-        )
+        result = item.result
+        rows.append(_question_row(item, False, item.judge_y0, result.initial, result.stages[0]))
         if refine:
-            rows.append(
-                QuestionResult(
-                    question_id=q.question_id,
-                    category=q.category,
-                    refined=True,
-                    judge_score=item.judge_y1,
-                    reference_judge_score=item.reference_score,
-                    exact_correct=check_exact(q, r.answer),
-                    e2e_ms=r.total_s * 1000,
-                    generated_tokens=r.generated_tokens,
-                    prompt_tokens_evaluated=r.prompt_tokens_evaluated,
-                )
-            )
+            rows.append(_question_row(item, True, item.judge_y1, result.answer, result))
     return rows
+
+
+def _question_row(
+    item: _Answered, refined: bool, judge_score: float | None, text: str, cost: _Cost
+) -> QuestionResult:
+    """One row per served answer: y0 costs its first stage, y1 the whole refinement."""
+    return QuestionResult(
+        question_id=item.question.question_id,
+        category=item.question.category,
+        refined=refined,
+        judge_score=judge_score,
+        reference_judge_score=item.reference_score,
+        exact_correct=check_exact(item.question, text),
+        e2e_ms=cost.total_s * 1000,
+        generated_tokens=cost.generated_tokens,
+        prompt_tokens_evaluated=cost.prompt_tokens_evaluated,
+    )

@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from agent.evalset import QuestionFileError, load_questions
+from agent.config import REPO_PROFILES_DIR
+from agent.evalset import Question, QuestionFileError, load_questions
 from shared.demo_models import models_dir
 from shared.messages import BenchBody
 from shared.profiles import DeviceProfile, ProfileError, parse_profile
@@ -22,14 +23,13 @@ if TYPE_CHECKING:  # llama.cpp is imported only when a benchmark really runs
 
 logger = logging.getLogger(__name__)
 console = Console()
-PROFILES_DIR = Path(__file__).resolve().parents[1] / "firmware-config" / "classes"
 
 bench_app = typer.Typer(help="Benchmark models: throughput, latency, memory and quality.")
 
 
 def load_class_profile(name: str) -> DeviceProfile:
     """A device-class profile from firmware-config/classes (``$EDGEFLEET_PROFILES_DIR``)."""
-    directory = Path(os.environ.get("EDGEFLEET_PROFILES_DIR") or PROFILES_DIR)
+    directory = Path(os.environ.get("EDGEFLEET_PROFILES_DIR") or REPO_PROFILES_DIR)
     path = directory / f"{name}.yaml"
     try:
         text = path.read_text(encoding="utf-8")
@@ -101,14 +101,7 @@ def bench(
     json_out: Annotated[Path | None, typer.Option("--json", help="write the bench body")] = None,
 ) -> None:
     """Benchmark MODEL: pp/tg tokens/s, latency, peak RSS, and quality per category."""
-    try:
-        device = load_class_profile(profile)
-        wanted = [c.strip() for item in categories or [] for c in item.split(",") if c.strip()]
-        selected = load_questions(questions, categories=wanted, per_category=per_category)
-    except (ProfileError, QuestionFileError) as exc:
-        _fail(str(exc))
-    if not selected:
-        _fail(f"no questions selected (categories: {', '.join(wanted) or 'all'})")
+    device, selected = _inputs(profile, questions, categories, per_category)
     if judge_mode not in ("auto", "text", "probability"):
         _fail(f"--judge-mode must be auto, text or probability, not {judge_mode!r}")
     judge_path = None if no_judge else (judge or largest_local_model())
@@ -138,6 +131,21 @@ def bench(
     if json_out is not None:
         json_out.write_text(body.model_dump_json(indent=2) + "\n", encoding="utf-8")
         console.print(f"bench body written to {json_out}")
+
+
+def _inputs(
+    profile: str, questions: Path | None, categories: list[str] | None, per_category: int | None
+) -> tuple[DeviceProfile, list[Question]]:
+    """The device profile and the selected questions; exits with the reason when either fails."""
+    wanted = [c.strip() for item in categories or [] for c in item.split(",") if c.strip()]
+    try:
+        device = load_class_profile(profile)
+        selected = load_questions(questions, categories=wanted, per_category=per_category)
+    except (ProfileError, QuestionFileError) as exc:
+        _fail(str(exc))
+    if not selected:
+        _fail(f"no questions selected (categories: {', '.join(wanted) or 'all'})")
+    return device, selected
 
 
 def _run(config: BenchConfig, sweep_max: int) -> BenchBody:

@@ -18,7 +18,7 @@ from typing import Any
 
 from agent.bench import BenchConfig, run_bench
 from agent.commands import CommandFailed
-from agent.evalset import QuestionFileError, load_questions
+from agent.evalset import Question, QuestionFileError, load_questions
 from agent.host import ModelHost
 from agent.inference_types import InferenceError
 from agent.refine import StageLimits
@@ -57,14 +57,7 @@ def run_bench_command(
     model_ids = list(command.model_ids) or _serving_id(host)
     paths = {model_id: resolve_model(model_id, store, host) for model_id in model_ids}
     judge = resolve_model(command.judge_model_id, store, host) if command.judge_model_id else None
-    try:
-        questions = load_questions(categories=command.categories or None)
-    except QuestionFileError as exc:
-        raise CommandFailed(str(exc)) from None
-    if command.max_questions is not None:
-        questions = questions[: command.max_questions]
-    if not questions:
-        raise CommandFailed(f"no questions in categories {command.categories}")
+    questions = _questions(command)
     run_ids = []
     with host.paused():
         for model_id, path in paths.items():
@@ -85,6 +78,18 @@ def run_bench_command(
             publish(body)
             run_ids.append(body.run_id)
     return {"models": model_ids, "run_ids": run_ids, "questions": len(questions)}
+
+
+def _questions(command: BenchCommand) -> list[Question]:
+    try:
+        questions = load_questions(categories=command.categories or None)
+    except QuestionFileError as exc:
+        raise CommandFailed(str(exc)) from None
+    if command.max_questions is not None:
+        questions = questions[: command.max_questions]
+    if not questions:
+        raise CommandFailed(f"no questions in categories {command.categories}")
+    return questions
 
 
 def run_isolated(config: BenchConfig) -> BenchBody:

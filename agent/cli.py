@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +18,19 @@ console = Console()
 __all__ = ["agent_app", "bench_app", "demo_app", "models_app"]
 agent_app = typer.Typer(help="Run the device agent.", no_args_is_help=True)
 models_app = typer.Typer(help="Manage local model files.", no_args_is_help=True)
+ConfigFile = Annotated[Path, typer.Option("--config", "-c", help="agent YAML file")]
+
+
+@contextmanager
+def _configuration_errors() -> Iterator[None]:
+    """End the command with exit code 2 and the reason, as every agent command does."""
+    from agent.config import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 @agent_app.command("run")
@@ -27,15 +42,12 @@ def run_agent(
     """Run the device agent until SIGTERM or Ctrl-C."""
     import signal
 
-    from agent.config import ConfigError, load_settings
+    from agent.config import load_settings
     from agent.daemon import Agent
 
-    try:
+    with _configuration_errors():
         settings = load_settings(config)
         agent = Agent(settings, config_path=config)
-    except ConfigError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: agent.request_stop())
     try:
@@ -47,36 +59,30 @@ def run_agent(
 
 @agent_app.command("check-config")
 def check_config(
-    config: Annotated[Path, typer.Option("--config", "-c", help="agent YAML file")],
+    config: ConfigFile,
 ) -> None:
     """Validate the configuration and the device-class profile, then exit."""
-    from agent.config import ConfigError, load_profile, load_settings
+    from agent.config import load_profile, load_settings
 
-    try:
+    with _configuration_errors():
         settings = load_settings(config)
         profile = load_profile(settings)
-    except ConfigError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
     console.print(f"ok: device {settings.device_id}, class {profile.name}")
 
 
 @agent_app.command("status")
 def agent_status(
-    config: Annotated[Path, typer.Option("--config", "-c", help="agent YAML file")],
+    config: ConfigFile,
 ) -> None:
     """Show what the agent left on disk: outbox depth, assignment, cached models."""
     import json
 
-    from agent.config import ConfigError, load_settings
+    from agent.config import load_settings
     from agent.outbox import Outbox
     from agent.store import ModelStore
 
-    try:
+    with _configuration_errors():
         settings = load_settings(config)
-    except ConfigError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
     if not settings.db_path.exists():
         console.print(f"{settings.device_id}: no agent data in {settings.data_dir} yet")
         return

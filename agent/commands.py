@@ -48,7 +48,7 @@ class CommandDispatcher:
         self.handled = 0
 
     def start(self) -> None:
-        """Start the two worker threads."""
+        """Start both workers: quick commands are acked while a long one (assign, bench) runs."""
         for thread in self._threads:
             thread.start()
 

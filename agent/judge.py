@@ -15,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from agent.refine import ChatModel
+from agent.inference_types import ChatModel
 from agent.runtime import InferenceError
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from agent.inference_types import ChatModel
 from agent.runtime import EmptyPrompt, Generation, InferenceError
 
 logger = logging.getLogger(__name__)
@@ -32,25 +32,9 @@ REFINE_INSTRUCTION = (
 )
 
 
-class ChatModel(Protocol):
-    """What refinement needs from a runtime (``agent.runtime.ModelRuntime`` fits)."""
-
-    def chat(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-        on_token: Callable[[str], None] | None = None,
-    ) -> Generation:
-        """Reply to a conversation."""
-        ...
-
-
 @dataclass(frozen=True)
 class StageLimits:
-    """Most tokens each stage may generate."""
+    """Most tokens each stage may generate (a critique needs fewer than an answer)."""
 
     answer_tokens: int = 256
     critique_tokens: int = 160

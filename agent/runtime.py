@@ -22,6 +22,7 @@ from agent.generation import GenerationRun
 from agent.inference_types import (
     DEFAULT_N_CTX,
     MIN_N_CTX,
+    ChatModel,
     EmptyPrompt,
     Generation,
     InferenceError,
@@ -45,11 +46,14 @@ from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
 
-_KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
-             "q4_0": llama_cpp.GGML_TYPE_Q4_0}  # fmt: skip
+_KV_TYPES = {
+    "f16": llama_cpp.GGML_TYPE_F16,
+    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
+}
 
 
-class ModelRuntime(RuntimeMeasurements):
+class ModelRuntime(RuntimeMeasurements, ChatModel):
     """One loaded model; calls are serialised (llama.cpp contexts are not thread-safe)."""
 
     def __init__(
@@ -92,9 +96,13 @@ class ModelRuntime(RuntimeMeasurements):
         self._wrap_eval()
         logger.info(
             "loaded %s (%s, n_ctx=%d, threads=%d, kv=%s, format=%s)",
-            self.model_id, self.info.quantization, self.n_ctx, self.threads,
-            self.kv_cache_type, self.prompt_format.name,
-        )  # fmt: skip
+            self.model_id,
+            self.info.quantization,
+            self.n_ctx,
+            self.threads,
+            self.kv_cache_type,
+            self.prompt_format.name,
+        )
 
     def _load(self, path: Path, mlock: bool) -> Any:
         kv = _KV_TYPES[self.kv_cache_type]
@@ -147,15 +155,6 @@ class ModelRuntime(RuntimeMeasurements):
 
         self._llm.eval = counting_eval
 
-    @property
-    def context_tokens(self) -> int:
-        """Tokens currently held in the KV cache."""
-        return int(self._llm.n_tokens)
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes, as the model tokenises it."""
-        return len(self._llm.tokenize(text.encode(), add_bos=False, special=True))
-
     def chat(
         self,
         messages: list[dict[str, str]],
@@ -177,9 +176,14 @@ class ModelRuntime(RuntimeMeasurements):
             return self._generate(text, max_tokens, temperature, stops, on_token)
 
     def complete(
-        self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
-        stop: list[str] | None = None, on_token: Callable[[str], None] | None = None,
-    ) -> Generation:  # fmt: skip
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Generation:
         """Continue raw text: no chat formatting and only the caller's stop strings."""
         if not prompt.strip():
             raise EmptyPrompt("the prompt is empty")

@@ -9,7 +9,6 @@ the serving and rollback models are never evicted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from urllib.parse import urljoin
 import httpx
 
 from agent.download import Attempt, Downloader, DownloadError, Progress, file_size
+from agent.sysinfo import sha256_file
 
 logger = logging.getLogger(__name__)
 DISK_MARGIN_BYTES = 16 * 1_000_000
@@ -56,15 +56,6 @@ class DownloadResult:
     def bytes_transferred(self) -> int:
         """Bytes received over the network in this call."""
         return sum(a.bytes_transferred for a in self.attempts)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ModelStore:

@@ -40,11 +40,11 @@ def load_1m() -> float:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
+    """Hex sha256 of a file, read in 1 MiB blocks so a multi-GB model never sits in memory."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+        while block := handle.read(1 << 20):
+            digest.update(block)
     return digest.hexdigest()
 
 

@@ -18,9 +18,16 @@ from pathlib import Path
 
 BUILTIN_PATH = Path(__file__).with_name("questions.jsonl")
 CATEGORIES = (
-    "writing", "roleplay", "common-sense", "fermi", "counterfactual",
-    "coding", "math", "generic", "knowledge",
-)  # fmt: skip
+    "writing",
+    "roleplay",
+    "common-sense",
+    "fermi",
+    "counterfactual",
+    "coding",
+    "math",
+    "generic",
+    "knowledge",
+)
 """The nine categories of the seed paper's Table 3."""
 ANSWER_KINDS = ("number", "choice", "text")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")

@@ -1,4 +1,4 @@
-"""Fixtures for the agent's inference tests: runtimes over the tiny and the real models."""
+"""Fixtures for the agent tests: runtimes, a private broker and a model file server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.runtime import ModelRuntime
+from tests.agent.daemon_support import FileServer
 
 
 @pytest.fixture
@@ -24,3 +25,19 @@ def smollm2_runtime(smollm2_path: Path) -> Iterator[ModelRuntime]:
     runtime = ModelRuntime(smollm2_path, threads=1, n_ctx=2048, seed=0)
     yield runtime
     runtime.close()
+
+
+@pytest.fixture
+def broker(mosquitto_factory):
+    """A private broker: retained messages of these tests must not leak into other tests."""
+    return mosquitto_factory()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[FileServer]:
+    """An HTTP server over ``tmp_path/registry`` that hands out model files like the registry."""
+    root = tmp_path / "registry"
+    root.mkdir()
+    server = FileServer(root)
+    yield server
+    server.close()

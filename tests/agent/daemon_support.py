@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import threading
 import time
@@ -15,6 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.chat_api import create_chat_app
 from agent.chat_server import ChatServer
+from agent.config import load_settings
+from agent.daemon import Agent
 from agent.host import ModelHost, Serving
 from agent.metrics import ServingMetrics
 from agent.runtime import ModelRuntime
@@ -108,6 +111,11 @@ def agent_config(tmp_path: Path, broker_port: int, **overrides: Any) -> dict[str
     return config
 
 
+def make_agent(tmp_path: Path, broker_port: int, **overrides: Any) -> Agent:
+    """An in-process agent (not started) with :func:`agent_config` settings."""
+    return Agent(load_settings(None, **agent_config(tmp_path, broker_port, **overrides)))
+
+
 def write_config(tmp_path: Path, config: dict[str, Any]) -> Path:
     import yaml
 
@@ -133,6 +141,48 @@ def agent_process(config_path: Path, log_path: Path, *extra: str):
     )
 
 
+class _FileHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``FileServer.root`` with Range support; records each request."""
+
+    protocol_version = "HTTP/1.1"
+    server: _FileHTTPServer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        files = self.server.files
+        name = self.path.rsplit("/", 1)[-1]
+        path = files.root / name
+        files.requests.append((name, self.headers.get("Range")))
+        files.headers.append(dict(self.headers))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start = 0
+        range_header = self.headers.get("Range")
+        if range_header:
+            start = int(range_header.removeprefix("bytes=").split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        cut = files.cut_after.pop(name, None)
+        body = data[start:] if cut is None else data[start:cut]
+        self.wfile.write(body)
+        if cut is not None:
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+
+
+class _FileHTTPServer(http.server.ThreadingHTTPServer):
+    files: FileServer
+
+
 class FileServer:
     """A real HTTP server for model files with Range support (the registry is elsewhere).
 
@@ -141,48 +191,12 @@ class FileServer:
     """
 
     def __init__(self, root: Path) -> None:
-        import http.server
-
         self.root = root
         self.requests: list[tuple[str, str | None]] = []
         self.headers: list[dict[str, str]] = []
         self.cut_after: dict[str, int] = {}
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                name = self.path.rsplit("/", 1)[-1]
-                path = server.root / name
-                server.requests.append((name, self.headers.get("Range")))
-                server.headers.append(dict(self.headers))
-                if not path.is_file():
-                    self.send_error(404)
-                    return
-                data = path.read_bytes()
-                start = 0
-                range_header = self.headers.get("Range")
-                if range_header:
-                    start = int(range_header.removeprefix("bytes=").split("-")[0])
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                cut = server.cut_after.pop(name, None)
-                body = data[start:] if cut is None else data[start:cut]
-                self.wfile.write(body)
-                if cut is not None:
-                    self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _FileHTTPServer(("127.0.0.1", 0), _FileHandler)
+        self.httpd.files = self
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

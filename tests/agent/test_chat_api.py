@@ -24,20 +24,25 @@ def host(tiny_gguf: Path):
     host.close()
 
 
+def _post_once(host: ModelHost, metrics: ServingMetrics, payload: dict) -> httpx.Response:
+    """One chat completion from a server started for it alone."""
+    with chat_server(host, metrics) as server:
+        return httpx.post(f"{server.url}/v1/chat/completions", json=payload, timeout=60)
+
+
 def test_chat_completion_without_refinement_is_openai_shaped(host: ModelHost) -> None:
     metrics = ServingMetrics()
-    with chat_server(host, metrics) as server:
-        reply = httpx.post(
-            f"{server.url}/v1/chat/completions",
-            json={
-                "model": "tiny",
-                "messages": [{"role": "user", "content": "what is water"}],
-                "max_tokens": 8,
-                "temperature": 0,
-                "top_p": 1,
-            },
-            timeout=60,
-        )
+    reply = _post_once(
+        host,
+        metrics,
+        {
+            "model": "tiny",
+            "messages": [{"role": "user", "content": "what is water"}],
+            "max_tokens": 8,
+            "temperature": 0,
+            "top_p": 1,
+        },
+    )
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["object"] == "chat.completion"
@@ -52,19 +57,18 @@ def test_chat_completion_without_refinement_is_openai_shaped(host: ModelHost) ->
 
 def test_chat_completion_with_refinement_runs_three_stages(host: ModelHost) -> None:
     metrics = ServingMetrics()
-    with chat_server(host, metrics) as server:
-        reply = httpx.post(
-            f"{server.url}/v1/chat/completions",
-            json={
-                "messages": [
-                    {"role": "system", "content": "be brief"},
-                    {"role": "user", "content": "what is water"},
-                ],
-                "max_tokens": 6,
-                "refine": True,
-            },
-            timeout=60,
-        )
+    reply = _post_once(
+        host,
+        metrics,
+        {
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "what is water"},
+            ],
+            "max_tokens": 6,
+            "refine": True,
+        },
+    )
     assert reply.status_code == 200, reply.text
     ext = reply.json()["edgefleet"]
     assert ext["refined"] is True and ext["stages"] == 3

@@ -8,25 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_settings
-from agent.daemon import Agent
 from shared.messages import DeviceStatus, parse_message
 from shared.topics import Topics
 from tests.agent.daemon_support import (
     Recorder,
     agent_config,
     agent_process,
+    make_agent,
     wait_until,
     write_config,
 )
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def broker(mosquitto_factory):
-    """A private broker: retained messages of these tests must not leak into other tests."""
-    return mosquitto_factory()
 
 
 TOPICS = Topics()
@@ -42,7 +35,7 @@ def test_agent_publishes_valid_hello_state_heartbeat_and_stops_cleanly(
     broker, tmp_path: Path
 ) -> None:
     recorder = Recorder(broker.port, TOPICS.device_namespace("dev-1"))
-    agent = Agent(load_settings(None, **agent_config(tmp_path, broker.port)))
+    agent = make_agent(tmp_path, broker.port)
     try:
         agent.start()
         assert wait_until(lambda: len(recorder.of_kind("heartbeat")) >= 2)
@@ -90,17 +83,13 @@ def test_killed_agent_leaves_its_offline_will(broker, tmp_path: Path) -> None:
 
 def test_a_model_that_cannot_be_served_at_start_shows_error(broker, tmp_path: Path) -> None:
     recorder = Recorder(broker.port, TOPICS.device("dev-err", "state"), client_id="rec-err")
-    settings = load_settings(
-        None,
-        **agent_config(
-            tmp_path,
-            broker.port,
-            device_id="dev-err",
-            initial_model=str(tmp_path / "gone.gguf"),
-            profile_overrides={"gpio": {"status_led": 17}},
-        ),
+    agent = make_agent(
+        tmp_path,
+        broker.port,
+        device_id="dev-err",
+        initial_model=str(tmp_path / "gone.gguf"),
+        profile_overrides={"gpio": {"status_led": 17}},
     )
-    agent = Agent(settings)
     try:
         agent.start()
         assert wait_until(lambda: recorder.of_kind("state"))

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_settings
 from agent.daemon import Agent
 from agent.mqtt import Backoff
 from shared.messages import CmdBody, IdentifyCommand, encode, make_envelope
 from shared.topics import Topics
-from tests.agent.daemon_support import Recorder, agent_config, same_user_config, wait_until
+from tests.agent.daemon_support import Recorder, make_agent, same_user_config, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 TOPICS = Topics()
@@ -31,6 +30,16 @@ def test_backoff_grows_exponentially_with_jitter_and_resets() -> None:
     assert backoff.next_delay() == 0.5
 
 
+def _dev_auth_agent(tmp_path: Path, broker_port: int, password: str) -> Agent:
+    return make_agent(
+        tmp_path,
+        broker_port,
+        device_id="dev-auth",
+        mqtt_username="dev-auth",
+        mqtt_password=password,
+    )
+
+
 def test_refused_connection_is_not_treated_as_connected(mosquitto_factory, tmp_path: Path):
     passwords = tmp_path / "passwd"
     subprocess.run(
@@ -40,18 +49,7 @@ def test_refused_connection_is_not_treated_as_connected(mosquitto_factory, tmp_p
     broker = mosquitto_factory(
         ["allow_anonymous false", f"password_file {passwords}", *same_user_config()]
     )
-    wrong = Agent(
-        load_settings(
-            None,
-            **agent_config(
-                tmp_path / "a",
-                broker.port,
-                device_id="dev-auth",
-                mqtt_username="dev-auth",
-                mqtt_password="wrong-pass",
-            ),
-        )
-    )
+    wrong = _dev_auth_agent(tmp_path / "a", broker.port, "wrong-pass")
     wrong.start()
     try:
         assert wait_until(lambda: wrong.link.broker_refusals >= 2, 20)
@@ -59,18 +57,7 @@ def test_refused_connection_is_not_treated_as_connected(mosquitto_factory, tmp_p
         assert wrong.outbox.depth() > 0  # heartbeats wait in the outbox, nothing is lost
     finally:
         wrong.stop()
-    right = Agent(
-        load_settings(
-            None,
-            **agent_config(
-                tmp_path / "b",
-                broker.port,
-                device_id="dev-auth",
-                mqtt_username="dev-auth",
-                mqtt_password="right-pass",
-            ),
-        )
-    )
+    right = _dev_auth_agent(tmp_path / "b", broker.port, "right-pass")
     right.start()
     try:
         assert right.link.wait_connected(20)
@@ -80,12 +67,7 @@ def test_refused_connection_is_not_treated_as_connected(mosquitto_factory, tmp_p
 
 def test_reconnect_republishes_retained_and_resubscribes(mosquitto_factory, tmp_path: Path):
     broker = mosquitto_factory()
-    agent = Agent(
-        load_settings(
-            None,
-            **agent_config(tmp_path, broker.port, device_id="dev-re", heartbeat_interval_s=0.2),
-        )
-    )
+    agent = make_agent(tmp_path, broker.port, device_id="dev-re", heartbeat_interval_s=0.2)
     agent.start()
     try:
         assert agent.link.wait_connected(20)
@@ -114,8 +96,7 @@ def test_commands_sent_while_the_agent_was_away_are_delivered_on_return(
     mosquitto_factory, tmp_path: Path
 ):
     broker = mosquitto_factory()
-    config = agent_config(tmp_path, broker.port, device_id="dev-away")
-    first = Agent(load_settings(None, **config))
+    first = make_agent(tmp_path, broker.port, device_id="dev-away")
     first.start()
     assert first.link.wait_connected(20)
     first.stop()
@@ -125,7 +106,7 @@ def test_commands_sent_while_the_agent_was_away_are_delivered_on_return(
         TOPICS.device("dev-away", "cmd"),
         encode(make_envelope("dev-away", 1, CmdBody(command=command))),
     )
-    second = Agent(load_settings(None, **config))
+    second = make_agent(tmp_path, broker.port, device_id="dev-away")
     second.start()
     try:
         assert wait_until(

@@ -7,34 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_settings
-from agent.daemon import Agent
-from tests.agent.daemon_support import agent_config, same_user_config, wait_until
+from tests.agent.daemon_support import make_agent, same_user_config, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+def _openssl(command: str, *extra: str, cwd: Path) -> None:
+    """Run ``openssl`` with ``command`` split on spaces (no argument here holds one)."""
+    subprocess.run(["openssl", *command.split(), *extra], cwd=cwd, check=True, capture_output=True)
 
 
 def _pki(root: Path) -> Path:
     """A CA, a server certificate for 127.0.0.1 and a client certificate for dev-tls."""
     root.mkdir()
     _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
+        "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.crt",
         cwd=root,
     )
     (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
@@ -43,32 +30,12 @@ def _pki(root: Path) -> Path:
         ("client", "dev-tls", []),
     ):
         _openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            f"/CN={cn}",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
+            f"req -newkey rsa:2048 -nodes -subj /CN={cn} -keyout {name}.key -out {name}.csr",
             cwd=root,
         )
         _openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            f"{name}.crt",
+            f"x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2"
+            f" -out {name}.crt",
             *ext,
             cwd=root,
         )
@@ -94,17 +61,12 @@ def test_agent_connects_over_tls_with_a_client_certificate(mosquitto_factory, tm
         "broker_url": f"mqtts://127.0.0.1:{broker.port}",
         "tls_ca_file": str(pki / "ca.crt"),
     }
-    good = Agent(
-        load_settings(
-            None,
-            **agent_config(
-                tmp_path / "a",
-                broker.port,
-                **common,
-                tls_cert_file=str(pki / "client.crt"),
-                tls_key_file=str(pki / "client.key"),
-            ),
-        )
+    good = make_agent(
+        tmp_path / "a",
+        broker.port,
+        **common,
+        tls_cert_file=str(pki / "client.crt"),
+        tls_key_file=str(pki / "client.key"),
     )
     good.start()
     try:
@@ -112,7 +74,7 @@ def test_agent_connects_over_tls_with_a_client_certificate(mosquitto_factory, tm
         assert wait_until(lambda: good.outbox.depth() == 0, 20)  # PUBACKs came back over TLS
     finally:
         good.stop()
-    anonymous = Agent(load_settings(None, **agent_config(tmp_path / "b", broker.port, **common)))
+    anonymous = make_agent(tmp_path / "b", broker.port, **common)
     anonymous.start()
     try:
         assert not anonymous.link.wait_connected(2)  # no client certificate: refused

@@ -38,10 +38,18 @@ def _queued(log: Path) -> set[int]:
     return {int(m) for m in QUEUED.findall(log.read_bytes())}
 
 
-def test_metrics_survive_broker_outage_and_agent_restart(mosquitto_factory, tmp_path: Path):
-    persist = tmp_path / "persist"
+def _queued_by_any(logs: list[Path]) -> set[int]:
+    return set().union(*(_queued(log) for log in logs))
+
+
+def _seqs(recorder: Recorder) -> set[int]:
+    return {m["seq"] for m in recorder.of_kind("metrics")}
+
+
+def _persistent_broker(mosquitto_factory, persist: Path):
+    """A broker that keeps the recorder's persistent session across its restart."""
     persist.mkdir()
-    broker = mosquitto_factory(
+    return mosquitto_factory(
         [
             "persistence true",
             f"persistence_location {persist}/",
@@ -49,6 +57,10 @@ def test_metrics_survive_broker_outage_and_agent_restart(mosquitto_factory, tmp_
             *same_user_config(),
         ]
     )
+
+
+def test_metrics_survive_broker_outage_and_agent_restart(mosquitto_factory, tmp_path: Path):
+    broker = _persistent_broker(mosquitto_factory, tmp_path / "persist")
     config = write_config(
         tmp_path,
         agent_config(
@@ -72,15 +84,15 @@ def test_metrics_survive_broker_outage_and_agent_restart(mosquitto_factory, tmp_
         first.wait(10)
         second = agent_process(config, logs[1], "-v")
         time.sleep(2.0)
-        during_outage = _queued(logs[0]) | _queued(logs[1])
-        received_before = {m["seq"] for m in recorder.of_kind("metrics")}
+        during_outage = _queued_by_any(logs)
+        received_before = _seqs(recorder)
         broker.start()
-        assert wait_until(lambda: len(_queued(logs[0]) | _queued(logs[1])) >= 1100, 60)
+        assert wait_until(lambda: len(_queued_by_any(logs)) >= 1100, 60)
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
-        queued = _queued(logs[0]) | _queued(logs[1])
-        assert wait_until(lambda: queued <= {m["seq"] for m in recorder.of_kind("metrics")}, 60), (
-            f"missing {len(queued - {m['seq'] for m in recorder.of_kind('metrics')})}"
+        queued = _queued_by_any(logs)
+        assert wait_until(lambda: queued <= _seqs(recorder), 60), (
+            f"missing {len(queued - _seqs(recorder))}"
         )
     finally:
         for process in (first, second):

@@ -13,25 +13,16 @@ from tests.agent.daemon_support import FileServer
 MB = 1_000_000
 
 
-@pytest.fixture
-def files(tmp_path: Path):
-    root = tmp_path / "registry"
-    root.mkdir()
-    server = FileServer(root)
-    yield server
-    server.close()
-
-
-def _publish(files: FileServer, name: str, size: int, seed: int = 0) -> tuple[str, str, int]:
+def _publish(registry: FileServer, name: str, size: int, seed: int = 0) -> tuple[str, str, int]:
     data = hashlib.sha256(str(seed).encode()).digest() * (size // 32 + 1)
     data = data[:size]
-    (files.root / name).write_bytes(data)
-    return f"{files.url}/{name}", hashlib.sha256(data).hexdigest(), size
+    (registry.root / name).write_bytes(data)
+    return f"{registry.url}/{name}", hashlib.sha256(data).hexdigest(), size
 
 
-def test_interrupted_download_resumes_from_where_it_stopped(files, tmp_path: Path) -> None:
-    url, sha, size = _publish(files, "m.gguf", 400_000)
-    files.cut_after["m.gguf"] = 150_000
+def test_interrupted_download_resumes_from_where_it_stopped(registry, tmp_path: Path) -> None:
+    url, sha, size = _publish(registry, "m.gguf", 400_000)
+    registry.cut_after["m.gguf"] = 150_000
     store = ModelStore(tmp_path / "store", 10 * MB, retries=1)
     with pytest.raises(StoreError, match="incomplete"):
         store.ensure("m", sha, url, size, protected=set())
@@ -41,15 +32,15 @@ def test_interrupted_download_resumes_from_where_it_stopped(files, tmp_path: Pat
     result = restarted.ensure("m", sha, url, size, protected=set())
     assert result.bytes_transferred == size - 150_000
     assert [a.start_offset for a in result.attempts] == [150_000]
-    assert files.requests == [("m.gguf", None), ("m.gguf", "bytes=150000-")]
-    assert files.headers[1]["If-Range"] == f'"{sha}"'  # never splice two versions of a file
-    assert result.model.path.read_bytes() == (files.root / "m.gguf").read_bytes()
+    assert registry.requests == [("m.gguf", None), ("m.gguf", "bytes=150000-")]
+    assert registry.headers[1]["If-Range"] == f'"{sha}"'  # never splice two versions of a file
+    assert result.model.path.read_bytes() == (registry.root / "m.gguf").read_bytes()
     assert not (tmp_path / "store" / f"{sha}.part").exists()
 
 
-def test_interruption_is_retried_within_one_call(files, tmp_path: Path) -> None:
-    url, sha, size = _publish(files, "m.gguf", 300_000)
-    files.cut_after["m.gguf"] = 100_000
+def test_interruption_is_retried_within_one_call(registry, tmp_path: Path) -> None:
+    url, sha, size = _publish(registry, "m.gguf", 300_000)
+    registry.cut_after["m.gguf"] = 100_000
     store = ModelStore(tmp_path / "store", 10 * MB, retries=3)
     result = store.ensure("m", sha, url, size, protected=set())
     assert [(a.start_offset, a.bytes_transferred) for a in result.attempts] == [
@@ -60,8 +51,8 @@ def test_interruption_is_retried_within_one_call(files, tmp_path: Path) -> None:
     assert again.cached and again.bytes_transferred == 0
 
 
-def test_wrong_sha256_is_refused_and_nothing_is_kept(files, tmp_path: Path) -> None:
-    url, _sha, size = _publish(files, "m.gguf", 50_000)
+def test_wrong_sha256_is_refused_and_nothing_is_kept(registry, tmp_path: Path) -> None:
+    url, _sha, size = _publish(registry, "m.gguf", 50_000)
     store = ModelStore(tmp_path / "store", 10 * MB)
     with pytest.raises(StoreError, match="sha256 mismatch"):
         store.ensure("m", "0" * 64, url, size, protected=set())
@@ -70,8 +61,8 @@ def test_wrong_sha256_is_refused_and_nothing_is_kept(files, tmp_path: Path) -> N
     assert list((tmp_path / "store").glob("*.part")) == []
 
 
-def test_lru_eviction_never_touches_protected_models(files, tmp_path: Path) -> None:
-    models = [_publish(files, f"m{i}.gguf", 400_000, seed=i) for i in range(4)]
+def test_lru_eviction_never_touches_protected_models(registry, tmp_path: Path) -> None:
+    models = [_publish(registry, f"m{i}.gguf", 400_000, seed=i) for i in range(4)]
     store = ModelStore(tmp_path / "store", 1_000_000)
     for i, (url, sha, size) in enumerate(models[:2]):
         store.ensure(f"m{i}", sha, url, size, protected=set())
@@ -85,24 +76,24 @@ def test_lru_eviction_never_touches_protected_models(files, tmp_path: Path) -> N
     assert {m.model_id for m in store.models()} == {"m0", "m2"}
 
 
-def test_model_larger_than_the_disk_budget_is_refused_before_downloading(files, tmp_path):
-    url, sha, size = _publish(files, "big.gguf", 200_000)
+def test_model_larger_than_the_disk_budget_is_refused_before_downloading(registry, tmp_path):
+    url, sha, size = _publish(registry, "big.gguf", 200_000)
     store = ModelStore(tmp_path / "store", 100_000)
     with pytest.raises(StoreError, match="disk budget"):
         store.ensure("big", sha, url, size, protected=set())
-    assert files.requests == []
+    assert registry.requests == []
 
 
-def test_relative_urls_resolve_against_the_controller(files, tmp_path: Path) -> None:
-    _url, sha, size = _publish(files, "m.gguf", 10_000)
-    store = ModelStore(tmp_path / "store", MB, base_url=files.url)
+def test_relative_urls_resolve_against_the_controller(registry, tmp_path: Path) -> None:
+    _url, sha, size = _publish(registry, "m.gguf", 10_000)
+    store = ModelStore(tmp_path / "store", MB, base_url=registry.url)
     assert store.ensure("m", sha, "/m.gguf", size, protected=set()).model.size_bytes == size
     reopened = ModelStore(tmp_path / "store", MB)
     assert reopened.get(sha) is not None and reopened.find("m") is not None
 
 
-def test_progress_is_reported_up_to_the_full_size(files, tmp_path: Path) -> None:
-    url, sha, size = _publish(files, "m.gguf", 250_000)
+def test_progress_is_reported_up_to_the_full_size(registry, tmp_path: Path) -> None:
+    url, sha, size = _publish(registry, "m.gguf", 250_000)
     seen: list[tuple[str, int, int]] = []
     store = ModelStore(tmp_path / "store", MB, progress=lambda *p: seen.append(p))
     store.ensure("m", sha, url, size, protected=set())
@@ -111,8 +102,8 @@ def test_progress_is_reported_up_to_the_full_size(files, tmp_path: Path) -> None
     assert {(m, t) for m, _, t in seen} == {("m", size)}
 
 
-def test_downloads_carry_the_registry_token(files, tmp_path: Path) -> None:
-    url, sha, size = _publish(files, "m.gguf", 1000)
+def test_downloads_carry_the_registry_token(registry, tmp_path: Path) -> None:
+    url, sha, size = _publish(registry, "m.gguf", 1000)
     store = ModelStore(tmp_path / "store", MB, headers={"Authorization": "Bearer reg-token"})
     store.ensure("m", sha, url, size, protected=set())
-    assert files.headers[0]["Authorization"] == "Bearer reg-token"
+    assert registry.headers[0]["Authorization"] == "Bearer reg-token"
