@@ -11,7 +11,7 @@ import pytest
 
 from agent.config import load_settings
 from agent.daemon import Agent
-from agent.mqtt import Backoff
+from agent.mqtt_session import Backoff
 from shared.messages import CmdBody, IdentifyCommand, encode, make_envelope
 from shared.topics import Topics
 from tests.agent.daemon_support import Recorder, agent_config, same_user_config, wait_until
