@@ -8,6 +8,7 @@ override can never produce a profile the shared schema would refuse.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 from pathlib import Path
@@ -146,6 +147,15 @@ class AgentSettings(BaseSettings):
                 self.chat_host,
             )
         return self
+
+    def download_headers(self) -> dict[str, str] | None:
+        """Auth for model downloads: the API token if set, else the device's MQTT login (Basic)."""
+        if self.controller_token is not None:
+            return {"Authorization": f"Bearer {self.controller_token.get_secret_value()}"}
+        if self.mqtt_username and self.mqtt_password is not None:
+            login = f"{self.mqtt_username}:{self.mqtt_password.get_secret_value()}"
+            return {"Authorization": "Basic " + base64.b64encode(login.encode()).decode()}
+        return None
 
     @property
     def broker_tls(self) -> bool:

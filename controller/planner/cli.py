@@ -118,6 +118,7 @@ def apply(
     require_metrics: Annotated[bool, typer.Option(help="wait for healthy metrics")] = True,
 ) -> None:
     """Apply a draft in waves (canary per class first) through the configured broker."""
+    from controller.api.routes.planner_deps import model_file_url
     from controller.ingest.commands import CommandPublisher
     from controller.ingest.mqtt import MqttConnection, MqttOptions
     from controller.planner.apply import PlanApplier, PlanError, RolloutConfig
@@ -142,11 +143,10 @@ def apply(
         if not connection.wait_connected(15):
             typer.echo("broker not reachable", err=True)
             raise typer.Exit(1)
-        base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
         applier = PlanApplier(
             engine,
             CommandPublisher(engine, connection, topics=settings.topics),
-            model_url=lambda m: f"{base.rstrip('/')}/models/{m}/file",
+            model_url=lambda m: model_file_url(settings, m),
             config=RolloutConfig(timeout_s=timeout_s, require_metrics=require_metrics),
         )
         try:
