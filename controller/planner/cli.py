@@ -118,7 +118,6 @@ def apply(
     require_metrics: Annotated[bool, typer.Option(help="wait for healthy metrics")] = True,
 ) -> None:
     """Apply a draft in waves (canary per class first) through the configured broker."""
-    from controller.api.routes.planner_deps import model_file_url
     from controller.ingest.commands import CommandPublisher
     from controller.ingest.mqtt import MqttConnection, MqttOptions
     from controller.planner.apply import PlanApplier, PlanError, RolloutConfig
@@ -146,7 +145,7 @@ def apply(
         applier = PlanApplier(
             engine,
             CommandPublisher(engine, connection, topics=settings.topics),
-            model_url=lambda m: model_file_url(settings, m),
+            model_url=settings.model_file_url,
             config=RolloutConfig(timeout_s=timeout_s, require_metrics=require_metrics),
         )
         try:

@@ -10,7 +10,6 @@ import pytest
 
 from agent.config import AgentSettings
 from agent.store import ModelStore, StoreError
-from controller.api.routes.planner_deps import model_file_url
 from tests.controller.api.conftest import Api, start_api
 
 
@@ -42,7 +41,7 @@ def test_agent_download_headers_authenticate_at_the_registry_route(
     made = _import(api, tiny_gguf)
     creds, model = made["creds"], made["model"]
     # The URL the planner puts into assign commands, pointed at this server
-    url = model_file_url(api.settings, "tiny").replace("http://placeholder.invalid", api.url)
+    url = api.settings.model_file_url("tiny").replace("http://placeholder.invalid", api.url)
     assert url == f"{api.url}/api/v1/models/tiny/file"
     settings = AgentSettings(
         device_id="pi-dl2", mqtt_username=creds["username"], mqtt_password=creds["password"]

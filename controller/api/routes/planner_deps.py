@@ -20,14 +20,6 @@ from controller.api.state import AppState
 from controller.core.security import Principal, Role
 from controller.planner.apply import PlanApplier
 
-API_PREFIX = "/api/v1"
-
-
-def model_file_url(settings: Any, model_id: str) -> str:
-    """The registry's download URL for a model as agents must use it."""
-    base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
-    return f"{base.rstrip('/')}{API_PREFIX}/models/{model_id}/file"
-
 
 def _engine(state: StateDep) -> Engine:
     return state.engine
@@ -57,7 +49,7 @@ def applier_for(state: AppState, sender: Any) -> PlanApplier:
     return PlanApplier(
         state.engine,
         cast(Any, sender),
-        model_url=lambda model_id: model_file_url(state.settings, model_id),
+        model_url=state.settings.model_file_url,
     )
 
 
