@@ -8,10 +8,11 @@ override can never produce a profile the shared schema would refuse.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -24,6 +25,8 @@ from shared.topics import DEFAULT_PREFIX, Topics, is_valid_device_id
 logger = logging.getLogger(__name__)
 REPO_PROFILES_DIR = Path(__file__).resolve().parents[1] / "firmware-config" / "classes"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "password", "secret", "admin", "xxx"}
+MqttProtocol = Literal["auto", "5", "3.1.1"]
+PROTOCOL_ALIASES = {"5": "5", "5.0": "5", "311": "3.1.1", "3.1.1": "3.1.1", "auto": "auto"}
 
 
 class ConfigError(ValueError):
@@ -63,6 +66,10 @@ class AgentSettings(BaseSettings):
     metrics_interval_s: float = Field(60.0, gt=0, description="seconds between metrics reports")
     outbox_max_messages: int = Field(
         20_000, ge=10, description="outbox bound; heartbeats are dropped first, bench never"
+    )
+    mqtt_protocol: MqttProtocol = Field(
+        "auto",
+        description="MQTT version: 5, 3.1.1, or auto (5, falling back to 3.1.1 if refused)",
     )
     keepalive_s: int = Field(30, ge=5, description="MQTT keepalive")
     session_expiry_s: int = Field(
@@ -111,6 +118,13 @@ class AgentSettings(BaseSettings):
             raise ValueError("must not contain credentials; use mqtt_username and mqtt_password")
         return value
 
+    @field_validator("mqtt_protocol", mode="before")
+    @classmethod
+    def _normalise_protocol(cls, value: object) -> object:
+        # YAML reads `5` as an int and `3.1.1` only as a string; accept the usual spellings
+        text = str(value).strip().lower().removeprefix("mqtt").removeprefix("v")
+        return PROTOCOL_ALIASES.get(text, value)
+
     @field_validator("topic_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
@@ -133,6 +147,15 @@ class AgentSettings(BaseSettings):
                 self.chat_host,
             )
         return self
+
+    def download_headers(self) -> dict[str, str] | None:
+        """Auth for model downloads: the API token if set, else the device's MQTT login (Basic)."""
+        if self.controller_token is not None:
+            return {"Authorization": f"Bearer {self.controller_token.get_secret_value()}"}
+        if self.mqtt_username and self.mqtt_password is not None:
+            login = f"{self.mqtt_username}:{self.mqtt_password.get_secret_value()}"
+            return {"Authorization": "Basic " + base64.b64encode(login.encode()).decode()}
+        return None
 
     @property
     def broker_tls(self) -> bool:

@@ -16,7 +16,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import psutil
-from pydantic import SecretStr
 
 from agent import probe
 from agent.assign import Assigner, runtime_factory
@@ -55,10 +54,6 @@ def agent_version() -> str:
         return "0+unknown"
 
 
-def _bearer(token: SecretStr | None) -> dict[str, str] | None:
-    return {"Authorization": f"Bearer {token.get_secret_value()}"} if token else None
-
-
 class Agent:
     """One device agent; ``start()`` then ``stop()``, or ``run()`` until a signal."""
 
@@ -79,7 +74,7 @@ class Agent:
             settings.models_dir,
             self.profile.disk_budget_mb * MB,
             base_url=settings.controller_url,
-            headers=_bearer(settings.controller_token),
+            headers=settings.download_headers(),
             progress=self._on_progress,
         )
         self.assigner = Assigner(

@@ -1,15 +1,21 @@
 """The MQTT adapter: the only module that imports paho-mqtt.
 
-One network thread owns the client. It connects (MQTT 5, exponential back-off
-with jitter) with a session the broker keeps for ``session_expiry_s``, so
-commands sent while the device was away are delivered when it comes back
-(duplicates are answered from the command log). On every successful connect
-it resubscribes to the device's
-``cmd`` topic, republishes the retained ``hello`` and ``state`` and replays
-the outbox from its oldest row. Outbox rows are handed to paho in order with a
-bounded window and deleted only in ``on_publish`` (the PUBACK). paho's own
-in-memory retransmission is dropped at connect so the outbox stays the single
-source of truth (and the replay order is the insertion order).
+One network thread owns the client. It connects (exponential back-off with
+jitter) with a session the broker keeps for ``session_expiry_s`` (MQTT 5) or
+a persistent ``clean_session=False`` session (3.1.1), so commands sent while
+the device was away are delivered when it comes back (duplicates are answered
+from the command log). On every successful connect it resubscribes to the
+device's ``cmd`` topic, republishes the retained ``hello`` and ``state`` and
+replays the outbox from its oldest row. Outbox rows are handed to paho in
+order with a bounded window and deleted only in ``on_publish`` (the PUBACK).
+paho's own in-memory retransmission is dropped at connect so the outbox stays
+the single source of truth (and the replay order is the insertion order).
+
+``mqtt_protocol: auto`` tries MQTT 5; when the broker answers "unsupported
+protocol version", or sends no CONNACK within ``CONNACK_TIMEOUT_S`` (the
+embedded amqtt broker does that to a v5 CONNECT with a will), it reconnects
+at once with 3.1.1 and keeps it once it works. A 3.1.1 attempt that gets no
+CONNACK either goes back to 5 after the usual back-off.
 
 Callbacks never raise: bad commands are logged, counted and dropped.
 """
@@ -17,7 +23,6 @@ Callbacks never raise: bad commands are logged, counted and dropped.
 from __future__ import annotations
 
 import logging
-import random
 import ssl
 import threading
 import time
@@ -31,6 +36,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import AgentSettings
+from agent.mqtt_session import Backoff, ProtocolChoice
 from agent.outbox import Outbox
 from shared.messages import Envelope, MessageRejected, parse_message
 from shared.topics import TopicKind, Topics
@@ -39,25 +45,8 @@ logger = logging.getLogger(__name__)
 WINDOW = 64
 """Outbox rows handed to paho and not yet acknowledged, at most."""
 LOOP_TIMEOUT_S = 0.05
-
-
-class Backoff:
-    """Exponential reconnect delay with full jitter, reset after a good connect."""
-
-    def __init__(self, minimum: float, maximum: float, rng: random.Random | None = None):
-        self.minimum, self.maximum = minimum, maximum
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt: uniform in [min, min * 2^attempt], capped."""
-        ceiling = min(self.maximum, self.minimum * (2**self.attempt))
-        self.attempt += 1
-        return self._rng.uniform(self.minimum, max(self.minimum, ceiling))
-
-    def reset(self) -> None:
-        """Start again from the shortest delay."""
-        self.attempt = 0
+CONNACK_TIMEOUT_S = 3.0
+"""A broker that accepted TCP but sent no CONNACK by then is treated as not speaking it."""
 
 
 class MqttLink:
@@ -91,6 +80,9 @@ class MqttLink:
         self.backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         self.rejected_commands = 0
         self.broker_refusals = 0
+        self.unanswered_connects = 0
+        self.protocol_choice = ProtocolChoice(settings.mqtt_protocol)
+        self._connack_seen = False
         self.client = self._make_client()
 
     # --- public ------------------------------------------------------------
@@ -123,13 +115,20 @@ class MqttLink:
         """Block until connected (for start-up and tests)."""
         return self._connected.wait(timeout)
 
+    @property
+    def protocol(self) -> str:
+        """The MQTT version in use (or being tried): "5" or "3.1.1"."""
+        return self.protocol_choice.current
+
     # --- client set-up -----------------------------------------------------
 
     def _make_client(self) -> paho.Client:
+        v5 = self.protocol == "5"
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.settings.device_id,
-            protocol=paho.MQTTv5,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            clean_session=None if v5 else self.settings.session_expiry_s == 0,
         )
         if self.settings.mqtt_username:
             password = self.settings.mqtt_password
@@ -158,6 +157,10 @@ class MqttLink:
                 self._serve_connection()
             if self._stopping.is_set():
                 break
+            if self.protocol_choice.take_switch():
+                self.client = self._make_client()
+                if self.protocol == "3.1.1":
+                    continue  # the broker answered; try the other version at once
             delay = self.backoff.next_delay()
             logger.info("broker unreachable; retrying in %.1fs", delay)
             self._stopping.wait(delay)
@@ -166,15 +169,18 @@ class MqttLink:
     def _connect_once(self) -> bool:
         state_topic = self.topics.device(self.settings.device_id, TopicKind.STATE)
         self.client.will_set(state_topic, self._will_payload(), qos=1, retain=True)
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = self.settings.session_expiry_s
+        extra: dict[str, Any] = {}
+        if self.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.settings.session_expiry_s
+            extra = {"clean_start": self.settings.session_expiry_s == 0, "properties": properties}
+        self._connack_seen = False
         try:
             self.client.connect(
                 self.settings.broker_host,
                 self.settings.broker_port,
                 keepalive=self.settings.keepalive_s,
-                clean_start=self.settings.session_expiry_s == 0,
-                properties=properties,
+                **extra,
             )
         except (OSError, ssl.SSLError) as exc:
             logger.debug("connect to %s failed: %s", self.settings.broker_url, exc)
@@ -182,6 +188,7 @@ class MqttLink:
         return True
 
     def _serve_connection(self) -> None:
+        connack_deadline = time.monotonic() + CONNACK_TIMEOUT_S
         while not self._stopping.is_set():
             rc = self.client.loop(timeout=LOOP_TIMEOUT_S)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -189,6 +196,25 @@ class MqttLink:
                 return
             if self.connected:
                 self._pump()
+            elif not self._connack_seen and time.monotonic() > connack_deadline:
+                self._give_up_on_connack()
+                return
+
+    def _give_up_on_connack(self) -> None:
+        """Close a connection the broker never answered; under ``auto``, try the other version."""
+        self.unanswered_connects += 1
+        logger.warning(
+            "no CONNACK from %s within %.0fs (MQTT %s)",
+            self.settings.broker_url,
+            CONNACK_TIMEOUT_S,
+            self.protocol,
+        )
+        self.protocol_choice.unanswered()
+        try:
+            self.client.disconnect()
+            self.client.loop(timeout=LOOP_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - the socket may already be gone
+            logger.debug("closing an unanswered connection failed", exc_info=True)
 
     def _pump(self) -> None:
         """Publish dirty retained topics and hand the next outbox rows to paho."""
@@ -237,10 +263,15 @@ class MqttLink:
         properties: Properties | None,
     ) -> None:
         try:
+            self._connack_seen = True
             if reason_code.is_failure:
+                if self.protocol_choice.refused(reason_code.value):
+                    logger.info("%s does not speak MQTT 5", self.settings.broker_url)
+                    return
                 self.broker_refusals += 1
                 logger.error("broker refused the connection: %s", reason_code)
                 return
+            self.protocol_choice.connected()
             client.drop_out_messages()
             self._inflight.clear()
             self._cursor = 0
@@ -250,7 +281,12 @@ class MqttLink:
             client.subscribe(cmd, qos=1)
             self.backoff.reset()
             self._connected.set()
-            logger.info("connected to %s as %s", self.settings.broker_url, self.settings.device_id)
+            logger.info(
+                "connected to %s as %s (MQTT %s)",
+                self.settings.broker_url,
+                self.settings.device_id,
+                self.protocol,
+            )
         except Exception:  # noqa: BLE001 - never raise in a paho callback
             logger.exception("error in on_connect")
 

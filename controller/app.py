@@ -32,6 +32,7 @@ from controller.api.routes import (
     enrollment,
     health,
     models,
+    planner_deps,
     tokens,
 )
 from controller.api.state import AppState, CommandSender, StatsSource
@@ -110,6 +111,8 @@ def _mount(app: FastAPI) -> None:
     )
     for module in (devices, enrollment, classes, models, bench, commands, dead_letters):
         api.include_router(module.router)
+    for router in planner_deps.routers():
+        api.include_router(router)
     api.include_router(tokens.router, dependencies=[Depends(require_admin)])
     app.include_router(api)
     app.include_router(downloads.router, prefix=API_PREFIX)

@@ -1,4 +1,4 @@
-"""The controller's background parts, started and stopped in order: DB, broker, ingest.
+"""The controller's background parts, started and stopped in order: DB, broker, ingest, planner.
 
 ``edgefleet controller run`` builds one :class:`ControllerRuntime`, starts it,
 then serves ``controller.app.create_app(settings)`` with uvicorn; the app
@@ -23,6 +23,8 @@ from controller.enrollment import Enrollment
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.mqtt import MqttOptions
 from controller.ingest.service import IngestConfig, IngestService
+from controller.planner.apply import PlanApplier
+from controller.planner.loop import PlannerLoop
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class ControllerRuntime:
         self.ingest: IngestService | None = None
         self.commands: CommandPublisher | None = None
         self.enrollment: Enrollment | None = None
+        self.planner: PlannerLoop | None = None
 
     def start(self) -> ControllerRuntime:
         """Migrate the database, start the broker if embedded, then ingest."""
@@ -64,6 +67,14 @@ class ControllerRuntime:
         )
         if not self.ingest.connection.wait_connected(15):
             logger.warning("MQTT broker not reachable yet; ingest keeps retrying in the background")
+        if settings.planner_loop:
+            applier = PlanApplier(self.engine, self.commands, model_url=settings.model_file_url)
+            self.planner = PlannerLoop(
+                self.engine,
+                applier,
+                auto_apply=settings.planner_auto_apply,
+                interval_s=settings.planner_interval_s,
+            ).start()
         return self
 
     def _mqtt_options(self) -> MqttOptions:
@@ -115,7 +126,9 @@ class ControllerRuntime:
         )
 
     def stop(self) -> None:
-        """Stop ingest (storing what is queued), then the broker, then the engine."""
+        """Stop the planner loop, ingest (storing what is queued), the broker, the engine."""
+        if self.planner is not None:
+            self.planner.stop()
         if self.ingest is not None:
             self.ingest.stop()
         if self.broker is not None:

@@ -131,6 +131,13 @@ class ControllerSettings(BaseSettings):
     public_url: str | None = Field(
         None, description="URL agents use to reach this controller (model downloads)"
     )
+    planner_loop: bool = Field(
+        True, description="run the planner loop: advance rollouts, draft plans on fleet events"
+    )
+    planner_auto_apply: bool = Field(
+        False, description="apply the planner loop's drafts without an operator (off: drafts only)"
+    )
+    planner_interval_s: float = Field(2.0, gt=0, description="seconds between planner loop passes")
     bootstrap_admin_token: SecretStr | None = Field(
         None, description="admin API token to create on first start (unset: generate and print)"
     )
@@ -201,6 +208,11 @@ class ControllerSettings(BaseSettings):
         if self.mqtt_protocol is not None:
             return self.mqtt_protocol
         return "5" if self.broker_url else "3.1.1"
+
+    def model_file_url(self, model_id: str) -> str:
+        """The registry's download URL of a model as agents reach it (sent in assign commands)."""
+        base = self.public_url or f"http://{self.api_host}:{self.api_port}"
+        return f"{base.rstrip('/')}/api/v1/models/{model_id}/file"
 
     @property
     def topics(self) -> Topics:

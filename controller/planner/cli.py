@@ -142,11 +142,10 @@ def apply(
         if not connection.wait_connected(15):
             typer.echo("broker not reachable", err=True)
             raise typer.Exit(1)
-        base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
         applier = PlanApplier(
             engine,
             CommandPublisher(engine, connection, topics=settings.topics),
-            model_url=lambda m: f"{base.rstrip('/')}/models/{m}/file",
+            model_url=settings.model_file_url,
             config=RolloutConfig(timeout_s=timeout_s, require_metrics=require_metrics),
         )
         try:

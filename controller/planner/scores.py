@@ -105,8 +105,9 @@ class _Runs:
 
     def quality(self, model_id: str, device_class: str) -> Quality | None:
         own = [q for r in self.by_pair.get((model_id, device_class), []) for q in r.questions]
-        if own:
-            return model_quality(own, self.settings, pooled=False)
+        measured = model_quality(own, self.settings, pooled=False) if own else None
+        if measured is not None:
+            return measured  # unjudged own questions (no reference) fall through to the pool
         if model_id not in self._pooled:
             pooled = [q for r in self.by_model.get(model_id, []) for q in r.questions]
             self._pooled[model_id] = model_quality(pooled, self.settings, pooled=True)

@@ -118,10 +118,12 @@ def _run_until_settled(applier: PlanApplier, plan_id: int, timeout: float = 90) 
 def test_planner_assigns_two_agents_then_rolls_back_a_failing_canary(
     tmp_path: Path,
     sqlite_engine: Engine,
-    mosquitto: MosquittoBroker,
+    mosquitto_factory: Callable[..., MosquittoBroker],
     ingest_factory: Callable[..., IngestService],
     tiny_gguf_factory: Callable[..., Path],
 ) -> None:
+    # A private broker: the agents' retained hello/state must not reach later tests' ingest.
+    mosquitto = mosquitto_factory()
     engine = sqlite_engine
     profiles_dir = tmp_path / "classes"
     profiles_dir.mkdir()

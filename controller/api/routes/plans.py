@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from controller import models as db
 from controller.api.errors import ERROR_RESPONSES, bad_request, conflict, not_found
+from controller.api.pagination import MAX_LIMIT, MAX_ROW_ID, RowId
 from controller.core.db import session_scope
 from controller.planner.apply import PlanApplier, PlanError
 from controller.planner.fleet import FleetConstraints
@@ -40,13 +41,17 @@ class PlanRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    plan_id: int | None = Field(None, description="the draft to apply; none: draft one now")
-    min_devices_per_model: dict[str, int] = Field(default_factory=dict)
-    quality_floor: dict[str, float] = Field(
+    plan_id: int | None = Field(
+        None, ge=1, le=MAX_ROW_ID, description="the draft to apply; none: draft one now"
+    )
+    min_devices_per_model: dict[str, Annotated[int, Field(ge=0, le=1_000_000)]] = Field(
+        default_factory=dict
+    )
+    quality_floor: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict, description="per category, minimum conformance accuracy"
     )
     floor_confidence: float = Field(0.95, gt=0, lt=1)
-    max_changes: int | None = Field(None, ge=0)
+    max_changes: int | None = Field(None, ge=0, le=2**31 - 1)
 
     def constraints(self) -> FleetConstraints:
         """The fleet constraints this request asks for."""
@@ -108,13 +113,15 @@ def make_router(deps: PlannerDeps) -> APIRouter:
             return {"message": message, **(plan_detail(session, plan_id) or {})}
 
     @router.get("/plans")
-    def list_plans(engine: EngineDep, _: Viewer, limit: int = 20) -> list[dict[str, Any]]:
+    def list_plans(
+        engine: EngineDep, _: Viewer, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20
+    ) -> list[dict[str, Any]]:
         """Plan history, newest first."""
         with Session(engine) as session:
             return [p.model_dump(mode="json") for p in plan_history(session, limit)]
 
     @router.get("/plans/{plan_id}")
-    def get_plan(plan_id: int, engine: EngineDep, _: Viewer) -> dict[str, Any]:
+    def get_plan(plan_id: RowId, engine: EngineDep, _: Viewer) -> dict[str, Any]:
         """A plan with each device's assignment, rollout status and reasons."""
         with Session(engine) as session:
             detail = plan_detail(session, plan_id)
@@ -123,7 +130,7 @@ def make_router(deps: PlannerDeps) -> APIRouter:
         return detail
 
     @router.post("/plans/{plan_id}/advance")
-    def advance(plan_id: int, applier: ApplierDep, _: Operator) -> dict[str, str]:
+    def advance(plan_id: RowId, applier: ApplierDep, _: Operator) -> dict[str, str]:
         """Look at the running wave now: next wave, done, or rollback."""
         try:
             return {"state": applier.tick(plan_id)}
@@ -154,7 +161,7 @@ def _pin_routes(router: APIRouter, EngineDep: Any, Viewer: Any, Operator: Any) -
             return row.model_dump(mode="json")
 
     @router.delete("/pins/{pin_id}", status_code=status.HTTP_204_NO_CONTENT)
-    def delete_pin(pin_id: int, engine: EngineDep, _: Operator) -> None:
+    def delete_pin(pin_id: RowId, engine: EngineDep, _: Operator) -> None:
         """Remove a pin or exclusion."""
         with session_scope(engine) as session:
             row = session.get(db.Pin, pin_id)

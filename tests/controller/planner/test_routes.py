@@ -1,68 +1,30 @@
-"""The planner's HTTP routes on a real uvicorn, with real bearer tokens and a real broker."""
+"""The planner's HTTP routes mounted in the real app: its auth, its command sender, a broker."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI, Header
 from sqlalchemy import Engine
-from sqlmodel import Session, select
 
-from controller.api import errors
-from controller.api.routes import plans, scores
-from controller.core.security import Role, generate_token, hash_token, role_allows
+from controller.core.security import Role
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.service import IngestService
-from controller.models import ApiToken
-from controller.planner.apply import PlanApplier, RolloutConfig
 from shared.topics import Topics
-from tests.controller.api.server import UvicornServer
+from tests.controller.api.conftest import start_api
 from tests.controller.devices import wait_until
 from tests.controller.planner.db_world import seed_world
 from tests.controller.planner.test_apply import Listener
 from tests.support.broker import MosquittoBroker
 
-
-def bearer(engine: Engine, needed: Role) -> Callable[..., str]:
-    """A role check over the api_token table (the app's own deps live with the API issue)."""
-
-    def check(authorization: str | None = Header(None)) -> str:
-        if not authorization or not authorization.startswith("Bearer "):
-            raise errors.unauthorized("send Authorization: Bearer <token>")
-        with Session(engine) as session:
-            row = session.exec(
-                select(ApiToken).where(
-                    ApiToken.token_hash == hash_token(authorization.removeprefix("Bearer "))
-                )
-            ).first()
-        if row is None or row.revoked_at is not None:
-            raise errors.unauthorized("unknown or revoked token")
-        if not role_allows(row.role, needed):
-            raise errors.forbidden(f"needs the {needed.value} role")
-        return row.name
-
-    return check
-
-
-def _token(engine: Engine, role: Role) -> str:
-    token = generate_token()
-    with Session(engine) as session:
-        session.add(
-            ApiToken(
-                name=f"{role.value}-user",
-                token_hash=hash_token(token),
-                prefix=token[:8],
-                role=role.value,
-            )
-        )
-        session.commit()
-    return token
+PUBLIC_URL = "http://ctl.test:8123/"
 
 
 @pytest.fixture
 def api(
+    tmp_path: Path,
     sqlite_engine: Engine,
     mosquitto: MosquittoBroker,
     ingest_factory: Callable[..., IngestService],
@@ -71,31 +33,16 @@ def api(
     engine = sqlite_engine
     seed_world(engine, tiny_gguf_factory)
     service = ingest_factory(engine, mosquitto, client_id="routes-ctl")
-    applier = PlanApplier(
-        engine,
-        CommandPublisher(engine, service.connection, topics=Topics()),
-        model_url=lambda m: f"http://ctl.test/models/{m}",
-        config=RolloutConfig(timeout_s=60),
-    )
-    app = FastAPI()
-    errors.install(app)
-    deps = plans.PlannerDeps(
-        engine=lambda: engine,
-        viewer=bearer(engine, Role.VIEWER),
-        operator=bearer(engine, Role.OPERATOR),
-        applier=lambda: applier,
-    )
-    app.include_router(plans.make_router(deps))
-    app.include_router(scores.make_router(deps.engine, deps.viewer))
-    server = UvicornServer(app).start()
+    sender = CommandPublisher(engine, service.connection, topics=Topics())
+    running = start_api(tmp_path / "data", engine=engine, sender=sender, public_url=PUBLIC_URL)
     listeners = {d: Listener(d, mosquitto.port) for d in ("s1", "s2", "b1")}
     wait_until(lambda: False, 0.3)
-    tokens = {r: _token(engine, r) for r in (Role.VIEWER, Role.OPERATOR)}
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    tokens = {Role.VIEWER: running.tokens["viewer"], Role.OPERATOR: running.tokens["operator"]}
+    with httpx.Client(base_url=running.url + "/api/v1", timeout=30) as client:
         yield client, tokens, listeners
     for listener in listeners.values():
         listener.device.close()
-    server.stop()
+    running.server.stop()
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -124,6 +71,8 @@ def test_apply_needs_the_operator_role_and_starts_the_canary_wave(api) -> None:
     assert body["message"] == "3 changes in 2 waves"
     assert wait_until(lambda: listeners["b1"].commands and listeners["s1"].commands, 5)
     assert not listeners["s2"].commands
+    sent = listeners["b1"].commands[0]
+    assert sent["url"] == "http://ctl.test:8123/api/v1/models/m-big/file"  # the registry route
     plan_id = body["plan"]["id"]
     detail = client.get(f"/plans/{plan_id}", headers=_auth(tokens[Role.VIEWER])).json()
     assert {a["device_id"]: a["status"] for a in detail["assignments"]} == {
@@ -151,11 +100,11 @@ def test_pins_change_the_draft_and_can_be_removed(api) -> None:
         == 422
     )
     created = client.post("/pins", json=pin, headers=operator)
-    assert created.status_code == 201 and created.json()["created_by"] == "operator-user"
+    assert created.status_code == 201 and created.json()["created_by"] == "operator-1"
     draft = client.get("/plans/draft", headers=viewer).json()
     b1 = next(a for a in draft["assignments"] if a["device_id"] == "b1")
     assert (b1["model_id"], b1["refine"], b1["reasons"][0]) == ("m-small", False, "pinned")
     assert client.delete(f"/pins/{created.json()['id']}", headers=operator).status_code == 204
     assert client.get("/pins", headers=viewer).json() == []
     history = client.get("/plans", headers=viewer).json()
-    assert history[0]["status"] == "draft" and history[0]["created_by"] == "viewer-user"
+    assert history[0]["status"] == "draft" and history[0]["created_by"] == "viewer-1"

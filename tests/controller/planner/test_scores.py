@@ -125,3 +125,19 @@ def test_hardware_independent_view_uses_memory_in_gb(world) -> None:
     row = next(r for r in rows if r.option == Option("vicuna-7b", True))
     assert row.memory_gb == pytest.approx(4.4)  # the larger footprint: cheap-pc's estimate
     assert row.psi_memory == pytest.approx(math.exp(row.b + row.i) / math.exp(0.1 * 4.4))
+
+
+def test_a_measured_pair_with_no_judged_question_still_borrows_pooled_quality(world) -> None:
+    # A device bench without a reference model stores questions with no judge scores:
+    # the pair is measured for speed and memory, but its quality must come from the pool.
+    profiles, models, runs = world
+    unjudged = [
+        q.model_copy(update={"judge_score": None, "reference_judge_score": None})
+        for q in runs[0].questions
+    ]
+    assert unjudged
+    speed_only = bench_run("airoboros-7b", "pi5-8gb", unjudged, peak_rss_mb=4100)
+    scores = compute_scores(profiles, models, [*runs, speed_only], SETTINGS)
+    airo = {s.option: s for s in scores["pi5-8gb"]}[Option("airoboros-7b", False)]
+    assert airo.quality_pooled and airo.memory_measured
+    assert airo.b == pytest.approx(0.8161, abs=2e-4)

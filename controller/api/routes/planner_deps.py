@@ -1,0 +1,59 @@
+"""The app's own dependencies for the planner routes (``plans.make_router``, ``scores``).
+
+Auth is the app's: the API router's ``authorize`` already checks viewer for
+reads and operator for mutations; these return the caller's name for the
+records. The applier sends through the app's command sender and points
+agents at the registry's real download route.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends
+from sqlalchemy import Engine
+
+from controller.api.deps import StateDep, require_role
+from controller.api.errors import ApiError
+from controller.api.routes import plans, scores
+from controller.api.state import AppState
+from controller.core.security import Principal, Role
+from controller.planner.apply import PlanApplier
+
+
+def _engine(state: StateDep) -> Engine:
+    return state.engine
+
+
+ViewerDep = Annotated[Principal, Depends(require_role(Role.VIEWER))]
+OperatorDep = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
+
+
+def _viewer(principal: ViewerDep) -> str:
+    return principal.name
+
+
+def _operator(principal: OperatorDep) -> str:
+    return principal.name
+
+
+def _applier(state: StateDep) -> PlanApplier:
+    sender = state.sender()
+    if sender is None:
+        raise ApiError(503, "no_broker", "this controller has no MQTT connection to send commands")
+    return applier_for(state, sender)
+
+
+def applier_for(state: AppState, sender: Any) -> PlanApplier:
+    """A plan applier over the app's engine and command sender (shared with the planner loop)."""
+    return PlanApplier(
+        state.engine,
+        cast(Any, sender),
+        model_url=state.settings.model_file_url,
+    )
+
+
+def routers() -> list[APIRouter]:
+    """The planner's routers, built with the app's dependencies."""
+    deps = plans.PlannerDeps(engine=_engine, viewer=_viewer, operator=_operator, applier=_applier)
+    return [plans.make_router(deps), scores.make_router(deps.engine, deps.viewer)]
