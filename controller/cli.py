@@ -5,30 +5,16 @@ from __future__ import annotations
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
+
+from controller.core.cli_options import ConfigOption, load_cli_settings, migrated_engine
 
 controller_app = typer.Typer(help="Run and administer the fleet controller.", no_args_is_help=True)
 plan_app = typer.Typer(help="Show and apply model-to-device plans.", no_args_is_help=True)
 
 logger = logging.getLogger(__name__)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML settings file (env EDGEFLEET_CONTROLLER_* wins)"),
-]
-
-
-def _settings(config: Path | None, **overrides: Any) -> Any:
-    from controller.core.config import load_settings
-
-    try:
-        return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
-    except (ValidationError, FileNotFoundError) as exc:
-        typer.echo(f"invalid controller settings: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 @controller_app.command("mosquitto-config")
@@ -37,15 +23,13 @@ def mosquitto_config(
     out: Annotated[Path | None, typer.Option(help="directory for the files")] = None,
 ) -> None:
     """Write mosquitto.conf, the password file and the ACL file from the device registry."""
-    from controller.core.db import create_db_engine, migrate
     from controller.enrollment import Enrollment
 
-    settings = _settings(config)
+    settings = load_cli_settings(config)
     if settings.mqtt_password is None:
         typer.echo("set EDGEFLEET_CONTROLLER_MQTT_PASSWORD (the controller's MQTT login)", err=True)
         raise typer.Exit(2)
-    engine = create_db_engine(settings.db_url)
-    migrate(engine)
+    engine = migrated_engine(settings)
     files = Enrollment(engine, settings).sync_broker_files(directory=out)
     engine.dispose()
     assert files is not None
@@ -61,7 +45,7 @@ def run(config: ConfigOption = None) -> None:
     from controller.app import create_app
     from controller.runtime import ControllerRuntime
 
-    settings = _settings(config)
+    settings = load_cli_settings(config)
     runtime = ControllerRuntime(settings).start()
     try:
         assert runtime.engine is not None and runtime.ingest is not None

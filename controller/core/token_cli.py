@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import Engine
 
+from controller.core.cli_options import ConfigOption, open_cli_engine
 from controller.models import Role
 
 tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML settings file (env EDGEFLEET_CONTROLLER_* wins)"),
-]
-
-
-def _engine(config: Path | None) -> Engine:
-    from pydantic import ValidationError
-
-    from controller.core.config import load_settings
-    from controller.core.db import create_db_engine, migrate
-
-    try:
-        settings = load_settings(config)
-    except (ValidationError, FileNotFoundError) as exc:
-        typer.echo(f"invalid controller settings: {exc}", err=True)
-        raise typer.Exit(2) from None
-    engine = create_db_engine(settings.db_url)
-    migrate(engine)
-    return engine
 
 
 @tokens_app.command("create")
@@ -45,7 +23,7 @@ def create(
 
     from controller.core.security import create_api_token
 
-    engine = _engine(config)
+    _, engine = open_cli_engine(config)
     with Session(engine) as session:
         row, secret = create_api_token(session, name=name, role=role, created_by="cli")
     engine.dispose()
@@ -60,7 +38,7 @@ def list_tokens(config: ConfigOption = None) -> None:
 
     from controller.models import ApiToken
 
-    engine = _engine(config)
+    _, engine = open_cli_engine(config)
     with Session(engine) as session:
         rows = session.exec(select(ApiToken).order_by(col(ApiToken.id))).all()
     engine.dispose()
@@ -79,7 +57,7 @@ def revoke(
 
     from controller.models import ApiToken, utcnow
 
-    engine = _engine(config)
+    _, engine = open_cli_engine(config)
     with Session(engine) as session:
         row = session.get(ApiToken, token_id)
         if row is None:

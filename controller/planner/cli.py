@@ -9,25 +9,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML settings file (env EDGEFLEET_CONTROLLER_* wins)"),
-]
-
-
-def _engine(config: Path | None) -> Any:
-    from controller.cli import _settings
-    from controller.core.db import create_db_engine, migrate
-
-    settings = _settings(config)
-    engine = create_db_engine(settings.db_url)
-    migrate(engine)
-    return settings, engine
+from controller.core.cli_options import ConfigOption, open_cli_engine
 
 
 def show(
@@ -40,7 +26,7 @@ def show(
 
     from controller.planner.service import draft_plan, plan_detail
 
-    _, engine = _engine(config)
+    _, engine = open_cli_engine(config)
     plan_id = draft_plan(engine, created_by="cli")
     with Session(engine) as session:
         detail = plan_detail(session, plan_id)
@@ -72,7 +58,7 @@ def history(
 
     from controller.planner.service import plan_history
 
-    _, engine = _engine(config)
+    _, engine = open_cli_engine(config)
     with Session(engine) as session:
         plans = plan_history(session, limit)
         for plan in plans:
@@ -91,7 +77,7 @@ def scores(
     """Show the PeRFICS leaderboard per device class."""
     from controller.planner.service import leaderboard
 
-    _, engine = _engine(config)
+    _, engine = open_cli_engine(config)
     board = leaderboard(engine)
     engine.dispose()
     for cls, rows in board.items():
@@ -122,7 +108,7 @@ def apply(
     from controller.ingest.mqtt import MqttConnection, MqttOptions
     from controller.planner.apply import PlanApplier, PlanError, RolloutConfig
 
-    settings, engine = _engine(config)
+    settings, engine = open_cli_engine(config)
     if settings.broker_url is None:
         typer.echo(
             "plan apply needs broker_url (an external broker the controller also uses)", err=True

@@ -10,33 +10,18 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
+from controller.core.cli_options import ConfigOption, open_cli_engine
 from controller.registry.store import ModelStore
 
 models_app = typer.Typer(
     help="Import, list, inspect and delete registry models.", no_args_is_help=True
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML settings file (env EDGEFLEET_CONTROLLER_* wins)"),
-]
-
 
 @contextmanager
 def _registry(config: Path | None) -> Iterator[tuple[Session, ModelStore]]:
     """(session, store) over the configured database and model directory."""
-    from pydantic import ValidationError
-
-    from controller.core.config import load_settings
-    from controller.core.db import create_db_engine, migrate
-
-    try:
-        settings = load_settings(config)
-    except (ValidationError, FileNotFoundError) as exc:
-        typer.echo(f"invalid controller settings: {exc}", err=True)
-        raise typer.Exit(2) from None
-    engine = create_db_engine(settings.db_url)
-    migrate(engine)
+    settings, engine = open_cli_engine(config)
     try:
         with Session(engine, expire_on_commit=False) as session:
             yield session, ModelStore(settings.models_dir)
