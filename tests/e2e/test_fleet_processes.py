@@ -20,12 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from controller.core.db import create_db_engine, session_scope
-from shared.profiles import DeviceProfile
 from tests.agent.daemon_support import agent_config, agent_process, write_config
 from tests.controller.planner.db_world import add_run
+from tests.factories.profiles import write_profiles
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(240)
@@ -33,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "eft_e2e-admin-token-" + "z" * 24
 # "m-small" needs ~53 MB by the GGUF estimate, "m-big" ~64 MB: the 60 MB class fits only m-small.
 SHAPES = {"m-small": {"n_embd": 64}, "m-big": {"n_embd": 512, "n_layers": 8, "n_ff": 1024}}
-CLASSES = {"e2e-small": 60, "e2e-big": 2000}
 DEVICES = {"agent-small": "e2e-small", "agent-big": "e2e-big"}
 
 
@@ -49,24 +47,6 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str, logs: list[Pat
         time.sleep(0.2)
     tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
     raise AssertionError(f"timed out waiting for {what}\n{tails}")
-
-
-def _write_profiles(directory: Path) -> None:
-    directory.mkdir()
-    for name, memory in CLASSES.items():
-        profile = DeviceProfile(
-            name=name,
-            arch="x86_64",
-            memory_budget_mb=memory,
-            latency_budget_s=60,
-            disk_budget_mb=1000,
-            threads=1,
-            n_ctx=2048,
-            memory_bandwidth_gbs=8,
-            compute_gflops=40,
-            standard_answer_tokens=64,
-        )
-        (directory / f"{name}.yaml").write_text(yaml.safe_dump(profile.model_dump(mode="json")))
 
 
 class Fleet:
@@ -139,7 +119,7 @@ class Fleet:
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
     classes = tmp_path / "classes"
-    _write_profiles(classes)
+    write_profiles(classes)
     running = Fleet(tmp_path, classes)
     try:
         yield running

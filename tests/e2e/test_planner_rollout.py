@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -27,13 +26,13 @@ from controller.ingest.service import IngestService
 from controller.planner.apply import PlanApplier, RolloutConfig
 from controller.planner.service import draft_plan, plan_detail
 from controller.registry.serve import file_response
-from shared.profiles import DeviceProfile
 from shared.topics import Topics
 from tests.agent.daemon_support import agent_config, agent_process, write_config
 from tests.controller import conftest as controller_fixtures
 from tests.controller.api.server import UvicornServer
 from tests.controller.devices import wait_until
 from tests.controller.planner.db_world import add_run
+from tests.factories.profiles import write_profiles
 from tests.support.broker import MosquittoBroker
 
 # The controller's fixtures (a migrated SQLite database, ingest services), reused here.
@@ -43,27 +42,6 @@ ingest_factory = controller_fixtures.ingest_factory
 # Tiny models: "m-small" needs ~53 MB by the GGUF estimate, "m-big" ~64 MB even at the
 # smallest context. The small class's 60 MB budget fits only m-small.
 SHAPES = {"m-small": {"n_embd": 64}, "m-big": {"n_embd": 512, "n_layers": 8, "n_ff": 1024}}
-CLASSES = {"e2e-small": 60, "e2e-big": 2000}
-
-
-def _profiles(directory: Path) -> list[DeviceProfile]:
-    out = []
-    for name, memory in CLASSES.items():
-        profile = DeviceProfile(
-            name=name,
-            arch="x86_64",
-            memory_budget_mb=memory,
-            latency_budget_s=60,
-            disk_budget_mb=1000,
-            threads=1,
-            n_ctx=2048,
-            memory_bandwidth_gbs=8,
-            compute_gflops=40,
-            standard_answer_tokens=64,
-        )
-        (directory / f"{name}.yaml").write_text(yaml.safe_dump(profile.model_dump(mode="json")))
-        out.append(profile)
-    return out
 
 
 def _registry(engine: Engine, files: dict[str, Path]) -> UvicornServer:
@@ -81,7 +59,7 @@ def _registry(engine: Engine, files: dict[str, Path]) -> UvicornServer:
 
 def _seed(engine: Engine, profiles_dir: Path, files: dict[str, Path]) -> None:
     with session_scope(engine) as session:
-        for profile in _profiles(profiles_dir):
+        for profile in write_profiles(profiles_dir):
             crud.upsert_device_class(session, profile=profile)
         for model_id, path in files.items():
             session.add(
