@@ -207,10 +207,3 @@ class FileServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-def same_user_config() -> list[str]:
-    """Mosquitto drops root to its own user, which cannot read pytest's tmp dirs: keep root."""
-    import os
-
-    return ["user root"] if os.geteuid() == 0 else []

@@ -13,7 +13,7 @@ from agent.daemon import Agent
 from agent.mqtt_session import Backoff
 from shared.messages import CmdBody, IdentifyCommand, encode, make_envelope
 from shared.topics import Topics
-from tests.agent.daemon_support import Recorder, make_agent, same_user_config, wait_until
+from tests.agent.daemon_support import Recorder, make_agent, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 TOPICS = Topics()
@@ -46,9 +46,7 @@ def test_refused_connection_is_not_treated_as_connected(mosquitto_factory, tmp_p
         ["mosquitto_passwd", "-b", "-c", str(passwords), "dev-auth", "right-pass"], check=True
     )
     passwords.chmod(0o644)
-    broker = mosquitto_factory(
-        ["allow_anonymous false", f"password_file {passwords}", *same_user_config()]
-    )
+    broker = mosquitto_factory(["allow_anonymous false", f"password_file {passwords}"])
     wrong = _dev_auth_agent(tmp_path / "a", broker.port, "wrong-pass")
     wrong.start()
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.daemon_support import make_agent, same_user_config, wait_until
+from tests.agent.daemon_support import make_agent, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -53,7 +53,6 @@ def test_agent_connects_over_tls_with_a_client_certificate(mosquitto_factory, tm
             f"keyfile {pki / 'server.key'}",
             "require_certificate true",
             "use_identity_as_username true",
-            *same_user_config(),
         ]
     )
     common = {

@@ -25,7 +25,6 @@ from tests.agent.daemon_support import (
     Recorder,
     agent_config,
     agent_process,
-    same_user_config,
     wait_until,
     write_config,
 )
@@ -54,7 +53,6 @@ def _persistent_broker(mosquitto_factory, persist: Path):
             "persistence true",
             f"persistence_location {persist}/",
             "autosave_interval 1",
-            *same_user_config(),
         ]
     )
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,15 +16,6 @@ from tests.controller.devices import FakeDevice, wait_until
 from tests.support.broker import MosquittoBroker
 
 TOTAL = 3000
-
-
-@pytest.fixture
-def persistent_dir() -> Iterator[Path]:
-    """Writable by the user Mosquitto drops to (pytest's tmp dirs are private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="edgefleet-mosq-db-"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def stored(engine: Engine) -> int:
@@ -75,10 +64,11 @@ def test_broker_restart_while_publishing_loses_nothing(
     sqlite_engine: Engine,
     mosquitto_factory: Callable[..., MosquittoBroker],
     ingest_factory: Callable[..., IngestService],
-    persistent_dir: Path,
+    tmp_path: Path,
 ) -> None:
     # a persistent Mosquitto keeps the controller's session (and its queue) across restarts
-    store = persistent_dir
+    store = tmp_path / "mosquitto-db"
+    store.mkdir()
     broker = mosquitto_factory(["persistence true", f"persistence_location {store}/"])
     service = ingest_factory(sqlite_engine, broker, client_id="outage-ctl", batch_size=50)
     done = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -49,6 +50,10 @@ class MosquittoBroker:
         ]
         if not any(line.startswith("allow_anonymous") for line in self.extra_config):
             lines.append("allow_anonymous true")
+        if os.geteuid() == 0:
+            # Mosquitto started as root drops to its own user, which cannot read the
+            # test's private tmp dirs (password, ACL, TLS and persistence files).
+            lines.append("user root")
         config = self.workdir / "mosquitto.conf"
         config.write_text("\n".join(lines + self.extra_config) + "\n")
         return config
