@@ -131,6 +131,50 @@ class Fleet:
         self.agents[device_id] = agent_process(write_config(home, config), self.logs[-1])
         self.processes.append(self.agents[device_id])
 
+    def wait(self, probe: Callable[[], Any], timeout: float, what: str) -> Any:
+        """:func:`wait_for` with this fleet's logs."""
+        return wait_for(probe, timeout, what, self.logs)
+
+    def upload_model(self, model_id: str, path: Path) -> None:
+        """Import a GGUF into the controller's registry through the upload route."""
+        response = self.api.post(
+            "/models/upload",
+            params={"model_id": model_id},
+            content=path.read_bytes(),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert response.status_code == 201, response.text
+
+    def enroll(self, devices: dict[str, str], **overrides: Any) -> None:
+        """Enroll each ``{device_id: device_class}``, start its agent, wait until all are online."""
+        for device_id, device_class in devices.items():
+            enrolling = {"id": device_id, "device_class": device_class}
+            response = self.api.post("/devices", json=enrolling)
+            assert response.status_code == 201, response.text
+            password = response.json()["credentials"]["password"]
+            self.start_agent(device_id, device_class, password, **overrides)
+
+        def online() -> bool:
+            items = self.api.get("/devices").json()["items"]
+            return {d["id"] for d in items if d["status"] == "online"} >= set(devices)
+
+        self.wait(online, 60, f"{sorted(devices)} online")
+
+    def assign(self, device_id: str, model_id: str) -> None:
+        """Assign a model by hand (not through a plan) and wait for the agent's ok."""
+        command_id = self.send(device_id, {"type": "assign", "model_id": model_id})
+        self.wait(lambda: "ok" in self.ack_statuses(command_id), 60, f"{device_id} on {model_id}")
+
+    def chat_model(self, device_id: str) -> str:
+        """The model the device's chat API answers with."""
+        answer = httpx.post(
+            f"http://127.0.0.1:{self.chat_ports[device_id]}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["model"])
+
     def send(self, device_id: str, command: dict[str, Any]) -> str:
         """Send one command through the API; return its id."""
         response = self.api.post("/commands", json={"device_id": device_id, "command": command})
