@@ -189,7 +189,9 @@ class PlanApplier:
         with session_scope(self.engine) as session:
             row = self._assignment(session, plan_id, device_id)
             if row is not None:
-                row.status = status
+                # A device that failed keeps saying so; its rollback command is on record.
+                if not (status == "rolled_back" and row.status == "failed"):
+                    row.status = status
                 if command_id is not None:
                     row.command_id = command_id
                 session.add(row)

@@ -126,6 +126,8 @@ def test_failing_canary_rolls_back_and_stops_the_rollout(rig) -> None:
         assert plan.status == "failed"
         assert "b1: command error: out of memory loading m-big" in plan.reasons[-1]
     assert applier.tick(plan_id) == "rolled_back"
+    # The canary that failed says so; its wave's other device was told to go back.
+    assert _statuses(engine, plan_id) == {"b1": "failed", "s1": "rolled_back", "s2": "change"}
 
 
 class LoopLooksWhileSending:
