@@ -10,6 +10,7 @@ are told to serve m-small again, and the plan's history says why.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,33 @@ def drifted(tmp_path: Path) -> Iterator[tuple[Fleet, Path]]:
         yield fleet, device_classes
 
 
+def _both_on_m_small(fleet: Fleet, gguf: Callable[..., Path], **agent_config: Any) -> None:
+    """Both models in the registry (m-big judged better), both agents serving m-small refined."""
+    wait_for(fleet.healthy, 30, "the controller's /healthz", fleet.logs)
+    for model_id, shape in SHAPES.items():
+        fleet.upload_model(model_id, gguf(model_id, **shape))
+    fleet.enroll(DEVICES, **agent_config)
+    for device_id in DEVICES:
+        fleet.assign(device_id, "m-small", refine=True)
+    judged_quality(fleet.db_file)
+
+
 def _plan(fleet: Fleet, plan_id: int) -> dict[str, Any]:
     response = fleet.api.get(f"/plans/{plan_id}")
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+def _settled(fleet: Fleet, plan_id: int) -> dict[str, Any]:
+    def settled() -> dict[str, Any] | None:
+        detail = _plan(fleet, plan_id)
+        return detail if detail["plan"]["params"]["rollout"]["state"] != "running" else None
+
+    return dict(fleet.wait(settled, 60, f"plan {plan_id}'s rollout to settle"))
+
+
+def _models(fleet: Fleet) -> dict[str, str | None]:
+    return {d["id"]: d["model_id"] for d in fleet.api.get("/devices").json()["items"]}
 
 
 def _command(fleet: Fleet, command_id: str) -> dict[str, Any]:
@@ -52,13 +76,7 @@ def test_canary_refusing_a_model_over_its_memory_rolls_its_wave_back(
     drifted: tuple[Fleet, Path], tiny_gguf_factory: Callable[..., Path]
 ) -> None:
     fleet, device_classes = drifted
-    wait_for(fleet.healthy, 30, "the controller's /healthz", fleet.logs)
-    for model_id, shape in SHAPES.items():
-        fleet.upload_model(model_id, tiny_gguf_factory(model_id, **shape))
-    fleet.enroll(DEVICES, profiles_dir=str(device_classes))
-    for device_id in DEVICES:
-        fleet.assign(device_id, "m-small")
-    judged_quality(fleet.db_file)
+    _both_on_m_small(fleet, tiny_gguf_factory, profiles_dir=str(device_classes))
 
     applied = fleet.api.post("/plans", json={})
     assert applied.status_code == 202, applied.text
@@ -67,14 +85,10 @@ def test_canary_refusing_a_model_over_its_memory_rolls_its_wave_back(
     targets = {a["device_id"]: a["model_id"] for a in applied.json()["assignments"]}
     assert targets == dict.fromkeys(DEVICES, "m-big")
 
-    def settled() -> dict[str, Any] | None:
-        detail = _plan(fleet, plan_id)
-        return detail if detail["plan"]["params"]["rollout"]["state"] != "running" else None
-
-    detail = fleet.wait(settled, 60, "the canary wave to settle")
+    detail = _settled(fleet, plan_id)
     plan = detail["plan"]
     assert (plan["status"], plan["params"]["rollout"]["state"]) == ("failed", "rolled_back")
-    assert plan["params"]["rollout"]["previous"] == dict.fromkeys(DEVICES, ["m-small", False])
+    assert plan["params"]["rollout"]["previous"] == dict.fromkeys(DEVICES, ["m-small", True])
     failure = plan["reasons"][-1]
     assert failure.startswith("wave 0 failed: agent-small: command error: "), failure
     assert "memory budget is 60 MB" in failure and "agent-big" not in failure
@@ -92,13 +106,53 @@ def test_canary_refusing_a_model_over_its_memory_rolls_its_wave_back(
     statuses = {a["device_id"]: a["status"] for a in _plan(fleet, plan_id)["assignments"]}
     assert statuses == {"agent-small": "failed", "agent-big": "rolled_back"}
 
-    def back_on_m_small() -> bool:
-        items = fleet.api.get("/devices").json()["items"]
-        return {d["id"]: d["model_id"] for d in items} == dict.fromkeys(DEVICES, "m-small")
-
-    fleet.wait(back_on_m_small, 30, "both devices reporting m-small again")
+    fleet.wait(lambda: _models(fleet) == dict.fromkeys(DEVICES, "m-small"), 30, "m-small again")
     assert {d: fleet.chat_model(d) for d in DEVICES} == dict.fromkeys(DEVICES, "m-small")
 
     history = fleet.api.get("/plans").json()  # newest first; the planner loop only drafts
     sent = [(p["id"], p["status"], p["reasons"][-1]) for p in history if p["applied_at"]]
     assert sent == [(plan_id, "failed", failure)]
+
+
+@pytest.fixture
+def short_timeout(tmp_path: Path) -> Iterator[Fleet]:
+    """A controller that rolls a wave back when it is not acked and healthy within 5 s."""
+    classes = tmp_path / "classes"
+    write_profiles(classes)
+    with Fleet(tmp_path, classes, planner_rollout_timeout_s="5") as fleet:
+        yield fleet
+
+
+def test_canary_killed_mid_wave_times_out_and_restarts_on_its_previous_model(
+    short_timeout: Fleet, tiny_gguf_factory: Callable[..., Path]
+) -> None:
+    fleet = short_timeout
+    _both_on_m_small(fleet, tiny_gguf_factory)
+    canary = fleet.agents["agent-big"]
+    canary.send_signal(signal.SIGSTOP)  # alive and connected, but it will not read its command
+
+    applied = fleet.api.post("/plans", json={})
+    assert applied.status_code == 202, applied.text
+    assert applied.json()["message"] == "1 changes in 1 waves"
+    plan_id = applied.json()["plan"]["id"]
+    canary.kill()  # dies in the middle of the wave
+    canary.wait(10)
+
+    plan = _settled(fleet, plan_id)["plan"]
+    assert (plan["status"], plan["params"]["rollout"]["state"]) == ("failed", "rolled_back")
+    assert plan["params"]["rollout"]["waves"] == [["agent-big"]]
+    failure = plan["reasons"][-1]
+    assert failure.startswith("wave 0 failed: agent-big: no ok ack and healthy metrics after ")
+    statuses = {a["device_id"]: a["status"] for a in _plan(fleet, plan_id)["assignments"]}
+    assert statuses == {"agent-big": "failed", "agent-small": "unchanged"}
+    # The small class had nothing to change: no command, still serving.
+    assert fleet.api.get(f"/commands/p{plan_id}-as-agent-small").status_code == 404
+    assert fleet.chat_model("agent-small") == "m-small"
+
+    # Restarted, the device gets what the broker kept for it and ends on its previous model.
+    fleet.restart_agent("agent-big")
+    rollback = f"p{plan_id}-rb-agent-big"
+    fleet.wait(lambda: "ok" in fleet.ack_statuses(rollback), 60, f"{rollback} ok")
+    fleet.wait(lambda: _models(fleet)["agent-big"] == "m-small", 30, "agent-big on m-small")
+    assert fleet.chat_model("agent-big") == "m-small"
+    assert _plan(fleet, plan_id)["plan"]["params"]["rollout"]["state"] == "rolled_back"

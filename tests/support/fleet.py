@@ -9,6 +9,7 @@ terminates every process it started, then kills what did not exit.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -160,9 +161,10 @@ class Fleet:
 
         self.wait(online, 60, f"{sorted(devices)} online")
 
-    def assign(self, device_id: str, model_id: str) -> None:
+    def assign(self, device_id: str, model_id: str, *, refine: bool = False) -> None:
         """Assign a model by hand (not through a plan) and wait for the agent's ok."""
-        command_id = self.send(device_id, {"type": "assign", "model_id": model_id})
+        command = {"type": "assign", "model_id": model_id, "refine": refine}
+        command_id = self.send(device_id, command)
         self.wait(lambda: "ok" in self.ack_statuses(command_id), 60, f"{device_id} on {model_id}")
 
     def chat_model(self, device_id: str) -> str:
@@ -174,6 +176,12 @@ class Fleet:
         )
         assert answer.status_code == 200, answer.text
         return str(answer.json()["model"])
+
+    def restart_agent(self, device_id: str) -> None:
+        """Start a stopped or killed agent again with its config, data and log."""
+        home = self.tmp_path / device_id
+        self.agents[device_id] = agent_process(home / "agent.yaml", home / "agent.log")
+        self.processes.append(self.agents[device_id])
 
     def send(self, device_id: str, command: dict[str, Any]) -> str:
         """Send one command through the API; return its id."""
@@ -191,6 +199,7 @@ class Fleet:
         self.api.close()
         for process in reversed(self.processes):
             process.terminate()
+            process.send_signal(signal.SIGCONT)  # a test may have frozen it
         for process in self.processes:
             try:
                 process.wait(timeout=30)
