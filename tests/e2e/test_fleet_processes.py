@@ -32,14 +32,7 @@ def test_default_deployment_enrolls_benches_plans_and_serves(
 ) -> None:
     wait_for(fleet.healthy, 30, "the controller's /healthz", fleet.logs)
     for model_id, shape in SHAPES.items():
-        path = tiny_gguf_factory(model_id, **shape)
-        imported = fleet.api.post(
-            "/models/upload",
-            params={"model_id": model_id},
-            content=path.read_bytes(),
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert imported.status_code == 201, imported.text
+        fleet.upload_model(model_id, tiny_gguf_factory(model_id, **shape))
     for device_id, device_class in DEVICES.items():
         enrolled = fleet.api.post("/devices", json={"id": device_id, "device_class": device_class})
         assert enrolled.status_code == 201, enrolled.text
