@@ -23,7 +23,7 @@ from controller.enrollment import Enrollment
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.mqtt import MqttOptions
 from controller.ingest.service import IngestConfig, IngestService
-from controller.planner.apply import PlanApplier
+from controller.planner.apply import PlanApplier, RolloutConfig
 from controller.planner.loop import PlannerLoop
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,12 @@ class ControllerRuntime:
         if not self.ingest.connection.wait_connected(15):
             logger.warning("MQTT broker not reachable yet; ingest keeps retrying in the background")
         if settings.planner_loop:
-            applier = PlanApplier(self.engine, self.commands, model_url=settings.model_file_url)
+            applier = PlanApplier(
+                self.engine,
+                self.commands,
+                model_url=settings.model_file_url,
+                config=RolloutConfig(timeout_s=settings.planner_rollout_timeout_s),
+            )
             self.planner = PlannerLoop(
                 self.engine,
                 applier,

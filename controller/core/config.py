@@ -138,6 +138,9 @@ class ControllerSettings(BaseSettings):
         False, description="apply the planner loop's drafts without an operator (off: drafts only)"
     )
     planner_interval_s: float = Field(2.0, gt=0, description="seconds between planner loop passes")
+    planner_rollout_timeout_s: float = Field(
+        600.0, gt=0, description="seconds a wave may take to ack and report healthy, else rollback"
+    )
     bootstrap_admin_token: SecretStr | None = Field(
         None, description="admin API token to create on first start (unset: generate and print)"
     )

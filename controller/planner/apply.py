@@ -85,6 +85,7 @@ class PlanApplier:
                         c.device_id: list(c.previous) if c.previous else None for c in changes
                     },
                     "state": "running" if waves else "done",
+                    "wave_started_at": utcnow().isoformat(),
                 },
             }
         if waves:
@@ -127,28 +128,38 @@ class PlanApplier:
             target = self._target(plan_id, device_id, rollback)
             if target is None:
                 continue
-            suffix = "rb" if rollback else "as"
-            command_id = f"p{plan_id}-{suffix}-{device_id}"[:64]
-            model = self._model(target.model_id)
-            sent = self.commands.send(
-                device_id=device_id,
-                plan_id=plan_id,
-                created_by=by,
-                command=AssignCommand(
-                    command_id=command_id,
-                    model_id=model.id,
-                    sha256=model.sha256,
-                    url=self.model_url(model.id),
-                    size_bytes=model.size_bytes,
-                    refine=target.refine,
-                ),
-            )
-            self._mark(
-                plan_id,
-                device_id,
-                "rolled_back" if rollback else "sent",
-                None if rollback else sent.id,
-            )
+            try:
+                self._send_one(plan_id, device_id, target, by, rollback=rollback is not None)
+            except Exception:
+                # Recorded, so the next tick fails the wave now instead of waiting for it.
+                self._mark(plan_id, device_id, "failed", None)
+                raise
+
+    def _send_one(
+        self, plan_id: int, device_id: str, target: Option, by: str | None, *, rollback: bool
+    ) -> None:
+        suffix = "rb" if rollback else "as"
+        command_id = f"p{plan_id}-{suffix}-{device_id}"[:64]
+        model = self._model(target.model_id)
+        sent = self.commands.send(
+            device_id=device_id,
+            plan_id=plan_id,
+            created_by=by,
+            command=AssignCommand(
+                command_id=command_id,
+                model_id=model.id,
+                sha256=model.sha256,
+                url=self.model_url(model.id),
+                size_bytes=model.size_bytes,
+                refine=target.refine,
+            ),
+        )
+        self._mark(
+            plan_id,
+            device_id,
+            "rolled_back" if rollback else "sent",
+            None if rollback else sent.id,
+        )
 
     def _target(
         self, plan_id: int, device_id: str, rollback: dict[str, Option] | None
@@ -178,7 +189,9 @@ class PlanApplier:
         with session_scope(self.engine) as session:
             row = self._assignment(session, plan_id, device_id)
             if row is not None:
-                row.status = status
+                # A device that failed keeps saying so; its rollback command is on record.
+                if not (status == "rolled_back" and row.status == "failed"):
+                    row.status = status
                 if command_id is not None:
                     row.command_id = command_id
                 session.add(row)
@@ -194,7 +207,8 @@ class PlanApplier:
             if rollout["state"] != "running":
                 return str(rollout["state"])
             wave = rollout["waves"][rollout["wave"]]
-            facts = {d: self._facts(session, plan_id, d) for d in wave}
+            started = _started_at(rollout, plan)
+            facts = {d: self._facts(session, plan_id, d, started) for d in wave}
         verdict, states = wave_verdict(
             facts, now, self.config.timeout_s, require_metrics=self.config.require_metrics
         )
@@ -210,13 +224,20 @@ class PlanApplier:
             rollout["state"] = "done"
             self._save(plan_id, rollout, None)
             return "done"
+        rollout["wave_started_at"] = utcnow().isoformat()
         self._save(plan_id, rollout, None)
         self._send(plan_id, rollout["waves"][rollout["wave"]], None)
         return "running"
 
-    def _facts(self, session: Session, plan_id: int, device_id: str) -> StepFacts:
+    def _facts(
+        self, session: Session, plan_id: int, device_id: str, wave_started_at: datetime
+    ) -> StepFacts:
         row = self._assignment(session, plan_id, device_id)
         command = session.get(db.Command, row.command_id) if row and row.command_id else None
+        if command is None and row is not None and row.status == "change":
+            # Still being sent (by another thread, or a controller that stopped mid-wave):
+            # waiting, so only the wave's timeout fails it.
+            return StepFacts("unsent", wave_started_at)
         if command is None:
             return StepFacts("publish_failed", utcnow(), "no command recorded")
         health = None
@@ -261,3 +282,10 @@ class PlanApplier:
                 plan.reasons = [*plan.reasons, failure]
                 flag_modified(plan, "reasons")
             session.add(plan)
+
+
+def _started_at(rollout: dict, plan: db.Plan) -> datetime:
+    """When the running wave was sent (rollouts recorded before this was kept: when applied)."""
+    if "wave_started_at" in rollout:
+        return datetime.fromisoformat(rollout["wave_started_at"])
+    return plan.applied_at or utcnow()

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def test_runtime_runs_the_planner_loop_without_auto_apply_and_stops_it(tmp_path: Path) -> None:
-    settings = ControllerSettings(data_dir=tmp_path, dev_mode=True, planner_interval_s=0.1)
+    settings = ControllerSettings(
+        data_dir=tmp_path, dev_mode=True, planner_interval_s=0.1, planner_rollout_timeout_s=42
+    )
     runtime = ControllerRuntime(settings).start()
     try:
         assert runtime.broker is not None  # no broker URL: the embedded one
@@ -25,6 +27,7 @@ def test_runtime_runs_the_planner_loop_without_auto_apply_and_stops_it(tmp_path:
         assert thread is not None and thread.is_alive()
         assert planner.applier is not None
         assert planner.applier.model_url("m1") == "http://127.0.0.1:8000/api/v1/models/m1/file"
+        assert planner.applier.config.timeout_s == 42
         assert wait_until(lambda: planner._devices is not None, 10)  # it has stepped
     finally:
         runtime.stop()

@@ -10,142 +10,21 @@ login) and their chat APIs answer with it.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from controller.core.db import create_db_engine, session_scope
-from tests.agent.daemon_support import agent_config, agent_process, write_config
-from tests.controller.planner.db_world import add_run
-from tests.factories.profiles import write_profiles
-from tests.support.ports import free_port
+from tests.support.fleet import Fleet, wait_for
+from tests.support.fleet import judged_quality as _judged_quality
 
 pytestmark = pytest.mark.timeout(240)
-ROOT = Path(__file__).resolve().parents[2]
-ADMIN = "eft_e2e-admin-token-" + "z" * 24
 # "m-small" needs ~53 MB by the GGUF estimate, "m-big" ~64 MB: the 60 MB class fits only m-small.
 SHAPES = {"m-small": {"n_embd": 64}, "m-big": {"n_embd": 512, "n_layers": 8, "n_ff": 1024}}
 DEVICES = {"agent-small": "e2e-small", "agent-big": "e2e-big"}
-
-
-def wait_for(probe: Callable[[], Any], timeout: float, what: str, logs: list[Path]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-    raise AssertionError(f"timed out waiting for {what}\n{tails}")
-
-
-class Fleet:
-    """The controller process, its API client, and the agents started against it."""
-
-    def __init__(self, tmp_path: Path, classes: Path) -> None:
-        self.tmp_path, self.classes = tmp_path, classes
-        self.api_port, self.broker_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.api_port}"
-        self.logs = [tmp_path / "controller.log"]
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "EDGEFLEET_CONTROLLER_DATA_DIR": str(tmp_path / "ctl"),
-            "EDGEFLEET_CONTROLLER_API_PORT": str(self.api_port),
-            "EDGEFLEET_CONTROLLER_EMBEDDED_BROKER_PORT": str(self.broker_port),
-            "EDGEFLEET_CONTROLLER_BOOTSTRAP_ADMIN_TOKEN": ADMIN,
-            "EDGEFLEET_CONTROLLER_DEVICE_CLASSES_DIR": str(classes),
-            "EDGEFLEET_CONTROLLER_PUBLIC_URL": self.url,
-            "EDGEFLEET_CONTROLLER_PLANNER_INTERVAL_S": "0.3",
-        }
-        self.processes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "shared.cli", "controller", "run"],
-                env=env,
-                cwd=ROOT,
-                stdout=self.logs[0].open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-        ]
-        self.api = httpx.Client(
-            base_url=self.url + "/api/v1", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
-        )
-        self.chat_ports: dict[str, int] = {}
-
-    def healthy(self) -> bool:
-        return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
-
-    def start_agent(self, device_id: str, device_class: str, password: str) -> None:
-        home = self.tmp_path / device_id
-        home.mkdir()
-        self.chat_ports[device_id] = free_port()
-        config = agent_config(
-            home,
-            self.broker_port,
-            device_id=device_id,
-            device_class=device_class,
-            profiles_dir=str(self.classes),
-            mqtt_username=device_id,
-            mqtt_password=password,
-            controller_url=self.url,
-            chat_enabled=True,
-            chat_port=self.chat_ports[device_id],
-        )
-        self.logs.append(home / "agent.log")
-        self.processes.append(agent_process(write_config(home, config), self.logs[-1]))
-
-    def stop(self) -> None:
-        self.api.close()
-        for process in reversed(self.processes):
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    classes = tmp_path / "classes"
-    write_profiles(classes)
-    running = Fleet(tmp_path, classes)
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def _judged_quality(db_file: Path) -> None:
-    engine = create_db_engine(f"sqlite:///{db_file}")
-    try:
-        with session_scope(engine) as session:
-            add_run(session, "m-small", "judge", "judge-server", 1)
-            add_run(session, "m-big", "judge", "judge-server", 2)
-    finally:
-        engine.dispose()
-
-
-def _ack_statuses(fleet: Fleet, command_id: str) -> list[str]:
-    detail = fleet.api.get(f"/commands/{command_id}").json()
-    return [a["status"] for a in detail["acks"]]
-
-
-def _send(fleet: Fleet, device_id: str, command: dict[str, Any]) -> str:
-    response = fleet.api.post("/commands", json={"device_id": device_id, "command": command})
-    assert response.status_code == 202, response.text
-    return response.json()["commands"][0]["id"]
+# The harness moved to tests/support/fleet.py; these names keep the test body as it was.
+_send, _ack_statuses = Fleet.send, Fleet.ack_statuses
 
 
 def test_default_deployment_enrolls_benches_plans_and_serves(
@@ -153,14 +32,7 @@ def test_default_deployment_enrolls_benches_plans_and_serves(
 ) -> None:
     wait_for(fleet.healthy, 30, "the controller's /healthz", fleet.logs)
     for model_id, shape in SHAPES.items():
-        path = tiny_gguf_factory(model_id, **shape)
-        imported = fleet.api.post(
-            "/models/upload",
-            params={"model_id": model_id},
-            content=path.read_bytes(),
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert imported.status_code == 201, imported.text
+        fleet.upload_model(model_id, tiny_gguf_factory(model_id, **shape))
     for device_id, device_class in DEVICES.items():
         enrolled = fleet.api.post("/devices", json={"id": device_id, "device_class": device_class})
         assert enrolled.status_code == 201, enrolled.text

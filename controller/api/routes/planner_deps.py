@@ -18,7 +18,7 @@ from controller.api.errors import ApiError
 from controller.api.routes import plans, scores
 from controller.api.state import AppState
 from controller.core.security import Principal, Role
-from controller.planner.apply import PlanApplier
+from controller.planner.apply import PlanApplier, RolloutConfig
 
 
 def _engine(state: StateDep) -> Engine:
@@ -50,6 +50,7 @@ def applier_for(state: AppState, sender: Any) -> PlanApplier:
         state.engine,
         cast(Any, sender),
         model_url=state.settings.model_file_url,
+        config=RolloutConfig(timeout_s=state.settings.planner_rollout_timeout_s),
     )
 
 

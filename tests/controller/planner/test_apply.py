@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -125,6 +126,78 @@ def test_failing_canary_rolls_back_and_stops_the_rollout(rig) -> None:
         assert plan.status == "failed"
         assert "b1: command error: out of memory loading m-big" in plan.reasons[-1]
     assert applier.tick(plan_id) == "rolled_back"
+    # The canary that failed says so; its wave's other device was told to go back.
+    assert _statuses(engine, plan_id) == {"b1": "failed", "s1": "rolled_back", "s2": "change"}
+
+
+class LoopLooksWhileSending:
+    """Sends like the real publisher, but lets the planner loop tick the plan first.
+
+    In ``controller run`` the API thread applies a plan while the loop's thread
+    ticks every rollout: a tick can land between two commands of one wave.
+    """
+
+    def __init__(self, inner: CommandPublisher, look: Callable[[], str]) -> None:
+        self.inner, self.look = inner, look
+        self.seen: list[str] = []
+
+    def send(self, **kwargs: Any) -> db.Command:
+        self.seen.append(self.look())
+        return self.inner.send(**kwargs)
+
+
+def test_a_tick_while_a_wave_is_being_sent_waits_for_its_commands(rig) -> None:
+    engine, _, devices, loop_applier = rig
+    _move_small_box(engine)
+    plan_id = draft_plan(engine)
+    publisher = LoopLooksWhileSending(loop_applier.commands, lambda: loop_applier.tick(plan_id))
+    api_applier = PlanApplier(
+        engine, publisher, model_url=loop_applier.model_url, config=loop_applier.config
+    )
+    assert api_applier.apply(plan_id) == "3 changes in 2 waves"
+    assert publisher.seen == ["running", "running"]
+    assert _statuses(engine, plan_id) == {"b1": "sent", "s1": "sent", "s2": "change"}
+    assert wait_until(lambda: devices["b1"].commands and devices["s1"].commands, 5)
+    assert [c["command_id"] for c in devices["b1"].commands] == [f"p{plan_id}-as-b1"]
+
+
+class BreaksOffSending:
+    """A publisher that raises on the first send, as a controller stopping mid-wave would."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def send(self, **kwargs: Any) -> db.Command:
+        raise self.error
+
+
+def _apply_broken_off(engine: Engine, applier: PlanApplier, error: BaseException) -> int:
+    plan_id = draft_plan(engine)
+    broken = PlanApplier(
+        engine, BreaksOffSending(error), model_url=applier.model_url, config=applier.config
+    )
+    with pytest.raises(type(error)):
+        broken.apply(plan_id)
+    return plan_id
+
+
+def test_a_wave_cut_off_mid_send_times_out_and_rolls_back(rig) -> None:
+    engine, _, _, applier = rig
+    plan_id = _apply_broken_off(engine, applier, SystemExit(0))
+    assert applier.tick(plan_id) == "running"  # not sent yet is not failed yet
+    later = utcnow() + timedelta(seconds=61)
+    assert applier.tick(plan_id, now=later) == "rolled_back"
+    with Session(engine) as session:
+        reasons = session.get(db.Plan, plan_id).reasons
+    assert "b1: no ok ack and healthy metrics after 6" in reasons[-1]
+
+
+def test_a_command_that_cannot_be_sent_fails_its_wave_at_once(rig) -> None:
+    engine, _, _, applier = rig
+    plan_id = _apply_broken_off(engine, applier, LookupError("device b1 is not enrolled"))
+    assert applier.tick(plan_id) == "rolled_back"
+    with Session(engine) as session:
+        assert "b1: command publish_failed" in session.get(db.Plan, plan_id).reasons[-1]
 
 
 def test_silent_canary_times_out_and_rolls_back(rig) -> None:
