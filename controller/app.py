@@ -31,8 +31,10 @@ from controller.api.routes import (
     downloads,
     enrollment,
     health,
+    me,
     models,
     planner_deps,
+    serving,
     tokens,
 )
 from controller.api.state import AppState, CommandSender, StatsSource
@@ -109,7 +111,8 @@ def _mount(app: FastAPI) -> None:
     api = APIRouter(
         prefix=API_PREFIX, dependencies=[Depends(authorize)], responses=errors.ERROR_RESPONSES
     )
-    for module in (devices, enrollment, classes, models, bench, commands, dead_letters):
+    routes = (me, devices, serving, enrollment, classes, models, bench, commands, dead_letters)
+    for module in routes:
         api.include_router(module.router)
     for router in planner_deps.routers():
         api.include_router(router)
