@@ -46,6 +46,7 @@ from controller.models import Device, IngestedMessage, Model
 from controller.registry.devices import DeviceCredentialCheck
 from controller.registry.profiles import DEFAULT_CLASSES_DIR
 from controller.registry.store import ModelStore
+from controller.web.dashboard import mount_dashboard
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ def _mount(app: FastAPI) -> None:
     app.include_router(api)
     app.include_router(downloads.router, prefix=API_PREFIX)
     app.include_router(enrollment.redeem_router, prefix=API_PREFIX)
+    mount_dashboard(app)
 
 
 def _start(state: AppState, token_sink: TokenSink, *, migrate_db: bool) -> None:
