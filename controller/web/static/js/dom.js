@@ -40,11 +40,13 @@ function fillCell(cell, spec) {
  * focus and text selection survive a refresh).
  *
  * `row(item)` returns `{key, cells, className?}`; `cells` is a list of
- * `{spec, header?, label?, className?}`; a cell whose `header` is true becomes a
+ * `{spec, header?, className?}`; a cell whose `header` is true becomes a
  * `<th scope="row">`. A row is looked at again only when its signature (the JSON of
  * `sig`, default the item) changed, and then only its differing cells are replaced.
  */
 export function syncRows(tbody, items, row) {
+  const head = tbody.parentElement.tHead;
+  const labels = head ? [...head.rows[0].cells].map((th) => th.textContent) : [];
   const existing = new Map();
   for (const tr of tbody.rows) existing.set(tr.dataset.key, tr);
   let position = 0;
@@ -54,9 +56,9 @@ export function syncRows(tbody, items, row) {
     let tr = existing.get(spec.key);
     existing.delete(spec.key);
     if (!tr) {
-      tr = buildRow(spec, signature);
+      tr = buildRow(spec, signature, labels);
     } else if (tr.dataset.sig !== signature) {
-      patchRow(tr, buildRow(spec, signature));
+      patchRow(tr, buildRow(spec, signature, labels));
     }
     if (tbody.rows[position] !== tr) tbody.insertBefore(tr, tbody.rows[position] || null);
     position += 1;
@@ -78,14 +80,15 @@ function patchRow(tr, fresh) {
   });
 }
 
-function buildRow(spec, signature) {
+function buildRow(spec, signature, labels) {
   const tr = h("tr", { className: spec.className });
   tr.dataset.key = spec.key;
   tr.dataset.sig = signature;
-  for (const cell of spec.cells) {
+  for (const [i, cell] of spec.cells.entries()) {
     const td = document.createElement(cell.header ? "th" : "td");
     if (cell.header) td.scope = "row";
     if (cell.className) td.className = cell.className;
+    if (labels[i]) td.dataset.label = labels[i]; // the column name, for the phone card layout
     fillCell(td, cell.spec);
     tr.append(td);
   }

@@ -8,18 +8,20 @@ import { initPlanActions, refreshPlans } from "./plans.js";
 import { forgetToken, signIn, storedToken } from "./session.js";
 
 const REFRESH_MS = 15000;
+const SCORES_EVERY = 4; // scores move only when benchmarks arrive: every 4th refresh (1 min)
 
 const $ = (id) => document.getElementById(id);
 
 const PANELS = [
-  ["fleet", (s) => refreshFleet(s.api)],
-  ["leaderboard", (s) => refreshLeaderboard(s.api)],
-  ["plans", (s) => refreshPlans(s.api, s.me)],
+  ["fleet", (s) => refreshFleet(s.api), 1],
+  ["leaderboard", (s) => refreshLeaderboard(s.api), SCORES_EVERY],
+  ["plans", (s) => refreshPlans(s.api, s.me), 1],
 ];
 
 let current = null; // {api, me} while signed in
 let timer = null;
 let running = null;
+let ticks = 0; // timed refreshes since the last full one
 
 /** Sign out when the controller stops accepting the token; true when it did. */
 function failedAuth(error) {
@@ -34,29 +36,31 @@ function panelMessage(error) {
   return `Could not load this section: ${error.message}`;
 }
 
-async function refreshAll() {
+async function refreshPanels(full) {
   const session = current;
-  const results = await Promise.allSettled(PANELS.map(([, load]) => load(session)));
+  const due = PANELS.filter(([, , every]) => full || ticks % every === 0);
+  ticks = full ? 1 : ticks + 1;
+  const results = await Promise.allSettled(due.map(([, load]) => load(session)));
   if (session !== current) return;
   const errors = results.map((r) => (r.status === "rejected" ? r.reason : null));
   if (errors.some((e) => e && failedAuth(e))) return;
-  PANELS.forEach(([name], i) => say($(`${name}-error`), panelMessage(errors[i]), "error"));
+  due.forEach(([name], i) => say($(`${name}-error`), panelMessage(errors[i]), "error"));
   const time = new Date().toLocaleTimeString();
   const failures = errors.filter(Boolean).length;
   setText($("refreshed"), failures ? `Refreshed at ${time}, with errors.` : `Updated at ${time}.`);
 }
 
-/** Refresh every panel now (one refresh at a time), then schedule the next one. */
-async function refresh() {
+/** Refresh the panels (all of them when `full`; one refresh at a time), then reschedule. */
+async function refresh(full = true) {
   if (!current) return;
-  if (!running) running = refreshAll().finally(() => (running = null));
+  if (!running) running = refreshPanels(full).finally(() => (running = null));
   await running;
   schedule();
 }
 
 function schedule() {
   clearTimeout(timer);
-  timer = current && !document.hidden ? setTimeout(refresh, REFRESH_MS) : null;
+  timer = current && !document.hidden ? setTimeout(() => refresh(false), REFRESH_MS) : null;
 }
 
 function start(session) {

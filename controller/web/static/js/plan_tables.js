@@ -51,7 +51,7 @@ export function renderDraft(detail) {
         { spec: num(a.score, 4), className: "num" },
         { spec: () => badge(a.status) },
         { spec: why.runnerUp || MISSING, className: "model" },
-        { spec: () => reasonList(why.rejected) },
+        { spec: () => reasonList(why.rejected), className: "wide" },
       ],
     };
   });
@@ -98,13 +98,13 @@ export function renderHistory(plans) {
     key: String(p.id),
     className: `plan-${p.status}`,
     cells: [
-      { spec: p.id, header: true, className: "num" },
+      { spec: p.id, header: true },
       { spec: () => badge(p.status) },
       { spec: when(p.created_at) },
       { spec: p.created_by || MISSING },
       { spec: when(p.applied_at) },
       { spec: p.summary || MISSING },
-      { spec: () => reasonList((p.reasons || []).slice(1).map(String)) },
+      { spec: () => reasonList((p.reasons || []).slice(1).map(String)), className: "wide" },
     ],
   }));
   $("history-table").hidden = plans.length === 0;
