@@ -26,7 +26,8 @@
     const size = parseFloat(style.fontSize);
     const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
     if (ratio < (large ? 3 : 4.5)) {
-      failures.push(`${node.tagName.toLowerCase()} "${node.textContent.trim().slice(0, 40)}" ${ratio.toFixed(2)}`);
+      const text = node.textContent.trim().slice(0, 40);
+      failures.push(`${node.tagName.toLowerCase()} "${text}" ${ratio.toFixed(2)}`);
     }
   }
   return failures;

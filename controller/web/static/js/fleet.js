@@ -30,10 +30,8 @@ function renderCounts(devices, deadLetters) {
   const reasons = Object.entries(deadLetters).sort(([a], [b]) => a.localeCompare(b));
   const total = reasons.reduce((sum, [, count]) => sum + count, 0);
   setText($("count-dead-letters"), total);
-  setText(
-    $("dead-letter-reasons"),
-    total ? `Rejected MQTT messages by reason: ${reasons.map(([r, c]) => `${r} ${c}`).join(", ")}` : "",
-  );
+  const byReason = reasons.map(([reason, count]) => `${reason} ${count}`).join(", ");
+  setText($("dead-letter-reasons"), total ? `Rejected MQTT messages by reason: ${byReason}` : "");
 }
 
 function deviceCell(device) {
@@ -55,16 +53,16 @@ function updateAges(tbody, now) {
   }
 }
 
+function celsius(value) {
+  return value === null || value === undefined ? MISSING : `${num(value, 1)} °C`;
+}
+
 function vitals(device) {
   const beat = device.last_heartbeat || {};
-  const temperature = beat.temperature_c;
   return [
     { spec: num(beat.load_1m, 2), className: "num" },
     { spec: megabytes(beat.mem_available_mb), className: "num" },
-    {
-      spec: temperature === null || temperature === undefined ? MISSING : `${num(temperature, 1)} °C`,
-      className: "num",
-    },
+    { spec: celsius(beat.temperature_c), className: "num" },
   ];
 }
 

@@ -55,11 +55,8 @@ function boardFor(container, name) {
     h("thead", {}, h("tr", {}, COLUMNS.map((c) => h("th", { text: c, attrs: { scope: "col" } })))),
     h("tbody"),
   );
-  const wrap = h(
-    "div",
-    { className: "table-wrap", attrs: { role: "region", tabindex: 0, "aria-labelledby": captionId } },
-    table,
-  );
+  const attrs = { role: "region", tabindex: 0, "aria-labelledby": captionId };
+  const wrap = h("div", { className: "table-wrap", attrs }, table);
   wrap.dataset.board = name;
   return wrap;
 }
@@ -69,11 +66,13 @@ function renderClasses(classes) {
   const names = Object.keys(classes).sort();
   const boards = names.map((name) => {
     const board = boardFor(container, name);
-    syncRows(board.querySelector("tbody"), classes[name].map((row, i) => ({ ...row, rank: i + 1 })), scoreRow);
+    const ranked = classes[name].map((row, i) => ({ ...row, rank: i + 1 }));
+    syncRows(board.querySelector("tbody"), ranked, scoreRow);
     return board;
   });
   boards.forEach((board, i) => {
-    if (container.children[i] !== board) container.insertBefore(board, container.children[i] || null);
+    const here = container.children[i];
+    if (here !== board) container.insertBefore(board, here || null);
   });
   while (container.children.length > boards.length) container.lastElementChild.remove();
   $("scores-empty").hidden = names.length > 0;
@@ -84,6 +83,11 @@ function flags(row) {
   if (row.predicted) out.push(badge("predicted"));
   if (row.quality_pooled) out.push(badge("pooled"));
   return out.length ? out : MISSING;
+}
+
+function memory(row) {
+  const how = row.memory_measured ? "measured" : "estimate";
+  return [megabytes(row.memory_mb), h("span", { className: "sub", text: how })];
 }
 
 function scoreRow(row) {
@@ -100,7 +104,7 @@ function scoreRow(row) {
       { spec: row.refine ? withInterval(row.I, row.I_ci) : num(row.I, 2), className: "num" },
       { spec: num(row.E, 2), className: "num" },
       { spec: num(row.C, 3), className: "num" },
-      { spec: () => [megabytes(row.memory_mb), h("span", { className: "sub", text: row.memory_measured ? "measured" : "estimate" })], className: "num" },
+      { spec: () => memory(row), className: "num" },
       { spec: latency, className: "num" },
       { spec: row.n_questions, className: "num" },
       { spec: () => flags(row) },

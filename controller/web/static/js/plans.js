@@ -19,20 +19,24 @@ export async function refreshPlans(api, me) {
     applied ? api.get(`plans/${applied.id}`) : null,
   ]);
   shownDraft = draftDetail ? draftDetail.plan : null;
-  setText(
-    $("draft-summary"),
-    shownDraft
-      ? `Draft plan ${shownDraft.id} by ${shownDraft.created_by || "the planner"}: ${shownDraft.summary}.`
-      : "No draft: compute one to see what each device would run and why.",
-  );
+  setText($("draft-summary"), draftSummary(shownDraft));
   renderDraft(draftDetail);
   renderRollout(rolloutDetail);
   renderHistory(plans);
   updateApply(me);
 }
 
+function draftSummary(plan) {
+  if (!plan) return "No draft: compute one to see what each device would run and why.";
+  return `Draft plan ${plan.id} by ${plan.created_by || "the planner"}: ${plan.summary}.`;
+}
+
 async function fetchDraft(api, planId) {
-  if (!drafts.has(planId)) drafts.set(planId, await api.get(`plans/${planId}`));
+  if (!drafts.has(planId)) {
+    const detail = await api.get(`plans/${planId}`);
+    drafts.clear(); // only the newest draft is ever shown
+    drafts.set(planId, detail);
+  }
   return drafts.get(planId);
 }
 
@@ -73,7 +77,8 @@ export function initPlanActions(session, changed, failed) {
       say(message, `Plan ${plan.id} applied: ${result.message}.`, "ok");
       await changed();
     } catch (error) {
-      if (!failed(error)) say(message, `Plan ${plan.id} was not applied: ${error.message}`, "error");
+      if (failed(error)) return;
+      say(message, `Plan ${plan.id} was not applied: ${error.message}`, "error");
     }
   });
 }
