@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Request, expect
 
 from shared.messages import HeartbeatBody
 from tests.controller.devices import FakeDevice, wait_until
@@ -100,6 +100,10 @@ def test_leaderboard_shows_the_api_scores_with_predictions_marked(
     assert tab.errors == []
 
 
+def _count(requests: list[Request], resource: str) -> int:
+    return sum(r.url.split("/api/v1/")[-1].split("?")[0] == resource for r in requests)
+
+
 def _next_refresh(page: Page) -> None:
     """Move the page's clock one refresh period on and wait for that refresh to finish."""
     before = page.locator("#refreshed").inner_text()
@@ -110,8 +114,8 @@ def _next_refresh(page: Page) -> None:
 def test_the_timed_refresh_changes_only_what_changed(dashboard: Dashboard, tab: Tab) -> None:
     page = tab.page
     page.clock.install()  # the page's timers run on a clock the test moves
-    calls: list[str] = []
-    page.on("request", lambda r: calls.append(r.url.split("/api/v1/")[-1].split("?")[0]))
+    requests: list[Request] = []
+    page.on("request", lambda request: requests.append(request))
     tab.sign_in(dashboard, "viewer")
     kept = [
         page.locator(selector).element_handle()
@@ -134,10 +138,16 @@ def test_the_timed_refresh_changes_only_what_changed(dashboard: Dashboard, tab: 
     # s2's row and its unchanged cells were patched in place; s1's cells were left alone.
     assert page.evaluate("nodes => nodes.map((n) => n.isConnected)", kept) == [True] * 3
     # Scores change only with new benchmarks: fetched on sign-in, then every 4th period.
-    assert (calls.count("devices"), calls.count("scores")) == (2, 1)
+    assert (_count(requests, "devices"), _count(requests, "scores")) == (2, 1)
     for _ in range(3):
         _next_refresh(page)
-    assert (calls.count("devices"), calls.count("scores")) == (5, 2)
+    assert (_count(requests, "devices"), _count(requests, "scores")) == (5, 2)
+    # Every data call carries the token in its header, none in its URL.
+    token = dashboard.api.tokens["viewer"]
+    api_calls = [r for r in requests if "/api/v1/" in r.url]
+    assert len(api_calls) >= 15
+    assert all(r.headers.get("authorization") == f"Bearer {token}" for r in api_calls)
+    assert not any(token in r.url for r in requests)
     assert tab.errors == []
 
 
