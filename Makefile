@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := mosquitto mosquitto-clients postgresql openssl
+APT_PACKAGES := mosquitto mosquitto-clients postgresql openssl chromium
 
 .PHONY: demo test lint system-deps venv models
 

@@ -31,8 +31,10 @@ from controller.api.routes import (
     downloads,
     enrollment,
     health,
+    me,
     models,
     planner_deps,
+    serving,
     tokens,
 )
 from controller.api.state import AppState, CommandSender, StatsSource
@@ -44,6 +46,7 @@ from controller.models import Device, IngestedMessage, Model
 from controller.registry.devices import DeviceCredentialCheck
 from controller.registry.profiles import DEFAULT_CLASSES_DIR
 from controller.registry.store import ModelStore
+from controller.web.dashboard import mount_dashboard
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +112,8 @@ def _mount(app: FastAPI) -> None:
     api = APIRouter(
         prefix=API_PREFIX, dependencies=[Depends(authorize)], responses=errors.ERROR_RESPONSES
     )
-    for module in (devices, enrollment, classes, models, bench, commands, dead_letters):
+    routes = (me, devices, serving, enrollment, classes, models, bench, commands, dead_letters)
+    for module in routes:
         api.include_router(module.router)
     for router in planner_deps.routers():
         api.include_router(router)
@@ -117,6 +121,7 @@ def _mount(app: FastAPI) -> None:
     app.include_router(api)
     app.include_router(downloads.router, prefix=API_PREFIX)
     app.include_router(enrollment.redeem_router, prefix=API_PREFIX)
+    mount_dashboard(app)
 
 
 def _start(state: AppState, token_sink: TokenSink, *, migrate_db: bool) -> None:

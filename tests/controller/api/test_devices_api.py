@@ -145,3 +145,26 @@ def test_ingested_device_shows_up_online_with_metrics(
         metrics = client.get("/metrics").text
     assert "edgefleet_devices_online 1.0" in metrics
     assert "edgefleet_ingest_messages_stored_total 7.0" in metrics
+
+
+def test_latest_serving_metrics_are_the_newest_report_of_each_device(
+    api_with_broker: tuple[Api, IngestService], mosquitto: MosquittoBroker
+) -> None:
+    api, service = api_with_broker
+    devices = [FakeDevice(name, mosquitto.port) for name in ("pi-a", "pi-b", "pi-quiet")]
+    sent = [
+        devices[0].publish_body(MetricsBody(window_s=10, decode_tok_s=5.0, latency_ms_p95=900)),
+        devices[0].publish_body(MetricsBody(window_s=10, decode_tok_s=7.5, latency_ms_p95=800)),
+        devices[1].publish_body(MetricsBody(window_s=30, model_id="smol", decode_tok_s=11.0)),
+        devices[2].publish_body(StateBody(status=DeviceStatus.ONLINE)),
+    ]
+    assert wait_until(lambda: service.stats.stored >= len(sent), 10)
+    for device in devices:
+        device.close()
+    with api.client("viewer") as client:
+        latest = client.get("/api/v1/serving/latest").json()
+    assert [(m["device_id"], m["decode_tok_s"], m["latency_ms_p95"]) for m in latest] == [
+        ("pi-a", 7.5, 800.0),
+        ("pi-b", 11.0, None),
+    ]
+    assert latest[1]["model_id"] == "smol" and latest[1]["window_s"] == 30

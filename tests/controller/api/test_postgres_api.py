@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from controller.models import Device
+from controller.models import Device, ServingMetric
 from tests.controller.api.conftest import start_api
 
 
@@ -31,6 +32,22 @@ def test_api_on_postgres_lists_filters_and_refuses_oversized_values(
             assert client.get("/api/v1/devices/pg-01").json()["name"] == "kitchen"
             classes = {c["name"]: c["devices_online"] for c in client.get("/api/v1/classes").json()}
             assert classes["pi4-4gb"] == 12
+    finally:
+        api.server.stop()
+
+
+def test_latest_serving_metrics_on_postgres(tmp_path: Path, pg_engine: Engine) -> None:
+    with Session(pg_engine) as session:
+        for seq, minute, tok_s in ((1, 1, 4.0), (2, 3, 6.0), (3, 2, 9.0)):
+            sent = datetime(2026, 1, 1, 0, minute, tzinfo=UTC)
+            session.add(ServingMetric(device_id="pg-a", seq=seq, sent_at=sent, window_s=60,
+                                      decode_tok_s=tok_s))  # fmt: skip
+        session.commit()
+    api = start_api(tmp_path / "data", engine=pg_engine)
+    try:
+        with api.client("viewer") as client:
+            latest = client.get("/api/v1/serving/latest").json()
+        assert [(m["device_id"], m["decode_tok_s"]) for m in latest] == [("pg-a", 6.0)]
     finally:
         api.server.stop()
 

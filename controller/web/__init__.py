@@ -1,0 +1,1 @@
+"""The operators' web dashboard (static files the controller serves)."""

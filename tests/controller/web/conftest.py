@@ -1,0 +1,116 @@
+"""Dashboard fixtures: Debian's real Chromium (one per session), driven by playwright, against
+the real app on uvicorn with a fleet that reported over a real Mosquitto (one per module)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from controller.core.db import create_db_engine, migrate
+from controller.ingest.commands import CommandPublisher
+from controller.ingest.mqtt import MqttOptions
+from controller.ingest.service import IngestConfig, IngestService
+from shared.topics import Topics
+from tests.controller.api.conftest import Api, start_api
+from tests.controller.web.fleet import CLASSES, populate, upload_models
+from tests.factories.profiles import write_profiles
+from tests.support.broker import MosquittoBroker
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, for the whole session."""
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is not installed: run `make system-deps`, which installs it")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Dashboard:
+    """The running controller behind the dashboard, and the ingest that filled it."""
+
+    api: Api
+    ingest: IngestService
+    broker: MosquittoBroker
+
+    @property
+    def url(self) -> str:
+        """The dashboard page."""
+        return f"{self.api.url}/dashboard/"
+
+
+@pytest.fixture(scope="module")
+def dashboard(
+    tmp_path_factory: pytest.TempPathFactory, tiny_gguf_factory: Callable[..., Path]
+) -> Iterator[Dashboard]:
+    """A controller whose fleet reported over MQTT; a private broker keeps it to this module."""
+    root = tmp_path_factory.mktemp("dashboard")
+    broker = MosquittoBroker(root / "broker").start()
+    engine = create_db_engine(f"sqlite:///{root / 'controller.db'}")
+    migrate(engine)
+    write_profiles(root / "classes", CLASSES)
+    options = MqttOptions(host="127.0.0.1", port=broker.port, client_id="dashboard-ctl")
+    ingest = IngestService(
+        engine, options, topics=Topics(), config=IngestConfig(flush_interval_s=0.05)
+    ).start()
+    assert ingest.connection.wait_connected(10), "ingest did not connect"
+    sender = CommandPublisher(engine, ingest.connection, topics=Topics())
+    api = start_api(
+        root / "data",
+        engine=engine,
+        sender=sender,
+        stats=ingest.stats,
+        device_classes_dir=root / "classes",
+    )
+    try:
+        upload_models(api, tiny_gguf_factory)
+        populate(api, broker.port, lambda: ingest.stats.stored)
+        yield Dashboard(api, ingest, broker)
+    finally:
+        api.server.stop()
+        ingest.stop()
+        engine.dispose()
+        broker.stop()
+
+
+@dataclass
+class Tab:
+    """A fresh browser context (its own sessionStorage) with what its console reported."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+    def sign_in(self, dashboard: Dashboard, role: str) -> None:
+        """Open the dashboard and sign in with the role's token; wait for the first refresh."""
+        self.page.goto(dashboard.url)
+        self.page.get_by_label("API token").fill(dashboard.api.tokens[role])
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_selector("#refreshed:has-text('Updated at')")
+
+
+@pytest.fixture
+def tab(browser: Browser) -> Iterator[Tab]:
+    """A new page in its own context; console errors and page errors are collected."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    opened = Tab(page)
+    page.on("console", lambda m: opened.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: opened.errors.append(f"page error: {e}"))
+    yield opened
+    context.close()

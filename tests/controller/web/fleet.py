@@ -1,0 +1,146 @@
+"""A small fleet built the way a real one is: models uploaded over the API, devices reporting
+over MQTT through the controller's ingest, on a private Mosquitto.
+
+Two classes (small-box 75 MB, big-box 6 GB), two tiny models; s1 and s2 are small boxes,
+b1 a big one. m-small is benchmarked on small-box and m-big on big-box only, so each
+class also has a *predicted* score. x1 reports hostile strings; off1 went offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from paho.mqtt.client import MQTTMessageInfo
+
+from shared.messages import (
+    AnswerLatency,
+    BenchBody,
+    Body,
+    DeviceStatus,
+    HeartbeatBody,
+    MetricsBody,
+    ModelRef,
+    Spread,
+    StateBody,
+)
+from tests.controller.api.conftest import Api
+from tests.controller.devices import FakeDevice, wait_until
+from tests.controller.planner.db_world import PCT, RSS, SHAPES
+from tests.factories.messages import hello_body
+from tests.factories.planner import questions_for
+
+CLASSES = {"small-box": 75, "big-box": 6000}
+HOSTILE_MODEL = '<script>window.__xss = 1</script><img src="x" onerror="window.__xss = 2">'
+HOSTILE_NAME = '<b onmouseover="window.__xss = 3">lab</b>'
+
+
+@dataclass(frozen=True)
+class Vitals:
+    """What one device reports: its class, state, heartbeat and serving metrics."""
+
+    device_class: str | None
+    status: DeviceStatus
+    model_id: str | None = None
+    refine: bool = False
+    load_1m: float = 0.1
+    mem_available_mb: float = 5000.0
+    temperature_c: float | None = None
+    decode_tok_s: float | None = None
+    latency_ms_p95: float | None = None
+
+
+ONLINE, OFFLINE = DeviceStatus.ONLINE, DeviceStatus.OFFLINE
+DEVICES = {
+    "s1": Vitals("small-box", ONLINE, "m-small", False, 0.42, 1234.0, 48.5, 12.3, 4100),
+    "s2": Vitals("small-box", ONLINE, None, False, 0.05, 900.0),
+    "b1": Vitals("big-box", ONLINE, "m-small", True, 1.2, 5800.0, 61.0, 30.0, 850),
+    "x1": Vitals(None, ONLINE, HOSTILE_MODEL),
+    "off1": Vitals(None, OFFLINE),
+}
+BENCHED = {"s1": ("m-small", "small-box"), "b1": ("m-big", "big-box")}
+
+
+def upload_models(api: Api, gguf: Callable[..., Path]) -> None:
+    """Both tiny models through the registry's upload route, as an operator would."""
+    with api.client("operator") as client:
+        for model_id, shape in SHAPES.items():
+            body = gguf(model_id, **shape).read_bytes()
+            response = client.post(
+                "/api/v1/models/upload", params={"model_id": model_id}, content=body
+            )
+            assert response.status_code == 201, response.text
+
+
+def bench_run(model_id: str, device_class: str, run: int) -> BenchBody:
+    """A benchmark run with judged questions (zero-shot and refined) and answer latencies."""
+    pct = PCT["small" if model_id == "m-small" else "big"]
+    return BenchBody(
+        run_id=f"run-{run}",
+        model=ModelRef(model_id=model_id),
+        device_class=device_class,
+        threads=1,
+        n_ctx=2048,
+        decode_tok_s=Spread(mean=20.0, std=0.5, n=3),
+        prefill_tok_s=Spread(mean=200.0, std=5.0, n=3),
+        zero_shot=AnswerLatency(
+            ttft_ms_p50=300, ttft_ms_p95=400, e2e_ms_p50=8000, e2e_ms_p95=9000,
+            generated_tokens_mean=128, n=5,
+        ),
+        refined=AnswerLatency(
+            ttft_ms_p50=300, ttft_ms_p95=400, e2e_ms_p50=20000, e2e_ms_p95=23000,
+            generated_tokens_mean=128, n=5,
+        ),
+        peak_rss_mb=RSS[model_id],
+        questions=questions_for(dict.fromkeys(("writing", "math", "coding"), pct), seed=run),
+    )  # fmt: skip
+
+
+def report(device: FakeDevice, vitals: Vitals) -> list[MQTTMessageInfo]:
+    """Publish what a device says about itself: hello (if classed), state, heartbeat, metrics."""
+    bodies: list[Body] = [] if vitals.device_class is None else [hello_body(vitals.device_class)]
+    bodies.append(StateBody(status=vitals.status, model_id=vitals.model_id, refine=vitals.refine))
+    bodies.append(
+        HeartbeatBody(
+            uptime_s=100,
+            load_1m=vitals.load_1m,
+            mem_available_mb=vitals.mem_available_mb,
+            temperature_c=vitals.temperature_c,
+        )
+    )
+    if vitals.decode_tok_s is not None:
+        bodies.append(
+            MetricsBody(
+                window_s=60,
+                requests=4,
+                decode_tok_s=vitals.decode_tok_s,
+                latency_ms_p95=vitals.latency_ms_p95,
+            )
+        )
+    return [device.publish_body(body) for body in bodies]
+
+
+def populate(api: Api, port: int, stored: Callable[[], int]) -> None:
+    """Every device reports, two run a benchmark, one message is garbage; wait for ingest."""
+    expected = 0
+    for run, (device_id, vitals) in enumerate(DEVICES.items()):
+        device = FakeDevice(device_id, port)
+        sent = report(device, vitals)
+        if device_id in BENCHED:
+            sent.append(device.publish_body(bench_run(*BENCHED[device_id], run)))
+        expected += len(sent)
+        if device_id == "x1":
+            sent.append(device.publish_raw("heartbeat", b"this is not json"))
+        assert device.wait_acked(sent, 10)
+        device.close()
+    assert wait_until(lambda: stored() >= expected, 20), (stored(), expected)
+    with api.client("operator") as client:
+        named = client.patch("/api/v1/devices/x1", json={"name": HOSTILE_NAME})
+        assert named.status_code == 200, named.text
+        assert wait_until(lambda: _dead_letters(client) >= 1, 10)
+
+
+def _dead_letters(client: httpx.Client) -> int:
+    return sum(client.get("/api/v1/dead-letters/counts").json().values())
