@@ -1,9 +1,9 @@
 """Fleet constraints as a mixed-integer program over groups of interchangeable devices.
 
-Devices of one class with the same feasible options and the same current
-option are interchangeable, so the variables are integer counts
-``x[group, option]`` (class x model x refine within each group), not one
-binary per device. Constraints: every plannable device gets one option; a
+Devices of one class with the same offered options and the same current
+option are interchangeable (``fleet_columns.py``), so the variables are
+integer counts ``x[group, option]`` (class x model x refine within each
+group), not one binary per device. Constraints: every plannable device gets one option; a
 minimum number of devices per model; a per-category quality floor that holds
 with the chosen confidence (device-share weighted mean of Clopper-Pearson
 lower bounds >= floor, the bounds' confidences multiplying to the target, as
@@ -16,15 +16,22 @@ relaxation first, then a MILP only over the groups it left fractional
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
-from scipy.sparse import coo_array, csr_array
+from scipy.sparse import coo_array, csr_array, vstack
 
 from controller.planner.assign import ClassView, Decision
-from controller.planner.matrix import feasibility_matrix
+from controller.planner.fleet_columns import (
+    ClassBlock,
+    Columns,
+    Group,
+    class_blocks,
+    group_columns,
+    offer,
+)
 from controller.planner.profiling import clopper_pearson
 from controller.planner.scores import OptionScore
 from controller.planner.solve import solve_counts
@@ -47,14 +54,6 @@ class FleetConstraints:
         return not (self.min_devices_per_model or self.quality_floor) and self.max_changes is None
 
 
-@dataclass
-class _Group:
-    view: ClassView
-    current: Option | None
-    options: tuple[OptionScore, ...]
-    devices: list[Device]
-
-
 @dataclass(frozen=True)
 class FleetResult:
     """The MILP's outcome: decisions (empty when infeasible), status text, objective."""
@@ -66,88 +65,6 @@ class FleetResult:
     gap: float | None = None
     """Relative distance to HiGHS's dual bound: 0 means proven optimal for these columns."""
     variables: int = 0
-
-
-def _candidates(
-    feasible: np.ndarray,
-    view: ClassView,
-    cons: FleetConstraints,
-    lows: Mapping[tuple[Option, str], float],
-    limit: int,
-) -> np.ndarray:
-    """Columns worth offering the MILP: the ``limit`` best by Psi, and all a constraint needs.
-
-    Those are: per floor category the feasible option with the highest lower
-    bound, and the best feasible option of each model with a minimum count.
-    When every device has at most ``limit`` feasible options this is all of
-    them and the MILP is exact (the property tests check it against brute
-    force); beyond that the columns left out are lower-Psi options that no
-    constraint singles out, a restriction that keeps 100,000 devices solvable.
-    """
-    cols = feasible & (np.cumsum(feasible, axis=1) <= limit)
-    has = feasible.any(axis=1)
-    if not view.survivors:
-        return cols
-    for category in sorted(cons.quality_floor):
-        order = np.argsort([-lows[(s.option, category)] for s in view.survivors], kind="stable")
-        first = feasible[:, order].argmax(axis=1)
-        cols[np.flatnonzero(has), order[first[has]]] = True
-    for model_id in cons.min_devices_per_model:
-        model_cols = [j for j, s in enumerate(view.survivors) if s.option.model_id == model_id]
-        if model_cols:  # the model's best feasible option (survivors are sorted by Psi)
-            sub = feasible[:, model_cols]
-            any_ok = sub.any(axis=1)
-            pick = np.asarray(model_cols)[sub.argmax(axis=1)]
-            cols[np.flatnonzero(any_ok), pick[any_ok]] = True
-    return cols
-
-
-def _groups(
-    devices: Sequence[Device],
-    views: Mapping[str, ClassView],
-    ctx: _Context,
-) -> tuple[list[_Group], list[Device]]:
-    by_class: dict[str, list[Device]] = defaultdict(list)
-    unplannable = []
-    for device in sorted(devices, key=lambda d: d.device_id):
-        if device.device_class in views:
-            by_class[device.device_class].append(device)
-        else:
-            unplannable.append(device)
-    groups: dict[tuple[object, ...], _Group] = {}
-    for name in sorted(by_class):
-        view, members = views[name], by_class[name]
-        feasible = feasibility_matrix(
-            view, members, ctx.models, ctx.settings, exclusions=ctx.exclusions, pins=ctx.pins
-        )
-        cols = _candidates(feasible, view, ctx.cons, ctx.lows, ctx.settings.milp_columns)
-        index = {s.option: j for j, s in enumerate(view.survivors)}
-        for i, device in enumerate(members):
-            if not feasible[i].any():
-                unplannable.append(device)
-                continue
-            row = cols[i].copy()
-            j = index.get(device.current, -1) if device.current else -1
-            # An infeasible current option is no column: any choice is a change.
-            current = device.current if j >= 0 and feasible[i, j] else None
-            if current is not None:
-                row[j] = True
-            key = (name, current, row.tobytes())
-            if key not in groups:
-                options = tuple(view.survivors[k] for k in np.flatnonzero(row))
-                groups[key] = _Group(view, current, options, [])
-            groups[key].devices.append(device)
-    return list(groups.values()), unplannable
-
-
-@dataclass(frozen=True)
-class _Context:
-    models: Mapping[str, ModelSpec]
-    settings: PlannerSettings
-    cons: FleetConstraints
-    lows: Mapping[tuple[Option, str], float]
-    exclusions: Sequence[Exclusion]
-    pins: Mapping[str, Pin]
 
 
 def _floor_bounds(
@@ -167,59 +84,61 @@ def _floor_bounds(
 
 
 class _Rows:
-    """Sparse constraint rows collected before building one LinearConstraint."""
+    """Sparse constraint rows collected before building one matrix."""
 
-    def __init__(self) -> None:
-        self.rows: list[int] = []
-        self.cols: list[int] = []
-        self.vals: list[float] = []
+    def __init__(self, n_columns: int) -> None:
+        self.n = n_columns
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
         self.lb: list[float] = []
         self.ub: list[float] = []
 
-    def add(self, entries: list[tuple[int, float]], lb: float, ub: float) -> None:
-        r = len(self.lb)
-        for col, val in entries:
-            self.rows.append(r)
-            self.cols.append(col)
-            self.vals.append(val)
+    def add(self, cols: np.ndarray, vals: np.ndarray, lb: float, ub: float) -> None:
+        """One row with entries ``vals`` at ``cols``."""
+        self.rows.append(np.full(len(cols), len(self.lb)))
+        self.cols.append(cols)
+        self.vals.append(vals)
         self.lb.append(lb)
         self.ub.append(ub)
 
-    def arrays(self, n_vars: int) -> tuple[csr_array, np.ndarray, np.ndarray]:
-        """The rows as a sparse matrix with lower and upper bounds."""
-        a = coo_array((self.vals, (self.rows, self.cols)), shape=(len(self.lb), n_vars))
-        return csr_array(a), np.array(self.lb), np.array(self.ub)
+    def arrays(
+        self, head: csr_array, head_bounds: np.ndarray
+    ) -> tuple[csr_array, np.ndarray, np.ndarray]:
+        """``head`` (equality rows) stacked over the collected rows, with the bounds."""
+        if not self.lb:
+            return head, head_bounds, head_bounds
+        body = coo_array(
+            (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
+            shape=(len(self.lb), self.n),
+        )
+        a = vstack([head, body], format="csr")
+        return (
+            csr_array(a),
+            np.concatenate([head_bounds, self.lb]),
+            np.concatenate([head_bounds, self.ub]),
+        )
 
 
-def _variables(groups: list[_Group], h: float) -> tuple[list[tuple[int, OptionScore]], np.ndarray]:
-    variables = [(g, s) for g, group in enumerate(groups) for s in group.options]
-    gain = np.array([s.psi * (1 + h if s.option == groups[g].current else 1) for g, s in variables])
-    return variables, gain
-
-
-def _rows(
-    groups: list[_Group],
-    variables: list[tuple[int, OptionScore]],
-    cons: FleetConstraints,
-    lows: dict[tuple[Option, str], float],
-) -> _Rows:
-    rows = _Rows()
-    by_group: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    by_model: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for j, (g, s) in enumerate(variables):
-        by_group[g].append((j, 1.0))
-        by_model[s.option.model_id].append((j, 1.0))
-    for g, group in enumerate(groups):
-        rows.add(by_group[g], len(group.devices), len(group.devices))
+def _program(
+    groups: list[Group], columns: Columns, cons: FleetConstraints, h: float
+) -> tuple[np.ndarray, csr_array, np.ndarray, np.ndarray]:
+    """Objective and constraint rows: one equality per group, then the coupling rows."""
+    n = len(columns.group)
+    gain = columns.psi * np.where(columns.is_current, 1 + h, 1.0)
+    one = csr_array(coo_array((np.ones(n), (columns.group, np.arange(n))), shape=(len(groups), n)))
+    rows = _Rows(n)
     for model_id, minimum in sorted(cons.min_devices_per_model.items()):
-        rows.add(by_model.get(model_id, []), minimum, np.inf)
-    for category, floor in sorted(cons.quality_floor.items()):
-        entries = [(j, lows[(s.option, category)] - floor) for j, (_, s) in enumerate(variables)]
-        rows.add(entries, 0.0, np.inf)
+        hit = np.flatnonzero(columns.model_id == model_id)
+        rows.add(hit, np.ones(len(hit)), minimum, np.inf)
+    for k, (_, floor) in enumerate(sorted(cons.quality_floor.items())):
+        rows.add(np.arange(n), columns.lows[:, k] - floor, 0.0, np.inf)
     if cons.max_changes is not None:
-        changes = [(j, 1.0) for j, (g, s) in enumerate(variables) if s.option != groups[g].current]
-        rows.add(changes, -np.inf, cons.max_changes)
-    return rows
+        hit = np.flatnonzero(~columns.is_current)
+        rows.add(hit, np.ones(len(hit)), -np.inf, cons.max_changes)
+    sizes = np.array([len(g.devices) for g in groups], dtype=float)
+    a, lb, ub = rows.arrays(one, sizes)
+    return gain, a, lb, ub
 
 
 def plan_fleet(
@@ -233,37 +152,63 @@ def plan_fleet(
     exclusions: Sequence[Exclusion] = (),
     pins: Mapping[str, Pin] | None = None,
 ) -> FleetResult:
-    """Solve the fleet MILP; every device with a feasible option is assigned exactly one."""
-    device_excl = [e for e in exclusions if e.device_id is not None]
+    """Solve the fleet MILP; every device with a feasible option is assigned exactly one.
+
+    When the program with the offered columns (``fleet_columns.py``) is
+    infeasible, it is solved once more with every feasible option offered to
+    every device, so "infeasible" is never an artefact of the restriction.
+    """
     classes = {d.device_class for d in devices}
     used = {s.option for c, v in views.items() if c in classes for s in v.survivors}
     lows, per_bound = _floor_bounds(used, conformance or {}, constraints)
-    ctx = _Context(models, settings, constraints, lows, device_excl, pins or {})
-    groups, unplannable = _groups(devices, views, ctx)
-    variables, gain = _variables(groups, settings.hysteresis)
-    if not variables:
-        if any(v > 0 for v in constraints.min_devices_per_model.values()):
+    blocks, unplannable = class_blocks(
+        devices,
+        views,
+        models,
+        settings,
+        exclusions=[e for e in exclusions if e.device_id is not None],
+        pins=pins or {},
+        lows=lows,
+        categories=sorted(constraints.quality_floor),
+    )
+    result = _solve(blocks, unplannable, settings, constraints, per_bound)
+    if result.status.startswith("infeasible"):
+        everything = max((len(v.survivors) for v in views.values()), default=1)
+        exact = settings.model_copy(update={"milp_columns": everything, "milp_cover": 0})
+        result = _solve(blocks, unplannable, exact, constraints, per_bound)
+    return result
+
+
+def _solve(
+    blocks: list[ClassBlock],
+    unplannable: list[Device],
+    settings: PlannerSettings,
+    cons: FleetConstraints,
+    per_bound: float,
+) -> FleetResult:
+    offer(blocks, cons.min_devices_per_model, settings.milp_columns, settings.milp_cover)
+    groups, columns = group_columns(blocks)
+    if not groups:
+        if any(v > 0 for v in cons.min_devices_per_model.values()):
             return FleetResult([], "infeasible: no device can run any option", 0.0, per_bound)
         return FleetResult(_unplanned(unplannable), "optimal", 0.0, per_bound)
     forced = sum(len(g.devices) for g in groups if g.current is None)
-    if constraints.max_changes is not None and forced > constraints.max_changes:
+    if cons.max_changes is not None and forced > cons.max_changes:
         return FleetResult(
             [],
             f"infeasible: {forced} devices must change (their current option "
-            f"is infeasible or unset), cap is {constraints.max_changes}",
+            f"is infeasible or unset), cap is {cons.max_changes}",
             0.0,
             per_bound,
         )
-    rows = _rows(groups, variables, constraints, lows)
-    a, lb, ub = rows.arrays(len(variables))
-    var_group = np.array([g for g, _ in variables])
-    out = solve_counts(gain, a, lb, ub, var_group, settings)
+    gain, a, lb, ub = _program(groups, columns, cons, settings.hysteresis)
+    out = solve_counts(gain, a, lb, ub, columns.group, settings)
     if out.counts is None:
-        return FleetResult([], out.status, 0.0, per_bound, None, len(variables))
-    decisions = _disaggregate(groups, variables, out.counts) + _unplanned(unplannable)
+        return FleetResult([], out.status, 0.0, per_bound, None, len(gain))
+    decisions = _disaggregate(groups, columns.group, out.counts) + _unplanned(unplannable)
     decisions.sort(key=lambda d: d.device_id)
     objective = float(gain @ out.counts)
-    return FleetResult(decisions, out.status, objective, per_bound, out.gap, len(variables))
+    return FleetResult(decisions, out.status, objective, per_bound, out.gap, len(gain))
 
 
 def _unplanned(devices: list[Device]) -> list[Decision]:
@@ -274,30 +219,28 @@ def _unplanned(devices: list[Device]) -> list[Decision]:
 
 
 def _disaggregate(
-    groups: list[_Group], variables: list[tuple[int, OptionScore]], counts: np.ndarray
+    groups: list[Group], column_group: np.ndarray, counts: np.ndarray
 ) -> list[Decision]:
     """Hand each group's counts to its devices in id order, best option first."""
-    per_group: dict[int, list[OptionScore]] = defaultdict(list)
-    for (g, s), count in zip(variables, counts, strict=True):
-        per_group[g].extend([s] * int(count))
-    out = []
+    starts = np.searchsorted(column_group, np.arange(len(groups) + 1))
+    out: list[Decision] = []
     for g, group in enumerate(groups):
-        top = group.options[0]
-        for device, chosen in zip(group.devices, per_group[g], strict=True):
-            runner = next((s for s in group.options if s.option != chosen.option), None)
-            note = "best Psi" if chosen.option == top.option else "fleet constraint"
-            if chosen.option == group.current and chosen.option != top.option:
-                note = "kept current (hysteresis or change cap)"
-            out.append(
-                Decision(
-                    device.device_id,
-                    device.device_class,
-                    chosen,
-                    runner,
-                    chosen.option == group.current,
-                    note,
-                    (),
-                    group.view,
-                )
+        devices = iter(group.devices)
+        for chosen, count in zip(group.options, counts[starts[g] : starts[g + 1]], strict=True):
+            runner, kept, note = _why(group, chosen)
+            out.extend(
+                Decision(d.device_id, d.device_class, chosen, runner, kept, note, (), group.view)
+                for d in islice(devices, int(count))
             )
     return out
+
+
+def _why(group: Group, chosen: OptionScore) -> tuple[OptionScore | None, bool, str]:
+    """Runner-up, whether the device keeps its option, and the note, for one choice in a group."""
+    top = group.options[0]
+    others = [s for s in group.options[:2] if s.option != chosen.option]
+    kept = chosen.option == group.current
+    note = "best Psi" if chosen.option == top.option else "fleet constraint"
+    if kept and chosen.option != top.option:
+        note = "kept current (hysteresis or change cap)"
+    return (others[0] if others else None), kept, note

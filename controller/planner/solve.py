@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import csr_array
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse import csr_array, vstack
 
 from controller.planner.types import PlannerSettings
 
@@ -41,15 +41,35 @@ def _milp(
     lb: np.ndarray,
     ub: np.ndarray,
     settings: PlannerSettings,
-    *,
-    integer: bool = True,
 ):  # noqa: ANN202 - scipy result
     return milp(
         -gain,
         constraints=LinearConstraint(a, lb, ub),
-        integrality=np.full(len(gain), 1 if integer else 0),
+        integrality=np.ones(len(gain)),
         bounds=Bounds(0, np.inf),
         options={"mip_rel_gap": settings.milp_rel_gap, "time_limit": settings.milp_time_limit_s},
+    )
+
+
+def _relaxation(gain: np.ndarray, a: csr_array, lb: np.ndarray, ub: np.ndarray):  # noqa: ANN202 - scipy result
+    """The LP relaxation by HiGHS's interior point with crossover: a basic solution.
+
+    On the fleet program it is about twice as fast as the dual simplex that
+    ``milp`` uses for a relaxation (bench/planner.py), and crossover makes the
+    solution a vertex, which the few-fractional-groups argument needs.
+    """
+    eq = lb == ub
+    ineq = np.flatnonzero(~eq)
+    upper, lower = ineq[np.isfinite(ub[ineq])], ineq[np.isfinite(lb[ineq])]
+    coupled = len(upper) + len(lower) > 0
+    return linprog(
+        -gain,
+        A_ub=vstack([a[upper], -a[lower]], format="csr") if coupled else None,
+        b_ub=np.concatenate([ub[upper], -lb[lower]]) if coupled else None,
+        A_eq=a[np.flatnonzero(eq)],
+        b_eq=lb[eq],
+        bounds=(0, None),
+        method="highs-ipm",
     )
 
 
@@ -66,7 +86,7 @@ def solve_counts(
     settings: PlannerSettings,
 ) -> Outcome:
     """Maximise ``gain @ x`` over non-negative integers with ``lb <= a @ x <= ub``."""
-    lp = _milp(gain, a, lb, ub, settings, integer=False)
+    lp = _relaxation(gain, a, lb, ub)
     if lp.status == 2:
         return Outcome(None, "infeasible: even the LP relaxation is infeasible", None, None)
     if lp.x is None:

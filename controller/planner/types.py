@@ -150,3 +150,9 @@ class PlannerSettings(BaseModel):
         description="best options per device offered to the fleet MILP (plus those "
         "a constraint needs)",
     )
+    milp_cover: int = Field(
+        4,
+        ge=0,
+        description="devices offered each model with a minimum count, as a multiple of "
+        "the minimum, cheapest Psi loss first (0: every device that can run it)",
+    )

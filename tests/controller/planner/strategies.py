@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from controller.planner.assign import ClassView, build_views
+from controller.planner.assign import ClassView, Decision, build_views
 from controller.planner.fleet import FleetConstraints
 from controller.planner.profiling import clopper_pearson
 from controller.planner.scores import OptionScore, rank_key
@@ -136,10 +136,8 @@ def value(world: World, device: Device, score: OptionScore) -> float:
     return score.psi * (1 + world.settings.hysteresis if keep else 1)
 
 
-def brute_force(world: World, cons: FleetConstraints) -> float | None:
-    """Best total value over every assignment that satisfies the constraints; None: infeasible."""
-    plannable = [d for d in world.devices if feasible_options(world, d)]
-    choices = [feasible_options(world, d) for d in plannable]
+def floor_lows(world: World, cons: FleetConstraints) -> dict[tuple[Option, str], float]:
+    """Lower bounds per (option, floor category), at the per-bound confidence the spec gives."""
     classes = {d.device_class for d in world.devices}
     used = {
         s.option
@@ -149,13 +147,20 @@ def brute_force(world: World, cons: FleetConstraints) -> float | None:
         and s.latency.p95_s <= world.profiles[c].latency_budget_s
     }
     per_bound = cons.floor_confidence ** (1 / max(1, len(used) * len(cons.quality_floor)))
-    lows = {
+    return {
         (o, k): clopper_pearson(
             *world.conformance.get(o, {}).get(k, (0, 0)), per_bound, one_sided=True
         )[0]
         for o in used
         for k in cons.quality_floor
     }
+
+
+def brute_force(world: World, cons: FleetConstraints) -> float | None:
+    """Best total value over every assignment that satisfies the constraints; None: infeasible."""
+    plannable = [d for d in world.devices if feasible_options(world, d)]
+    choices = [feasible_options(world, d) for d in plannable]
+    lows = floor_lows(world, cons)
     best = None
     for combo in itertools.product(*choices):
         if not _ok(combo, plannable, cons, lows):
@@ -163,6 +168,16 @@ def brute_force(world: World, cons: FleetConstraints) -> float | None:
         total = sum(value(world, d, s) for d, s in zip(plannable, combo, strict=True))
         best = total if best is None else max(best, total)
     return best
+
+
+def satisfies(world: World, cons: FleetConstraints, decisions: list[Decision]) -> bool:
+    """Whether a plan gives every device a feasible option and meets every fleet constraint."""
+    by_id = {d.device_id: d for d in world.devices}
+    planned = [(by_id[x.device_id], x.chosen) for x in decisions if x.chosen is not None]
+    if any(s.option not in {f.option for f in feasible_options(world, d)} for d, s in planned):
+        return False
+    devices = [d for d, _ in planned]
+    return _ok([s for _, s in planned], devices, cons, floor_lows(world, cons))
 
 
 def _ok(combo, devices, cons, lows) -> bool:
