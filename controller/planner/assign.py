@@ -24,6 +24,7 @@ from controller.planner.filters import (
     device_context,
     device_rejection,
 )
+from controller.planner.gc_pause import gc_paused
 from controller.planner.matrix import feasibility_matrix
 from controller.planner.scores import OptionScore
 from controller.planner.types import Device, Exclusion, ModelSpec, Option, Pin, PlannerSettings
@@ -155,6 +156,7 @@ def choose_for_device(
     )
 
 
+@gc_paused
 def plan_devices(
     devices: Sequence[Device],
     views: Mapping[str, ClassView],

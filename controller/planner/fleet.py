@@ -32,6 +32,7 @@ from controller.planner.fleet_columns import (
     group_columns,
     offer,
 )
+from controller.planner.gc_pause import gc_paused
 from controller.planner.profiling import clopper_pearson
 from controller.planner.scores import OptionScore
 from controller.planner.solve import solve_counts
@@ -141,6 +142,7 @@ def _program(
     return gain, a, lb, ub
 
 
+@gc_paused
 def plan_fleet(
     devices: Sequence[Device],
     views: Mapping[str, ClassView],
