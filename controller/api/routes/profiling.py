@@ -1,0 +1,71 @@
+"""Profiling: send benchmarks for the (model, class) pairs whose measurement could change the plan.
+
+Built by :func:`make_router` from the app's dependencies, like the plan routes.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the Annotated dependency
+# aliases built inside make_router as real objects, not as strings.
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.api.errors import ERROR_RESPONSES, conflict
+from controller.planner.profiler import Profiler, ProfilingError
+
+
+class ProfilingRequest(BaseModel):
+    """How many pairs to profile in this round at most."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(5, ge=1, le=100, description="most bench commands to send")
+
+
+class ProfilingSentPublic(BaseModel):
+    """One bench sent to one device, and why its pair was chosen."""
+
+    device_id: str
+    device_class: str
+    model_id: str
+    command_id: str
+    judge_model_id: str | None
+    reference_model_id: str | None
+    status: str = Field(description="the command's status (sent, publish_failed) or why refused")
+    reason: str
+
+
+class ProfilingRound(BaseModel):
+    """What one profiling round sent."""
+
+    sent: list[ProfilingSentPublic]
+    message: str
+
+
+def make_router(profiler: Callable[..., Profiler], operator: Callable[..., str]) -> APIRouter:
+    """The POST /profiling route, with the app's profiler and operator-role dependencies."""
+    router = APIRouter(tags=["profiling"], responses=ERROR_RESPONSES)
+    ProfilerDep = Annotated[Profiler, Depends(profiler)]
+    Operator = Annotated[str, Depends(operator)]
+
+    @router.post("/profiling", response_model=ProfilingRound, status_code=status.HTTP_202_ACCEPTED)
+    def profile(body: ProfilingRequest, runner: ProfilerDep, who: Operator) -> ProfilingRound:
+        """Bench the pairs that could beat their class's best, each on an idle device, judged."""
+        try:
+            sent = runner.run(limit=body.limit, created_by=who)
+        except ProfilingError as exc:
+            raise conflict(str(exc)) from None
+        message = (
+            f"{len(sent)} bench command(s) sent"
+            if sent
+            else "nothing to profile: no unmeasured pair could beat its class's best, "
+            "or no idle online device for it"
+        )
+        return ProfilingRound(
+            sent=[ProfilingSentPublic(**asdict(s)) for s in sent], message=message
+        )
+
+    return router
