@@ -176,6 +176,7 @@ def apply(
 def profile(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option(min=1, help="most bench commands to send")] = 5,
+    device_class: Annotated[str | None, typer.Option("--class", help="this class only")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Bench the pairs whose measurement could change the plan, judged by the fleet's judge."""
@@ -191,7 +192,7 @@ def profile(
                 profiling=profiling_settings(settings),
             )
             try:
-                sent = profiler.run(limit=limit, created_by="cli")
+                sent = profiler.run(limit=limit, device_class=device_class, created_by="cli")
             except ProfilingError as exc:
                 typer.echo(str(exc), err=True)
                 raise typer.Exit(2) from None

@@ -23,6 +23,7 @@ from controller.planner.scores import OptionScore
 from controller.planner.types import (
     BenchRun,
     Device,
+    Exclusion,
     ModelSpec,
     PlannerSettings,
     ProfilingSettings,
@@ -65,18 +66,23 @@ def profiling_outlooks(
     settings: PlannerSettings,
     *,
     questions: int = QUESTIONS_PER_PAIR,
+    exclusions: Sequence[Exclusion] = (),
 ) -> list[PairOutlook]:
-    """An outlook for every pair not yet measured on its class that could fit there."""
+    """An outlook for every pair not yet measured on its class that could fit there.
+
+    A model the operator excluded from a class (or everywhere) is not profiled there.
+    """
     per_class = Counter(d.device_class for d in devices)
     out = []
     for name, view in sorted(views.items()):
         if not per_class[name] or name not in calibrations:
             continue
-        measured = {s.option.model_id for s in scores.get(name, ()) if not s.predicted}
+        skip = {s.option.model_id for s in scores.get(name, ()) if not s.predicted}  # measured
+        skip |= {e.model_id for e in exclusions if e.device_id is None and e.applies("", name)}
         best = max((s.psi for s in view.survivors if not s.predicted), default=0.0)
         for model_id, spec in sorted(models.items()):
             estimate = spec.memory_estimate_mb.get(name)
-            if model_id in measured or estimate is None:
+            if model_id in skip or estimate is None:
                 continue
             if estimate * (1 + settings.memory_margin_frac) > view.profile.memory_budget_mb:
                 continue

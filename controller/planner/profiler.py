@@ -96,19 +96,26 @@ class Profiler:
         self.profiling = profiling or ProfilingSettings()
         self.settings = settings or PlannerSettings()
 
-    def run(self, *, limit: int = 5, created_by: str | None = None) -> list[ProfilingSent]:
-        """Send up to ``limit`` bench commands; return what was sent and why."""
+    def run(
+        self, *, limit: int = 5, device_class: str | None = None, created_by: str | None = None
+    ) -> list[ProfilingSent]:
+        """Send up to ``limit`` bench commands (to one class only, if given); say what and why."""
         with Session(self.engine) as session:
             inputs = load_inputs(session)
             in_flight = self._in_flight(session, inputs)
         self._check_graders(inputs)
-        picks = self.choose(inputs, in_flight, limit=limit)
+        picks = self.choose(inputs, in_flight, limit=limit, device_class=device_class)
         sent = [self._send(pick, created_by) for pick in picks]
         logger.info("profiling: %d bench command(s) sent", len(sent))
         return sent
 
     def choose(
-        self, inputs: PlannerInputs, in_flight: InFlight, *, limit: int
+        self,
+        inputs: PlannerInputs,
+        in_flight: InFlight,
+        *,
+        limit: int,
+        device_class: str | None = None,
     ) -> list[ProfilingPick]:
         """The pure part: pairs worth profiling, their idle devices and graders."""
         settings, questions = self.settings, self.profiling.questions_per_pair
@@ -118,9 +125,17 @@ class Profiler:
         outlooks = [
             o
             for o in profiling_outlooks(
-                views, scores, inputs.models, cals, inputs.devices, settings, questions=questions
+                views,
+                scores,
+                inputs.models,
+                cals,
+                inputs.devices,
+                settings,
+                questions=questions,
+                exclusions=inputs.exclusions,
             )
             if (o.model_id, o.device_class) not in in_flight.pairs
+            and device_class in (None, o.device_class)
         ]
         grading = {
             name: grading_for(profile, inputs.models, self.profiling, settings)

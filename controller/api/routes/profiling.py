@@ -15,14 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controller.api.errors import ERROR_RESPONSES, conflict
 from controller.planner.profiler import Profiler, ProfilingError
+from shared.profiles import ClassName
 
 
 class ProfilingRequest(BaseModel):
-    """How many pairs to profile in this round at most."""
+    """How many pairs to profile in this round at most, and where."""
 
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(5, ge=1, le=100, description="most bench commands to send")
+    device_class: ClassName | None = Field(None, description="profile this class only")
 
 
 class ProfilingSentPublic(BaseModel):
@@ -55,7 +57,7 @@ def make_router(profiler: Callable[..., Profiler], operator: Callable[..., str])
     def profile(body: ProfilingRequest, runner: ProfilerDep, who: Operator) -> ProfilingRound:
         """Bench the pairs that could beat their class's best, each on an idle device, judged."""
         try:
-            sent = runner.run(limit=body.limit, created_by=who)
+            sent = runner.run(limit=body.limit, device_class=body.device_class, created_by=who)
         except ProfilingError as exc:
             raise conflict(str(exc)) from None
         message = (

@@ -6,7 +6,7 @@ from controller.planner.outlook import (
     profiling_outlooks,
 )
 from controller.planner.scores import compute_scores
-from controller.planner.types import Device, PlannerSettings, ProfilingSettings
+from controller.planner.types import Device, Exclusion, PlannerSettings, ProfilingSettings
 from shared.profiles import DeviceProfile
 from tests.factories.planner import bench_run, model_spec, questions_for
 
@@ -59,6 +59,18 @@ def test_pairs_that_could_beat_the_class_best_are_profiled_first() -> None:
     assert ("good", "pi") in pairs and ("unjudged", "pi") in pairs
     assert ("huge", "pi") not in pairs  # cannot fit the Pi even by its estimate
     assert ("good", "pc") not in pairs  # already measured there
+    excluded = profiling_outlooks(
+        views,
+        scores,
+        models,
+        cals,
+        devices,
+        SETTINGS,
+        exclusions=[Exclusion("unjudged", device_class="pi"), Exclusion("good")],
+    )
+    kept = {(o.model_id, o.device_class) for o in excluded}
+    assert kept == {p for p in pairs if p[0] != "good" and p != ("unjudged", "pi")}
+    assert ("unjudged", "pc") in kept  # excluded on the Pi class only
     good_pi = next(o for o in outlooks if (o.model_id, o.device_class) == ("good", "pi"))
     assert good_pi.optimistic_psi > good_pi.current_best_psi and good_pi.devices == 3
     picks = bench_commands(outlooks, devices, limit=3)
