@@ -7,14 +7,13 @@ Built by :func:`make_router` from the app's dependencies, like the plan routes.
 # aliases built inside make_router as real objects, not as strings.
 
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.api.errors import ERROR_RESPONSES, conflict
-from controller.planner.profiler import Profiler, ProfilingError
+from controller.planner.profiler import Profiler, ProfilingError, ProfilingSent
 from shared.profiles import ClassName
 
 
@@ -27,23 +26,10 @@ class ProfilingRequest(BaseModel):
     device_class: ClassName | None = Field(None, description="profile this class only")
 
 
-class ProfilingSentPublic(BaseModel):
-    """One bench sent to one device, and why its pair was chosen."""
-
-    device_id: str
-    device_class: str
-    model_id: str
-    command_id: str
-    judge_model_id: str | None
-    reference_model_id: str | None
-    status: str = Field(description="the command's status (sent, publish_failed) or why refused")
-    reason: str
-
-
 class ProfilingRound(BaseModel):
     """What one profiling round sent."""
 
-    sent: list[ProfilingSentPublic]
+    sent: list[ProfilingSent]
     message: str
 
 
@@ -66,8 +52,6 @@ def make_router(profiler: Callable[..., Profiler], operator: Callable[..., str])
             else "nothing to profile: no unmeasured pair could beat its class's best, "
             "or no idle online device for it"
         )
-        return ProfilingRound(
-            sent=[ProfilingSentPublic(**asdict(s)) for s in sent], message=message
-        )
+        return ProfilingRound(sent=sent, message=message)
 
     return router
