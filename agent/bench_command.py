@@ -70,12 +70,14 @@ def prepare_bench(
     host: ModelHost,
     protected: set[str] | None = None,
     on_download: Callable[[], None] | None = None,
+    memory_budget_mb: float | None = None,
 ) -> BenchJob:
     """Load the questions, then find every model named; download the missing ones with sources.
 
     A model with a source is used only at the source's sha256 (the serving file, the
     store, else a verified download); one without is looked up locally by id. Nothing
-    the command names is evicted to make room for another it names.
+    the command names is evicted to make room for another it names, and a file larger
+    than the memory budget is refused before it is downloaded.
     """
     if command.reference_model_id and not command.judge_model_id:
         raise CommandFailed("a reference model needs a judge model to score its answers")
@@ -89,7 +91,14 @@ def prepare_bench(
         serving = host.serving
         if serving is not None and serving.sha256 == source.sha256:
             return serving.path
-        return fetch_model(store, source, protected=keep, on_download=on_download).model.path
+        fetched = fetch_model(
+            store,
+            source,
+            protected=keep,
+            on_download=on_download,
+            memory_budget_mb=memory_budget_mb,
+        )
+        return fetched.model.path
 
     model_ids = list(command.model_ids) or _serving_id(host)
     return BenchJob(

@@ -275,6 +275,7 @@ class Agent:
                 host=self.host,
                 protected=self.assigner.protected(),
                 on_download=lambda: self.set_activity(Activity.DOWNLOADING),
+                memory_budget_mb=self.profile.memory_budget_mb,
             )
             self.download = None
             if self.activity is not Activity.BENCHMARKING:  # after a download

@@ -123,16 +123,23 @@ def test_bad_bench_requests_are_refused_with_reasons_and_serving_goes_on(
     assert harness.chat().status_code == 200
 
 
-def test_a_model_over_the_disk_budget_is_refused_before_downloading(
+def test_models_over_the_disk_or_memory_budget_are_refused_before_downloading(
     broker, tmp_path: Path, tiny_gguf: Path, registry, tiny_gguf_factory
 ) -> None:
     big = tiny_gguf_factory("fetch-big", n_embd=512, n_layers=8, n_ff=1024)
-    harness = Harness(broker, tmp_path, tiny_gguf, profile_overrides={"disk_budget_mb": 5})
+    budgets = {"disk_budget_mb": 5, "memory_budget_mb": 60}
+    harness = Harness(broker, tmp_path, tiny_gguf, profile_overrides=budgets)
     try:
-        command = _bench(model_ids=["big"], sources=[publish_model(registry, big, "big")])
-        harness.send(command)
-        ack = harness.final_ack(command.command_id)
-        assert ack["reason"] == "cannot fetch big: model needs 11 MB, disk budget is 5 MB"
+        source = publish_model(registry, big, "big")
+        huge = source.model_copy(update={"model_id": "huge", "size_bytes": 61_000_000})
+        commands = [_bench(model_ids=[s.model_id], sources=[s]) for s in (source, huge)]
+        for command in commands:
+            harness.send(command)
+        reasons = [harness.final_ack(c.command_id)["reason"] for c in commands]
+        assert reasons == [
+            "cannot fetch big: model needs 11 MB, disk budget is 5 MB",
+            "huge: the file alone is 61 MB, memory budget is 60 MB",
+        ]
         assert registry.requests == []
         assert harness.chat().status_code == 200
     finally:
