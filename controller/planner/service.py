@@ -12,12 +12,9 @@ from sqlmodel import Session, col, select
 
 from controller import models as db
 from controller.core.db import session_scope
-from controller.ingest.commands import CommandPublisher
-from controller.models import utcnow
 from controller.planner.assign import Decision, build_views, plan_devices
 from controller.planner.fleet import FleetConstraints, plan_fleet
 from controller.planner.inputs import PlannerInputs, load_inputs
-from controller.planner.outlook import bench_commands, class_calibrations, profiling_outlooks
 from controller.planner.quality import conformance_counts
 from controller.planner.scores import OptionScore, compute_scores
 from controller.planner.types import Option, PlannerSettings
@@ -201,29 +198,3 @@ def score_row(s: OptionScore) -> dict[str, Any]:
         "predicted": s.predicted,
         "quality_pooled": s.quality_pooled,
     }
-
-
-def profile_next(
-    engine: Engine,
-    commands: CommandPublisher,
-    *,
-    settings: PlannerSettings | None = None,
-    limit: int = 5,
-    created_by: str | None = None,
-) -> list[tuple[str, str]]:
-    """Send bench commands for the pairs whose measurement could change the plan most."""
-    settings = settings or PlannerSettings()
-    with Session(engine) as session:
-        inputs = load_inputs(session)
-    scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, settings)
-    views = build_views(scores, inputs.profiles, inputs.models, settings, inputs.exclusions)
-    cals = class_calibrations(inputs.profiles, inputs.runs, inputs.models, settings)
-    outlooks = profiling_outlooks(views, scores, inputs.models, cals, inputs.devices, settings)
-    sent = []
-    stamp = utcnow().strftime("%Y%m%d%H%M%S")
-    for device_id, command in bench_commands(
-        outlooks, inputs.devices, limit=limit, tag=f"prof{stamp}"
-    ):
-        commands.send(device_id=device_id, command=command, created_by=created_by)
-        sent.append((device_id, command.model_ids[0]))
-    return sent

@@ -24,6 +24,7 @@ PUBLIC_URL = "http://ctl.test:8123/"
 
 @pytest.fixture
 def api(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     sqlite_engine: Engine,
     mosquitto: MosquittoBroker,
@@ -34,7 +35,10 @@ def api(
     seed_world(engine, tiny_gguf_factory)
     service = ingest_factory(engine, mosquitto, client_id="routes-ctl")
     sender = CommandPublisher(engine, service.connection, topics=Topics())
-    running = start_api(tmp_path / "data", engine=engine, sender=sender, public_url=PUBLIC_URL)
+    overrides = getattr(request, "param", {})  # extra controller settings
+    running = start_api(
+        tmp_path / "data", engine=engine, sender=sender, public_url=PUBLIC_URL, **overrides
+    )
     listeners = {d: Listener(d, mosquitto.port) for d in ("s1", "s2", "b1")}
     wait_until(lambda: False, 0.3)
     tokens = {Role.VIEWER: running.tokens["viewer"], Role.OPERATOR: running.tokens["operator"]}
@@ -108,3 +112,52 @@ def test_pins_change_the_draft_and_can_be_removed(api) -> None:
     assert client.get("/pins", headers=viewer).json() == []
     history = client.get("/plans", headers=viewer).json()
     assert history[0]["status"] == "draft" and history[0]["created_by"] == "viewer-1"
+
+
+GRADED = {"judge_model_id": "m-big", "reference_model_id": "m-big", "profiling_questions": 2}
+
+
+@pytest.mark.parametrize("api", [GRADED], indirect=True)
+def test_profiling_needs_the_operator_role_and_sends_judged_benches_with_sources(
+    api, tiny_gguf: Path
+) -> None:
+    client, tokens, listeners = api
+    viewer, operator = _auth(tokens[Role.VIEWER]), _auth(tokens[Role.OPERATOR])
+    assert client.post("/profiling", json={}, headers=viewer).status_code == 403
+    idle = client.post("/profiling", json={}, headers=operator)
+    assert idle.status_code == 202 and idle.json()["sent"] == []  # m-small cannot beat m-big
+    assert idle.json()["message"].startswith("nothing to profile")
+    upload = client.post(
+        "/models/upload", params={"model_id": "m-new"}, content=tiny_gguf.read_bytes(),
+        headers=operator,
+    )  # fmt: skip
+    assert upload.status_code == 201, upload.text
+    small = client.post("/profiling", json={"device_class": "small-box"}, headers=operator)
+    assert [s["device_id"] for s in small.json()["sent"]] == ["s1"]
+    sent = client.post("/profiling", json={"limit": 5}, headers=operator).json()
+    assert sent["message"] == "1 bench command(s) sent"  # small-box's pair is in flight
+    by_device = {s["device_id"]: s for s in small.json()["sent"] + sent["sent"]}
+    assert sorted(by_device) == ["b1", "s1"]
+    assert by_device["b1"]["judge_model_id"] == "m-big" and by_device["b1"]["status"] == "sent"
+    assert "m-new on big-box: optimistic Psi" in by_device["b1"]["reason"]
+    assert "speed only: the judge m-big needs" in by_device["s1"]["reason"]
+    assert wait_until(lambda: listeners["b1"].commands, 5)
+    command = listeners["b1"].commands[0]
+    assert (command["type"], command["max_questions"]) == ("bench", 2)
+    assert [s["url"] for s in command["sources"]] == [
+        f"{PUBLIC_URL.rstrip('/')}/api/v1/models/{m}/file" for m in ("m-new", "m-big")
+    ]
+    again = client.post("/profiling", json={}, headers=operator).json()
+    assert again["sent"] == []  # those benches still run; s2 would only measure m-new again
+    assert client.post("/profiling", json={"limit": 0}, headers=operator).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "api", [{"judge_model_id": "ghost", "reference_model_id": "m-big"}], indirect=True
+)
+def test_profiling_with_a_judge_missing_from_the_registry_is_a_conflict(api) -> None:
+    client, tokens, listeners = api
+    refused = client.post("/profiling", json={}, headers=_auth(tokens[Role.OPERATOR]))
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == "judge_model_id 'ghost' is not in the model registry"
+    assert all(not listener.commands for listener in listeners.values())
