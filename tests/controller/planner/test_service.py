@@ -1,5 +1,5 @@
 from sqlalchemy import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session
 
 from controller import models as db
 from controller.core.db import session_scope
@@ -11,7 +11,7 @@ from controller.planner.service import (
     plan_detail,
     plan_history,
 )
-from tests.controller.planner.db_world import seed_world
+from tests.controller.planner.db_world import plan_row_counts, seed_world
 
 
 def test_draft_assigns_the_best_feasible_model_per_device_with_reasons(
@@ -48,21 +48,14 @@ def test_a_new_draft_supersedes_the_old_one_and_history_lists_both(
         assert session.get(db.Plan, first).status == "superseded"
 
 
-def _row_counts(engine: Engine) -> tuple[int, int]:
-    with Session(engine) as session:
-        plans = session.exec(select(func.count()).select_from(db.Plan)).one()
-        rows = session.exec(select(func.count()).select_from(db.Assignment)).one()
-    return plans, rows
-
-
 def test_a_dry_run_stores_nothing_and_matches_the_draft_it_would_store(
     engine: Engine, tiny_gguf_factory
 ) -> None:
     seed_world(engine, tiny_gguf_factory)
     stored = draft_plan(engine, created_by="op")
-    before = _row_counts(engine)
+    before = plan_row_counts(engine)
     dry = dry_run_plan(engine, created_by="viewer")
-    assert _row_counts(engine) == before == (1, 3)
+    assert plan_row_counts(engine) == before == (1, 3)
     with Session(engine) as session:
         assert session.get(db.Plan, stored).status == "draft"  # not superseded by a dry run
         detail = plan_detail(session, stored)
