@@ -96,10 +96,10 @@ def test_viewer_previews_a_dry_run_with_its_reasons_and_stores_nothing(
     expect(page.locator("#history tbody tr").first).to_have_attribute("data-key", str(stored))
     _expect_dry_run_shown(page)
     expect(apply).to_be_disabled()
-    page.get_by_role("button", name="Back to the stored draft").click()
+    page.get_by_role("button", name="Close the dry run").click()
     expect(page.locator("#draft-title")).to_have_text("Current draft")
     expect(page.locator("#draft-summary")).to_contain_text(f"Draft plan {stored} by operator-1: ")
-    expect(page.get_by_role("button", name="Back to the stored draft")).to_be_hidden()
+    expect(page.get_by_role("button", name="Close the dry run")).to_be_hidden()
     assert tab.errors == []
 
 
