@@ -95,17 +95,7 @@ def make_router(deps: PlannerDeps) -> APIRouter:
     Operator = Annotated[str, Depends(deps.operator)]
     ApplierDep = Annotated[PlanApplier, Depends(deps.applier)]
 
-    @router.get("/plans/draft")
-    def dry_run(engine: EngineDep, who: Viewer) -> dict[str, Any]:
-        """Dry run, nothing stored: what each device would run, the runner-up, why others lost."""
-        return dry_run_plan(engine, created_by=who)
-
-    @router.post("/plans/draft", status_code=status.HTTP_201_CREATED)
-    def store_draft(body: DraftRequest, engine: EngineDep, who: Operator) -> dict[str, Any]:
-        """Compute and store a draft (the older draft is superseded) that POST /plans applies."""
-        plan_id = draft_plan(engine, constraints=body.constraints(), created_by=who)
-        with Session(engine) as session:
-            return plan_detail(session, plan_id) or {}
+    _draft_routes(router, EngineDep, Viewer, Operator)
 
     @router.post("/plans", status_code=status.HTTP_202_ACCEPTED)
     def apply_plan(
@@ -149,6 +139,20 @@ def make_router(deps: PlannerDeps) -> APIRouter:
 
     _pin_routes(router, EngineDep, Viewer, Operator)
     return router
+
+
+def _draft_routes(router: APIRouter, EngineDep: Any, Viewer: Any, Operator: Any) -> None:  # noqa: N803
+    @router.get("/plans/draft")
+    def dry_run(engine: EngineDep, who: Viewer) -> dict[str, Any]:
+        """Dry run, nothing stored: what each device would run, the runner-up, why others lost."""
+        return dry_run_plan(engine, created_by=who)
+
+    @router.post("/plans/draft", status_code=status.HTTP_201_CREATED)
+    def store_draft(body: DraftRequest, engine: EngineDep, who: Operator) -> dict[str, Any]:
+        """Compute and store a draft (the older draft is superseded) that POST /plans applies."""
+        plan_id = draft_plan(engine, constraints=body.constraints(), created_by=who)
+        with Session(engine) as session:
+            return plan_detail(session, plan_id) or {}
 
 
 def _pin_routes(router: APIRouter, EngineDep: Any, Viewer: Any, Operator: Any) -> None:  # noqa: N803
