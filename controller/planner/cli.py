@@ -1,4 +1,4 @@
-"""``edgefleet plan show|history|scores|apply|profile``: the planner from a terminal.
+"""``edgefleet plan show|draft|history|scores|apply|profile``: the planner from a terminal.
 
 Registered on ``controller.cli:plan_app``. ``apply`` and ``profile`` publish
 through the configured external broker (``broker_url``); the running
@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,13 +24,26 @@ if TYPE_CHECKING:
     from controller.core.config import ControllerSettings
     from controller.ingest.commands import CommandPublisher
 
+ReasonsOption = Annotated[bool, typer.Option("--reasons", help="why every other option lost")]
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
 
 def show(
-    config: ConfigOption = None,
-    reasons: Annotated[bool, typer.Option("--reasons", help="why every other option lost")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    config: ConfigOption = None, reasons: ReasonsOption = False, as_json: JsonOption = False
 ) -> None:
-    """Compute a draft plan (dry run) and show the diff against what runs now."""
+    """Dry run: what each device would run now, against what runs now; stores nothing."""
+    from controller.planner.service import dry_run_plan
+
+    _, engine = open_cli_engine(config)
+    detail = dry_run_plan(engine, created_by="cli")
+    engine.dispose()
+    _echo_plan(detail, "dry run, not stored", reasons=reasons, as_json=as_json)
+
+
+def draft(
+    config: ConfigOption = None, reasons: ReasonsOption = False, as_json: JsonOption = False
+) -> None:
+    """Compute and store a draft (the older draft is superseded) for `plan apply`."""
     from sqlmodel import Session
 
     from controller.planner.service import draft_plan, plan_detail
@@ -41,10 +54,15 @@ def show(
         detail = plan_detail(session, plan_id)
     engine.dispose()
     assert detail is not None
+    _echo_plan(detail, f"plan {plan_id} (draft)", reasons=reasons, as_json=as_json)
+
+
+def _echo_plan(detail: dict[str, Any], heading: str, *, reasons: bool, as_json: bool) -> None:
+    """A plan's summary and one line per device (its reasons indented below with --reasons)."""
     if as_json:
         typer.echo(json.dumps(detail, indent=2))
         return
-    typer.echo(f"plan {plan_id} (draft): {detail['plan']['summary']}")
+    typer.echo(f"{heading}: {detail['plan']['summary']}")
     for row in detail["assignments"]:
         target = row["model_id"] or "-"
         target += " +refine" if row["refine"] and row["model_id"] else ""

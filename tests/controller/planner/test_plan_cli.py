@@ -51,10 +51,20 @@ def test_plan_show_history_and_scores(tmp_path: Path, tiny_gguf_factory) -> None
     env = _env(tmp_path)
     shown = _cli(env, "show", "--reasons")
     assert shown.returncode == 0, shown.stderr
-    assert "plan 1 (draft): 3 to change" in shown.stdout
+    assert shown.stdout.startswith("dry run, not stored: 3 to change")
     assert "m-big: needs 0.09 GB (estimated 84 MB + 10% margin)" in shown.stdout
-    as_json = json.loads(_cli(env, "show", "--json").stdout)
-    assert as_json["plan"]["id"] == 2
+    dry = json.loads(_cli(env, "show", "--json").stdout)
+    assert (dry["plan"]["id"], dry["plan"]["status"]) == (None, "dry-run")
+    assert _cli(env, "history").stdout == ""  # a dry run stores nothing
+    drafted = _cli(env, "draft")
+    assert drafted.returncode == 0, drafted.stderr
+    assert drafted.stdout.startswith("plan 1 (draft): 3 to change")
+    assert "m-big: needs" not in drafted.stdout  # reasons only with --reasons
+    as_json = json.loads(_cli(env, "draft", "--json").stdout)
+    assert (as_json["plan"]["id"], as_json["plan"]["status"]) == (2, "draft")
+    assert [a["status"] for a in as_json["assignments"]] == [
+        a["status"] for a in dry["assignments"]
+    ]
     hist = _cli(env, "history")
     assert hist.returncode == 0 and hist.stdout.splitlines()[0].split()[:2] == ["2", "draft"]
     assert hist.stdout.splitlines()[1].split()[:2] == ["1", "superseded"]
@@ -77,7 +87,7 @@ def test_plan_apply_through_the_broker_until_done(
         EDGEFLEET_CONTROLLER_DEV_MODE="true",  # the test broker has no logins
         EDGEFLEET_CONTROLLER_PUBLIC_URL="http://ctl.test:8000",
     )
-    assert _cli(env, "show").returncode == 0
+    assert _cli(env, "draft").returncode == 0
     devices = {d: FakeDevice(d, mosquitto.port) for d in ("s1", "s2", "b1")}
     acked: set[str] = set()
 

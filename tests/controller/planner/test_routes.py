@@ -15,7 +15,7 @@ from controller.ingest.service import IngestService
 from shared.topics import Topics
 from tests.controller.api.conftest import start_api
 from tests.controller.devices import wait_until
-from tests.controller.planner.db_world import seed_world
+from tests.controller.planner.db_world import plan_row_counts, seed_world
 from tests.controller.planner.test_apply import Listener
 from tests.support.broker import MosquittoBroker
 
@@ -110,8 +110,65 @@ def test_pins_change_the_draft_and_can_be_removed(api) -> None:
     assert (b1["model_id"], b1["refine"], b1["reasons"][0]) == ("m-small", False, "pinned")
     assert client.delete(f"/pins/{created.json()['id']}", headers=operator).status_code == 204
     assert client.get("/pins", headers=viewer).json() == []
+    assert draft["plan"]["status"] == "dry-run"
+    assert client.get("/plans", headers=viewer).json() == []  # a viewer's dry run stores nothing
+
+
+def test_a_viewers_dry_run_leaves_the_plans_table_unchanged(api, sqlite_engine: Engine) -> None:
+    client, tokens, listeners = api
+    viewer, operator = _auth(tokens[Role.VIEWER]), _auth(tokens[Role.OPERATOR])
+    stored = client.post("/plans/draft", json={}, headers=operator).json()["plan"]["id"]
+    before = plan_row_counts(sqlite_engine)
+    dry = client.get("/plans/draft", headers=viewer)
+    assert dry.status_code == 200, dry.text
+    body = dry.json()
+    assert (body["plan"]["id"], body["plan"]["status"]) == (None, "dry-run")
+    assert body["plan"]["created_by"] == "viewer-1"
+    assert body["plan"]["summary"].startswith("3 to change")
+    s1 = next(a for a in body["assignments"] if a["device_id"] == "s1")
+    assert (s1["plan_id"], s1["status"], s1["model_id"]) == (None, "change", "m-small")
+    assert any(r.startswith("m-big: needs ") for r in s1["reasons"])
+    assert plan_row_counts(sqlite_engine) == before == (1, 3)
+    kept = client.get(f"/plans/{stored}", headers=viewer).json()
+    assert kept["plan"]["status"] == "draft"  # a dry run supersedes nothing
+    assert not any(listener.commands for listener in listeners.values())
+
+
+def test_storing_a_draft_needs_the_operator_and_post_plans_applies_it(
+    api, sqlite_engine: Engine
+) -> None:
+    client, tokens, listeners = api
+    viewer, operator = _auth(tokens[Role.VIEWER]), _auth(tokens[Role.OPERATOR])
+    denied = client.post("/plans/draft", json={}, headers=viewer)
+    assert denied.status_code == 403 and denied.json()["error"] == "forbidden"
+    assert plan_row_counts(sqlite_engine) == (0, 0)
+    with_id = client.post("/plans/draft", json={"plan_id": 1}, headers=operator)
+    assert with_id.status_code == 422  # a draft is new: it has no id to name
+    constrained = client.post(
+        "/plans/draft", json={"min_devices_per_model": {"m-small": 3}}, headers=operator
+    )
+    assert constrained.status_code == 201, constrained.text
+    assert {a["model_id"] for a in constrained.json()["assignments"]} == {"m-small"}
+    assert constrained.json()["plan"]["params"]["constraints"]["min_devices_per_model"] == {
+        "m-small": 3
+    }
+    created = client.post("/plans/draft", json={}, headers=operator)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    plan_id = body["plan"]["id"]
+    assert isinstance(plan_id, int) and plan_id > constrained.json()["plan"]["id"]
+    assert (body["plan"]["status"], body["plan"]["created_by"]) == ("draft", "operator-1")
+    assert client.get(f"/plans/{plan_id}", headers=viewer).json() == body
     history = client.get("/plans", headers=viewer).json()
-    assert history[0]["status"] == "draft" and history[0]["created_by"] == "viewer-1"
+    assert [(p["id"], p["status"]) for p in history] == [
+        (plan_id, "draft"),
+        (constrained.json()["plan"]["id"], "superseded"),
+    ]
+    applied = client.post("/plans", json={"plan_id": plan_id}, headers=operator)
+    assert applied.status_code == 202, applied.text
+    assert applied.json()["message"] == "3 changes in 2 waves"
+    assert applied.json()["plan"]["id"] == plan_id
+    assert wait_until(lambda: listeners["b1"].commands and listeners["s1"].commands, 5)
 
 
 GRADED = {"judge_model_id": "m-big", "reference_model_id": "m-big", "profiling_questions": 2}
