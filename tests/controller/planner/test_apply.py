@@ -105,6 +105,38 @@ def test_canary_then_next_wave_once_acked_and_healthy(rig) -> None:
     assert _statuses(engine, plan_id) == {"b1": "ok", "s1": "ok", "s2": "ok"}
 
 
+def test_a_second_ticker_with_a_stale_view_repeats_no_command_and_fails_nothing(rig) -> None:
+    """The loop, ``/advance`` and ``plan apply --wait`` may tick one plan at once."""
+    engine, service, devices, applier = rig
+    _move_small_box(engine)
+    plan_id = draft_plan(engine)
+    applier.apply(plan_id, created_by="op")
+    assert wait_until(lambda: devices["b1"].commands and devices["s1"].commands, 5)
+    for d in ("b1", "s1"):
+        devices[d].ack(AckStatus.OK)
+        devices[d].device.publish_body(MetricsBody(window_s=60, requests=5, errors=0))
+    assert wait_until(lambda: service.stats.stored >= 4, 5)
+    with Session(engine) as session:
+        stale = dict(session.get(db.Plan, plan_id).params)  # what a second ticker read
+    assert applier.tick(plan_id) == "running"  # the first ticker sends the second wave
+    with Session(engine) as session:  # the second ticker saves its stale view back ...
+        plan = session.get(db.Plan, plan_id)
+        plan.params = stale
+        session.add(plan)
+        session.commit()
+    other = PlanApplier(
+        engine, applier.commands, model_url=applier.model_url, config=applier.config
+    )
+    assert other.tick(plan_id) == "running"  # ... and advances it again
+    assert _statuses(engine, plan_id) == {"b1": "ok", "s1": "ok", "s2": "sent"}
+    with Session(engine) as session:
+        sent = session.exec(select(db.Command).where(db.Command.device_id == "s2")).all()
+    assert [c.id for c in sent] == [f"p{plan_id}-as-s2"]
+    assert wait_until(lambda: devices["s2"].commands, 5)
+    wait_until(lambda: len(devices["s2"].commands) > 1, 0.5)
+    assert len(devices["s2"].commands) == 1
+
+
 def test_failing_canary_rolls_back_and_stops_the_rollout(rig) -> None:
     engine, service, devices, applier = rig
     _move_small_box(engine)
