@@ -161,3 +161,13 @@ def give_enrollment_token(inventory: Path, host: str, token: str) -> None:
     """host_vars/<host>.yml with a one-time enrollment token, as an operator would vault it."""
     vars_file = inventory.parent / "host_vars" / f"{host}.yml"
     vars_file.write_text(yaml.safe_dump({"edgefleet_agent_enrollment_token": token}))
+
+
+def write_agents_inventory(layout: Layout, agents: dict[str, dict[str, Any]]) -> Path:
+    """An inventory of agents only, each with its own extra variables (no controller, no broker)."""
+    ports = Ports(tls=8883, local=1883, api=8000)  # never reached: preflight stops these plays
+    hosts = {name: _agent_vars(layout, ports, name) | extra for name, extra in agents.items()}
+    inventory = {"all": {"vars": _common_vars(layout), "children": {"agents": {"hosts": hosts}}}}
+    path = layout.root / "agents.yml"
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return path

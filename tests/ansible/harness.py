@@ -33,6 +33,7 @@ from tests.support.ports import wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = ROOT / "ansible"
+CLASSES = ROOT / "firmware-config" / "classes"
 BIN = Path(sys.executable).parent
 RECAP_LINE = re.compile(r"^(?P<host>[\w.-]+)\s+:\s+(?P<counts>ok=.*)$", re.MULTILINE)
 

@@ -22,10 +22,8 @@ from tests.ansible.fleet import (
     LAPTOP_OVERRIDES,
     SERVER,
 )
-from tests.ansible.harness import ROOT, read_env_file
+from tests.ansible.harness import CLASSES, read_env_file
 from tests.controller.devices import wait_until
-
-CLASSES = ROOT / "firmware-config" / "classes"
 
 
 def _use_env_file(monkeypatch: pytest.MonkeyPatch, path: Path) -> dict[str, str]:

@@ -12,10 +12,9 @@ import yaml
 
 from tests.ansible.conftest import Provisioned
 from tests.ansible.fleet import ADMIN_TOKEN, AGENTS, CONTROLLER_PASSWORD, SERVER
-from tests.ansible.harness import ROOT, read_env_file
+from tests.ansible.harness import CLASSES, ROOT, read_env_file
 
 FIRSTBOOT_UNIT = ROOT / "firmware-config" / "firstboot" / "edgefleet-agent.service"
-CLASSES = ROOT / "firmware-config" / "classes"
 
 
 def test_a_second_run_of_site_yml_changes_nothing(provisioned: Provisioned) -> None:
