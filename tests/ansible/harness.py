@@ -81,9 +81,13 @@ def ansible_env(home: Path) -> dict[str, str]:
 
 
 def run_playbook(inventory: Path, home: Path, *args: str) -> PlaybookRun:
-    """``ansible-playbook -v site.yml`` from ansible/ with this inventory."""
+    """``ansible-playbook -v --diff site.yml`` from ansible/ with this inventory.
+
+    ``-v --diff`` prints every task's result and every file's changes, so a secret that a task
+    without ``no_log`` handled would show up in the output the tests search.
+    """
     result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-v", "-i", str(inventory), "site.yml", *args],
+        [str(BIN / "ansible-playbook"), "-v", "--diff", "-i", str(inventory), "site.yml", *args],
         cwd=ANSIBLE_DIR, env=ansible_env(home), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     return PlaybookRun(result.returncode, result.stdout + result.stderr)
