@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.ports import wait_for_port
+from tests.support.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = ROOT / "ansible"
@@ -165,10 +166,4 @@ class Process:
 
     def stop(self) -> None:
         """Terminate, then kill if it does not exit within 15 s."""
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+        stop_process(self.popen, timeout=15)
