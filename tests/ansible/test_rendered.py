@@ -122,3 +122,13 @@ def test_mosquitto_with_the_rendered_config_refuses_a_wrong_password(
     for username in ("dev-ci-01", "controller"):
         reason = _tls_login(provisioned, username, f"not-the-password-of-{username}")
         assert reason is not None and reason.is_failure, (username, reason)
+
+
+def test_the_controller_from_the_rendered_config_logs_in_to_the_broker_over_tls(
+    provisioned: Provisioned,
+) -> None:
+    # controller.env gives it the CA as SSL_CERT_FILE; Mosquitto accepts only TLS and logins
+    controller_log = (provisioned.layout.root / "controller.log").read_text()
+    assert f"connected to 127.0.0.1:{provisioned.ports.tls}" in controller_log
+    mosquitto_log = (provisioned.layout.root / "mosquitto.log").read_text()
+    assert "as edgefleet-controller (p5, c0, k30, u'controller')" in mosquitto_log
