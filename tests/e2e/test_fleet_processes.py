@@ -71,7 +71,7 @@ def test_default_deployment_enrolls_benches_plans_and_serves(
     # A device's bench cannot score quality yet: BenchCommand names no reference model, so
     # no question gets a reference score (and a tiny model's verdicts do not parse). Quality
     # comes from a judge run on the controller's side, written as the planner tests do.
-    _judged_quality(fleet.tmp_path / "ctl" / "controller.db")
+    _judged_quality(fleet.db_file)
     scores = fleet.api.get("/scores").json()
     assert any(row["model_id"] == "m-small" for row in scores["classes"]["e2e-big"]), scores
 
