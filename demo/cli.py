@@ -16,6 +16,7 @@ import shutil
 import signal
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -25,13 +26,14 @@ from rich.console import Console
 from demo.classes import write_demo_classes
 from demo.local_fleet import FleetError, LocalFleet
 from demo.ports import port_in_use
-from demo.report import DemoReport
 from demo.scenario import DEFAULT_QUESTION, DEVICES, DemoError, DemoOptions, FleetDemo, caveats
 from demo.summary import render
 from shared.demo_models import DEMO_MODELS, models_dir
 from shared.profiles import ProfileError
 
 console = Console()
+INTERRUPTED = 130
+"""Exit code after Ctrl-C (or SIGTERM), as shells report a SIGINT."""
 fleet_app = typer.Typer(add_completion=False)
 
 
@@ -67,26 +69,31 @@ def fleet(
     workdir = _workdir(data_dir)
     options = DemoOptions(question=question, max_questions=max_questions, max_tokens=max_tokens)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the fleet as Ctrl-C does
-    ok = False
+    failed = True
     try:
-        report = _run(workdir, api_port, models, options, keep_running)
-        if json_out is not None:
-            report.write_json(json_out)
-        ok = True
+        _run(workdir, api_port, models, options, Outputs(json_out, keep_running))
+        failed = False
+    except typer.Exit as stopped:
+        failed = stopped.exit_code != INTERRUPTED
+        raise
     finally:
-        if data_dir is None and ok:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif not ok:
+        if failed:
             console.print(f"the fleet's data and logs are kept in {workdir}", soft_wrap=True)
+        elif data_dir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the report goes besides the terminal, and whether the fleet stays up after."""
+
+    json_out: Path | None
+    keep_running: bool
 
 
 def _run(
-    workdir: Path,
-    api_port: int,
-    models: dict[str, Path],
-    options: DemoOptions,
-    keep_running: bool,
-) -> DemoReport:
+    workdir: Path, api_port: int, models: dict[str, Path], options: DemoOptions, outputs: Outputs
+) -> None:
     try:
         classes = write_demo_classes(workdir / "classes", sorted(set(DEVICES.values())))
     except ProfileError as exc:
@@ -108,27 +115,28 @@ def _run(
     try:
         report = demo.run()
         render(console, report)
-        if keep_running:
-            _serve_until_interrupted(fleet, demo, report)
-        return report
+        if outputs.keep_running:
+            report.dashboard = {"url": f"{fleet.url}/dashboard/"}
+        if outputs.json_out is not None:
+            report.write_json(outputs.json_out)
+        if outputs.keep_running:
+            _serve_until_interrupted(fleet, demo.operator_token())
     except (DemoError, FleetError) as exc:
         demo.report.caveats = caveats(demo.report)
         render(console, demo.report)
         _fail(str(exc))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED) from None
     finally:
         console.print("stopping the agents and the controller...")
         fleet.stop()
 
 
-def _serve_until_interrupted(fleet: LocalFleet, demo: FleetDemo, report: DemoReport) -> None:
-    url = f"{fleet.url}/dashboard/"
-    report.dashboard = {"url": url}
+def _serve_until_interrupted(fleet: LocalFleet, token: str) -> None:
     console.print(
-        f"[bold]dashboard:[/bold] {url}  sign in with the operator token "
-        f"[bold]{demo.operator_token()}[/bold]\nthe fleet keeps running; Ctrl-C stops it",
+        f"[bold]dashboard:[/bold] {fleet.url}/dashboard/ (sign in with the operator token "
+        f"[bold]{token}[/bold])\nthe fleet keeps running; Ctrl-C stops it",
         soft_wrap=True,
     )
     try:

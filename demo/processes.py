@@ -2,7 +2,8 @@
 
 Each child runs in its own session, so a Ctrl-C in the terminal reaches only
 the demo, which then stops the children in order (agents before the
-controller, as a real shutdown would). On Linux each child also asks the
+controller, as a real shutdown would), each with the processes it started
+(an agent's benchmark runs in a worker process of its own). On Linux each child also asks the
 kernel for SIGTERM when the thread that started it dies, so even a demo that
 is killed outright leaves nothing running.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -82,16 +84,24 @@ class ProcessGroup:
 
     @staticmethod
     def _stop_one(child: Child, timeout: float) -> None:
-        """SIGTERM, then SIGKILL if it is still running after ``timeout``."""
-        if child.running:
-            child.process.terminate()
-            child.process.send_signal(signal.SIGCONT)  # a stopped process must see SIGTERM
+        """SIGTERM its process group, SIGKILL it after ``timeout``; then sweep what is left."""
+        _signal_group(child, signal.SIGTERM)
+        _signal_group(child, signal.SIGCONT)  # a stopped process must see SIGTERM
         try:
             child.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             logger.warning("%s did not stop in %.0f s: killed", child.name, timeout)
-            child.process.kill()
+            _signal_group(child, signal.SIGKILL)
             child.process.wait(timeout=10)
+        _signal_group(child, signal.SIGKILL)  # helpers it started (a benchmark's worker)
+
+
+def _signal_group(child: Child, signum: int) -> None:
+    """Signal the child and everything it started (its own session: pgid = its pid)."""
+    try:
+        os.killpg(child.process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # the whole group has exited already
 
 
 def python_command(*args: str) -> list[str]:

@@ -31,7 +31,7 @@ class DemoReport:
 
     def write_json(self, path: Path) -> None:
         """Save the report (for scripts and tests)."""
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        path.write_text(json.dumps(asdict(self), indent=2))
 
     @property
     def total_s(self) -> float:

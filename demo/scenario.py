@@ -29,7 +29,7 @@ DEVICES = {"pizero-01": "pizero2w-512mb", "pi4-01": "pi4-4gb"}
 """A box where only SmolLM2 fits (300 MB budget) and one where both models do."""
 BENCH_CATEGORIES = ["knowledge"]
 """Short factual questions with exact answers: quick to generate, to judge and to check."""
-DEFAULT_QUESTION = "Why is it safer to boil water from a river before drinking it?"
+DEFAULT_QUESTION = "Give three simple ways to keep drinking water safe at home."
 FINAL_ACKS = {"ok", "error"}
 NOISY_BELOW = 10
 """Fewer judged questions than this per option: quality is noise-level, say so."""
