@@ -33,6 +33,27 @@ AGENT_DEFAULTS: dict[str, Any] = {
 """Agent settings for a local fleet: short timers, so the demo does not wait on them."""
 
 
+def poll(
+    probe: Callable[[], Any], timeout: float, *, between: Callable[[], None] | None = None
+) -> Any:
+    """``probe()``'s first truthy value (an HTTP error counts as not yet); TimeoutError if none.
+
+    ``between`` runs after each miss and may raise to give up early (a process died).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except httpx.HTTPError:
+            value = None
+        if value:
+            return value
+        if between is not None:
+            between()
+        time.sleep(0.2)
+    raise TimeoutError
+
+
 class FleetError(RuntimeError):
     """A step of the local fleet failed; the message says which, with the processes' logs."""
 
@@ -102,17 +123,11 @@ class LocalFleet:
 
     def wait(self, probe: Callable[[], Any], timeout: float, what: str) -> Any:
         """Poll ``probe`` until it returns something truthy; else fail with the logs' tails."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                value = probe()
-            except httpx.HTTPError:
-                value = None
-            if value:
-                return value
-            self._check_controller(what)
-            time.sleep(0.2)
-        raise FleetError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.log_tails()}")
+        try:
+            return poll(probe, timeout, between=lambda: self._check_controller(what))
+        except TimeoutError:
+            message = f"timed out after {timeout:.0f} s waiting for {what}"
+            raise FleetError(f"{message}\n{self.log_tails()}") from None
 
     def _check_controller(self, what: str) -> None:
         controller = self.group.children[0] if self.group.children else None

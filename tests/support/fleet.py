@@ -9,15 +9,12 @@ terminates every process it started, then kills what did not exit.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from controller.core.db import create_db_engine, session_scope
-from demo.local_fleet import AGENT_DEFAULTS, LocalFleet
+from demo.local_fleet import AGENT_DEFAULTS, LocalFleet, poll
 from tests.controller.planner.db_world import add_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,17 +30,11 @@ FAST_AGENT = {
 
 def wait_for(probe: Callable[[], Any], timeout: float, what: str, logs: list[Path]) -> Any:
     """Poll ``probe`` until it returns something truthy; on timeout fail with the logs' tails."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-    raise AssertionError(f"timed out waiting for {what}\n{tails}")
+    try:
+        return poll(probe, timeout)
+    except TimeoutError:
+        tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
+        raise AssertionError(f"timed out waiting for {what}\n{tails}") from None
 
 
 def judged_quality(db_file: Path) -> None:
