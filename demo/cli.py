@@ -120,7 +120,7 @@ def _run(
         if outputs.json_out is not None:
             report.write_json(outputs.json_out)
         if outputs.keep_running:
-            _serve_until_interrupted(fleet, demo.operator_token())
+            _serve_until_interrupted(fleet, demo.operator_token)
     except (DemoError, FleetError) as exc:
         demo.report.caveats = caveats(demo.report)
         render(console, demo.report)

@@ -10,6 +10,7 @@ end-to-end tests use this class.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,7 +20,7 @@ import httpx
 import yaml
 
 from demo.ports import free_port
-from demo.processes import ProcessGroup, python_command
+from demo.processes import Child, ProcessGroup, python_command
 
 AGENT_DEFAULTS: dict[str, Any] = {
     "heartbeat_interval_s": 2.0,
@@ -79,10 +80,11 @@ class LocalFleet:
         self.agent_defaults = dict(AGENT_DEFAULTS if agent_defaults is None else agent_defaults)
         self.group = ProcessGroup()
         self.logs: list[Path] = []
-        self.agents: dict[str, Any] = {}
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self.chat_ports: dict[str, int] = {}
+        self._clients: list[httpx.Client] = []
         self.api = self.client(admin_token)
-        self._start_controller(admin_token, controller_env or {})
+        self.controller = self._start_controller(admin_token, controller_env or {})
 
     def __enter__(self) -> LocalFleet:
         return self
@@ -95,7 +97,7 @@ class LocalFleet:
         """The controller's SQLite database."""
         return self.workdir / "controller" / "controller.db"
 
-    def _start_controller(self, admin_token: str, extra: Mapping[str, str]) -> None:
+    def _start_controller(self, admin_token: str, extra: Mapping[str, str]) -> Child:
         settings = {
             "DATA_DIR": str(self.workdir / "controller"),
             "API_PORT": str(self.api_port),
@@ -107,19 +109,21 @@ class LocalFleet:
             **{key.upper(): value for key, value in extra.items()},
         }
         env = {**self.env, **{f"EDGEFLEET_CONTROLLER_{k}": v for k, v in settings.items()}}
-        self._start("controller", python_command("controller", "run"), self.workdir, env)
+        return self._start("controller", python_command("controller", "run"), self.workdir, env)
 
-    def _start(self, name: str, argv: list[str], home: Path, env: Mapping[str, str]) -> Any:
+    def _start(self, name: str, argv: list[str], home: Path, env: Mapping[str, str]) -> Child:
         log = home / f"{name.split(':')[0]}.log"
         if log not in self.logs:
             self.logs.append(log)
-        return self.group.start(name, argv, log=log, env=env, cwd=self.workdir).process
+        return self.group.start(name, argv, log=log, env=env, cwd=self.workdir)
 
     def client(self, token: str) -> httpx.Client:
-        """An API client (``/api/v1``) that sends ``token``."""
-        return httpx.Client(
+        """An API client (``/api/v1``) that sends ``token``; :meth:`stop` closes it."""
+        client = httpx.Client(
             base_url=self.url + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=60
         )
+        self._clients.append(client)
+        return client
 
     def wait(self, probe: Callable[[], Any], timeout: float, what: str) -> Any:
         """Poll ``probe`` until it returns something truthy; else fail with the logs' tails."""
@@ -130,14 +134,15 @@ class LocalFleet:
             raise FleetError(f"{message}\n{self.log_tails()}") from None
 
     def _check_controller(self, what: str) -> None:
-        controller = self.group.children[0] if self.group.children else None
-        if controller is not None and not controller.running:
-            code = controller.process.returncode
+        if not self.controller.running:
+            code = self.controller.process.returncode
             raise FleetError(f"the controller exited ({code}) before {what}\n{self.log_tails()}")
 
     def log_tails(self, chars: int = 3000) -> str:
         """The end of every process's log, for error messages."""
-        tails = [f"--- {p}\n{p.read_text(errors='replace')[-chars:]}" for p in self.logs]
+        tails = [
+            f"--- {p}\n{p.read_text(errors='replace')[-chars:]}" for p in self.logs if p.exists()
+        ]
         return "\n".join(tails) if self.logs else "(no logs)"
 
     def healthy(self) -> bool:
@@ -178,7 +183,7 @@ class LocalFleet:
         """Start a device's agent (again) with its config file, data and log."""
         home = self.workdir / device_id
         argv = python_command("agent", "run", "--config", str(home / "agent.yaml"))
-        self.agents[device_id] = self._start(f"agent:{device_id}", argv, home, self.env)
+        self.agents[device_id] = self._start(f"agent:{device_id}", argv, home, self.env).process
 
     def online(self, device_ids: set[str]) -> bool:
         """Whether the controller has every one of ``device_ids`` online."""
@@ -207,6 +212,7 @@ class LocalFleet:
         return dict(response.json())
 
     def stop(self) -> None:
-        """Stop every process (agents first, the controller last); close the API client."""
-        self.api.close()
+        """Stop every process (agents first, the controller last); close the API clients."""
+        for client in self._clients:
+            client.close()
         self.group.stop()
