@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from agent.commands import CommandFailed
+from agent.fetch import fetch_model
 from agent.host import ChatRuntime, ModelHost, Serving
 from agent.inference_types import InferenceError, model_id_for
 from agent.runtime import ModelRuntime
-from agent.store import ModelStore, StoreError
+from agent.store import ModelStore
 from agent.sysinfo import sha256_file
 from shared.messages import AssignCommand
 from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
-MB = 1_000_000
 
 RuntimeFactory = Callable[[Path, str, int | None], ChatRuntime]
 """(path, model_id, n_ctx) -> a loaded runtime; raises InferenceError."""
@@ -80,25 +80,13 @@ class Assigner:
             reload = command.n_ctx is not None and command.n_ctx != current.n_ctx
             self._serve(current, command.refine, command.n_ctx or current.n_ctx, reload=reload)
             return {"model_id": command.model_id, "already_serving": True, "reloaded": reload}
-        cached = self.store.get(command.sha256) is not None
-        budget = self.memory_budget_mb() if self.memory_budget_mb else None
-        if budget is not None and command.size_bytes / MB > budget:
-            raise CommandFailed(  # the weights alone would not fit: do not even download
-                f"{command.model_id}: the file alone is {command.size_bytes / MB:.0f} MB, "
-                f"memory budget is {budget:.0f} MB"
-            )
-        if not cached:
-            on_download()
-        try:
-            result = self.store.ensure(
-                command.model_id,
-                command.sha256,
-                command.url,
-                command.size_bytes,
-                protected=self.protected(),
-            )
-        except StoreError as exc:
-            raise CommandFailed(str(exc)) from None
+        result = fetch_model(
+            self.store,
+            command,
+            protected=self.protected(),
+            on_download=on_download,
+            memory_budget_mb=self.memory_budget_mb() if self.memory_budget_mb else None,
+        )
         wanted = Assignment(
             command.model_id, command.sha256, str(result.model.path), command.refine, command.n_ctx
         )

@@ -52,6 +52,10 @@ class BenchConfig:
     judge_mode: str = "auto"
     command_id: str | None = None
     model_id: str | None = None
+    judge_model_id: str | None = None
+    reference_model_id: str | None = None
+    """Ids reported for the judge and reference (default: from the file name, which in the
+    device's store is a hash)."""
 
 
 @dataclass
@@ -225,7 +229,7 @@ def _run_reference(
 ) -> ModelRef | None:
     if config.reference_path is None or not answered:
         return None
-    runtime = _load(config, config.reference_path)
+    runtime = _load(config, config.reference_path, config.reference_model_id)
     questions = [item.question for item in answered]
     try:
         results = _answer_all(
@@ -242,7 +246,7 @@ def _run_reference(
 def _run_judge(config: BenchConfig, answered: list[_Answered], report: Progress) -> ModelRef | None:
     if config.judge_path is None or not answered:
         return None
-    runtime = _load(config, config.judge_path)
+    runtime = _load(config, config.judge_path, config.judge_model_id)
     judge = Judge(runtime, max_tokens=config.judge_max_tokens, mode=config.judge_mode)
     try:
         for index, item in enumerate(answered):

@@ -1,4 +1,9 @@
-"""The ``bench`` command: benchmark stored models with the bench runner and publish each result.
+"""The ``bench`` command: fetch the models it names, benchmark them and publish each result.
+
+Models missing on the device are downloaded from the sources the command
+carries (the controller's registry) into the model store, with the same
+resume and sha256 check as ``assign``; a judge and a reference model make
+the results carry a quality score q(m, k).
 
 Serving pauses while a benchmark runs (requests queue, then get 429), so the
 numbers are not disturbed by chat traffic and the two never share cores. Each
@@ -13,12 +18,14 @@ import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.bench import BenchConfig, run_bench
 from agent.commands import CommandFailed
 from agent.evalset import Question, QuestionFileError, load_questions
+from agent.fetch import fetch_model
 from agent.host import ModelHost
 from agent.inference_types import InferenceError
 from agent.refine import StageLimits
@@ -41,30 +48,87 @@ def resolve_model(model_id: str, store: ModelStore, host: ModelHost) -> Path:
     demo = DEMO_MODELS.get(model_id)
     if demo is not None and (models_dir() / demo.filename).is_file():
         return models_dir() / demo.filename
-    raise CommandFailed(f"model {model_id!r} is not in the local store")
+    raise CommandFailed(
+        f"model {model_id!r} is not in the local store and the command gives no source for it"
+    )
+
+
+@dataclass(frozen=True)
+class BenchJob:
+    """What a bench command runs on: the questions and every model file it names."""
+
+    questions: list[Question]
+    candidates: dict[str, Path]
+    judge: Path | None = None
+    reference: Path | None = None
+
+
+def prepare_bench(
+    command: BenchCommand,
+    *,
+    store: ModelStore,
+    host: ModelHost,
+    protected: set[str] | None = None,
+    on_download: Callable[[], None] | None = None,
+    memory_budget_mb: float | None = None,
+) -> BenchJob:
+    """Load the questions, then find every model named; download the missing ones with sources.
+
+    A model with a source is used only at the source's sha256 (the serving file, the
+    store, else a verified download); one without is looked up locally by id. Nothing
+    the command names is evicted to make room for another it names, and a file larger
+    than the memory budget is refused before it is downloaded.
+    """
+    if command.reference_model_id and not command.judge_model_id:
+        raise CommandFailed("a reference model needs a judge model to score its answers")
+    questions = _questions(command)  # a bad category fails before any download
+    keep = (protected or set()) | {s.sha256 for s in command.sources}
+
+    def path(model_id: str) -> Path:
+        source = command.source(model_id)
+        if source is None:
+            return resolve_model(model_id, store, host)
+        serving = host.serving
+        if serving is not None and serving.sha256 == source.sha256:
+            return serving.path
+        fetched = fetch_model(
+            store,
+            source,
+            protected=keep,
+            on_download=on_download,
+            memory_budget_mb=memory_budget_mb,
+        )
+        return fetched.model.path
+
+    model_ids = list(command.model_ids) or _serving_id(host)
+    return BenchJob(
+        questions=questions,
+        candidates={model_id: path(model_id) for model_id in model_ids},
+        judge=path(command.judge_model_id) if command.judge_model_id else None,
+        reference=path(command.reference_model_id) if command.reference_model_id else None,
+    )
 
 
 def run_bench_command(
     command: BenchCommand,
+    job: BenchJob,
     *,
     profile: DeviceProfile,
-    store: ModelStore,
     host: ModelHost,
     publish: Callable[[BenchBody], Any],
     limits: StageLimits | None = None,
 ) -> dict[str, Any]:
-    """Benchmark every requested model (default: the serving one); publish one result each."""
-    model_ids = list(command.model_ids) or _serving_id(host)
-    paths = {model_id: resolve_model(model_id, store, host) for model_id in model_ids}
-    judge = resolve_model(command.judge_model_id, store, host) if command.judge_model_id else None
-    questions = _questions(command)
+    """Benchmark every candidate of ``job`` (serving paused); publish one result each."""
     run_ids = []
     with host.paused():
-        for model_id, path in paths.items():
+        for model_id, path in job.candidates.items():
             config = BenchConfig(
                 model_path=path,
-                questions=questions,
-                judge_path=judge,
+                questions=job.questions,
+                judge_path=job.judge,
+                reference_path=job.reference,
+                judge_model_id=command.judge_model_id,
+                reference_model_id=command.reference_model_id,
                 refine=command.refine,
                 command_id=command.command_id,
                 model_id=model_id,
@@ -77,7 +141,7 @@ def run_bench_command(
                 raise CommandFailed(f"benchmark of {model_id} failed: {exc}") from None
             publish(body)
             run_ids.append(body.run_id)
-    return {"models": model_ids, "run_ids": run_ids, "questions": len(questions)}
+    return {"models": list(job.candidates), "run_ids": run_ids, "questions": len(job.questions)}
 
 
 def _questions(command: BenchCommand) -> list[Question]:

@@ -264,19 +264,29 @@ class Agent:
             self.announce()
 
     def _bench(self, command: BenchCommand) -> dict[str, Any]:
-        from agent.bench_command import run_bench_command  # loads the eval set only when asked
+        # imported here: the eval set is loaded only when a bench is asked for
+        from agent.bench_command import prepare_bench, run_bench_command
 
         self.set_activity(Activity.BENCHMARKING)
         try:
-            return run_bench_command(
+            job = prepare_bench(
                 command,
-                profile=self.profile,
                 store=self.store,
                 host=self.host,
-                publish=self.messenger.send,
+                protected=self.assigner.protected(),
+                on_download=lambda: self.set_activity(Activity.DOWNLOADING),
+                memory_budget_mb=self.profile.memory_budget_mb,
+            )
+            self.download = None
+            if self.activity is not Activity.BENCHMARKING:  # after a download
+                self.set_activity(Activity.BENCHMARKING)
+            return run_bench_command(
+                command, job, profile=self.profile, host=self.host, publish=self.messenger.send
             )
         finally:
+            self.download = None
             self.set_activity(Activity.IDLE)
+            self.announce()  # fetched models are now in the hello's cached_models
 
     def _bench_from_button(self) -> None:
         command_id = f"button-{uuid.uuid4().hex[:12]}"

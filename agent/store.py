@@ -194,7 +194,8 @@ class ModelStore:
         if self.used_bytes() + size_bytes > self.budget_bytes:
             raise StoreError(
                 f"model needs {size_bytes / MB:.0f} MB; {self.used_bytes() / MB:.0f} MB of the "
-                f"{self.budget_bytes / MB:.0f} MB budget are held by the serving/rollback models"
+                f"{self.budget_bytes / MB:.0f} MB budget are held by models in use "
+                "(serving, rollback, or named by the same command)"
             )
 
     def _check_free_disk(self, remaining: int) -> None:

@@ -12,7 +12,7 @@ import typer
 from controller.core.cli_options import ConfigOption, load_cli_settings, migrated_engine
 
 controller_app = typer.Typer(help="Run and administer the fleet controller.", no_args_is_help=True)
-plan_app = typer.Typer(help="Show and apply model-to-device plans.", no_args_is_help=True)
+plan_app = typer.Typer(help="Show, apply and profile model-to-device plans.", no_args_is_help=True)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _register_plan_commands() -> None:
     """The plan group's commands live with the planner (imported lazily inside each)."""
     from controller.planner import cli as plan_cli
 
-    for name in ("show", "apply", "history", "scores"):
+    for name in ("show", "draft", "apply", "history", "scores", "profile"):
         plan_app.command(name)(getattr(plan_cli, name))
 
 

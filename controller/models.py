@@ -86,12 +86,16 @@ class CommandStatus(StrEnum):
 
 
 class PlanStatus(StrEnum):
-    """A plan is computed as a draft, then applied (commands sent) or superseded."""
+    """A plan is computed as a draft, then applied (commands sent) or superseded.
+
+    ``dry-run`` marks a plan computed only to be shown (``GET /plans/draft``): never stored.
+    """
 
     DRAFT = "draft"
     APPLIED = "applied"
     SUPERSEDED = "superseded"
     FAILED = "failed"
+    DRY_RUN = "dry-run"
 
 
 class PinKind(StrEnum):

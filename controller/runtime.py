@@ -25,6 +25,7 @@ from controller.ingest.mqtt import MqttOptions
 from controller.ingest.service import IngestConfig, IngestService
 from controller.planner.apply import PlanApplier, RolloutConfig
 from controller.planner.loop import PlannerLoop
+from controller.planner.profiler import Profiler, profiling_settings
 
 logger = logging.getLogger(__name__)
 
@@ -68,19 +69,32 @@ class ControllerRuntime:
         if not self.ingest.connection.wait_connected(15):
             logger.warning("MQTT broker not reachable yet; ingest keeps retrying in the background")
         if settings.planner_loop:
-            applier = PlanApplier(
-                self.engine,
-                self.commands,
+            self.planner = self._planner_loop(self.engine, self.commands).start()
+        return self
+
+    def _planner_loop(self, engine: Engine, commands: CommandPublisher) -> PlannerLoop:
+        settings = self.settings
+        profiler = None
+        if settings.planner_auto_profile:
+            profiler = Profiler(
+                engine,
+                commands,
+                model_url=settings.model_file_url,
+                profiling=profiling_settings(settings),
+            )
+        return PlannerLoop(
+            engine,
+            PlanApplier(
+                engine,
+                commands,
                 model_url=settings.model_file_url,
                 config=RolloutConfig(timeout_s=settings.planner_rollout_timeout_s),
-            )
-            self.planner = PlannerLoop(
-                self.engine,
-                applier,
-                auto_apply=settings.planner_auto_apply,
-                interval_s=settings.planner_interval_s,
-            ).start()
-        return self
+            ),
+            auto_apply=settings.planner_auto_apply,
+            interval_s=settings.planner_interval_s,
+            profiler=profiler,
+            profile_interval_s=settings.planner_profile_interval_s,
+        )
 
     def _mqtt_options(self) -> MqttOptions:
         settings = self.settings

@@ -250,16 +250,46 @@ class AssignCommand(Body):
     n_ctx: int | None = Field(None, ge=64)
 
 
+class ModelSource(Body):
+    """Where a device downloads a model it lacks (the registry's file route), and its identity."""
+
+    model_id: str
+    sha256: Sha256
+    url: str
+    size_bytes: int = Field(ge=1)
+
+
 class BenchCommand(Body):
-    """Benchmark models from the local store and publish the results."""
+    """Benchmark models (fetching any named in ``sources`` that are missing) and publish results.
+
+    ``reference_model_id`` and ``sources`` were added later as optional fields, so the
+    schema stays ``cmd/1``: an older agent ignores them (bodies tolerate unknown fields)
+    and an older controller simply never sends them.
+    """
 
     type: Literal["bench"] = "bench"
     command_id: str = Field(min_length=1, max_length=64)
     model_ids: list[str] = Field(default_factory=list, description="empty: the serving model")
     categories: list[Category] = Field(default_factory=list, description="empty: all")
     judge_model_id: str | None = None
+    reference_model_id: str | None = Field(
+        None, description="model whose judged answers are the 100 % of q(m, k); none: no quality"
+    )
     refine: bool = True
     max_questions: int | None = Field(None, ge=1)
+    sources: list[ModelSource] = Field(
+        default_factory=list,
+        description="downloads for named models (candidates, judge, reference) not on the device",
+    )
+
+    def named_model_ids(self) -> list[str]:
+        """Every model the command names (candidates, judge, reference), each once, in order."""
+        named = [*self.model_ids, self.judge_model_id, self.reference_model_id]
+        return list(dict.fromkeys(m for m in named if m))
+
+    def source(self, model_id: str) -> ModelSource | None:
+        """The download source given for ``model_id``, if any."""
+        return next((s for s in self.sources if s.model_id == model_id), None)
 
 
 class ReloadConfigCommand(Body):

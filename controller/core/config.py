@@ -141,6 +141,32 @@ class ControllerSettings(BaseSettings):
     planner_rollout_timeout_s: float = Field(
         600.0, gt=0, description="seconds a wave may take to ack and report healthy, else rollback"
     )
+    planner_auto_profile: bool = Field(
+        False,
+        description="let the planner loop send profiling benches itself (off: only through "
+        "POST /api/v1/profiling or `edgefleet plan profile`)",
+    )
+    planner_profile_interval_s: float = Field(
+        600.0, gt=0, description="seconds between the planner loop's profiling rounds"
+    )
+    judge_model_id: str | None = Field(
+        None,
+        description="registry model that grades profiling benchmarks 1-10 (a base model grades "
+        "by digit probabilities); unset: profiling measures speed and memory only",
+    )
+    reference_model_id: str | None = Field(
+        None,
+        description="registry model whose judged answers count as q = 1 in profiling "
+        "benchmarks (the strongest model the fleet has); needs judge_model_id",
+    )
+    profiling_questions: int = Field(
+        27, ge=1, description="questions per profiled (model, class) pair (3 per category)"
+    )
+    profiling_bench_timeout_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="an unanswered profiling bench older than this no longer keeps its device busy",
+    )
     bootstrap_admin_token: SecretStr | None = Field(
         None, description="admin API token to create on first start (unset: generate and print)"
     )
@@ -181,6 +207,12 @@ class ControllerSettings(BaseSettings):
         if value is not None and not value.startswith(("mqtt://", "mqtts://", "tcp://")):
             raise ValueError("broker_url must look like mqtt://host:port or mqtts://host:port")
         return value
+
+    @model_validator(mode="after")
+    def _reference_needs_judge(self) -> ControllerSettings:
+        if self.reference_model_id and not self.judge_model_id:
+            raise ValueError("reference_model_id needs judge_model_id to score its answers")
+        return self
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> ControllerSettings:

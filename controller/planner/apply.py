@@ -141,25 +141,40 @@ class PlanApplier:
         suffix = "rb" if rollback else "as"
         command_id = f"p{plan_id}-{suffix}-{device_id}"[:64]
         model = self._model(target.model_id)
-        sent = self.commands.send(
-            device_id=device_id,
-            plan_id=plan_id,
-            created_by=by,
-            command=AssignCommand(
-                command_id=command_id,
-                model_id=model.id,
-                sha256=model.sha256,
-                url=self.model_url(model.id),
-                size_bytes=model.size_bytes,
-                refine=target.refine,
-            ),
+        command = AssignCommand(
+            command_id=command_id,
+            model_id=model.id,
+            sha256=model.sha256,
+            url=self.model_url(model.id),
+            size_bytes=model.size_bytes,
+            refine=target.refine,
         )
+        sent = self._already_sent(command_id)
+        if sent is None:
+            try:
+                sent = self.commands.send(
+                    device_id=device_id, plan_id=plan_id, created_by=by, command=command
+                )
+            except ValueError:
+                sent = self._already_sent(command_id)
+                if sent is None:
+                    raise
         self._mark(
             plan_id,
             device_id,
             "rolled_back" if rollback else "sent",
             None if rollback else sent.id,
         )
+
+    def _already_sent(self, command_id: str) -> db.Command | None:
+        """The step's command when another ticker sent it first (same plan, step and device).
+
+        The planner loop, ``POST /plans/{id}/advance`` and ``plan apply --wait`` may
+        all tick one plan; command ids are fixed per step, so the second sender finds
+        the first's command and records that instead of failing the wave.
+        """
+        with Session(self.engine) as session:
+            return session.get(db.Command, command_id)
 
     def _target(
         self, plan_id: int, device_id: str, rollback: dict[str, Option] | None

@@ -1,27 +1,49 @@
-"""``edgefleet plan show|history|scores|apply``: the planner from a terminal, against the database.
+"""``edgefleet plan show|draft|history|scores|apply|profile``: the planner from a terminal.
 
-Registered on ``controller.cli:plan_app``. ``apply`` publishes through the
-configured external broker (``broker_url``); the running controller's ingest
-stores the acks and metrics that the rollout waits for.
+Registered on ``controller.cli:plan_app``. ``apply`` and ``profile`` publish
+through the configured external broker (``broker_url``); the running
+controller's ingest stores the acks, metrics and bench results they lead to.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from controller.core.cli_options import ConfigOption, open_cli_engine
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from controller.core.config import ControllerSettings
+    from controller.ingest.commands import CommandPublisher
+
+ReasonsOption = Annotated[bool, typer.Option("--reasons", help="why every other option lost")]
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
 
 def show(
-    config: ConfigOption = None,
-    reasons: Annotated[bool, typer.Option("--reasons", help="why every other option lost")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    config: ConfigOption = None, reasons: ReasonsOption = False, as_json: JsonOption = False
 ) -> None:
-    """Compute a draft plan (dry run) and show the diff against what runs now."""
+    """Dry run: what each device would run now, against what runs now; stores nothing."""
+    from controller.planner.service import dry_run_plan
+
+    _, engine = open_cli_engine(config)
+    detail = dry_run_plan(engine, created_by="cli")
+    engine.dispose()
+    _echo_plan(detail, "dry run, not stored", reasons=reasons, as_json=as_json)
+
+
+def draft(
+    config: ConfigOption = None, reasons: ReasonsOption = False, as_json: JsonOption = False
+) -> None:
+    """Compute and store a draft (the older draft is superseded) for `plan apply`."""
     from sqlmodel import Session
 
     from controller.planner.service import draft_plan, plan_detail
@@ -32,10 +54,15 @@ def show(
         detail = plan_detail(session, plan_id)
     engine.dispose()
     assert detail is not None
+    _echo_plan(detail, f"plan {plan_id} (draft)", reasons=reasons, as_json=as_json)
+
+
+def _echo_plan(detail: dict[str, Any], heading: str, *, reasons: bool, as_json: bool) -> None:
+    """A plan's summary and one line per device (its reasons indented below with --reasons)."""
     if as_json:
         typer.echo(json.dumps(detail, indent=2))
         return
-    typer.echo(f"plan {plan_id} (draft): {detail['plan']['summary']}")
+    typer.echo(f"{heading}: {detail['plan']['summary']}")
     for row in detail["assignments"]:
         target = row["model_id"] or "-"
         target += " +refine" if row["refine"] and row["model_id"] else ""
@@ -96,22 +123,18 @@ def scores(
             )
 
 
-def apply(
-    plan_id: Annotated[int, typer.Argument(help="the draft to apply")],
-    config: ConfigOption = None,
-    wait: Annotated[bool, typer.Option(help="follow the rollout until it ends")] = True,
-    timeout_s: Annotated[float, typer.Option(help="per-wave timeout")] = 600.0,
-    require_metrics: Annotated[bool, typer.Option(help="wait for healthy metrics")] = True,
-) -> None:
-    """Apply a draft in waves (canary per class first) through the configured broker."""
+@contextmanager
+def _publisher(
+    settings: ControllerSettings, engine: Engine, name: str
+) -> Iterator[CommandPublisher]:
+    """A command publisher on the configured external broker, for as long as the block runs."""
     from controller.ingest.commands import CommandPublisher
     from controller.ingest.mqtt import MqttConnection, MqttOptions
-    from controller.planner.apply import PlanApplier, PlanError, RolloutConfig
 
-    settings, engine = open_cli_engine(config)
     if settings.broker_url is None:
         typer.echo(
-            "plan apply needs broker_url (an external broker the controller also uses)", err=True
+            f"plan {name} needs broker_url (an external broker the controller also uses)",
+            err=True,
         )
         raise typer.Exit(2)
     secret = settings.mqtt_password
@@ -119,7 +142,7 @@ def apply(
         settings.broker_url,
         username=settings.mqtt_username,
         password=secret.get_secret_value() if secret else None,
-        client_id=f"{settings.mqtt_client_id}-plan-{plan_id}",
+        client_id=f"{settings.mqtt_client_id}-{name}",
         protocol="5",
     )
     connection = MqttConnection(options, subscriptions=[], sink=None)
@@ -128,24 +151,76 @@ def apply(
         if not connection.wait_connected(15):
             typer.echo("broker not reachable", err=True)
             raise typer.Exit(1)
-        applier = PlanApplier(
-            engine,
-            CommandPublisher(engine, connection, topics=settings.topics),
-            model_url=settings.model_file_url,
-            config=RolloutConfig(timeout_s=timeout_s, require_metrics=require_metrics),
-        )
-        try:
-            typer.echo(applier.apply(plan_id, created_by="cli"))
-        except PlanError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
-        state = "running"
-        while wait and state == "running":
-            time.sleep(1.0)
-            state = applier.tick(plan_id)
-        typer.echo(f"plan {plan_id}: {state}")
-        if state in ("rolled_back", "failed"):
-            raise typer.Exit(1)
+        yield CommandPublisher(engine, connection, topics=settings.topics)
     finally:
         connection.stop()
+
+
+def apply(
+    plan_id: Annotated[int, typer.Argument(help="the draft to apply")],
+    config: ConfigOption = None,
+    wait: Annotated[bool, typer.Option(help="follow the rollout until it ends")] = True,
+    timeout_s: Annotated[float, typer.Option(help="per-wave timeout")] = 600.0,
+    require_metrics: Annotated[bool, typer.Option(help="wait for healthy metrics")] = True,
+) -> None:
+    """Apply a draft in waves (canary per class first) through the configured broker."""
+    from controller.planner.apply import PlanApplier, PlanError, RolloutConfig
+
+    settings, engine = open_cli_engine(config)
+    try:
+        with _publisher(settings, engine, f"plan-{plan_id}") as commands:
+            applier = PlanApplier(
+                engine,
+                commands,
+                model_url=settings.model_file_url,
+                config=RolloutConfig(timeout_s=timeout_s, require_metrics=require_metrics),
+            )
+            try:
+                typer.echo(applier.apply(plan_id, created_by="cli"))
+            except PlanError as exc:
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(2) from None
+            state = "running"
+            while wait and state == "running":
+                time.sleep(1.0)
+                state = applier.tick(plan_id)
+            typer.echo(f"plan {plan_id}: {state}")
+            if state in ("rolled_back", "failed"):
+                raise typer.Exit(1)
+    finally:
         engine.dispose()
+
+
+def profile(
+    config: ConfigOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="most bench commands to send")] = 5,
+    device_class: Annotated[str | None, typer.Option("--class", help="this class only")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Bench the pairs whose measurement could change the plan, judged by the fleet's judge."""
+    from controller.planner.profiler import Profiler, ProfilingError, profiling_settings
+
+    settings, engine = open_cli_engine(config)
+    try:
+        with _publisher(settings, engine, "profile") as commands:
+            profiler = Profiler(
+                engine,
+                commands,
+                model_url=settings.model_file_url,
+                profiling=profiling_settings(settings),
+            )
+            try:
+                sent = profiler.run(limit=limit, device_class=device_class, created_by="cli")
+            except ProfilingError as exc:
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps([asdict(s) for s in sent], indent=2))
+        return
+    if not sent:
+        typer.echo("nothing to profile: no unmeasured pair could beat its class's best")
+    for s in sent:
+        typer.echo(f"{s.device_id:<24} {s.model_id:<32} {s.status:<10} {s.command_id}")
+        typer.echo(f"    {s.reason}")

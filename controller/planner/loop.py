@@ -3,7 +3,9 @@
 Events: a device joined, a device went offline, a benchmark changed a score
 by more than the hysteresis margin. They feed a :class:`ReplanTrigger`, so a
 burst gives one new draft; with ``auto_apply`` the draft is also applied
-(never while another rollout is running).
+(never while another rollout is running). With a ``profiler`` (setting
+``planner_auto_profile``), it also sends a profiling round every
+``profile_interval_s``; the profiler itself skips devices still benchmarking.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlmodel import Session, col, select
 from controller import models as db
 from controller.planner.apply import PlanApplier, PlanError
 from controller.planner.inputs import load_inputs
+from controller.planner.profiler import Profiler, ProfilingError
 from controller.planner.scores import OptionScore, compute_scores
 from controller.planner.service import draft_plan
 from controller.planner.triggers import ReplanTrigger, score_shifts
@@ -40,11 +43,15 @@ class PlannerLoop:
         auto_apply: bool = False,
         interval_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        profiler: Profiler | None = None,
+        profile_interval_s: float = 600.0,
     ) -> None:
         self.engine, self.applier = engine, applier
         self.settings = settings or PlannerSettings()
         self.trigger = trigger or ReplanTrigger()
         self.auto_apply, self.interval_s, self.clock = auto_apply, interval_s, clock
+        self.profiler, self.profile_interval_s = profiler, profile_interval_s
+        self._next_profile: float | None = None
         self._devices: dict[str, str | None] | None = None
         self._runs = -1
         self._scores: dict[str, list[OptionScore]] = {}
@@ -77,6 +84,7 @@ class PlannerLoop:
         running = self._advance_rollouts()
         self._notice_devices(now)
         self._notice_scores(now)
+        self._profile(now)
         reasons = self.trigger.due(now)
         if reasons is None:
             return None
@@ -86,6 +94,18 @@ class PlannerLoop:
         if self.auto_apply and self.applier is not None and not running:
             self.applier.apply(plan_id, created_by="planner-loop")
         return reasons
+
+    def _profile(self, now: float) -> None:
+        if self.profiler is None or (self._next_profile is not None and now < self._next_profile):
+            return
+        self._next_profile = now + self.profile_interval_s
+        try:
+            sent = self.profiler.run(created_by="planner-loop")
+        except ProfilingError as exc:
+            logger.error("profiling round skipped: %s", exc)
+            return
+        for item in sent:
+            logger.info("profiling %s on %s: %s", item.model_id, item.device_id, item.reason)
 
     def _advance_rollouts(self) -> bool:
         if self.applier is None:

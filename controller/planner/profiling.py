@@ -126,12 +126,23 @@ class PairOutlook:
     current_best_psi: float
     devices: int
     cost_s: float
+    basis: str = ""
+    """Where the optimistic quality came from, for people."""
 
     @property
     def value(self) -> float:
         """Possible Psi gain over the class, per second of profiling."""
         gain = max(0.0, self.optimistic_psi - self.current_best_psi) * self.devices
         return gain / max(self.cost_s, 1e-9)
+
+    def reason(self) -> str:
+        """Why this pair is worth profiling, with the numbers."""
+        return (
+            f"{self.model_id} on {self.device_class}: optimistic Psi {self.optimistic_psi:.3f} "
+            f"({self.basis or 'upper bounds'}) beats the class's best measured "
+            f"{self.current_best_psi:.3f}; {self.devices} device(s), ~{self.cost_s:.0f} s "
+            "to profile"
+        )
 
 
 def next_pairs(outlooks: list[PairOutlook], limit: int = 5) -> list[PairOutlook]:

@@ -1,4 +1,4 @@
-"""The planner against the database: read inputs, run the pure core, write drafts and history."""
+"""The planner against the database: read inputs, run the pure core, dry runs, drafts, history."""
 
 from __future__ import annotations
 
@@ -12,12 +12,9 @@ from sqlmodel import Session, col, select
 
 from controller import models as db
 from controller.core.db import session_scope
-from controller.ingest.commands import CommandPublisher
-from controller.models import utcnow
 from controller.planner.assign import Decision, build_views, plan_devices
 from controller.planner.fleet import FleetConstraints, plan_fleet
 from controller.planner.inputs import PlannerInputs, load_inputs
-from controller.planner.outlook import bench_commands, class_calibrations, profiling_outlooks
 from controller.planner.quality import conformance_counts
 from controller.planner.scores import OptionScore, compute_scores
 from controller.planner.types import Option, PlannerSettings
@@ -94,6 +91,74 @@ def _reasons(decision: Decision) -> list[str]:
     return head + decision.reasons()
 
 
+@dataclass(frozen=True)
+class ComputedPlan:
+    """A plan and its per-device assignments as computed, before (or without) storing them."""
+
+    plan: db.Plan
+    assignments: list[db.Assignment]
+
+    def detail(self) -> dict[str, Any]:
+        """The same JSON shape as :func:`plan_detail` (ids null while not stored)."""
+        return _detail(self.plan, self.assignments)
+
+
+def build_plan(
+    inputs: PlannerInputs,
+    settings: PlannerSettings,
+    constraints: FleetConstraints | None = None,
+    *,
+    status: str = db.PlanStatus.DRAFT.value,
+    created_by: str | None = None,
+) -> ComputedPlan:
+    """Run the pipeline and turn its decisions into a plan summary and assignment rows."""
+    result = compute_plan(inputs, settings, constraints)
+    current = {d.device_id: d.current for d in inputs.devices}
+    statuses = [_assignment_status(d, current.get(d.device_id)) for d in result.decisions]
+    summary = (
+        f"{statuses.count('change')} to change, {statuses.count('unchanged')} unchanged, "
+        f"{statuses.count('unplanned')} without a feasible option; solver {result.status}"
+    )
+    plan = db.Plan(
+        status=status,
+        params={
+            "settings": settings.model_dump(mode="json"),
+            "constraints": asdict(constraints) if constraints else None,
+        },
+        summary=summary,
+        reasons=[result.status],
+        created_by=created_by,
+    )
+    rows = [_assignment_row(d, s) for d, s in zip(result.decisions, statuses, strict=True)]
+    return ComputedPlan(plan, sorted(rows, key=lambda r: r.device_id))
+
+
+def _compute_from_db(
+    engine: Engine,
+    settings: PlannerSettings | None,
+    constraints: FleetConstraints | None,
+    **plan_fields: Any,
+) -> ComputedPlan:
+    """Read the planner's inputs in one session, then compute outside it."""
+    with Session(engine) as session:
+        inputs = load_inputs(session)
+    return build_plan(inputs, settings or PlannerSettings(), constraints, **plan_fields)
+
+
+def dry_run_plan(
+    engine: Engine,
+    *,
+    settings: PlannerSettings | None = None,
+    constraints: FleetConstraints | None = None,
+    created_by: str | None = None,
+) -> dict[str, Any]:
+    """What a draft would be now, shaped like :func:`plan_detail`; nothing is stored."""
+    computed = _compute_from_db(
+        engine, settings, constraints, status=db.PlanStatus.DRY_RUN.value, created_by=created_by
+    )
+    return computed.detail()
+
+
 def draft_plan(
     engine: Engine,
     *,
@@ -102,44 +167,28 @@ def draft_plan(
     created_by: str | None = None,
 ) -> int:
     """Compute a plan and store it as the draft (older drafts are superseded); return its id."""
-    settings = settings or PlannerSettings()
-    with Session(engine) as session:
-        inputs = load_inputs(session)
-    result = compute_plan(inputs, settings, constraints)
-    current = {d.device_id: d.current for d in inputs.devices}
-    statuses = [_assignment_status(d, current.get(d.device_id)) for d in result.decisions]
-    summary = (
-        f"{statuses.count('change')} to change, {statuses.count('unchanged')} unchanged, "
-        f"{statuses.count('unplanned')} without a feasible option; solver {result.status}"
-    )
+    computed = _compute_from_db(engine, settings, constraints, created_by=created_by)
     with session_scope(engine) as session:
         session.execute(
             update(db.Plan)
             .where(col(db.Plan.status) == db.PlanStatus.DRAFT.value)
             .values(status=db.PlanStatus.SUPERSEDED.value)
         )
-        plan = db.Plan(
-            params={
-                "settings": settings.model_dump(mode="json"),
-                "constraints": asdict(constraints) if constraints else None,
-            },
-            summary=summary,
-            reasons=[result.status],
-            created_by=created_by,
-        )
-        session.add(plan)
+        session.add(computed.plan)
         session.flush()
-        plan_id = int(plan.id or 0)
-        for decision, status in zip(result.decisions, statuses, strict=True):
-            session.add(_assignment_row(plan_id, decision, status))
-    logger.info("plan %d drafted: %s", plan_id, summary)
+        plan_id = int(computed.plan.id or 0)
+        for row in computed.assignments:
+            row.plan_id = plan_id
+            session.add(row)
+    logger.info("plan %d drafted: %s", plan_id, computed.plan.summary)
     return plan_id
 
 
-def _assignment_row(plan_id: int, decision: Decision, status: str) -> db.Assignment:
+def _assignment_row(decision: Decision, status: str) -> db.Assignment:
+    """An assignment row not yet tied to a plan (``plan_id`` is set when stored)."""
     chosen = decision.chosen
-    return db.Assignment(
-        plan_id=plan_id,
+    # A table model does not validate on init: plan_id may wait until the plan has an id.
+    return db.Assignment(  # type: ignore[call-arg]
         device_id=decision.device_id,
         device_class=decision.device_class,
         model_id=chosen.option.model_id if chosen else None,
@@ -160,9 +209,13 @@ def plan_detail(session: Session, plan_id: int) -> dict[str, Any] | None:
         .where(db.Assignment.plan_id == plan_id)
         .order_by(db.Assignment.device_id)
     ).all()
+    return _detail(plan, rows)
+
+
+def _detail(plan: db.Plan, rows: Sequence[db.Assignment]) -> dict[str, Any]:
     return {
         "plan": plan.model_dump(mode="json"),
-        "assignments": [r.model_dump(mode="json") for r in rows],
+        "assignments": [{**r.model_dump(mode="json"), "plan_id": plan.id} for r in rows],
     }
 
 
@@ -201,29 +254,3 @@ def score_row(s: OptionScore) -> dict[str, Any]:
         "predicted": s.predicted,
         "quality_pooled": s.quality_pooled,
     }
-
-
-def profile_next(
-    engine: Engine,
-    commands: CommandPublisher,
-    *,
-    settings: PlannerSettings | None = None,
-    limit: int = 5,
-    created_by: str | None = None,
-) -> list[tuple[str, str]]:
-    """Send bench commands for the pairs whose measurement could change the plan most."""
-    settings = settings or PlannerSettings()
-    with Session(engine) as session:
-        inputs = load_inputs(session)
-    scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, settings)
-    views = build_views(scores, inputs.profiles, inputs.models, settings, inputs.exclusions)
-    cals = class_calibrations(inputs.profiles, inputs.runs, inputs.models, settings)
-    outlooks = profiling_outlooks(views, scores, inputs.models, cals, inputs.devices, settings)
-    sent = []
-    stamp = utcnow().strftime("%Y%m%d%H%M%S")
-    for device_id, command in bench_commands(
-        outlooks, inputs.devices, limit=limit, tag=f"prof{stamp}"
-    ):
-        commands.send(device_id=device_id, command=command, created_by=created_by)
-        sent.append((device_id, command.model_ids[0]))
-    return sent

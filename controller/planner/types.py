@@ -156,3 +156,25 @@ class PlannerSettings(BaseModel):
         description="devices offered each model with a minimum count, as a multiple of "
         "the minimum, cheapest Psi loss first (0: every device that can run it)",
     )
+
+
+class ProfilingSettings(BaseModel):
+    """Who grades profiling benchmarks, how many questions a pair gets, when a bench is lost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    judge_model_id: str | None = Field(
+        None, description="registry model that grades answers 1-10; none: profile speed only"
+    )
+    reference_model_id: str | None = Field(
+        None, description="registry model whose judged answers are q = 1; none: speed only"
+    )
+    questions_per_pair: int = Field(
+        27, ge=1, description="questions per profiled (model, class) pair (3 per category)"
+    )
+    bench_timeout_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="an unanswered bench command older than this no longer keeps its device "
+        "and pair busy",
+    )

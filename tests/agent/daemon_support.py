@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import threading
@@ -21,6 +22,7 @@ from agent.daemon import Agent
 from agent.host import ModelHost, Serving
 from agent.metrics import ServingMetrics
 from agent.runtime import ModelRuntime
+from shared.messages import ModelSource
 
 
 def load_serving(path: Path, *, model_id: str = "tiny", refine: bool = False) -> Serving:
@@ -207,3 +209,19 @@ class FileServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def publish_model(
+    registry: FileServer, path: Path, model_id: str, *, sha: str | None = None
+) -> ModelSource:
+    """Serve ``path`` from ``registry`` (a link, not a copy) and describe it as a source."""
+    served = registry.root / path.name
+    if not served.exists():
+        served.symlink_to(path.resolve())
+    real = hashlib.sha256(path.read_bytes()).hexdigest()
+    return ModelSource(
+        model_id=model_id,
+        sha256=sha or real,
+        url=f"{registry.url}/{path.name}",
+        size_bytes=path.stat().st_size,
+    )

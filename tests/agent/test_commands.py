@@ -6,9 +6,7 @@ answering there whenever an assign is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import uuid
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from shared.messages import (
     parse_message,
 )
 from tests.agent.command_harness import TOPICS, Harness
-from tests.agent.daemon_support import FileServer, wait_until, write_config
+from tests.agent.daemon_support import FileServer, publish_model, wait_until, write_config
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -45,15 +43,8 @@ def harness(broker, tmp_path: Path, tiny_gguf: Path, request):
 
 
 def _assign(registry: FileServer, path: Path, model_id: str, *, sha: str | None = None):
-    shutil.copy(path, registry.root / path.name)
-    real = hashlib.sha256(path.read_bytes()).hexdigest()
-    return AssignCommand(
-        command_id=f"c-{uuid.uuid4().hex[:8]}",
-        model_id=model_id,
-        sha256=sha or real,
-        url=f"{registry.url}/{path.name}",
-        size_bytes=path.stat().st_size,
-    )
+    source = publish_model(registry, path, model_id, sha=sha)
+    return AssignCommand(command_id=f"c-{uuid.uuid4().hex[:8]}", **source.model_dump())
 
 
 def test_assign_downloads_verifies_and_swaps_models(harness, registry, tiny_gguf_factory):
@@ -154,7 +145,10 @@ def test_bench_command_publishes_a_valid_bench_result(harness):
 def test_bench_of_an_unknown_model_is_refused(harness):
     harness.send(BenchCommand(command_id="b-2", model_ids=["nope"]))
     ack = harness.final_ack("b-2")
-    assert ack["status"] == "error" and "not in the local store" in ack["reason"]
+    assert ack["status"] == "error"
+    assert ack["reason"] == (
+        "model 'nope' is not in the local store and the command gives no source for it"
+    )
 
 
 def test_long_press_benchmarks_the_serving_model(broker, tmp_path, tiny_gguf):

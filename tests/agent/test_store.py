@@ -69,7 +69,7 @@ def test_lru_eviction_never_touches_protected_models(registry, tmp_path: Path) -
     store.touch(models[0][1])  # m0 used more recently than m1
     store.ensure("m2", models[2][1], models[2][0], 400_000, protected=set())
     assert {m.model_id for m in store.models()} == {"m0", "m2"}  # m1 was least recently used
-    with pytest.raises(StoreError, match="held by the serving/rollback"):
+    with pytest.raises(StoreError, match="held by models in use"):
         store.ensure(
             "m3", models[3][1], models[3][0], 400_000, protected={models[0][1], models[2][1]}
         )

@@ -51,3 +51,21 @@ def test_invalid_prefix_and_broker_url_are_refused() -> None:
         ControllerSettings(topic_prefix="bad prefix/#")
     with pytest.raises(ValidationError, match="broker_url"):
         ControllerSettings(broker_url="http://x", mqtt_password="k3y-x9-long")
+
+
+def test_fleet_judge_and_reference_come_from_the_environment_and_pair_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from controller.planner.profiler import profiling_settings
+
+    monkeypatch.setenv("EDGEFLEET_CONTROLLER_JUDGE_MODEL_ID", "gemma3-270m")
+    monkeypatch.setenv("EDGEFLEET_CONTROLLER_REFERENCE_MODEL_ID", "qwen-1.5b")
+    monkeypatch.setenv("EDGEFLEET_CONTROLLER_PROFILING_QUESTIONS", "9")
+    settings = ControllerSettings()
+    assert settings.planner_auto_profile is False  # profiling runs only when asked
+    profiling = profiling_settings(settings)
+    assert (profiling.judge_model_id, profiling.reference_model_id) == ("gemma3-270m", "qwen-1.5b")
+    assert profiling.questions_per_pair == 9
+    monkeypatch.delenv("EDGEFLEET_CONTROLLER_JUDGE_MODEL_ID")
+    with pytest.raises(ValidationError, match="reference_model_id needs judge_model_id"):
+        ControllerSettings()

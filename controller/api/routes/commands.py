@@ -15,7 +15,8 @@ from controller.api.deps import OperatorDep, SessionDep, StateDep
 from controller.api.errors import ApiError, not_found
 from controller.api.pagination import Page, PageDep, paginate
 from controller.api.state import CommandSender
-from controller.models import Command, CommandAck, CommandPublic, Device, Model
+from controller.models import Command, CommandAck, CommandPublic, Device
+from controller.registry.sources import registry_sources
 from shared.messages import AssignCommand, BenchCommand, Category, DeviceId, IdentifyCommand
 from shared.profiles import ClassName
 
@@ -23,14 +24,26 @@ router = APIRouter(tags=["commands"])
 
 
 class BenchParams(BaseModel):
-    """Benchmark models already in the device's store."""
+    """Benchmark models; the device downloads those it lacks from this registry."""
 
     type: Literal["bench"] = "bench"
     model_ids: list[Annotated[str, Field(max_length=128)]] = Field(default_factory=list)
     categories: list[Category] = Field(default_factory=list)
     judge_model_id: str | None = Field(None, max_length=128)
+    reference_model_id: str | None = Field(
+        None,
+        max_length=128,
+        description="model whose judged answers are q = 1 (needs judge_model_id); "
+        "with both, results carry q(m, k)",
+    )
     refine: bool = True
     max_questions: int | None = Field(None, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _reference_needs_judge(self) -> BenchParams:
+        if self.reference_model_id and not self.judge_model_id:
+            raise ValueError("reference_model_id needs judge_model_id to score its answers")
+        return self
 
 
 class AssignParams(BaseModel):
@@ -116,21 +129,16 @@ def _model_url(state: StateDep, http: Request, model_id: str) -> str:
 def _factory(session: Session, params: BaseModel, url_for: Callable[[str], str]) -> Any:
     """A callable making one command (with a fresh command id) per target device."""
     if isinstance(params, AssignParams):
-        model = session.get(Model, params.model_id)
-        if model is None:
+        found = registry_sources(session, [params.model_id], url_for)
+        if not found:
             raise not_found(f"model {params.model_id!r}")
-        fields = {
-            "model_id": model.id,
-            "sha256": model.sha256,
-            "url": url_for(model.id),
-            "size_bytes": max(model.size_bytes, 1),
-            "refine": params.refine,
-            "n_ctx": params.n_ctx,
-        }
+        fields = {**found[0].model_dump(), "refine": params.refine, "n_ctx": params.n_ctx}
         return lambda: AssignCommand(command_id=uuid.uuid4().hex, **fields)
     if isinstance(params, BenchParams):
-        bench = params.model_dump(exclude={"type"})
-        return lambda: BenchCommand(command_id=uuid.uuid4().hex, **bench)
+        bench = BenchCommand(command_id="template", **params.model_dump(exclude={"type"}))
+        sources = registry_sources(session, bench.named_model_ids(), url_for)
+        update = {"sources": sources}
+        return lambda: bench.model_copy(update={**update, "command_id": uuid.uuid4().hex})
     seconds = params.seconds if isinstance(params, IdentifyParams) else 10.0
     return lambda: IdentifyCommand(command_id=uuid.uuid4().hex, seconds=seconds)
 

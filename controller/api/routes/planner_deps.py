@@ -1,4 +1,4 @@
-"""The app's own dependencies for the planner routes (``plans.make_router``, ``scores``).
+"""The app's own dependencies for the planner routes (``plans``, ``scores``, ``profiling``).
 
 Auth is the app's: the API router's ``authorize`` already checks viewer for
 reads and operator for mutations; these return the caller's name for the
@@ -15,10 +15,11 @@ from sqlalchemy import Engine
 
 from controller.api.deps import StateDep, require_role
 from controller.api.errors import ApiError
-from controller.api.routes import plans, scores
+from controller.api.routes import plans, profiling, scores
 from controller.api.state import AppState
 from controller.core.security import Principal, Role
 from controller.planner.apply import PlanApplier, RolloutConfig
+from controller.planner.profiler import Profiler, profiling_settings
 
 
 def _engine(state: StateDep) -> Engine:
@@ -37,11 +38,25 @@ def _operator(principal: OperatorDep) -> str:
     return principal.name
 
 
-def _applier(state: StateDep) -> PlanApplier:
+def _sender(state: AppState) -> Any:
     sender = state.sender()
     if sender is None:
         raise ApiError(503, "no_broker", "this controller has no MQTT connection to send commands")
-    return applier_for(state, sender)
+    return sender
+
+
+def _applier(state: StateDep) -> PlanApplier:
+    return applier_for(state, _sender(state))
+
+
+def _profiler(state: StateDep) -> Profiler:
+    """A profiler over the app's engine, command sender and the fleet's judge and reference."""
+    return Profiler(
+        state.engine,
+        cast(Any, _sender(state)),
+        model_url=state.settings.model_file_url,
+        profiling=profiling_settings(state.settings),
+    )
 
 
 def applier_for(state: AppState, sender: Any) -> PlanApplier:
@@ -57,4 +72,8 @@ def applier_for(state: AppState, sender: Any) -> PlanApplier:
 def routers() -> list[APIRouter]:
     """The planner's routers, built with the app's dependencies."""
     deps = plans.PlannerDeps(engine=_engine, viewer=_viewer, operator=_operator, applier=_applier)
-    return [plans.make_router(deps), scores.make_router(deps.engine, deps.viewer)]
+    return [
+        plans.make_router(deps),
+        scores.make_router(deps.engine, deps.viewer),
+        profiling.make_router(_profiler, deps.operator),
+    ]

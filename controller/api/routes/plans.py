@@ -1,4 +1,4 @@
-"""Plans: draft (dry run with reasons), apply in waves, history, per-device status, pins.
+"""Plans: dry run (stores nothing), draft (stored), apply in waves, history, status, pins.
 
 Built by :func:`make_router` from the app's dependencies (engine, role checks,
 the plan applier), so the composition root decides how they are provided.
@@ -22,7 +22,7 @@ from controller.api.pagination import MAX_LIMIT, MAX_ROW_ID, RowId
 from controller.core.db import session_scope
 from controller.planner.apply import PlanApplier, PlanError
 from controller.planner.fleet import FleetConstraints
-from controller.planner.service import draft_plan, plan_detail, plan_history
+from controller.planner.service import draft_plan, dry_run_plan, plan_detail, plan_history
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,11 @@ class PlannerDeps:
     applier: Callable[..., PlanApplier]
 
 
-class PlanRequest(BaseModel):
-    """Apply a draft (or draft and apply now), optionally under fleet constraints."""
+class DraftRequest(BaseModel):
+    """Draft a plan, optionally under fleet constraints."""
 
     model_config = ConfigDict(extra="forbid")
 
-    plan_id: int | None = Field(
-        None, ge=1, le=MAX_ROW_ID, description="the draft to apply; none: draft one now"
-    )
     min_devices_per_model: dict[str, Annotated[int, Field(ge=0, le=1_000_000)]] = Field(
         default_factory=dict
     )
@@ -61,6 +58,14 @@ class PlanRequest(BaseModel):
             floor_confidence=self.floor_confidence,
             max_changes=self.max_changes,
         )
+
+
+class PlanRequest(DraftRequest):
+    """Apply a draft (or draft and apply now), optionally under fleet constraints."""
+
+    plan_id: int | None = Field(
+        None, ge=1, le=MAX_ROW_ID, description="the draft to apply; none: draft one now"
+    )
 
 
 class PinIn(BaseModel):
@@ -90,12 +95,7 @@ def make_router(deps: PlannerDeps) -> APIRouter:
     Operator = Annotated[str, Depends(deps.operator)]
     ApplierDep = Annotated[PlanApplier, Depends(deps.applier)]
 
-    @router.get("/plans/draft")
-    def get_draft(engine: EngineDep, who: Viewer) -> dict[str, Any]:
-        """Dry run: what each device would run, the runner-up, and why every other option lost."""
-        plan_id = draft_plan(engine, created_by=who)
-        with Session(engine) as session:
-            return plan_detail(session, plan_id) or {}
+    _draft_routes(router, EngineDep, Viewer, Operator)
 
     @router.post("/plans", status_code=status.HTTP_202_ACCEPTED)
     def apply_plan(
@@ -139,6 +139,20 @@ def make_router(deps: PlannerDeps) -> APIRouter:
 
     _pin_routes(router, EngineDep, Viewer, Operator)
     return router
+
+
+def _draft_routes(router: APIRouter, EngineDep: Any, Viewer: Any, Operator: Any) -> None:  # noqa: N803
+    @router.get("/plans/draft")
+    def dry_run(engine: EngineDep, who: Viewer) -> dict[str, Any]:
+        """Dry run, nothing stored: what each device would run, the runner-up, why others lost."""
+        return dry_run_plan(engine, created_by=who)
+
+    @router.post("/plans/draft", status_code=status.HTTP_201_CREATED)
+    def store_draft(body: DraftRequest, engine: EngineDep, who: Operator) -> dict[str, Any]:
+        """Compute and store a draft (the older draft is superseded) that POST /plans applies."""
+        plan_id = draft_plan(engine, constraints=body.constraints(), created_by=who)
+        with Session(engine) as session:
+            return plan_detail(session, plan_id) or {}
 
 
 def _pin_routes(router: APIRouter, EngineDep: Any, Viewer: Any, Operator: Any) -> None:  # noqa: N803

@@ -100,6 +100,42 @@ def test_assign_to_a_class_sends_one_command_per_device_with_the_download_url(
         device.close()
 
 
+def test_bench_commands_carry_the_reference_and_a_registry_source_per_named_model(
+    api_with_broker: tuple[Api, IngestService], mosquitto: MosquittoBroker, tiny_gguf: Path
+) -> None:
+    api, _ = api_with_broker
+    with Session(api.engine) as session:
+        session.add(Device(id="pi-bench", enrolled=True))
+        session.commit()
+    device, received = _listening("pi-bench", mosquitto.port)
+    bench = {"type": "bench", "model_ids": ["tiny", "only-on-device"], "max_questions": 1}
+    with api.client("operator") as client:
+        upload = client.post(
+            "/api/v1/models/upload", params={"model_id": "tiny"}, content=tiny_gguf.read_bytes()
+        )
+        assert upload.status_code == 201
+        lonely = client.post(
+            "/api/v1/commands",
+            json={"device_id": "pi-bench", "command": {**bench, "reference_model_id": "tiny"}},
+        )
+        assert lonely.status_code == 422 and "needs judge_model_id" in lonely.text
+        graded = {**bench, "judge_model_id": "tiny", "reference_model_id": "tiny"}
+        response = client.post(
+            "/api/v1/commands", json={"device_id": "pi-bench", "command": graded}
+        )
+        assert response.status_code == 202, response.text
+    assert wait_until(lambda: bool(received), 5)
+    command = parse_message(*received[0]).body.command
+    assert (command.judge_model_id, command.reference_model_id) == ("tiny", "tiny")
+    # the registry knows "tiny" only; the device may hold the other one (it says so if not)
+    assert [(s.model_id, s.url) for s in command.sources] == [
+        ("tiny", f"{api.url}/api/v1/models/tiny/file")
+    ]
+    assert command.sources[0].sha256 == hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
+    assert command.sources[0].size_bytes == tiny_gguf.stat().st_size
+    device.close()
+
+
 def test_bench_without_a_broker_is_a_clear_503(api: Api) -> None:
     with Session(api.engine) as session:
         session.add(Device(id="pi-x"))

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlmodel import Session, func, select
 
 from controller import crud
 from controller.core.db import session_scope
-from controller.models import BenchmarkQuestion, BenchmarkRun, Device, Model
+from controller.models import Assignment, BenchmarkQuestion, BenchmarkRun, Device, Model, Plan
 from shared.profiles import DeviceProfile
 from tests.factories.planner import questions_for
 
@@ -111,3 +112,11 @@ def seed_world(engine: Engine, gguf: Callable[..., Path], *, current: str | None
         session.flush()
         add_run(session, "m-small", "s1", "small-box", 1)
         add_run(session, "m-big", "b1", "big-box", 2)
+
+
+def plan_row_counts(engine: Engine) -> tuple[int, int]:
+    """How many plans and assignment rows are stored: a dry run must change neither."""
+    with Session(engine) as session:
+        plans = session.exec(select(func.count()).select_from(Plan)).one()
+        rows = session.exec(select(func.count()).select_from(Assignment)).one()
+    return plans, rows

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from controller.planner.assign import ClassView, Decision, build_views
-from controller.planner.fleet import FleetConstraints
+from controller.planner.fleet import FleetConstraints, FleetResult, plan_fleet
 from controller.planner.profiling import clopper_pearson
 from controller.planner.scores import OptionScore, rank_key
 from controller.planner.types import Device, ModelSpec, Option, Pin, PlannerSettings
@@ -31,6 +31,18 @@ class World:
 
     def views(self) -> dict[str, ClassView]:
         return build_views(self.scores, self.profiles, self.models, self.settings)
+
+    def plan_fleet(self, cons: FleetConstraints) -> FleetResult:
+        """The fleet MILP on this world, with its pins and conformance."""
+        return plan_fleet(
+            self.devices,
+            self.views(),
+            self.models,
+            self.settings,
+            cons,
+            conformance=self.conformance,
+            pins=self.pins,
+        )
 
 
 def _profile(name: str, memory: int, latency: float) -> DeviceProfile:

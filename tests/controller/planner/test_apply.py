@@ -9,14 +9,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from controller import models as db
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.service import IngestService
 from controller.models import utcnow
 from controller.planner.apply import PlanApplier, PlanError, RolloutConfig
+from controller.planner.profiler import Profiler, ProfilingError
 from controller.planner.service import draft_plan, plan_detail
+from controller.planner.types import ProfilingSettings
 from shared.messages import AckBody, AckStatus, MetricsBody
 from shared.topics import TopicKind, Topics
 from tests.controller.devices import FakeDevice, wait_until
@@ -101,6 +103,38 @@ def test_canary_then_next_wave_once_acked_and_healthy(rig) -> None:
     assert wait_until(lambda: service.stats.stored >= 6, 5)
     assert applier.tick(plan_id) == "done"
     assert _statuses(engine, plan_id) == {"b1": "ok", "s1": "ok", "s2": "ok"}
+
+
+def test_a_second_ticker_with_a_stale_view_repeats_no_command_and_fails_nothing(rig) -> None:
+    """The loop, ``/advance`` and ``plan apply --wait`` may tick one plan at once."""
+    engine, service, devices, applier = rig
+    _move_small_box(engine)
+    plan_id = draft_plan(engine)
+    applier.apply(plan_id, created_by="op")
+    assert wait_until(lambda: devices["b1"].commands and devices["s1"].commands, 5)
+    for d in ("b1", "s1"):
+        devices[d].ack(AckStatus.OK)
+        devices[d].device.publish_body(MetricsBody(window_s=60, requests=5, errors=0))
+    assert wait_until(lambda: service.stats.stored >= 4, 5)
+    with Session(engine) as session:
+        stale = dict(session.get(db.Plan, plan_id).params)  # what a second ticker read
+    assert applier.tick(plan_id) == "running"  # the first ticker sends the second wave
+    with Session(engine) as session:  # the second ticker saves its stale view back ...
+        plan = session.get(db.Plan, plan_id)
+        plan.params = stale
+        session.add(plan)
+        session.commit()
+    other = PlanApplier(
+        engine, applier.commands, model_url=applier.model_url, config=applier.config
+    )
+    assert other.tick(plan_id) == "running"  # ... and advances it again
+    assert _statuses(engine, plan_id) == {"b1": "ok", "s1": "ok", "s2": "sent"}
+    with Session(engine) as session:
+        sent = session.exec(select(db.Command).where(db.Command.device_id == "s2")).all()
+    assert [c.id for c in sent] == [f"p{plan_id}-as-s2"]
+    assert wait_until(lambda: devices["s2"].commands, 5)
+    wait_until(lambda: len(devices["s2"].commands) > 1, 0.5)
+    assert len(devices["s2"].commands) == 1
 
 
 def test_failing_canary_rolls_back_and_stops_the_rollout(rig) -> None:
@@ -220,11 +254,7 @@ def test_only_a_draft_can_be_applied(rig) -> None:
         applier.apply(plan_id)
 
 
-def test_profiling_sends_bench_commands_for_unmeasured_pairs_that_could_win(rig) -> None:
-    from controller.planner.service import profile_next
-
-    engine, service, devices, applier = rig
-    assert profile_next(engine, applier.commands) == []  # m-small cannot beat m-big on big-box
+def _add_unjudged_model(engine: Engine, applier: PlanApplier) -> None:
     path = applier._model("m-small").path
     with Session(engine) as session:  # a model nobody has judged yet: optimistic at parity
         session.add(
@@ -238,11 +268,51 @@ def test_profiling_sends_bench_commands_for_unmeasured_pairs_that_could_win(rig)
             )
         )
         session.commit()
-    sent = profile_next(engine, applier.commands, limit=5)
-    assert sorted(sent) == [("b1", "m-new"), ("s1", "m-new")]
+
+
+def test_profiling_sends_bench_commands_for_unmeasured_pairs_that_could_win(rig) -> None:
+    engine, service, devices, applier = rig
+    profiler = Profiler(engine, applier.commands, model_url=applier.model_url)
+    assert profiler.run() == []  # m-small cannot beat m-big on big-box
+    _add_unjudged_model(engine, applier)
+    sent = profiler.run(limit=5)
+    assert sorted((s.device_id, s.model_id, s.status) for s in sent) == [
+        ("b1", "m-new", "sent"),
+        ("s1", "m-new", "sent"),
+    ]
+    assert all("never judged: reference parity" in s.reason for s in sent)
     assert wait_until(lambda: devices["b1"].commands and devices["s1"].commands, 5)
     cmd = devices["s1"].commands[0]
     assert cmd["type"] == "bench" and cmd["model_ids"] == ["m-new"]
+    assert cmd["sources"] == [
+        {
+            "model_id": "m-new",
+            "sha256": "c" * 64,
+            "url": "http://controller.test/models/m-new",
+            "size_bytes": 1000,
+        }
+    ]
+    assert profiler.run() == []  # both pairs are being profiled; s2 would only repeat one
+
+
+def test_profiling_benches_carry_the_fleet_judge_and_reference_where_they_fit(rig) -> None:
+    engine, service, devices, applier = rig
+    _add_unjudged_model(engine, applier)
+    grading = ProfilingSettings(
+        judge_model_id="m-big", reference_model_id="m-big", questions_per_pair=2
+    )
+    profiler = Profiler(engine, applier.commands, model_url=applier.model_url, profiling=grading)
+    sent = {s.device_id: s for s in profiler.run()}
+    assert (sent["b1"].judge_model_id, sent["b1"].reference_model_id) == ("m-big", "m-big")
+    assert sent["s1"].judge_model_id is None  # m-big cannot load in small-box's 75 MB
+    assert "speed only: the judge m-big needs" in sent["s1"].reason
+    assert wait_until(lambda: devices["b1"].commands, 5)
+    cmd = devices["b1"].commands[0]
+    assert cmd["max_questions"] == 2 and cmd["reference_model_id"] == "m-big"
+    assert [s["model_id"] for s in cmd["sources"]] == ["m-new", "m-big"]
+    missing = ProfilingSettings(judge_model_id="nope", reference_model_id="m-big")
+    with pytest.raises(ProfilingError, match="judge_model_id 'nope' is not in the model registry"):
+        Profiler(engine, applier.commands, model_url=applier.model_url, profiling=missing).run()
 
 
 def test_the_planner_loop_advances_a_running_rollout(rig) -> None:
@@ -259,3 +329,43 @@ def test_the_planner_loop_advances_a_running_rollout(rig) -> None:
     assert wait_until(lambda: service.stats.stored >= 4, 5)
     PlannerLoop(engine, applier).step(now=0)
     assert wait_until(lambda: devices["s2"].commands, 5)  # the loop sent the second wave
+
+
+def test_the_planner_loop_profiles_only_when_given_a_profiler_and_then_per_interval(
+    rig, caplog
+) -> None:
+    from controller.planner.loop import PlannerLoop
+
+    engine, service, devices, applier = rig
+    _add_unjudged_model(engine, applier)
+
+    def benches() -> list[db.Command]:
+        with Session(engine) as session:
+            return list(session.exec(select(db.Command).where(db.Command.type == "bench")).all())
+
+    PlannerLoop(engine, applier).step(now=0)
+    assert benches() == []  # auto-profiling is off by default
+    profiler = Profiler(engine, applier.commands, model_url=applier.model_url)
+    loop = PlannerLoop(engine, applier, profiler=profiler, profile_interval_s=60)
+    loop.step(now=0)
+    first = benches()
+    assert {(c.device_id, c.created_by) for c in first} == {
+        ("b1", "planner-loop"),
+        ("s1", "planner-loop"),
+    }
+    for d in ("b1", "s1"):  # both benches end (an error: m-new never gets measured)
+        assert wait_until(lambda d=d: devices[d].commands, 5)
+        devices[d].ack(AckStatus.ERROR, reason="no such model")
+    assert wait_until(lambda: all(c.status == "error" for c in benches()), 5)
+    loop.step(now=30)
+    assert len(benches()) == 2  # the next round waits for the interval
+    loop.step(now=61)
+    assert len(benches()) == 4  # the failed pairs are tried again a round later
+    broken = Profiler(
+        engine,
+        applier.commands,
+        model_url=applier.model_url,
+        profiling=ProfilingSettings(judge_model_id="gone", reference_model_id="m-big"),
+    )
+    PlannerLoop(engine, applier, profiler=broken).step(now=0)  # logged, not raised
+    assert "profiling round skipped: judge_model_id 'gone'" in caplog.text

@@ -2,7 +2,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.planner.assign import plan_devices
-from controller.planner.fleet import FleetConstraints, plan_fleet
+from controller.planner.fleet import FleetConstraints
 from controller.planner.types import Device, Option
 from tests.controller.planner.strategies import (
     World,
@@ -63,15 +63,7 @@ def test_same_input_gives_the_same_plan(world: World) -> None:
 @settings(max_examples=120, deadline=None)
 @given(worlds(max_devices=4), constraints())
 def test_fleet_milp_objective_equals_the_brute_force_optimum(world: World, cons) -> None:
-    result = plan_fleet(
-        world.devices,
-        world.views(),
-        world.models,
-        world.settings,
-        cons,
-        conformance=world.conformance,
-        pins=world.pins,
-    )
+    result = world.plan_fleet(cons)
     best = brute_force(world, cons)
     if best is None:
         assert result.status.startswith("infeasible")
@@ -84,14 +76,7 @@ def test_fleet_milp_objective_equals_the_brute_force_optimum(world: World, cons)
 @settings(max_examples=60, deadline=None)
 @given(worlds(max_devices=4))
 def test_fleet_milp_without_constraints_agrees_with_the_per_device_choice(world: World) -> None:
-    result = plan_fleet(
-        world.devices,
-        world.views(),
-        world.models,
-        world.settings,
-        FleetConstraints(),
-        pins=world.pins,
-    )
+    result = world.plan_fleet(FleetConstraints())
     assert abs(_total(world, result.decisions) - _total(world, _plan(world))) < 1e-6
 
 
@@ -137,13 +122,7 @@ def test_decision_reasons_cover_every_other_option_with_numbers() -> None:
 def test_min_devices_per_model_moves_a_device_off_its_best_option() -> None:
     world = _one_class_world()
     world.devices = [Device(f"d{i}", "c1") for i in range(3)]
-    result = plan_fleet(
-        world.devices,
-        world.views(),
-        world.models,
-        world.settings,
-        FleetConstraints(min_devices_per_model={"m-b": 1}),
-    )
+    result = world.plan_fleet(FleetConstraints(min_devices_per_model={"m-b": 1}))
     options = [d.option.model_id for d in result.decisions]
     assert sorted(options) == ["m-a", "m-a", "m-b"]
     assert [d.note for d in result.decisions if d.option.model_id == "m-b"] == ["fleet constraint"]
@@ -152,20 +131,12 @@ def test_min_devices_per_model_moves_a_device_off_its_best_option() -> None:
 def test_change_cap_limits_devices_moving_at_once() -> None:
     world = _one_class_world(hysteresis=0.0)
     world.devices = [Device(f"d{i}", "c1", current=Option("m-b", False)) for i in range(4)]
-    result = plan_fleet(
-        world.devices, world.views(), world.models, world.settings, FleetConstraints(max_changes=1)
-    )
+    result = world.plan_fleet(FleetConstraints(max_changes=1))
     assert sum(d.option != Option("m-b", False) for d in result.decisions) == 1
 
 
 @given(st.just(None))
 def test_infeasible_fleet_constraints_are_reported_not_raised(_) -> None:
     world = _one_class_world()
-    result = plan_fleet(
-        world.devices,
-        world.views(),
-        world.models,
-        world.settings,
-        FleetConstraints(min_devices_per_model={"m-a": 1, "m-b": 1}),
-    )
+    result = world.plan_fleet(FleetConstraints(min_devices_per_model={"m-a": 1, "m-b": 1}))
     assert result.status.startswith("infeasible") and result.decisions == []

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.planner.fleet import FleetConstraints, plan_fleet
+from controller.planner.fleet import FleetConstraints
 from controller.planner.fleet_columns import class_blocks, group_columns, offer
 from controller.planner.types import Device, Option, PlannerSettings
 from tests.controller.planner.strategies import (
@@ -29,15 +29,7 @@ def test_restricted_columns_stay_feasible_and_never_beat_the_brute_force_optimum
         world,
         settings=world.settings.model_copy(update={"milp_columns": columns, "milp_cover": cover}),
     )
-    result = plan_fleet(
-        world.devices,
-        world.views(),
-        world.models,
-        world.settings,
-        cons,
-        conformance=world.conformance,
-        pins=world.pins,
-    )
+    result = world.plan_fleet(cons)
     best = brute_force(world, cons)
     if best is None:
         assert result.status.startswith("infeasible")
@@ -100,13 +92,7 @@ def test_a_constrained_model_is_offered_where_it_costs_least_up_to_the_cover() -
 
 def test_min_count_is_met_with_the_cheapest_device() -> None:
     world = _cover_world()
-    result = plan_fleet(
-        world.devices,
-        world.views(),
-        world.models,
-        world.settings,
-        FleetConstraints(min_devices_per_model={"m-c": 1}),
-    )
+    result = world.plan_fleet(FleetConstraints(min_devices_per_model={"m-c": 1}))
     chosen = {d.device_id: d.option.model_id for d in result.decisions}
     assert chosen == {"d0": "m-c", **{f"d{i}": "m-a" for i in range(1, 6)}}
 
@@ -126,14 +112,7 @@ def test_an_infeasible_restricted_program_is_solved_again_with_every_column() ->
         Option("m-c", False): {"math": (75, 100), "writing": (75, 100)},
     }
     cons = FleetConstraints(quality_floor={"math": 0.5, "writing": 0.5})
-    result = plan_fleet(
-        world.devices,
-        world.views(),
-        world.models,
-        world.settings,
-        cons,
-        conformance=world.conformance,
-    )
+    result = world.plan_fleet(cons)
     assert result.status == "optimal", result.status
     assert "m-c" in {d.option.model_id for d in result.decisions}
     assert satisfies(world, cons, result.decisions)

@@ -15,7 +15,7 @@ from controller.ingest.service import IngestService
 from shared.topics import Topics
 from tests.controller.api.conftest import start_api
 from tests.controller.devices import wait_until
-from tests.controller.planner.db_world import seed_world
+from tests.controller.planner.db_world import plan_row_counts, seed_world
 from tests.controller.planner.test_apply import Listener
 from tests.support.broker import MosquittoBroker
 
@@ -24,6 +24,7 @@ PUBLIC_URL = "http://ctl.test:8123/"
 
 @pytest.fixture
 def api(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     sqlite_engine: Engine,
     mosquitto: MosquittoBroker,
@@ -34,7 +35,10 @@ def api(
     seed_world(engine, tiny_gguf_factory)
     service = ingest_factory(engine, mosquitto, client_id="routes-ctl")
     sender = CommandPublisher(engine, service.connection, topics=Topics())
-    running = start_api(tmp_path / "data", engine=engine, sender=sender, public_url=PUBLIC_URL)
+    overrides = getattr(request, "param", {})  # extra controller settings
+    running = start_api(
+        tmp_path / "data", engine=engine, sender=sender, public_url=PUBLIC_URL, **overrides
+    )
     listeners = {d: Listener(d, mosquitto.port) for d in ("s1", "s2", "b1")}
     wait_until(lambda: False, 0.3)
     tokens = {Role.VIEWER: running.tokens["viewer"], Role.OPERATOR: running.tokens["operator"]}
@@ -106,5 +110,111 @@ def test_pins_change_the_draft_and_can_be_removed(api) -> None:
     assert (b1["model_id"], b1["refine"], b1["reasons"][0]) == ("m-small", False, "pinned")
     assert client.delete(f"/pins/{created.json()['id']}", headers=operator).status_code == 204
     assert client.get("/pins", headers=viewer).json() == []
+    assert draft["plan"]["status"] == "dry-run"
+    assert client.get("/plans", headers=viewer).json() == []  # a viewer's dry run stores nothing
+
+
+def test_a_viewers_dry_run_leaves_the_plans_table_unchanged(api, sqlite_engine: Engine) -> None:
+    client, tokens, listeners = api
+    viewer, operator = _auth(tokens[Role.VIEWER]), _auth(tokens[Role.OPERATOR])
+    stored = client.post("/plans/draft", json={}, headers=operator).json()["plan"]["id"]
+    before = plan_row_counts(sqlite_engine)
+    dry = client.get("/plans/draft", headers=viewer)
+    assert dry.status_code == 200, dry.text
+    body = dry.json()
+    assert (body["plan"]["id"], body["plan"]["status"]) == (None, "dry-run")
+    assert body["plan"]["created_by"] == "viewer-1"
+    assert body["plan"]["summary"].startswith("3 to change")
+    s1 = next(a for a in body["assignments"] if a["device_id"] == "s1")
+    assert (s1["plan_id"], s1["status"], s1["model_id"]) == (None, "change", "m-small")
+    assert any(r.startswith("m-big: needs ") for r in s1["reasons"])
+    assert plan_row_counts(sqlite_engine) == before == (1, 3)
+    kept = client.get(f"/plans/{stored}", headers=viewer).json()
+    assert kept["plan"]["status"] == "draft"  # a dry run supersedes nothing
+    assert not any(listener.commands for listener in listeners.values())
+
+
+def test_storing_a_draft_needs_the_operator_and_post_plans_applies_it(
+    api, sqlite_engine: Engine
+) -> None:
+    client, tokens, listeners = api
+    viewer, operator = _auth(tokens[Role.VIEWER]), _auth(tokens[Role.OPERATOR])
+    denied = client.post("/plans/draft", json={}, headers=viewer)
+    assert denied.status_code == 403 and denied.json()["error"] == "forbidden"
+    assert plan_row_counts(sqlite_engine) == (0, 0)
+    with_id = client.post("/plans/draft", json={"plan_id": 1}, headers=operator)
+    assert with_id.status_code == 422  # a draft is new: it has no id to name
+    constrained = client.post(
+        "/plans/draft", json={"min_devices_per_model": {"m-small": 3}}, headers=operator
+    )
+    assert constrained.status_code == 201, constrained.text
+    assert {a["model_id"] for a in constrained.json()["assignments"]} == {"m-small"}
+    assert constrained.json()["plan"]["params"]["constraints"]["min_devices_per_model"] == {
+        "m-small": 3
+    }
+    created = client.post("/plans/draft", json={}, headers=operator)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    plan_id = body["plan"]["id"]
+    assert isinstance(plan_id, int) and plan_id > constrained.json()["plan"]["id"]
+    assert (body["plan"]["status"], body["plan"]["created_by"]) == ("draft", "operator-1")
+    assert client.get(f"/plans/{plan_id}", headers=viewer).json() == body
     history = client.get("/plans", headers=viewer).json()
-    assert history[0]["status"] == "draft" and history[0]["created_by"] == "viewer-1"
+    assert [(p["id"], p["status"]) for p in history] == [
+        (plan_id, "draft"),
+        (constrained.json()["plan"]["id"], "superseded"),
+    ]
+    applied = client.post("/plans", json={"plan_id": plan_id}, headers=operator)
+    assert applied.status_code == 202, applied.text
+    assert applied.json()["message"] == "3 changes in 2 waves"
+    assert applied.json()["plan"]["id"] == plan_id
+    assert wait_until(lambda: listeners["b1"].commands and listeners["s1"].commands, 5)
+
+
+GRADED = {"judge_model_id": "m-big", "reference_model_id": "m-big", "profiling_questions": 2}
+
+
+@pytest.mark.parametrize("api", [GRADED], indirect=True)
+def test_profiling_needs_the_operator_role_and_sends_judged_benches_with_sources(
+    api, tiny_gguf: Path
+) -> None:
+    client, tokens, listeners = api
+    viewer, operator = _auth(tokens[Role.VIEWER]), _auth(tokens[Role.OPERATOR])
+    assert client.post("/profiling", json={}, headers=viewer).status_code == 403
+    idle = client.post("/profiling", json={}, headers=operator)
+    assert idle.status_code == 202 and idle.json()["sent"] == []  # m-small cannot beat m-big
+    assert idle.json()["message"].startswith("nothing to profile")
+    upload = client.post(
+        "/models/upload", params={"model_id": "m-new"}, content=tiny_gguf.read_bytes(),
+        headers=operator,
+    )  # fmt: skip
+    assert upload.status_code == 201, upload.text
+    small = client.post("/profiling", json={"device_class": "small-box"}, headers=operator)
+    assert [s["device_id"] for s in small.json()["sent"]] == ["s1"]
+    sent = client.post("/profiling", json={"limit": 5}, headers=operator).json()
+    assert sent["message"] == "1 bench command(s) sent"  # small-box's pair is in flight
+    by_device = {s["device_id"]: s for s in small.json()["sent"] + sent["sent"]}
+    assert sorted(by_device) == ["b1", "s1"]
+    assert by_device["b1"]["judge_model_id"] == "m-big" and by_device["b1"]["status"] == "sent"
+    assert "m-new on big-box: optimistic Psi" in by_device["b1"]["reason"]
+    assert "speed only: the judge m-big needs" in by_device["s1"]["reason"]
+    assert wait_until(lambda: listeners["b1"].commands, 5)
+    command = listeners["b1"].commands[0]
+    assert (command["type"], command["max_questions"]) == ("bench", 2)
+    assert [s["url"] for s in command["sources"]] == [
+        f"{PUBLIC_URL.rstrip('/')}/api/v1/models/{m}/file" for m in ("m-new", "m-big")
+    ]
+    again = client.post("/profiling", json={}, headers=operator).json()
+    assert again["sent"] == []  # those benches still run; s2 would only measure m-new again
+    assert client.post("/profiling", json={"limit": 0}, headers=operator).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "api", [{"judge_model_id": "ghost", "reference_model_id": "m-big"}], indirect=True
+)
+def test_profiling_with_a_judge_missing_from_the_registry_is_a_conflict(api) -> None:
+    client, tokens, listeners = api
+    refused = client.post("/profiling", json={}, headers=_auth(tokens[Role.OPERATOR]))
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == "judge_model_id 'ghost' is not in the model registry"
+    assert all(not listener.commands for listener in listeners.values())

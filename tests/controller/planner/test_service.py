@@ -4,8 +4,14 @@ from sqlmodel import Session
 from controller import models as db
 from controller.core.db import session_scope
 from controller.planner.fleet import FleetConstraints
-from controller.planner.service import draft_plan, leaderboard, plan_detail, plan_history
-from tests.controller.planner.db_world import seed_world
+from controller.planner.service import (
+    draft_plan,
+    dry_run_plan,
+    leaderboard,
+    plan_detail,
+    plan_history,
+)
+from tests.controller.planner.db_world import plan_row_counts, seed_world
 
 
 def test_draft_assigns_the_best_feasible_model_per_device_with_reasons(
@@ -40,6 +46,31 @@ def test_a_new_draft_supersedes_the_old_one_and_history_lists_both(
     with Session(engine) as session:
         assert [p.id for p in plan_history(session)] == [second, first]
         assert session.get(db.Plan, first).status == "superseded"
+
+
+def test_a_dry_run_stores_nothing_and_matches_the_draft_it_would_store(
+    engine: Engine, tiny_gguf_factory
+) -> None:
+    seed_world(engine, tiny_gguf_factory)
+    stored = draft_plan(engine, created_by="op")
+    before = plan_row_counts(engine)
+    dry = dry_run_plan(engine, created_by="viewer")
+    assert plan_row_counts(engine) == before == (1, 3)
+    with Session(engine) as session:
+        assert session.get(db.Plan, stored).status == "draft"  # not superseded by a dry run
+        detail = plan_detail(session, stored)
+    assert dry["plan"]["id"] is None and dry["plan"]["status"] == "dry-run"
+    assert dry["plan"]["created_by"] == "viewer"
+    assert set(dry) == set(detail) and set(dry["plan"]) == set(detail["plan"])
+    for key in ("summary", "reasons", "params"):
+        assert dry["plan"][key] == detail["plan"][key]
+
+    def without_ids(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k not in ("id", "plan_id")} for r in rows]
+
+    assert [set(r) for r in dry["assignments"]] == [set(r) for r in detail["assignments"]]
+    assert {(r["id"], r["plan_id"]) for r in dry["assignments"]} == {(None, None)}
+    assert without_ids(dry["assignments"]) == without_ids(detail["assignments"])
 
 
 def test_pins_and_exclusions_from_the_database_are_obeyed(

@@ -197,7 +197,7 @@ def test_keyboard_alone_signs_in_and_out(dashboard: Dashboard, tab: Tab) -> None
 def test_every_text_has_enough_contrast(dashboard: Dashboard, tab: Tab) -> None:
     page = tab.page
     tab.sign_in(dashboard, "viewer")
-    page.get_by_role("button", name="Compute a new draft").click()
+    page.get_by_role("button", name="Preview (dry run)").click()
     expect(page.locator("#draft tbody tr")).to_have_count(3)
     checked = page.evaluate("document.querySelectorAll('.badge').length")
     assert checked >= 10  # status, flag and plan badges are all on the page

@@ -4,7 +4,7 @@ import { ApiError } from "./api.js";
 import { say, setText } from "./dom.js";
 import { refreshFleet } from "./fleet.js";
 import { refreshLeaderboard } from "./leaderboard.js";
-import { initPlanActions, refreshPlans } from "./plans.js";
+import { forgetPlans, initPlanActions, refreshPlans } from "./plans.js";
 import { forgetToken, signIn, storedToken } from "./session.js";
 
 const REFRESH_MS = 15000;
@@ -78,6 +78,7 @@ function signOut(message = "", kind = "error") {
   for (const id of ["app", "who", "nav"]) $(id).hidden = true;
   for (const body of $("app").querySelectorAll("tbody")) body.replaceChildren();
   $("class-boards").replaceChildren();
+  forgetPlans();
   $("signin").hidden = false;
   say($("signin-error"), message, kind);
   $("token").focus();

@@ -1,4 +1,5 @@
-// Plans: the current draft, applying it (operators only), the newest rollout, the history.
+// Plans: the current draft, a viewer's dry run, applying a draft (operators only), the newest
+// rollout, the history.
 
 import { say, setText } from "./dom.js";
 import { renderDraft, renderHistory, renderRollout } from "./plan_tables.js";
@@ -7,7 +8,8 @@ import { roleAllows } from "./session.js";
 const $ = (id) => document.getElementById(id);
 
 const drafts = new Map(); // a draft's assignments never change once written: fetch each once
-let shownDraft = null;
+let storedDraft = null; // the stored draft's plan: what Apply applies
+let preview = null; // a viewer's dry run on show: kept over refreshes until closed
 
 /** Fetch the history, the draft's detail and the newest rollout's detail; render all three. */
 export async function refreshPlans(api, me) {
@@ -18,12 +20,39 @@ export async function refreshPlans(api, me) {
     draft ? fetchDraft(api, draft.id) : null,
     applied ? api.get(`plans/${applied.id}`) : null,
   ]);
-  shownDraft = draftDetail ? draftDetail.plan : null;
-  setText($("draft-summary"), draftSummary(shownDraft));
-  renderDraft(draftDetail);
+  storedDraft = draftDetail ? draftDetail.plan : null;
+  if (!preview) showStoredDraft(draftDetail);
   renderRollout(rolloutDetail);
   renderHistory(plans);
-  updateApply(me);
+  updateButtons(me);
+}
+
+/** Forget what the last session was shown (its dry run, its drafts): on sign-out. */
+export function forgetPlans() {
+  drafts.clear();
+  storedDraft = null;
+  preview = null;
+  showStoredDraft(null);
+}
+
+function showStoredDraft(detail) {
+  setText($("draft-title"), "Current draft");
+  setText($("draft-summary"), draftSummary(detail ? detail.plan : null));
+  renderDraft(detail);
+  $("preview-close").hidden = true;
+}
+
+function showPreview(detail) {
+  const plan = detail.plan;
+  const at = new Date(plan.created_at).toLocaleTimeString();
+  setText($("draft-title"), "Dry run (not stored)");
+  setText(
+    $("draft-summary"),
+    `Dry run for ${plan.created_by} at ${at}, not stored: ${plan.summary}. ` +
+      "No plan was created and nothing can be applied from it.",
+  );
+  renderDraft(detail);
+  $("preview-close").hidden = false;
 }
 
 function draftSummary(plan) {
@@ -40,36 +69,62 @@ async function fetchDraft(api, planId) {
   return drafts.get(planId);
 }
 
-function updateApply(me) {
+function updateButtons(me) {
+  const operator = roleAllows(me.role, "operator");
+  setText($("draft-button"), operator ? "Compute a new draft" : "Preview (dry run)");
+  $("draft-help").hidden = operator;
   const button = $("apply-button");
   let reason = "";
-  if (!roleAllows(me.role, "operator")) {
+  if (!operator) {
     reason = `Applying a plan needs the operator role; your token has ${me.role}.`;
-  } else if (!shownDraft) {
+  } else if (!storedDraft) {
     reason = "There is no draft to apply: compute one first.";
   }
   button.disabled = Boolean(reason);
-  setText(button, shownDraft ? `Apply draft plan ${shownDraft.id}` : "Apply draft");
+  setText(button, storedDraft ? `Apply draft plan ${storedDraft.id}` : "Apply draft");
   setText($("apply-reason"), reason);
   $("apply-reason").hidden = !reason;
 }
 
-/** Wire the draft and apply buttons; `session()` gives `{api, me}`, `changed()` refreshes. */
+/** An operator's draft: stored (the older draft superseded), then shown with the rest. */
+async function storeDraft(api, message, changed) {
+  say(message, "Computing a draft…");
+  const detail = await api.post("plans/draft", {});
+  drafts.clear();
+  drafts.set(detail.plan.id, detail);
+  preview = null;
+  say(message, `Drafted plan ${detail.plan.id}: ${detail.plan.summary}.`, "ok");
+  await changed();
+}
+
+/** A viewer's dry run: computed by the controller, stored nowhere, shown until closed. */
+async function previewDraft(api, message) {
+  say(message, "Computing a dry run…");
+  preview = await api.get("plans/draft");
+  showPreview(preview);
+  say(message, `Dry run done, nothing stored: ${preview.plan.summary}.`, "ok");
+}
+
+/** Wire the draft, preview and apply buttons; `session()` gives `{api, me}`. */
 export function initPlanActions(session, changed, failed) {
   const message = $("plan-message");
   $("draft-button").addEventListener("click", async () => {
-    say(message, "Computing a draft…");
+    const { api, me } = session();
     try {
-      const detail = await session().api.get("plans/draft");
-      drafts.set(detail.plan.id, detail);
-      say(message, `Drafted plan ${detail.plan.id}: ${detail.plan.summary}.`, "ok");
-      await changed();
+      if (roleAllows(me.role, "operator")) await storeDraft(api, message, changed);
+      else await previewDraft(api, message);
     } catch (error) {
-      if (!failed(error)) say(message, `Could not draft a plan: ${error.message}`, "error");
+      if (!failed(error)) say(message, `Could not compute a plan: ${error.message}`, "error");
     }
   });
+  $("preview-close").addEventListener("click", async () => {
+    preview = null; // show the cached draft now: a refresh under way may have skipped it
+    showStoredDraft(storedDraft ? drafts.get(storedDraft.id) : null);
+    say(message, "");
+    await changed();
+  });
   $("apply-button").addEventListener("click", async () => {
-    const plan = shownDraft;
+    const plan = storedDraft;
     if (!plan || !window.confirm(`Apply draft plan ${plan.id}? ${plan.summary}.`)) return;
     say(message, `Applying plan ${plan.id}…`);
     try {
