@@ -26,7 +26,16 @@ from rich.console import Console
 from demo.classes import write_demo_classes
 from demo.local_fleet import FleetError, LocalFleet
 from demo.ports import port_in_use
-from demo.scenario import DEFAULT_QUESTION, DEVICES, DemoError, DemoOptions, FleetDemo, caveats
+from demo.scenario import (
+    DEFAULT_QUESTION,
+    DEVICES,
+    JUDGE,
+    REFERENCE,
+    DemoError,
+    DemoOptions,
+    FleetDemo,
+    caveats,
+)
 from demo.summary import render
 from shared.demo_models import DEMO_MODELS, models_dir
 from shared.profiles import ProfileError
@@ -110,6 +119,8 @@ def _run(
         admin_token="eft_demo-admin-" + secrets.token_urlsafe(32),
         api_port=api_port,
         env=os.environ,
+        # the fleet's own graders, so a kept-running fleet can profile (POST /profiling)
+        controller_env={"judge_model_id": JUDGE, "reference_model_id": REFERENCE},
     )
     demo = FleetDemo(fleet, models, options, _step_done)
     try:

@@ -40,8 +40,8 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str, logs: list[Pat
 def judged_quality(db_file: Path) -> None:
     """Write one judged run for m-small and one for the better m-big (``db_world.PCT``).
 
-    A device's bench cannot score quality yet (``BenchCommand`` names no reference
-    model), so quality comes from a judge run on the controller's side.
+    For tests about rollouts rather than quality: their tiny models cannot judge, so
+    quality comes from runs written as the planner tests write them.
     """
     engine = create_db_engine(f"sqlite:///{db_file}")
     try:
