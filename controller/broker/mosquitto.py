@@ -5,7 +5,10 @@ cannot see who published a message, so each device account may publish only
 under its own ``devices/{id}/`` topics and read only its own ``cmd``; the
 controller's account reads every device topic and writes only ``cmd``.
 Files are written atomically (temp file + rename); the password file is
-readable only by its owner and the ``mosquitto`` group (mode 0640).
+readable only by its owner and the ``mosquitto`` group (mode 0640). The
+controller's own hash is kept while it still matches its password, so an
+unchanged registry regenerates byte-identical files (provisioning tools can
+then tell a real change from a re-run).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.broker.passwords import hash_password
+from controller.broker.passwords import hash_password, verify_password
 from shared.topics import TopicKind, Topics
 
 logger = logging.getLogger(__name__)
@@ -89,6 +92,19 @@ def config_text(
     return "\n".join(lines) + "\n"
 
 
+def kept_hash(passwords: Path, username: str, password: str) -> str | None:
+    """``username``'s hash in an existing password file, if it still matches ``password``."""
+    try:
+        lines = passwords.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        user, _, hashed = line.partition(":")
+        if user == username and verify_password(password, hashed):
+            return hashed
+    return None
+
+
 def _broker_gid() -> int | None:
     """The ``mosquitto`` group when we are root (the broker drops to that user to read files)."""
     if os.geteuid() != 0:
@@ -126,7 +142,9 @@ def write_mosquitto_files(
     """Write mosquitto.conf, passwd and acl into ``directory``."""
     files = MosquittoFiles(directory / "mosquitto.conf", directory / "passwd", directory / "acl")
     devices = list(accounts)
-    everyone = [Account(controller_user, hash_password(controller_password)), *devices]
+    controller_hash = kept_hash(files.passwords, controller_user, controller_password)
+    controller = Account(controller_user, controller_hash or hash_password(controller_password))
+    everyone = [controller, *devices]
     _write(files.passwords, password_text(everyone), 0o640)
     _write(files.acl, acl_text(topics, controller_user, devices), 0o644)
     persistence_dir = directory / "data" if persistence else None

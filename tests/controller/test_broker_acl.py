@@ -14,7 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine
 
-from controller.broker.mosquitto import MosquittoFiles
+from controller.broker.mosquitto import Account, MosquittoFiles, write_mosquitto_files
 from controller.broker.passwords import hash_password, verify_password
 from controller.core.config import ControllerSettings
 from controller.enrollment import Enrollment
@@ -147,3 +147,32 @@ def test_revoked_and_rotated_credentials_stop_working(
     time.sleep(0.5)
     assert FakeDevice("pi-a", broker.port, username="pi-a", password=new.password).refused
     assert "pi-a" not in files.acl.read_text() and "user pi-b" in files.acl.read_text()
+
+
+DEVICE_ACCOUNT = Account("pi-a", hash_password("device-a-secret-123"), "pi-a")
+"""A device login as the registry stores it: one hash, read back unchanged every time."""
+
+
+def _write_files(directory: Path, controller_password: str) -> MosquittoFiles:
+    return write_mosquitto_files(
+        directory, topics=Topics(), controller_user="controller",
+        controller_password=controller_password, accounts=[DEVICE_ACCOUNT],
+    )  # fmt: skip
+
+
+def test_regenerating_unchanged_logins_writes_identical_files(tmp_path: Path) -> None:
+    first = _write_files(tmp_path, CONTROLLER_PASSWORD)
+    before = (first.passwords.read_bytes(), first.acl.read_bytes(), first.config.read_bytes())
+    again = _write_files(tmp_path, CONTROLLER_PASSWORD)
+    assert (again.passwords.read_bytes(), again.acl.read_bytes(), again.config.read_bytes()) == (
+        before
+    )
+
+
+def test_a_new_controller_password_gets_a_new_hash(tmp_path: Path) -> None:
+    old_line = _write_files(tmp_path, CONTROLLER_PASSWORD).passwords.read_text().splitlines()[0]
+    files = _write_files(tmp_path, "a-rotated-controller-secret-7")
+    new_line = files.passwords.read_text().splitlines()[0]
+    assert new_line != old_line
+    assert verify_password("a-rotated-controller-secret-7", new_line.split(":", 1)[1])
+    assert not verify_password(CONTROLLER_PASSWORD, new_line.split(":", 1)[1])
