@@ -1,7 +1,7 @@
 """``edgefleet demo run``: the real SmolLM2 answers one question with self-refinement.
 
-``edgefleet demo fleet`` (the whole product on this machine) lives in the ``demo``
-package, which drives controller and agents as processes; this group only forwards to it.
+``edgefleet demo fleet`` (the whole product on this machine) lives in
+``controller.demo``; the root command adds it to this group (entry point ``demo.fleet``).
 """
 
 from __future__ import annotations
@@ -32,18 +32,6 @@ STAGE_TITLES = {
     "critique": "c0: the model critiques its own answer",
     "refine": "y1: refined answer",
 }
-
-
-@demo_app.command(
-    "fleet",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def fleet(ctx: typer.Context) -> None:
-    """Controller, two agents, benchmarks, PeRFICS leaderboard, plan and refined answers."""
-    from demo.cli import fleet_app  # only this command needs it: not device code
-
-    fleet_app(ctx.args, prog_name="edgefleet demo fleet")
 
 
 def _stage_line(name: str, g: Generation) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.classes import REPO_CLASSES_DIR, write_demo_classes
+from controller.demo.classes import REPO_CLASSES_DIR, write_demo_classes
 from shared.profiles import ProfileError, parse_profile
 
 

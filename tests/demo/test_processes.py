@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from demo.processes import ProcessGroup
+from controller.demo.processes import ProcessGroup
 
 SPAWNS_A_HELPER = """
 import subprocess, sys, time

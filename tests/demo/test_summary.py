@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from demo.report import DemoReport
-from demo.scenario import caveats
-from demo.summary import render
+from controller.demo.report import DemoReport
+from controller.demo.scenario import caveats
+from controller.demo.summary import render
 
 SAMPLE = Path(__file__).parents[1] / "data" / "demo_fleet_report.json"
 

@@ -26,7 +26,7 @@ import httpx
 import psutil
 import pytest
 
-from demo.scenario import DEVICES, JUDGE, REFERENCE
+from controller.demo.scenario import DEVICES, JUDGE, REFERENCE
 from shared.demo_models import DEMO_MODELS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.core.db import create_db_engine, session_scope
-from demo.local_fleet import AGENT_DEFAULTS, LocalFleet, poll
+from controller.demo.local_fleet import AGENT_DEFAULTS, LocalFleet, poll
 from tests.controller.planner.db_world import add_run
 
 ROOT = Path(__file__).resolve().parents[2]

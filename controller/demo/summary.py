@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from demo.report import DemoReport
+from controller.demo.report import DemoReport
 
 ANSWER_CHARS = 600
 

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import yaml
 
-from demo.ports import free_port
-from demo.processes import Child, ProcessGroup, python_command
+from controller.demo.ports import free_port
+from controller.demo.processes import Child, ProcessGroup, python_command
 
 AGENT_DEFAULTS: dict[str, Any] = {
     "heartbeat_interval_s": 2.0,

@@ -23,10 +23,10 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from demo.classes import write_demo_classes
-from demo.local_fleet import FleetError, LocalFleet
-from demo.ports import port_in_use
-from demo.scenario import (
+from controller.demo.classes import write_demo_classes
+from controller.demo.local_fleet import FleetError, LocalFleet
+from controller.demo.ports import port_in_use
+from controller.demo.scenario import (
     DEFAULT_QUESTION,
     DEVICES,
     JUDGE,
@@ -36,17 +36,15 @@ from demo.scenario import (
     FleetDemo,
     caveats,
 )
-from demo.summary import render
+from controller.demo.summary import render
 from shared.demo_models import DEMO_MODELS, models_dir
 from shared.profiles import ProfileError
 
 console = Console()
 INTERRUPTED = 130
 """Exit code after Ctrl-C (or SIGTERM), as shells report a SIGINT."""
-fleet_app = typer.Typer(add_completion=False)
 
 
-@fleet_app.command()
 def fleet(
     data_dir: Annotated[
         Path | None,

@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from demo.local_fleet import LocalFleet
-from demo.report import DemoReport
+from controller.demo.local_fleet import LocalFleet
+from controller.demo.report import DemoReport
 
 JUDGE = REFERENCE = "gemma3-270m-q4_k_m"
 """Gemma-3-270M, the fleet's biggest model, grades (by digit probabilities: it is a base

@@ -1,4 +1,4 @@
-"""What the fleet demo found, as plain data: printed by :mod:`demo.summary`, saved as JSON."""
+"""What the fleet demo found, as plain data: printed by :mod:`.summary`, saved as JSON."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import yaml
 
 from shared.profiles import DeviceProfile, ProfileError, parse_profile
 
-REPO_CLASSES_DIR = Path(__file__).resolve().parents[1] / "firmware-config" / "classes"
+REPO_CLASSES_DIR = Path(__file__).resolve().parents[2] / "firmware-config" / "classes"
 DEMO_THREADS = 1
 
 
