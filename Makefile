@@ -4,11 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := mosquitto mosquitto-clients postgresql openssl chromium
+# e.g. make demo DEMO_ARGS=--keep-running (the fleet stays up for the dashboard until Ctrl-C)
+DEMO_ARGS ?=
 
 .PHONY: demo test lint system-deps venv models
 
-demo: venv models  ## set up, then run a real model answering with self-refinement
-	$(BIN)/edgefleet demo run
+demo: venv models  ## set up, then the whole product on this machine (controller, two agents, plan)
+	$(BIN)/edgefleet demo fleet $(DEMO_ARGS)
 
 test: venv models  ## set up, then lint and run every test
 	$(BIN)/ruff check .

@@ -1,4 +1,8 @@
-"""``edgefleet demo run``: the real SmolLM2 answers one question with self-refinement."""
+"""``edgefleet demo run``: the real SmolLM2 answers one question with self-refinement.
+
+``edgefleet demo fleet`` (the whole product on this machine) lives in
+``controller.demo``; the root command adds it to this group (entry point ``demo.fleet``).
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,16 @@
 """The root ``edgefleet`` command; its groups come from the ``edgefleet.cli`` entry points.
 
 Each side (agent, controller) registers its own groups in pyproject.toml, so
-this root imports neither and the dependency direction holds.
+this root imports neither and the dependency direction holds. A dotted name
+``parent.child`` adds its callable as command ``child`` of the group ``parent``,
+so one side can add a command to a group the other side registers.
 """
 
 from __future__ import annotations
 
 import logging
-from importlib.metadata import entry_points
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
 
 import typer
 
@@ -27,9 +30,25 @@ def build_app() -> typer.Typer:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
 
-    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        app.add_typer(entry.load(), name=entry.name)
+    add_entry_points(app, entry_points(group=ENTRY_POINT_GROUP))
     return app
+
+
+def add_entry_points(app: typer.Typer, entries: Iterable[EntryPoint]) -> None:
+    """Add groups (``name``) and commands of groups (``group.command``), groups first."""
+    groups: dict[str, typer.Typer] = {}
+    for entry in sorted(entries, key=lambda e: e.name):
+        parent, _, child = entry.name.rpartition(".")
+        if not parent:
+            groups[child] = entry.load()
+            app.add_typer(groups[child], name=child)
+        elif parent in groups:
+            groups[parent].command(child)(entry.load())
+        else:
+            raise RuntimeError(
+                f"entry point {entry.name!r} ({entry.value}) adds a command to group "
+                f"{parent!r}, which no {ENTRY_POINT_GROUP} entry point registers"
+            )
 
 
 def main() -> None:

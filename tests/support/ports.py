@@ -1,25 +1,5 @@
-"""Free loopback ports and waiting for a listener."""
+"""Free loopback ports and waiting for a listener (the product's helpers, re-exported)."""
 
-from __future__ import annotations
+from controller.demo.ports import free_port, wait_for_port
 
-import socket
-import time
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
-    """Block until something accepts connections on ``port``, or raise TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+__all__ = ["free_port", "wait_for_port"]

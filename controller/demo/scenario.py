@@ -1,0 +1,247 @@
+"""The fleet demo's steps, each through the controller's API or a device's chat API.
+
+Import the two demo models, enroll two devices of different classes, have
+each benchmark the models that fit it (the bigger class with a judge and a
+reference model, so quality is a fraction of the reference's), read the
+PeRFICS leaderboard, apply a plan, wait for its rollout, and ask every device
+a question with self-refinement on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from controller.demo.local_fleet import LocalFleet
+from controller.demo.report import DemoReport
+
+JUDGE = REFERENCE = "gemma3-270m-q4_k_m"
+"""Gemma-3-270M, the fleet's biggest model, grades (by digit probabilities: it is a base
+model) and is the reference whose judged answers count as q = 1."""
+DEVICES = {"pizero-01": "pizero2w-512mb", "pi4-01": "pi4-4gb"}
+"""A box where only SmolLM2 fits (300 MB budget) and one where both models do."""
+BENCH_CATEGORIES = ["knowledge"]
+"""Short factual questions with exact answers: quick to generate, to judge and to check."""
+DEFAULT_QUESTION = "Give three simple ways to keep drinking water safe at home."
+FINAL_ACKS = {"ok", "error"}
+NOISY_BELOW = 10
+"""Fewer judged questions than this per option: quality is noise-level, say so."""
+
+
+class DemoError(RuntimeError):
+    """A step failed in a way the user can act on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """How much the demo measures and asks."""
+
+    question: str = DEFAULT_QUESTION
+    max_questions: int = 2
+    max_tokens: int = 96
+    bench_timeout_s: float = 900.0
+    rollout_timeout_s: float = 300.0
+
+
+StepDone = Callable[[str, float], None]
+
+
+class FleetDemo:
+    """Runs the steps against a started :class:`LocalFleet` and fills a :class:`DemoReport`."""
+
+    def __init__(
+        self, fleet: LocalFleet, models: dict[str, Path], options: DemoOptions, done: StepDone
+    ) -> None:
+        self.fleet, self.models, self.options, self.done = fleet, models, options, done
+        self.report = DemoReport()
+        self.operator: httpx.Client | None = None
+        self.operator_token = ""
+        """The operator token's secret, for the dashboard hint (never in the report)."""
+        self.fits: dict[str, dict[str, bool]] = {}
+
+    @property
+    def api(self) -> httpx.Client:
+        """The operator's API client (created by the first step)."""
+        assert self.operator is not None, "the controller step creates the operator token"
+        return self.operator
+
+    def run(self) -> DemoReport:
+        """Every step in order; each one's wall-clock time goes into the report."""
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("controller up, operator token", self._controller),
+            ("demo models imported", self._import_models),
+            ("devices enrolled and online", self._enroll),
+            ("models benchmarked on the devices", self._bench),
+            ("plan applied and rolled out", self._plan),
+            ("devices answered", self._ask),
+        ]
+        for name, step in steps:
+            started = time.monotonic()
+            step()
+            self.report.timings_s[name] = round(time.monotonic() - started, 2)
+            self.done(name, self.report.timings_s[name])
+        self.report.caveats = caveats(self.report)
+        return self.report
+
+    def _controller(self) -> None:
+        self.fleet.wait(self.fleet.healthy, 90, "the controller's /healthz")
+        created = self.fleet.api.post("/tokens", json={"name": "demo-operator", "role": "operator"})
+        _expect(created, 201, "creating the operator token")
+        self.operator_token = created.json()["token"]
+        self.operator = self.fleet.client(self.operator_token)
+
+    def _import_models(self) -> None:
+        for model_id, path in self.models.items():
+            body = {"id": model_id, "path": str(path), "name": path.name}
+            _expect(self.fleet.api.post("/models", json=body), 201, f"importing {model_id}")
+            detail = self.api.get(f"/models/{model_id}").json()
+            self.fits[model_id] = {c: f["fits"] for c, f in detail["memory_by_class"].items()}
+
+    def _enroll(self) -> None:
+        classes = {c["name"]: c for c in self.api.get("/classes").json()}
+        for device_id, device_class in DEVICES.items():
+            password = self.fleet.enroll_device(device_id, device_class, self.api)
+            self.fleet.start_agent(device_id, device_class, password)
+            budgets = _budgets(classes[device_class])
+            self.report.devices[device_id] = {"device_class": device_class, **budgets}
+        self.fleet.wait(lambda: self.fleet.online(set(DEVICES)), 120, "both devices online")
+
+    def _bench(self) -> None:
+        sent = {device_id: self._send_bench(device_id, cls) for device_id, cls in DEVICES.items()}
+        for bench in sent.values():
+            command_id = str(bench["command_id"])
+            final = self.fleet.wait(
+                partial(_final, self.api, command_id),
+                self.options.bench_timeout_s,
+                f"the bench on {bench['device_id']}",
+            )
+            bench.update(status=final["status"], reason=final["reason"])
+        self.report.benches = list(sent.values())
+        if all(b["status"] != "ok" for b in self.report.benches):
+            raise DemoError("every benchmark failed (see the reasons above)")
+
+    def _send_bench(self, device_id: str, device_class: str) -> dict[str, Any]:
+        fitting = [m for m in self.models if self.fits[m].get(device_class)]
+        command: dict[str, Any] = {
+            "type": "bench",
+            "model_ids": fitting,
+            "categories": BENCH_CATEGORIES,
+            "max_questions": self.options.max_questions,
+            "refine": True,
+        }
+        if self.fits[JUDGE].get(device_class) and self.fits[REFERENCE].get(device_class):
+            command.update(judge_model_id=JUDGE, reference_model_id=REFERENCE)
+        command_id = self.fleet.send(device_id, command, self.api)
+        return {"device_id": device_id, "command_id": command_id, **command}
+
+    def _plan(self) -> None:
+        scores = self.api.get("/scores").json()
+        self.report.scores, self.report.weights = scores["classes"], scores["weights"]
+        applied = self.api.post("/plans", json={})
+        _expect(applied, 202, "applying a plan")
+        plan_id = applied.json()["plan"]["id"]
+        self.fleet.wait(
+            lambda: self._rollout_state(plan_id) != "running",
+            self.options.rollout_timeout_s,
+            f"plan {plan_id}'s rollout",
+        )
+        detail = self.api.get(f"/plans/{plan_id}").json()
+        plan = detail["plan"]
+        self.report.plan = {
+            "id": plan_id,
+            "status": plan["status"],
+            "state": plan["params"]["rollout"]["state"],
+            "summary": plan["summary"],
+            "reasons": plan["reasons"],
+            "assignments": {a["device_id"]: _assignment(a) for a in detail["assignments"]},
+        }
+        self._record_devices()
+
+    def _rollout_state(self, plan_id: int) -> str:
+        return str(self.api.get(f"/plans/{plan_id}").json()["plan"]["params"]["rollout"]["state"])
+
+    def _record_devices(self) -> None:
+        for device in self.api.get("/devices").json()["items"]:
+            if device["id"] in self.report.devices:
+                self.report.devices[device["id"]].update(
+                    status=device["status"], model_id=device["model_id"], arch=device["arch"]
+                )
+
+    def _ask(self) -> None:
+        serving = [d for d, info in self.report.devices.items() if info.get("model_id")]
+        if not serving:
+            raise DemoError("no device serves a model after the plan (see its reasons above)")
+        with ThreadPoolExecutor(max_workers=len(serving)) as pool:
+            answers = dict(zip(serving, pool.map(self._ask_one, serving), strict=True))
+        self.report.answers = answers
+
+    def _ask_one(self, device_id: str) -> dict[str, Any]:
+        body = {
+            "messages": [{"role": "user", "content": self.options.question}],
+            "max_tokens": self.options.max_tokens,
+            "refine": True,
+        }
+        started = time.monotonic()
+        reply = self.fleet.chat(device_id, body, timeout=300)
+        return {
+            "question": self.options.question,
+            "model": reply["model"],
+            "answer": reply["choices"][0]["message"]["content"],
+            "completion_tokens": reply["usage"]["completion_tokens"],
+            "round_trip_s": round(time.monotonic() - started, 2),
+            **reply["edgefleet"],
+        }
+
+
+def _expect(response: httpx.Response, status: int, what: str) -> None:
+    if response.status_code != status:
+        raise DemoError(f"{what}: HTTP {response.status_code}: {response.text}")
+
+
+def _final(api: httpx.Client, command_id: str) -> dict[str, Any] | None:
+    """The command's last ack once it is ``ok`` or ``error``, else None."""
+    detail = api.get(f"/commands/{command_id}").json()
+    final = [a for a in detail["acks"] if a["status"] in FINAL_ACKS]
+    return {"status": final[-1]["status"], "reason": detail.get("reason")} if final else None
+
+
+def _budgets(device_class: dict[str, Any]) -> dict[str, Any]:
+    keys = ("memory_budget_mb", "latency_budget_s", "n_ctx", "threads", "kv_cache_type")
+    return {key: device_class[key] for key in keys}
+
+
+def _assignment(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("device_class", "model_id", "refine", "score", "status", "reasons")
+    return {key: row[key] for key in keys}
+
+
+def caveats(report: DemoReport) -> list[str]:
+    """One line per thing the reader should not over-read: failures, missing or noisy quality."""
+    notes = [
+        f"the bench on {b['device_id']} failed: {b['reason']}"
+        for b in report.benches
+        if b.get("status") != "ok"
+    ]
+    rows = [row for rows in report.scores.values() for row in rows]
+    if not rows:
+        notes.append(
+            "no quality was measured (no judged answer against the reference), so the "
+            "leaderboard is empty and the plan has nothing to choose from"
+        )
+    elif min(row["n_questions"] for row in rows) < NOISY_BELOW:
+        fewest = min(row["n_questions"] for row in rows)
+        notes.append(
+            f"quality rests on {fewest} judged question(s) graded by a 270M base model, a weak "
+            "judge: read B and I as noisy signals, not as a verdict on the models"
+        )
+    state = report.plan.get("state")
+    if state not in (None, "done"):
+        notes.append(f"the plan's rollout ended {state}: {report.plan.get('reasons')}")
+    return notes

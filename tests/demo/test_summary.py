@@ -1,0 +1,65 @@
+"""The demo's summary and caveats, from a report a real run wrote (tests/data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from controller.demo.report import DemoReport
+from controller.demo.scenario import caveats
+from controller.demo.summary import render
+
+SAMPLE = Path(__file__).parents[1] / "data" / "demo_fleet_report.json"
+
+
+@pytest.fixture
+def report() -> DemoReport:
+    return DemoReport(**json.loads(SAMPLE.read_text()))
+
+
+def _shown(report: DemoReport, width: int = 100) -> str:
+    console = Console(record=True, width=width)
+    render(console, report)
+    return console.export_text()
+
+
+def test_summary_shows_classes_leaderboards_plan_answers_and_timings(report: DemoReport) -> None:
+    shown = " ".join(_shown(report).split())  # panels wrap long lines
+    for expected in (
+        "pizero2w-512mb",
+        "300 MB",
+        "PeRFICS leaderboard, class pi4-4gb",
+        "PeRFICS leaderboard, class pizero2w-512mb",
+        "predicted",  # Gemma on the zero: never measured there
+        "Plan 3",
+        "gemma3-270m-q4_k_m: needs 0.39 GB (estimated 353 MB + 10% margin), budget 0.30 GB",
+        "Asked every device (refinement on): Give three simple ways",
+        "y0 -> critique -> y1; 3 stage(s)",
+        "took 111 s",
+        "caveat: quality rests on 2 judged question(s)",
+    ):
+        assert expected in shown, expected
+
+
+def test_summary_of_a_run_stopped_early_shows_what_there_is(report: DemoReport) -> None:
+    early = DemoReport(devices=report.devices, timings_s={"controller up, operator token": 4.8})
+    shown = _shown(early, width=80)
+    assert "pi4-01" in shown and "took 5 s" in shown
+    assert "leaderboard" not in shown and "Plan" not in shown
+
+
+def test_caveats_name_missing_quality_and_failed_benches(report: DemoReport) -> None:
+    assert caveats(report) == [
+        "quality rests on 2 judged question(s) graded by a 270M base model, a weak judge: read "
+        "B and I as noisy signals, not as a verdict on the models"
+    ]
+    report.scores = {"pi4-4gb": [], "pizero2w-512mb": []}
+    report.benches[0].update(status="error", reason="the benchmark process died")
+    report.plan["state"] = "rolled_back"
+    notes = caveats(report)
+    assert notes[0] == "the bench on pizero-01 failed: the benchmark process died"
+    assert notes[1].startswith("no quality was measured")
+    assert notes[2].startswith("the plan's rollout ended rolled_back")

@@ -1,0 +1,259 @@
+"""``edgefleet demo fleet`` as a user runs it: a real subprocess, the real demo models.
+
+The full run keeps the fleet up (``--keep-running``), so the test also signs in to the
+dashboard's API with the printed token, then stops it with Ctrl-C (SIGINT) and checks
+that no process of the fleet is left. The quick cases check the clear errors (models
+missing, port busy, data dir not empty) and a Ctrl-C in the middle of the benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from controller.demo.scenario import DEVICES, JUDGE, REFERENCE
+from shared.demo_models import DEMO_MODELS
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOLLM2, GEMMA3 = "smollm2-135m-instruct-q4_1", "gemma3-270m-q4_k_m"
+MEMORY_MARGIN = 1.1
+"""The planner's margin on a model's memory need (docs/planner.md)."""
+
+
+class DemoRun:
+    """``python -m shared.cli demo fleet ARGS`` with its output read line by line."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "demo", "fleet", *args],
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            self._queue.put(line)
+        self._queue.put(None)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_line(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            if match := re.search(pattern, line):
+                return match
+        raise AssertionError(f"no line matching {pattern!r}; output:\n{self.output}")
+
+    def finish(self, timeout: float) -> int:
+        code = self.process.wait(timeout=timeout)
+        time.sleep(0.2)  # let the reader take the last lines
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()  # its children get SIGTERM from the kernel (PDEATHSIG)
+                self.process.wait()
+
+
+@pytest.fixture
+def runs() -> Iterator[list[DemoRun]]:
+    """Demo runs a test starts; any still running at the end is interrupted."""
+    started: list[DemoRun] = []
+    yield started
+    for run in started:
+        run.kill()
+
+
+def _fleet_processes(data_dir: Path) -> list[str]:
+    """Processes that belong to the fleet in ``data_dir``: agents (config path) and controller."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "environ"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        environ = proc.info["environ"] or {}
+        in_dir = str(data_dir) in cmdline or str(data_dir) in environ.get(
+            "EDGEFLEET_CONTROLLER_DATA_DIR", ""
+        )
+        if in_dir and proc.pid != os.getpid():
+            found.append(f"{proc.pid} {cmdline}")
+    return found
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_demo_fleet_without_the_models_says_how_to_fetch_them(
+    tmp_path: Path, runs: list[DemoRun]
+) -> None:
+    runs.append(DemoRun("--api-port", "0", env={"EDGEFLEET_MODELS_DIR": str(tmp_path)}))
+    assert runs[0].finish(60) == 1
+    assert "edgefleet models fetch-demo" in runs[0].output
+    assert str(tmp_path / DEMO_MODELS[SMOLLM2].filename) in runs[0].output.replace("\n", "")
+
+
+def test_demo_fleet_refuses_a_busy_port_and_a_used_data_dir(
+    tmp_path: Path, runs: list[DemoRun], smollm2_path: Path, gemma3_path: Path
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        runs.append(DemoRun("--api-port", str(port)))
+        assert runs[-1].finish(60) == 1
+    assert f"port {port} is already in use" in runs[-1].output
+    assert "--api-port" in runs[-1].output
+
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "controller.db").write_text("someone's data")
+    runs.append(DemoRun("--api-port", "0", "--data-dir", str(used)))
+    assert runs[-1].finish(60) == 1
+    assert "is not empty" in runs[-1].output
+    assert (used / "controller.db").read_text() == "someone's data"
+
+
+@pytest.mark.slow
+def test_demo_fleet_interrupted_while_benchmarking_stops_every_process(
+    tmp_path: Path, runs: list[DemoRun], smollm2_path: Path, gemma3_path: Path
+) -> None:
+    data_dir = tmp_path / "fleet"
+    runs.append(DemoRun("--api-port", "0", "--data-dir", str(data_dir)))
+    runs[0].wait_for_line(r"done devices enrolled and online", 180)
+    time.sleep(3)  # the benches are running: each agent has a worker process of its own
+    assert len(_fleet_processes(data_dir)) >= 3, runs[0].output
+
+    started = time.monotonic()
+    runs[0].process.send_signal(signal.SIGINT)
+    assert runs[0].finish(60) == 130, runs[0].output
+    assert time.monotonic() - started < 20  # the bench workers are stopped, not waited for
+    assert "interrupted" in runs[0].output
+    assert _fleet_processes(data_dir) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_demo_fleet_plans_a_feasible_model_per_device_and_each_answers(
+    tmp_path: Path, runs: list[DemoRun], smollm2_path: Path, gemma3_path: Path
+) -> None:
+    data_dir, summary = tmp_path / "fleet", tmp_path / "summary.json"
+    args = ("--api-port", "0", "--data-dir", str(data_dir), "--json", str(summary))
+    runs.append(DemoRun(*args, "--keep-running"))
+    shown = runs[0].wait_for_line(
+        r"dashboard: (\S+) \(sign in with the operator token (\S+)\)", 600
+    )
+    url, token = shown.group(1), shown.group(2)
+    report = json.loads(summary.read_text())
+
+    _assert_benches_and_scores(report)
+    _assert_plan_is_feasible(report)
+    _assert_every_device_answered(report)
+    assert report["dashboard"] == {"url": url}
+    page = httpx.get(url, timeout=10)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    me = httpx.get(
+        url.replace("/dashboard/", "/api/v1/me"), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert me.json() == {"name": "demo-operator", "role": "operator"}
+    for title in (
+        "PeRFICS leaderboard, class pi4-4gb",
+        "PeRFICS leaderboard, class pizero2w-512mb",
+    ):
+        assert title in runs[0].output
+    assert "caveat: quality rests on" in runs[0].output  # 2 questions judged by a 270M model
+
+    port = int(url.split(":")[2].split("/")[0])
+    runs[0].process.send_signal(signal.SIGINT)
+    assert runs[0].finish(60) == 0, runs[0].output  # Ctrl-C is how --keep-running ends
+    assert _fleet_processes(data_dir) == [] and not _listening(port)
+
+
+def _assert_benches_and_scores(report: dict[str, Any]) -> None:
+    benches = {b["device_id"]: b for b in report["benches"]}
+    assert {d: b["status"] for d, b in benches.items()} == dict.fromkeys(DEVICES, "ok")
+    pi4, zero = benches["pi4-01"], benches["pizero-01"]
+    assert (pi4["judge_model_id"], pi4["reference_model_id"]) == (JUDGE, REFERENCE)
+    assert set(pi4["model_ids"]) == set(DEMO_MODELS)
+    assert zero["model_ids"] == [SMOLLM2] and "judge_model_id" not in zero  # Gemma does not fit
+
+    big = {(r["model_id"], r["refine"]): r for r in report["scores"]["pi4-4gb"]}
+    assert {model for model, _ in big} == set(DEMO_MODELS)
+    assert all(r["n_questions"] >= 1 and not r["quality_pooled"] for r in big.values())
+    assert big[(REFERENCE, False)]["B"] == pytest.approx(1.0, abs=0.01)  # the reference is q = 1
+    assert big[(SMOLLM2, False)]["B"] > 0
+    small = {(r["model_id"], r["refine"]): r for r in report["scores"]["pizero2w-512mb"]}
+    assert small[(SMOLLM2, False)]["quality_pooled"]  # judged on the pi4 only
+    assert not small[(SMOLLM2, False)]["predicted"]  # but its speed was measured on the zero
+    assert small[(GEMMA3, False)]["predicted"] and not small[(GEMMA3, False)]["memory_measured"]
+
+
+def _assert_plan_is_feasible(report: dict[str, Any]) -> None:
+    plan = report["plan"]
+    assert (plan["status"], plan["state"]) == ("applied", "done")
+    assert set(plan["assignments"]) == set(DEVICES)
+    for device_id, chosen in plan["assignments"].items():
+        device = report["devices"][device_id]
+        assert chosen["status"] == "ok" and chosen["model_id"] in DEMO_MODELS
+        assert device["model_id"] == chosen["model_id"] and device["status"] == "online"
+        row = next(
+            r
+            for r in report["scores"][device["device_class"]]
+            if (r["model_id"], r["refine"]) == (chosen["model_id"], chosen["refine"])
+        )
+        assert row["memory_mb"] * MEMORY_MARGIN <= device["memory_budget_mb"]
+        assert row["latency_p95_s"] <= device["latency_budget_s"]
+    zero = plan["assignments"]["pizero-01"]
+    assert zero["model_id"] == SMOLLM2
+    assert any(r.startswith(f"{GEMMA3}: needs") and "budget 0.30 GB" in r for r in zero["reasons"])
+
+
+def _assert_every_device_answered(report: dict[str, Any]) -> None:
+    assert set(report["answers"]) == set(DEVICES)
+    for device_id, answer in report["answers"].items():
+        assert answer["model"] == report["plan"]["assignments"][device_id]["model_id"]
+        assert answer["answer"].strip()
+        assert (answer["refined"], answer["stages"]) == (True, 3) or answer["fell_back"]
+        assert 0 < answer["ttft_ms"] <= answer["latency_ms"]
+    assert list(report["timings_s"]) == [
+        "controller up, operator token",
+        "demo models imported",
+        "devices enrolled and online",
+        "models benchmarked on the devices",
+        "plan applied and rolled out",
+        "devices answered",
+    ]
