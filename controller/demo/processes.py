@@ -105,5 +105,9 @@ def _signal_group(child: Child, signum: int) -> None:
 
 
 def python_command(*args: str) -> list[str]:
-    """``edgefleet ARGS`` run by this interpreter (works without the console script on PATH)."""
-    return [sys.executable, "-m", "shared.cli", *args]
+    """``edgefleet ARGS`` run by this interpreter (works without the console script on PATH).
+
+    ``-P`` keeps the working directory off ``sys.path``: a fleet's work dir holds a
+    ``controller/`` data dir, which would otherwise shadow the installed package.
+    """
+    return [sys.executable, "-P", "-m", "shared.cli", *args]

@@ -4,7 +4,7 @@ Import the two demo models, enroll two devices of different classes, have
 each benchmark the models that fit it (the bigger class with a judge and a
 reference model, so quality is a fraction of the reference's), read the
 PeRFICS leaderboard, apply a plan, wait for its rollout, and ask every device
-a question with self-refinement on.
+a question, with self-refinement on or off as its plan chose.
 """
 
 from __future__ import annotations
@@ -171,7 +171,10 @@ class FleetDemo:
         for device in self.api.get("/devices").json()["items"]:
             if device["id"] in self.report.devices:
                 self.report.devices[device["id"]].update(
-                    status=device["status"], model_id=device["model_id"], arch=device["arch"]
+                    status=device["status"],
+                    model_id=device["model_id"],
+                    refine=bool(device.get("refine")),
+                    arch=device["arch"],
                 )
 
     def _ask(self) -> None:
@@ -186,7 +189,7 @@ class FleetDemo:
         body = {
             "messages": [{"role": "user", "content": self.options.question}],
             "max_tokens": self.options.max_tokens,
-            "refine": True,
+            "refine": self.report.devices[device_id]["refine"],  # as the plan chose
         }
         started = time.monotonic()
         reply = self.fleet.chat(device_id, body, timeout=300)

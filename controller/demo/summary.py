@@ -30,7 +30,9 @@ def render(console: Console, report: DemoReport) -> None:
         console.print(_plan(report.plan))
     if report.answers:
         question = next(iter(report.answers.values()))["question"]
-        console.print(f"[bold]Asked every device (refinement on):[/bold] {question}")
+        console.print(
+            f"[bold]Asked every device (refinement on or off as planned):[/bold] {question}"
+        )
     for device_id, answer in report.answers.items():
         console.print(_answer(device_id, answer))
     if report.timings_s:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil
 
-from controller.demo.processes import ProcessGroup
+from controller.demo.processes import ProcessGroup, python_command
 
 SPAWNS_A_HELPER = """
 import subprocess, sys, time
@@ -77,3 +78,20 @@ def test_stop_goes_newest_first_each_child_in_its_own_session(tmp_path: Path) ->
     assert first.returncode == second.returncode == 0
     first_at, second_at = (float(log.read_text().split()[-1]) for log in logs)
     assert second_at + 0.3 <= first_at  # the second had exited before the first was told
+
+
+def test_a_work_dir_holding_a_controller_data_dir_does_not_shadow_the_package(
+    tmp_path: Path,
+) -> None:
+    """The demo's work dir has ``controller/models/``; children run there must still start."""
+    (tmp_path / "controller" / "models").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as `make demo` runs it
+    done = subprocess.run(
+        python_command("controller", "tokens", "--help"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

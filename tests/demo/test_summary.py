@@ -36,7 +36,7 @@ def test_summary_shows_classes_leaderboards_plan_answers_and_timings(report: Dem
         "predicted",  # Gemma on the zero: never measured there
         "Plan 3",
         "gemma3-270m-q4_k_m: needs 0.39 GB (estimated 353 MB + 10% margin), budget 0.30 GB",
-        "Asked every device (refinement on): Give three simple ways",
+        "Asked every device (refinement on or off as planned): Give three simple ways",
         "y0 -> critique -> y1; 3 stage(s)",
         "took 111 s",
         "caveat: quality rests on 2 judged question(s)",
