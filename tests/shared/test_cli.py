@@ -1,5 +1,7 @@
 """The root command: groups from the edgefleet.cli entry points, dotted names add commands."""
 
+import subprocess
+import sys
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -50,3 +52,30 @@ def test_the_installed_entry_points_give_demo_run_and_fleet() -> None:
     fleet_options = {opt for param in demo.commands["fleet"].params for opt in param.opts}
     assert {"--json", "--keep-running", "--data-dir", "--api-port", "--question"} <= fleet_options
     assert {"--max-questions", "--max-tokens"} <= fleet_options
+
+
+ROOT_HELP_GROUPS = ("agent", "controller", "demo", "plan")
+
+
+@pytest.mark.parametrize(
+    ("argv", "controller_loaded"),
+    [(["agent", "--help"], False), (["-v", "bench", "--help"], False), (["--help"], True)],
+)
+def test_only_the_named_group_is_imported(argv: list[str], controller_loaded: bool) -> None:
+    """An agent's command line never imports the controller (memory on a small Pi)."""
+    probe = (
+        "import sys\n"
+        "from shared.cli import build_app\n"
+        "from typer.main import get_command\n"
+        f"groups = sorted(get_command(build_app({argv!r})).commands)\n"
+        "print(groups, 'controller' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    groups, loaded = done.stdout.rsplit(" ", 1)
+    assert loaded.strip() == str(controller_loaded)
+    if controller_loaded:
+        assert all(g in groups for g in ROOT_HELP_GROUPS), groups
+    else:
+        assert groups.count("'") == 2, groups  # exactly the one named group
