@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -42,12 +43,12 @@ class ClassBlock:
     """Each survivor's accuracy lower bound per floor category (survivors x categories)."""
     offered: np.ndarray
 
-    @property
+    @cached_property
     def psi(self) -> np.ndarray:
         """Each survivor's Psi (survivors are in descending Psi order)."""
         return np.array([s.psi for s in self.view.survivors])
 
-    @property
+    @cached_property
     def model_ids(self) -> np.ndarray:
         """Each survivor's model id."""
         return np.array([s.option.model_id for s in self.view.survivors], dtype=object)
