@@ -11,8 +11,17 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from controller import models as db
+from controller.planner.scores import OptionScore, compute_scores
 from controller.planner.specs import model_spec_from_gguf
-from controller.planner.types import BenchRun, Device, Exclusion, ModelSpec, Option, Pin
+from controller.planner.types import (
+    BenchRun,
+    Device,
+    Exclusion,
+    ModelSpec,
+    Option,
+    Pin,
+    PlannerSettings,
+)
 from shared.gguf_info import GgufError, read_gguf_info
 from shared.messages import AnswerLatency, QuestionResult
 from shared.profiles import DeviceProfile
@@ -32,6 +41,10 @@ class PlannerInputs:
     exclusions: list[Exclusion]
     sha256: dict[str, str]
     size_bytes: dict[str, int]
+
+    def scores(self, settings: PlannerSettings) -> dict[str, list[OptionScore]]:
+        """Every class's scored options, best first, from this snapshot."""
+        return compute_scores(self.profiles, self.models, self.runs, settings)
 
 
 def _profiles(session: Session) -> dict[str, DeviceProfile]:
@@ -164,3 +177,8 @@ def load_inputs(session: Session) -> PlannerInputs:
         sha256={m.id: m.sha256 for m in model_rows},
         size_bytes={m.id: m.size_bytes for m in model_rows},
     )
+
+
+def current_scores(session: Session, settings: PlannerSettings) -> dict[str, list[OptionScore]]:
+    """The leaderboard as the database stands now: one read, then the pure scoring."""
+    return load_inputs(session).scores(settings)
