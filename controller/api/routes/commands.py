@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import Session, col, select
 
+from controller import crud
 from controller.api.deps import OperatorDep, SenderDep, SessionDep, StateDep
 from controller.api.errors import not_found
 from controller.api.pagination import Page, PageDep, paginate
@@ -175,11 +176,7 @@ def list_commands(
     type: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Page[Any]:
     """Commands, newest first, filtered by device, status or type."""
-    stmt = select(Command).order_by(col(Command.created_at).desc(), col(Command.id))
-    for column, value in ((Command.device_id, device_id), (Command.status, status),
-                          (Command.type, type)):  # fmt: skip
-        if value is not None:
-            stmt = stmt.where(col(column) == value)
+    stmt = crud.commands_query(device_id=device_id, status=status, type=type)
     rows, total = paginate(session, stmt, page)
     return Page(items=rows, total=total, limit=page.limit, offset=page.offset)
 
