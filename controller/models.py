@@ -131,12 +131,6 @@ class DeviceClass(DeviceClassBase, table=True):
     updated_at: datetime = _created()
 
 
-class DeviceClassCreate(DeviceClassBase):
-    """A class created from a profile; ``profile`` holds every DeviceProfile field."""
-
-    profile: dict[str, Any] = Field(default_factory=dict)
-
-
 class DeviceClassPublic(DeviceClassBase):
     """A device class as the API returns it."""
 

@@ -22,7 +22,7 @@ FORBIDDEN = {
     "shared": {"agent", "controller"},
     "controller/demo": {"agent"},
 }
-SHARED_ALLOWED_THIRD_PARTY = {"pydantic", "yaml", "gguf", "typer"}
+SHARED_ALLOWED_THIRD_PARTY = {"pydantic", "pydantic_settings", "yaml", "gguf", "typer"}
 DATABASE_LIBRARIES = {"sqlmodel", "sqlalchemy", "alembic"}
 
 

@@ -155,33 +155,3 @@ def conformance_counts(
         counts[q.category][0] += int(ok)
         counts[q.category][1] += 1
     return {k: (v[0], v[1]) for k, v in sorted(counts.items())}
-
-
-@dataclass(frozen=True)
-class Table3Row:
-    """One model's row of the seed paper's Table 3: % of reference per category and mode."""
-
-    model_id: str
-    zero_shot_pct: Mapping[str, float]
-    refined_pct: Mapping[str, float]
-
-    @property
-    def mean_zero_shot(self) -> float:
-        """'Mean (Eq Weight)' of the zero-shot column."""
-        return aggregate_quality(self.zero_shot_pct)
-
-    @property
-    def mean_refined(self) -> float:
-        """'Mean (Eq Weight)' of the refined column."""
-        return aggregate_quality(self.refined_pct)
-
-
-def table3_row(model_id: str, questions: Iterable[QuestionResult]) -> Table3Row:
-    """The Table-3 view of one model from per-question judge scores."""
-    qs = list(questions)
-    pct = {
-        refined: {k: 100 * float(p.cand.mean() / p.ref.mean()) for k, p in rows.items()}
-        for refined in (False, True)
-        for rows in [_rows(qs, refined=refined)]
-    }
-    return Table3Row(model_id=model_id, zero_shot_pct=pct[False], refined_pct=pct[True])
