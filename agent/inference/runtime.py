@@ -83,6 +83,7 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         )
         self.threads = threads or (profile.threads if profile else 1)
         self.model_id = model_id or model_id_for(path)
+        self.parallel = 1  # one sequence: calls take turns (serving batches with BatchEngine)
         self.seed = seed
         self.repeat_penalty = repeat_penalty  # mild: small models loop badly at temperature 0
         self._lock = threading.Lock()

@@ -1,0 +1,425 @@
+"""Continuous batching on one model: up to N sequences decoded together, KV kept between turns.
+
+The llama.cpp adapter for serving (``agent.inference.runtime`` is the one for
+benchmarks and scoring). llama-cpp-python's ``Llama`` holds one sequence, so
+this uses its low-level API: one context with N sequence ids, one
+``llama_batch`` per step holding the next token of every decoding sequence and
+a chunk of any prompt still being evaluated, and a sampler chain per sequence.
+One engine thread owns the context; requests wait in a FIFO queue and are
+admitted between steps, so a new one never waits for the others to finish.
+Each finished conversation stays in its slot's KV cells (see
+:mod:`agent.inference.sequences`).
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import llama_cpp
+from llama_cpp import _internals
+from llama_cpp._logger import set_verbose
+
+from agent.inference.prompt_format import (
+    ChatTemplateFormat,
+    PlainFormat,
+    PromptFormat,
+    PromptFormatError,
+)
+from agent.inference.sequences import (
+    ActiveSequence,
+    Cancelled,
+    SequenceRequest,
+    Slot,
+    common_prefix,
+    pick_slot,
+)
+from agent.inference.types import (
+    EmptyPrompt,
+    Generation,
+    InferenceError,
+    ModelLoadError,
+    PromptTooLong,
+    check_kv_type,
+    choose_n_ctx,
+    model_id_for,
+)
+from shared.gguf_info import GgufError, parallel_for, read_gguf_info
+from shared.profiles import DeviceProfile
+
+logger = logging.getLogger(__name__)
+
+_KV_TYPES = {
+    "f16": llama_cpp.GGML_TYPE_F16,
+    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
+}
+BATCH_TOKENS = 512
+PREFILL_CHUNK = 128
+"""Most prompt tokens one step evaluates, so decoding sequences keep streaming during a prefill."""
+PENALTY_LAST_N = 64
+
+
+class BusyError(InferenceError):
+    """Every slot is busy and the queue is full."""
+
+
+class BatchEngine:
+    """One model decoding up to ``parallel`` sequences at once; call ``chat`` from any thread."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        profile: DeviceProfile | None = None,
+        parallel: int | None = None,
+        n_ctx: int | None = None,
+        threads: int | None = None,
+        model_id: str | None = None,
+        max_waiting: int = 64,
+        prefix_reuse: bool = True,
+        repeat_penalty: float = 1.1,
+        seed: int = 0,
+    ) -> None:
+        path = Path(model_path)
+        try:
+            self.info = read_gguf_info(path)
+        except GgufError as exc:
+            raise ModelLoadError(str(exc)) from None
+        kv_type = profile.kv_cache_type if profile else "f16"
+        check_kv_type(self.info, kv_type)
+        budget = float(profile.memory_budget_mb) if profile else None
+        if parallel is None:
+            parallel = parallel_for(self.info, profile, n_ctx=n_ctx) if profile else 1
+        self.parallel = parallel
+        self.n_ctx = choose_n_ctx(
+            self.info, n_ctx or (profile.n_ctx if profile else None), kv_type, budget, parallel
+        )
+        self.threads = threads or (profile.threads if profile else 1)
+        self.model_id = model_id or model_id_for(path)
+        self.max_waiting, self.prefix_reuse = max_waiting, prefix_reuse
+        self.repeat_penalty, self.seed = repeat_penalty, seed
+        self._model, self._ctx = self._load(path, kv_type, bool(profile and profile.mlock))
+        self._vocab = self._model.vocab
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self.prompt_format = self._prompt_format()
+        self._eog_text = self._piece(self._model.token_eos(), special=True).decode(errors="replace")
+        self._slots = [Slot(seq_id) for seq_id in range(parallel)]
+        self._active: list[ActiveSequence] = []
+        self._waiting: collections.deque[SequenceRequest] = collections.deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._resets: list[threading.Event] = []  # the engine thread alone touches the cells
+        self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
+        self._thread = threading.Thread(target=self._loop, name="batch-engine", daemon=True)
+        self._thread.start()
+        logger.info(
+            "loaded %s for %d parallel sequences (n_ctx=%d each, threads=%d, kv=%s)",
+            self.model_id,
+            parallel,
+            self.n_ctx,
+            self.threads,
+            kv_type,
+        )
+
+    def _load(
+        self, path: Path, kv_type: str, mlock: bool
+    ) -> tuple[_internals.LlamaModel, _internals.LlamaContext]:
+        set_verbose(False)  # llama.cpp's per-context log lines would flood the agent's log
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.use_mmap, model_params.use_mlock = True, mlock
+        ctx_params = llama_cpp.llama_context_default_params()
+        ctx_params.n_ctx = self.n_ctx * self.parallel
+        ctx_params.n_seq_max = self.parallel
+        ctx_params.kv_unified = False  # each sequence its own n_ctx cells: none crowds out another
+        ctx_params.n_batch = ctx_params.n_ubatch = BATCH_TOKENS
+        ctx_params.n_threads = ctx_params.n_threads_batch = self.threads
+        ctx_params.type_k = ctx_params.type_v = _KV_TYPES[kv_type]
+        ctx_params.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if kv_type != "f16"
+            else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        ctx_params.swa_full = True  # keeps sliding-window caches trimmable, so prefixes are reused
+        try:
+            model = _internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
+            ctx = _internals.LlamaContext(model=model, params=ctx_params, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(f"{path}: llama.cpp could not load the model: {exc}") from None
+        return model, ctx
+
+    def _prompt_format(self) -> PromptFormat:
+        template = self.info.chat_template
+        if not template:
+            return PlainFormat()
+        try:
+            return ChatTemplateFormat(
+                template,
+                bos_token=self._piece(self._model.token_bos(), special=True).decode(),
+                eos_token=self._piece(self._model.token_eos(), special=True).decode(),
+            )
+        except PromptFormatError as exc:
+            logger.warning("%s: %s; using plain completion", self.model_id, exc)
+            return PlainFormat()
+
+    def _piece(self, token: int, *, special: bool = False) -> bytes:
+        if token < 0:
+            return b""
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, special)
+        return self._piece_buf.raw[: max(0, n)]
+
+    # --- the calls -------------------------------------------------------------------------
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Generation:
+        """Reply to a conversation; blocks until done. Raising in ``on_token`` cancels it."""
+        if not messages or not any(m.get("content", "").strip() for m in messages):
+            raise EmptyPrompt("the prompt is empty")
+        try:
+            text = self.prompt_format.render(messages)
+        except PromptFormatError as exc:
+            raise InferenceError(str(exc)) from None
+        stops = tuple(stop or ()) + tuple(self.prompt_format.stop)
+        return self.run(SequenceRequest(text, max_tokens, temperature, stops, on_token, self.seed))
+
+    def run(self, request: SequenceRequest) -> Generation:
+        """Queue ``request`` and wait for its result (or its error)."""
+        self.submit(request)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
+
+    def submit(self, request: SequenceRequest) -> None:
+        """Queue ``request`` (FIFO); raise BusyError when ``max_waiting`` are already waiting."""
+        with self._cond:
+            if self._closing:
+                raise InferenceError(f"{self.model_id}: the model has been closed")
+            if len(self._waiting) >= self.max_waiting:
+                raise BusyError(f"{len(self._waiting)} requests are already waiting")
+            self._waiting.append(request)
+            self._cond.notify()
+
+    def load(self) -> tuple[int, int]:
+        """(sequences decoding, requests waiting) right now."""
+        with self._cond:
+            return len(self._active), len(self._waiting)
+
+    def kept_conversations(self) -> int:
+        """Idle slots still holding a conversation's KV."""
+        with self._cond:
+            return sum(1 for s in self._slots if not s.busy and s.tokens)
+
+    def reset(self) -> None:
+        """Forget every kept conversation (sequences running now are not touched)."""
+        done = threading.Event()
+        with self._cond:
+            self._resets.append(done)
+            self._cond.notify()
+        done.wait()
+
+    def close(self) -> None:
+        """Fail what is queued or running, stop the engine thread and free the model."""
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout=60)
+        llama_cpp.llama_batch_free(self._batch)
+        self._ctx.close()
+        self._model.close()
+
+    # --- the engine thread -------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._closing or self._active or self._waiting or self._resets):
+                    self._cond.wait()
+                if self._closing:
+                    break
+                self._forget_idle()
+                self._admit()
+            self._drop_cancelled()
+            if self._active:
+                self._step()
+        self._fail_all(InferenceError(f"{self.model_id}: the model has been closed"))
+
+    def _forget_idle(self) -> None:
+        """Carry out reset(): clear the cells of every idle slot (called with the lock held)."""
+        if not self._resets:
+            return
+        for slot in self._slots:
+            if not slot.busy:
+                self._ctx.kv_cache_seq_rm(slot.seq_id, 0, -1)
+                slot.forget()
+                slot.last_used = 0.0
+        for done in self._resets:
+            done.set()
+        self._resets.clear()
+
+    def _admit(self) -> None:
+        """Move waiting requests into idle slots, oldest first (called with the lock held)."""
+        while self._waiting:
+            request = self._waiting[0]
+            if request.cancelled.is_set():
+                self._waiting.popleft()
+                self._settle(request, error=Cancelled("cancelled while waiting"))
+                continue
+            tokens = self._tokenize(request.text)
+            slot = pick_slot(self._slots, request.text, tokens) if self.prefix_reuse else None
+            if slot is None:
+                slot = next((s for s in self._slots if not s.busy), None)
+            if slot is None:
+                return
+            self._waiting.popleft()
+            self._place(request, slot, tokens)
+
+    def _place(self, request: SequenceRequest, slot: Slot, tokens: list[int]) -> None:
+        if self.prefix_reuse and slot.text and request.text.startswith(slot.text):
+            tail = request.text[len(slot.text) :].encode()  # keep the exact tokens of past turns
+            tokens = slot.history + self._model.tokenize(tail, add_bos=False, special=True)
+        keep = min(common_prefix(slot.tokens, tokens), len(tokens) - 1) if self.prefix_reuse else 0
+        room = self.n_ctx - len(tokens)
+        if room < 1:
+            self._settle(
+                request,
+                error=PromptTooLong(
+                    f"the prompt is {len(tokens)} tokens, the context holds {self.n_ctx}"
+                ),
+            )
+            return
+        request.max_tokens = max(1, min(request.max_tokens, room))
+        self._ctx.kv_cache_seq_rm(slot.seq_id, keep, -1)
+        slot.forget()
+        slot.tokens, slot.busy = tokens[:keep], True
+        self._active.append(ActiveSequence(request, slot, tokens, keep, self._sampler(request)))
+
+    def _tokenize(self, text: str) -> list[int]:
+        bos = self._piece(self._model.token_bos(), special=True).decode(errors="replace")
+        add_bos = not (bos and text.startswith(bos))
+        return list(self._model.tokenize(text.encode(), add_bos=add_bos, special=True))
+
+    def _sampler(self, request: SequenceRequest) -> object:
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        add = llama_cpp.llama_sampler_chain_add
+        n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        penalties = llama_cpp.llama_sampler_init_penalties(
+            n_vocab, PENALTY_LAST_N, self.repeat_penalty, 0.0, 0.0
+        )
+        add(chain, penalties)  # mild: small models loop badly at temperature 0
+        if request.temperature <= 0:
+            add(chain, llama_cpp.llama_sampler_init_greedy())
+            return chain
+        add(chain, llama_cpp.llama_sampler_init_top_k(40))
+        add(chain, llama_cpp.llama_sampler_init_top_p(0.95, 1))
+        add(chain, llama_cpp.llama_sampler_init_min_p(0.05, 1))
+        add(chain, llama_cpp.llama_sampler_init_temp(request.temperature))
+        add(chain, llama_cpp.llama_sampler_init_dist(request.seed))
+        return chain
+
+    def _step(self) -> None:
+        """One llama_decode: a token of every decoding sequence plus prompt chunks, then sample."""
+        outputs = self._fill_batch()
+        status = llama_cpp.llama_decode(self._ctx.ctx, self._batch)
+        if status != 0:
+            failed = [seq for seq, _ in outputs] + [s for s in self._active if s.pending]
+            for seq in dict.fromkeys(failed):
+                self._end(seq, error=InferenceError(f"llama_decode failed with status {status}"))
+            return
+        for seq, index in outputs:
+            token = llama_cpp.llama_sampler_sample(seq.sampler, self._ctx.ctx, index)
+            is_eog = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+            try:
+                finished = seq.accept(token, b"" if is_eog else self._piece(token), is_eog)
+            except Exception as exc:  # noqa: BLE001 - a consumer that raises has gone away
+                logger.info("sequence %d cancelled by its consumer: %s", seq.slot.seq_id, exc)
+                self._end(seq, error=Cancelled(f"the client went away: {exc}"))
+                continue
+            if finished:
+                self._end(seq)
+
+    def _fill_batch(self) -> list[tuple[ActiveSequence, int]]:
+        """Put the step's tokens in the batch; return the sequences to sample and their row."""
+        batch, outputs = self._batch, []
+        batch.n_tokens = 0
+        for seq in self._active:
+            if seq.next_token is not None:
+                outputs.append((seq, self._add(seq, seq.next_token, logits=True)))
+                seq.next_token = None
+        budget = min(PREFILL_CHUNK, BATCH_TOKENS - batch.n_tokens)
+        for seq in self._active:  # oldest first: a prompt is never overtaken by a later one
+            if budget <= 0:
+                break
+            chunk = seq.take_prompt(budget)
+            budget -= len(chunk)
+            for i, token in enumerate(chunk):
+                last = not seq.pending and i == len(chunk) - 1
+                row = self._add(seq, token, logits=last)
+            if chunk and not seq.pending:
+                seq.prefill_done_at = time.perf_counter()
+                outputs.append((seq, row))
+        return outputs
+
+    def _add(self, seq: ActiveSequence, token: int, *, logits: bool) -> int:
+        batch, i = self._batch, self._batch.n_tokens
+        batch.token[i], batch.pos[i] = token, seq.position
+        batch.n_seq_id[i], batch.seq_id[i][0] = 1, seq.slot.seq_id
+        batch.logits[i] = logits
+        batch.n_tokens = i + 1
+        seq.slot.tokens.append(token)
+        return i
+
+    def _drop_cancelled(self) -> None:
+        for seq in [s for s in self._active if s.request.cancelled.is_set()]:
+            self._end(seq, error=Cancelled("cancelled by the client"))
+
+    def _end(self, seq: ActiveSequence, error: InferenceError | None = None) -> None:
+        """Finish a sequence: free its slot (a failed one's cells too) and wake its caller."""
+        llama_cpp.llama_sampler_free(seq.sampler)
+        slot = seq.slot
+        with self._cond:
+            self._active.remove(seq)
+            slot.busy = False
+            if error is None:
+                result = seq.finish_generation(self._eog_text)
+            else:
+                self._ctx.kv_cache_seq_rm(slot.seq_id, 0, -1)
+                slot.forget()
+                result = None
+        self._settle(seq.request, result=result, error=error)
+
+    @staticmethod
+    def _settle(
+        request: SequenceRequest,
+        *,
+        result: Generation | None = None,
+        error: InferenceError | None = None,
+    ) -> None:
+        request.result, request.error = result, error
+        request.done.set()
+
+    def _fail_all(self, error: InferenceError) -> None:
+        for seq in list(self._active):
+            self._end(seq, error=error)
+        with self._cond:
+            waiting, self._waiting = list(self._waiting), collections.deque()
+        for request in waiting:
+            self._settle(request, error=error)
+        with self._cond:
+            for done in self._resets:
+                done.set()
