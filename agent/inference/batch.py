@@ -115,6 +115,8 @@ class BatchEngine:
         self._cond = threading.Condition()
         self._closing = False
         self._resets: list[threading.Event] = []  # the engine thread alone touches the cells
+        self.decoded_tokens = 0  # every token llama_decode evaluated: prompts and generations
+        self.cancelled_sequences = 0
         self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
         self._thread = threading.Thread(target=self._loop, name="batch-engine", daemon=True)
         self._thread.start()
@@ -336,6 +338,7 @@ class BatchEngine:
         """One llama_decode: a token of every decoding sequence plus prompt chunks, then sample."""
         outputs = self._fill_batch()
         status = llama_cpp.llama_decode(self._ctx.ctx, self._batch)
+        self.decoded_tokens += self._batch.n_tokens
         if status != 0:
             failed = [seq for seq, _ in outputs] + [s for s in self._active if s.pending]
             for seq in dict.fromkeys(failed):
@@ -401,6 +404,7 @@ class BatchEngine:
                 self._ctx.kv_cache_seq_rm(slot.seq_id, 0, -1)
                 slot.forget()
                 result = None
+                self.cancelled_sequences += isinstance(error, Cancelled)
         self._settle(seq.request, result=result, error=error)
 
     @staticmethod

@@ -1,0 +1,179 @@
+"""Continuous batching and conversation KV reuse, side by side in one run.
+
+For 1, 2 and 4 concurrent requests (distinct questions, greedy, same token
+limit): aggregate tok/s (generated tokens over wall time, prefill included)
+when they are batched by :class:`agent.inference.batch.BatchEngine` against
+the same requests served one at a time by the same engine, and the p50/p95
+time to first token (from submission) under that load. Then a five-turn
+conversation, TTFT of each turn with the conversation's KV kept (prefix reuse
+on) and with every turn re-prefilled (off). Kept prefixes are cleared before
+each throughput measurement, so both sides evaluate whole prompts. Usage:
+
+    python bench/batching.py MODEL.gguf [MODEL.gguf ...] [--profile dev-x86-1core] [--tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from agent.inference.batch import BatchEngine
+from agent.inference.types import Generation
+from shared.profiles import DeviceProfile, parse_profile
+from shared.stats import percentile
+
+QUESTIONS = (
+    "Give three simple ways to keep drinking water safe at home.",
+    "Explain in two sentences why the sky looks blue.",
+    "What should a student bring to a science exam? List four things.",
+    "A shop sells pencils at 3 for 45 cents. How much do 12 pencils cost?",
+)
+SYSTEM = (
+    "You are the helper of a small rural school. Answer the pupils' questions in plain words, "
+    "briefly and correctly. If you are not sure, say so. Do not invent facts or numbers."
+)
+TURNS = (
+    "What is photosynthesis?",
+    "Which part of the plant does it happen in?",
+    "Why are most leaves green?",
+    "What do plants need besides light?",
+    "Summarise what we discussed in one sentence.",
+)
+CONCURRENCY = (1, 2, 4)
+
+
+def _ask(engine: BatchEngine, question: str, tokens: int) -> Generation:
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+    return engine.chat(messages, max_tokens=tokens)
+
+
+def one_at_a_time(engine: BatchEngine, n: int, tokens: int) -> tuple[float, list[Generation]]:
+    """The first ``n`` questions answered in turn: (wall seconds, generations)."""
+    engine.reset()
+    started = time.perf_counter()
+    out = []
+    for question in QUESTIONS[:n]:
+        out.append(_ask(engine, question, tokens))
+        engine.reset()
+    return time.perf_counter() - started, out
+
+
+def together(engine: BatchEngine, n: int, tokens: int) -> tuple[float, list[Generation]]:
+    """The first ``n`` questions sent at once: (wall seconds, generations in question order)."""
+    engine.reset()
+    out: list[Generation | None] = [None] * n
+
+    def ask(i: int) -> None:
+        out[i] = _ask(engine, QUESTIONS[i], tokens)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(n)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done = [g for g in out if g is not None]
+    assert len(done) == n
+    return time.perf_counter() - started, done
+
+
+def throughput(engine: BatchEngine, tokens: int) -> list[dict[str, object]]:
+    """Batched vs one at a time for each concurrency, alternating so load hits both."""
+    rows = []
+    for n in CONCURRENCY:
+        serial_s, serial = one_at_a_time(engine, n, tokens)
+        batch_s, batched = together(engine, n, tokens)
+        serial_rate = sum(g.generated_tokens for g in serial) / serial_s
+        batch_rate = sum(g.generated_tokens for g in batched) / batch_s
+        ttft = [g.ttft_s * 1000 for g in batched]
+        rows.append(
+            {
+                "concurrent": n,
+                "serial_tok_s": round(serial_rate, 2),
+                "batched_tok_s": round(batch_rate, 2),
+                "speedup": round(batch_rate / serial_rate, 2),
+                "ttft_ms_p50": round(percentile(ttft, 50), 1),
+                "ttft_ms_p95": round(percentile(ttft, 95), 1),
+                "same_text": sum(a.text == b.text for a, b in zip(serial, batched, strict=True)),
+            }
+        )
+    return rows
+
+
+def conversation(engine: BatchEngine, tokens: int) -> list[dict[str, object]]:
+    """TTFT and prompt tokens evaluated of each turn of one conversation."""
+    engine.reset()
+    messages = [{"role": "system", "content": SYSTEM}]
+    rows = []
+    for turn, question in enumerate(TURNS, 1):
+        messages.append({"role": "user", "content": question})
+        reply = engine.chat(messages, max_tokens=tokens)
+        messages.append({"role": "assistant", "content": reply.text})
+        rows.append(
+            {
+                "turn": turn,
+                "prompt_tokens": reply.prompt_tokens,
+                "evaluated": reply.prompt_tokens_evaluated,
+                "ttft_ms": round(reply.ttft_s * 1000, 1),
+            }
+        )
+    return rows
+
+
+def bench_model(path: Path, profile: DeviceProfile, tokens: int) -> dict[str, object]:
+    """Every measurement for one model, under one profile."""
+    engine = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY))
+    try:
+        rows = throughput(engine, tokens)
+        reused = conversation(engine, tokens)
+    finally:
+        engine.close()
+    cold = BatchEngine(path, profile=profile, parallel=1, prefix_reuse=False)
+    try:
+        fresh = conversation(cold, tokens)
+    finally:
+        cold.close()
+    on5 = float(reused[-1]["ttft_ms"])  # type: ignore[arg-type]
+    off5 = float(fresh[-1]["ttft_ms"])  # type: ignore[arg-type]
+    return {
+        "model": engine.model_id,
+        "threads": engine.threads,
+        "throughput": rows,
+        "conversation_reuse_on": reused,
+        "conversation_reuse_off": fresh,
+        "turn5_over_turn1_on": round(on5 / float(reused[0]["ttft_ms"]), 2),  # type: ignore[arg-type]
+        "turn5_over_turn1_off": round(off5 / float(fresh[0]["ttft_ms"]), 2),  # type: ignore[arg-type]
+        "turn5_on_over_off": round(on5 / off5, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--profile", default="dev-x86-1core")
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    source = Path("firmware-config/classes") / f"{args.profile}.yaml"
+    profile = parse_profile(source.read_text(), source=str(source))
+    load_before = os.getloadavg()[0]
+    results = [bench_model(path, profile, args.tokens) for path in args.models]
+    report = {
+        "profile": profile.name,
+        "load_1m_before": round(load_before, 2),
+        "load_1m_after": round(os.getloadavg()[0], 2),
+        "cores": os.cpu_count(),
+        "results": results,
+    }
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
