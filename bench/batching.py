@@ -9,7 +9,8 @@ conversation, TTFT of each turn with the conversation's KV kept (prefix reuse
 on) and with every turn re-prefilled (off). Kept prefixes are cleared before
 each throughput measurement, so both sides evaluate whole prompts. Usage:
 
-    python bench/batching.py MODEL.gguf [MODEL.gguf ...] [--profile dev-x86-1core] [--tokens 64]
+    python bench/batching.py MODEL.gguf [MODEL.gguf ...] [--profile dev-x86-1core]
+        [--tokens 64] [--rounds 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.inference.batch import BatchEngine
@@ -81,30 +83,60 @@ def together(engine: BatchEngine, n: int, tokens: int) -> tuple[float, list[Gene
     return time.perf_counter() - started, done
 
 
-def throughput(engine: BatchEngine, tokens: int) -> list[dict[str, object]]:
-    """Batched vs one at a time for each concurrency, alternating so load hits both."""
+class _Side:
+    """Totals of one side (batched or one at a time) over the rounds."""
+
+    def __init__(self) -> None:
+        self.wall_s = self.cpu_s = 0.0
+        self.tokens = 0
+        self.generations: list[Generation] = []
+
+    def run(self, serve: Serve, engine: BatchEngine, n: int, tokens: int) -> None:
+        cpu = time.process_time()
+        wall, generations = serve(engine, n, tokens)
+        self.cpu_s += time.process_time() - cpu
+        self.wall_s += wall
+        self.tokens += sum(g.generated_tokens for g in generations)
+        self.generations += generations
+
+
+Serve = Callable[[BatchEngine, int, int], tuple[float, list[Generation]]]
+
+
+def throughput(engine: BatchEngine, tokens: int, rounds: int) -> list[dict[str, object]]:
+    """Batched vs one at a time for each concurrency, alternating so load hits both.
+
+    CPU seconds of this process are reported beside wall time: on a shared machine
+    they show the work each side needed, whatever the other processes took.
+    """
     rows = []
     for n in CONCURRENCY:
-        serial_s, serial = one_at_a_time(engine, n, tokens)
-        batch_s, batched = together(engine, n, tokens)
-        serial_rate = sum(g.generated_tokens for g in serial) / serial_s
-        batch_rate = sum(g.generated_tokens for g in batched) / batch_s
-        ttft = [g.ttft_s * 1000 for g in batched]
+        serial, batched = _Side(), _Side()
+        for _ in range(rounds):
+            serial.run(one_at_a_time, engine, n, tokens)
+            batched.run(together, engine, n, tokens)
+        ttft = [g.ttft_s * 1000 for g in batched.generations]
+        pairs = zip(serial.generations, batched.generations, strict=True)
         rows.append(
             {
                 "concurrent": n,
-                "serial_tok_s": round(serial_rate, 2),
-                "batched_tok_s": round(batch_rate, 2),
-                "speedup": round(batch_rate / serial_rate, 2),
+                "serial_tok_s": round(serial.tokens / serial.wall_s, 2),
+                "batched_tok_s": round(batched.tokens / batched.wall_s, 2),
+                "speedup": round(
+                    (batched.tokens / batched.wall_s) / (serial.tokens / serial.wall_s), 2
+                ),
+                "cpu_speedup": round(
+                    (batched.tokens / batched.cpu_s) / (serial.tokens / serial.cpu_s), 2
+                ),
                 "ttft_ms_p50": round(percentile(ttft, 50), 1),
                 "ttft_ms_p95": round(percentile(ttft, 95), 1),
-                "same_text": sum(a.text == b.text for a, b in zip(serial, batched, strict=True)),
+                "same_text": f"{sum(a.text == b.text for a, b in pairs)}/{n * rounds}",
             }
         )
     return rows
 
 
-def conversation(engine: BatchEngine, tokens: int) -> list[dict[str, object]]:
+def conversation(engine: BatchEngine, tokens: int) -> list[dict[str, float]]:
     """TTFT and prompt tokens evaluated of each turn of one conversation."""
     engine.reset()
     messages = [{"role": "system", "content": SYSTEM}]
@@ -124,11 +156,11 @@ def conversation(engine: BatchEngine, tokens: int) -> list[dict[str, object]]:
     return rows
 
 
-def bench_model(path: Path, profile: DeviceProfile, tokens: int) -> dict[str, object]:
+def bench_model(path: Path, profile: DeviceProfile, tokens: int, rounds: int) -> dict[str, object]:
     """Every measurement for one model, under one profile."""
     engine = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY))
     try:
-        rows = throughput(engine, tokens)
+        rows = throughput(engine, tokens, rounds)
         reused = conversation(engine, tokens)
     finally:
         engine.close()
@@ -137,16 +169,15 @@ def bench_model(path: Path, profile: DeviceProfile, tokens: int) -> dict[str, ob
         fresh = conversation(cold, tokens)
     finally:
         cold.close()
-    on5 = float(reused[-1]["ttft_ms"])  # type: ignore[arg-type]
-    off5 = float(fresh[-1]["ttft_ms"])  # type: ignore[arg-type]
+    on5, off5 = reused[-1]["ttft_ms"], fresh[-1]["ttft_ms"]
     return {
         "model": engine.model_id,
         "threads": engine.threads,
         "throughput": rows,
         "conversation_reuse_on": reused,
         "conversation_reuse_off": fresh,
-        "turn5_over_turn1_on": round(on5 / float(reused[0]["ttft_ms"]), 2),  # type: ignore[arg-type]
-        "turn5_over_turn1_off": round(off5 / float(fresh[0]["ttft_ms"]), 2),  # type: ignore[arg-type]
+        "turn5_over_turn1_on": round(on5 / reused[0]["ttft_ms"], 2),
+        "turn5_over_turn1_off": round(off5 / fresh[0]["ttft_ms"], 2),
         "turn5_on_over_off": round(on5 / off5, 2),
     }
 
@@ -156,12 +187,13 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--profile", default="dev-x86-1core")
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     source = Path("firmware-config/classes") / f"{args.profile}.yaml"
     profile = parse_profile(source.read_text(), source=str(source))
     load_before = os.getloadavg()[0]
-    results = [bench_model(path, profile, args.tokens) for path in args.models]
+    results = [bench_model(path, profile, args.tokens, args.rounds) for path in args.models]
     report = {
         "profile": profile.name,
         "load_1m_before": round(load_before, 2),

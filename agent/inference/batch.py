@@ -25,12 +25,8 @@ import llama_cpp
 from llama_cpp import _internals
 from llama_cpp._logger import set_verbose
 
-from agent.inference.prompt_format import (
-    ChatTemplateFormat,
-    PlainFormat,
-    PromptFormat,
-    PromptFormatError,
-)
+from agent.inference.prompt_format import chat_prompt, format_for
+from agent.inference.runtime import KV_TYPES
 from agent.inference.sequences import (
     ActiveSequence,
     Cancelled,
@@ -40,7 +36,6 @@ from agent.inference.sequences import (
     pick_slot,
 )
 from agent.inference.types import (
-    EmptyPrompt,
     Generation,
     InferenceError,
     ModelLoadError,
@@ -54,11 +49,6 @@ from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
 
-_KV_TYPES = {
-    "f16": llama_cpp.GGML_TYPE_F16,
-    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
-    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
-}
 BATCH_TOKENS = 512
 PREFILL_CHUNK = 128
 """Most prompt tokens one step evaluates, so decoding sequences keep streaming during a prefill."""
@@ -107,7 +97,11 @@ class BatchEngine:
         self._model, self._ctx = self._load(path, kv_type, bool(profile and profile.mlock))
         self._vocab = self._model.vocab
         self._piece_buf = ctypes.create_string_buffer(256)
-        self.prompt_format = self._prompt_format()
+        self.prompt_format = format_for(
+            self.info.chat_template,
+            bos_token=self._piece(self._model.token_bos(), special=True).decode(),
+            eos_token=self._piece(self._model.token_eos(), special=True).decode(),
+        )
         self._eog_text = self._piece(self._model.token_eos(), special=True).decode(errors="replace")
         self._slots = [Slot(seq_id) for seq_id in range(parallel)]
         self._active: list[ActiveSequence] = []
@@ -141,7 +135,7 @@ class BatchEngine:
         ctx_params.kv_unified = False  # each sequence its own n_ctx cells: none crowds out another
         ctx_params.n_batch = ctx_params.n_ubatch = BATCH_TOKENS
         ctx_params.n_threads = ctx_params.n_threads_batch = self.threads
-        ctx_params.type_k = ctx_params.type_v = _KV_TYPES[kv_type]
+        ctx_params.type_k = ctx_params.type_v = KV_TYPES[kv_type]
         ctx_params.flash_attn_type = (
             llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
             if kv_type != "f16"
@@ -154,20 +148,6 @@ class BatchEngine:
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"{path}: llama.cpp could not load the model: {exc}") from None
         return model, ctx
-
-    def _prompt_format(self) -> PromptFormat:
-        template = self.info.chat_template
-        if not template:
-            return PlainFormat()
-        try:
-            return ChatTemplateFormat(
-                template,
-                bos_token=self._piece(self._model.token_bos(), special=True).decode(),
-                eos_token=self._piece(self._model.token_eos(), special=True).decode(),
-            )
-        except PromptFormatError as exc:
-            logger.warning("%s: %s; using plain completion", self.model_id, exc)
-            return PlainFormat()
 
     def _piece(self, token: int, *, special: bool = False) -> bytes:
         if token < 0:
@@ -187,13 +167,7 @@ class BatchEngine:
         on_token: Callable[[str], None] | None = None,
     ) -> Generation:
         """Reply to a conversation; blocks until done. Raising in ``on_token`` cancels it."""
-        if not messages or not any(m.get("content", "").strip() for m in messages):
-            raise EmptyPrompt("the prompt is empty")
-        try:
-            text = self.prompt_format.render(messages)
-        except PromptFormatError as exc:
-            raise InferenceError(str(exc)) from None
-        stops = tuple(stop or ()) + tuple(self.prompt_format.stop)
+        text, stops = chat_prompt(self.prompt_format, messages, stop)
         return self.run(SequenceRequest(text, max_tokens, temperature, stops, on_token, self.seed))
 
     def run(self, request: SequenceRequest) -> Generation:
