@@ -35,7 +35,7 @@ from agent.chat.shapes import (
     refined_outcome,
     sse,
 )
-from agent.inference.sequences import Cancelled
+from agent.inference.sequences import BusyError, Cancelled
 from agent.inference.types import EmptyPrompt, InferenceError, PromptTooLong
 from agent.models.serving import ModelHost, NoModel, QueueFull, Serving
 
@@ -142,6 +142,10 @@ class _Call:
             raise HTTPException(400, str(exc)) from None
         except Cancelled as exc:
             raise HTTPException(499, str(exc)) from None
+        except BusyError as exc:  # the model's own queue bound, behind the host's
+            self.metrics.record_rejected()
+            retry = str(_retry_after(self.metrics, self.host))
+            raise HTTPException(429, str(exc), headers={"Retry-After": retry}) from None
         except NoModel as exc:
             raise HTTPException(503, str(exc)) from None
         except InferenceError as exc:

@@ -29,6 +29,7 @@ from agent.inference.prompt_format import chat_prompt, format_for
 from agent.inference.runtime import KV_TYPES
 from agent.inference.sequences import (
     ActiveSequence,
+    BusyError,
     Cancelled,
     SequenceRequest,
     Slot,
@@ -53,10 +54,6 @@ BATCH_TOKENS = 512
 PREFILL_CHUNK = 128
 """Most prompt tokens one step evaluates, so decoding sequences keep streaming during a prefill."""
 PENALTY_LAST_N = 64
-
-
-class BusyError(InferenceError):
-    """Every slot is busy and the queue is full."""
 
 
 class BatchEngine:
@@ -99,10 +96,10 @@ class BatchEngine:
         self._piece_buf = ctypes.create_string_buffer(256)
         self.prompt_format = format_for(
             self.info.chat_template,
-            bos_token=self._piece(self._model.token_bos(), special=True).decode(),
-            eos_token=self._piece(self._model.token_eos(), special=True).decode(),
+            bos_token=self._special_text(self._model.token_bos()),
+            eos_token=self._special_text(self._model.token_eos()),
         )
-        self._eog_text = self._piece(self._model.token_eos(), special=True).decode(errors="replace")
+        self._eog_text = self._special_text(self._model.token_eos())
         self._slots = [Slot(seq_id) for seq_id in range(parallel)]
         self._active: list[ActiveSequence] = []
         self._waiting: collections.deque[SequenceRequest] = collections.deque()
@@ -154,6 +151,9 @@ class BatchEngine:
             return b""
         n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, special)
         return self._piece_buf.raw[: max(0, n)]
+
+    def _special_text(self, token: int) -> str:
+        return self._piece(token, special=True).decode(errors="replace")
 
     # --- the calls -------------------------------------------------------------------------
 
@@ -215,6 +215,9 @@ class BatchEngine:
             self._closing = True
             self._cond.notify()
         self._thread.join(timeout=60)
+        if self._thread.is_alive():  # still inside llama_decode: freeing now would crash
+            logger.warning("%s: the engine did not stop; not freeing the model", self.model_id)
+            return
         llama_cpp.llama_batch_free(self._batch)
         self._ctx.close()
         self._model.close()
@@ -231,8 +234,14 @@ class BatchEngine:
                 self._forget_idle()
                 self._admit()
             self._drop_cancelled()
-            if self._active:
+            if not self._active:
+                continue
+            try:
                 self._step()
+            except Exception as exc:  # noqa: BLE001 - a bug must not leave callers waiting forever
+                logger.exception("batch step failed")
+                for seq in list(self._active):
+                    self._end(seq, error=InferenceError(f"generation failed: {exc}"))
         self._fail_all(InferenceError(f"{self.model_id}: the model has been closed"))
 
     def _forget_idle(self) -> None:
@@ -286,7 +295,7 @@ class BatchEngine:
         self._active.append(ActiveSequence(request, slot, tokens, keep, self._sampler(request)))
 
     def _tokenize(self, text: str) -> list[int]:
-        bos = self._piece(self._model.token_bos(), special=True).decode(errors="replace")
+        bos = self._special_text(self._model.token_bos())
         add_bos = not (bos and text.startswith(bos))
         return list(self._model.tokenize(text.encode(), add_bos=add_bos, special=True))
 
@@ -368,17 +377,16 @@ class BatchEngine:
     def _end(self, seq: ActiveSequence, error: InferenceError | None = None) -> None:
         """Finish a sequence: free its slot (a failed one's cells too) and wake its caller."""
         llama_cpp.llama_sampler_free(seq.sampler)
-        slot = seq.slot
+        slot, result = seq.slot, None
+        if error is None:
+            result = seq.finish_generation(self._eog_text)
+        else:
+            self._ctx.kv_cache_seq_rm(slot.seq_id, 0, -1)
+            slot.forget()
+            self.cancelled_sequences += isinstance(error, Cancelled)
         with self._cond:
             self._active.remove(seq)
             slot.busy = False
-            if error is None:
-                result = seq.finish_generation(self._eog_text)
-            else:
-                self._ctx.kv_cache_seq_rm(slot.seq_id, 0, -1)
-                slot.forget()
-                result = None
-                self.cancelled_sequences += isinstance(error, Cancelled)
         self._settle(seq.request, result=result, error=error)
 
     @staticmethod

@@ -23,6 +23,10 @@ class Cancelled(InferenceError):
     """The client went away; its sequence was freed."""
 
 
+class BusyError(InferenceError):
+    """Every slot is busy and the engine's queue is full."""
+
+
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the longest common prefix of two token lists."""
     n = 0
@@ -127,7 +131,10 @@ class ActiveSequence:
     def finish_generation(self, eog_text: str) -> Generation:
         """Flush the stream, remember the conversation in the slot, and return the result."""
         if not self.scanner.hit:
-            self._push(self.decoder.decode(b"", final=True), final=True)
+            try:
+                self._push(self.decoder.decode(b"", final=True), final=True)
+            except Exception:  # noqa: BLE001 - the consumer left at the very end; the result stands
+                pass
         slot, now = self.slot, time.perf_counter()
         if self.scanner.hit:  # the cut text is not the conversation; keep the prompt only
             slot.text, slot.history = self.request.text, list(self.prompt)
