@@ -1,32 +1,26 @@
 """Continuous batching on one model: up to N sequences decoded together, KV kept between turns.
 
-The llama.cpp adapter for serving (``agent.inference.runtime`` is the one for
-benchmarks and scoring). llama-cpp-python's ``Llama`` holds one sequence, so
-this uses its low-level API: one context with N sequence ids, one
-``llama_batch`` per step holding the next token of every decoding sequence and
-a chunk of any prompt still being evaluated, and a sampler chain per sequence.
-One engine thread owns the context; requests wait in a FIFO queue and are
-admitted between steps, so a new one never waits for the others to finish.
-Each finished conversation stays in its slot's KV cells (see
+Serving uses this (``agent.inference.runtime`` serves benchmarks and scoring).
+One engine thread owns the llama.cpp context (:mod:`agent.inference.llama_batch`):
+each step puts the next token of every decoding sequence and a chunk of any
+prompt still being evaluated into one batch, decodes it, and samples each
+sequence with its own sampler. Requests wait in a FIFO queue and are admitted
+between steps, so a new one never waits for the others to finish. Each
+finished conversation stays in its slot's KV cells (see
 :mod:`agent.inference.sequences`).
 """
 
 from __future__ import annotations
 
 import collections
-import ctypes
 import logging
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import llama_cpp
-from llama_cpp import _internals
-from llama_cpp._logger import set_verbose
-
+from agent.inference.llama_batch import BATCH_TOKENS, LlamaSequences
 from agent.inference.prompt_format import chat_prompt, format_for
-from agent.inference.runtime import KV_TYPES
 from agent.inference.sequences import (
     ActiveSequence,
     BusyError,
@@ -50,10 +44,8 @@ from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
 
-BATCH_TOKENS = 512
 PREFILL_CHUNK = 128
 """Most prompt tokens one step evaluates, so decoding sequences keep streaming during a prefill."""
-PENALTY_LAST_N = 64
 
 
 class BatchEngine:
@@ -91,15 +83,19 @@ class BatchEngine:
         self.model_id = model_id or model_id_for(path)
         self.max_waiting, self.prefix_reuse = max_waiting, prefix_reuse
         self.repeat_penalty, self.seed = repeat_penalty, seed
-        self._model, self._ctx = self._load(path, kv_type, bool(profile and profile.mlock))
-        self._vocab = self._model.vocab
-        self._piece_buf = ctypes.create_string_buffer(256)
+        self._llama = LlamaSequences(
+            path,
+            n_ctx=self.n_ctx,
+            parallel=parallel,
+            threads=self.threads,
+            kv_cache_type=kv_type,
+            mlock=bool(profile and profile.mlock),
+        )
         self.prompt_format = format_for(
             self.info.chat_template,
-            bos_token=self._special_text(self._model.token_bos()),
-            eos_token=self._special_text(self._model.token_eos()),
+            bos_token=self._llama.bos_text,
+            eos_token=self._llama.eos_text,
         )
-        self._eog_text = self._special_text(self._model.token_eos())
         self._slots = [Slot(seq_id) for seq_id in range(parallel)]
         self._active: list[ActiveSequence] = []
         self._waiting: collections.deque[SequenceRequest] = collections.deque()
@@ -108,7 +104,6 @@ class BatchEngine:
         self._resets: list[threading.Event] = []  # the engine thread alone touches the cells
         self.decoded_tokens = 0  # every token llama_decode evaluated: prompts and generations
         self.cancelled_sequences = 0
-        self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
         self._thread = threading.Thread(target=self._loop, name="batch-engine", daemon=True)
         self._thread.start()
         logger.info(
@@ -119,41 +114,6 @@ class BatchEngine:
             self.threads,
             kv_type,
         )
-
-    def _load(
-        self, path: Path, kv_type: str, mlock: bool
-    ) -> tuple[_internals.LlamaModel, _internals.LlamaContext]:
-        set_verbose(False)  # llama.cpp's per-context log lines would flood the agent's log
-        model_params = llama_cpp.llama_model_default_params()
-        model_params.use_mmap, model_params.use_mlock = True, mlock
-        ctx_params = llama_cpp.llama_context_default_params()
-        ctx_params.n_ctx = self.n_ctx * self.parallel
-        ctx_params.n_seq_max = self.parallel
-        ctx_params.kv_unified = False  # each sequence its own n_ctx cells: none crowds out another
-        ctx_params.n_batch = ctx_params.n_ubatch = BATCH_TOKENS
-        ctx_params.n_threads = ctx_params.n_threads_batch = self.threads
-        ctx_params.type_k = ctx_params.type_v = KV_TYPES[kv_type]
-        ctx_params.flash_attn_type = (
-            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
-            if kv_type != "f16"
-            else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        )
-        ctx_params.swa_full = True  # keeps sliding-window caches trimmable, so prefixes are reused
-        try:
-            model = _internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
-            ctx = _internals.LlamaContext(model=model, params=ctx_params, verbose=False)
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelLoadError(f"{path}: llama.cpp could not load the model: {exc}") from None
-        return model, ctx
-
-    def _piece(self, token: int, *, special: bool = False) -> bytes:
-        if token < 0:
-            return b""
-        n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, special)
-        return self._piece_buf.raw[: max(0, n)]
-
-    def _special_text(self, token: int) -> str:
-        return self._piece(token, special=True).decode(errors="replace")
 
     # --- the calls -------------------------------------------------------------------------
 
@@ -218,9 +178,7 @@ class BatchEngine:
         if self._thread.is_alive():  # still inside llama_decode: freeing now would crash
             logger.warning("%s: the engine did not stop; not freeing the model", self.model_id)
             return
-        llama_cpp.llama_batch_free(self._batch)
-        self._ctx.close()
-        self._model.close()
+        self._llama.close()
 
     # --- the engine thread -------------------------------------------------------------------
 
@@ -250,7 +208,7 @@ class BatchEngine:
             return
         for slot in self._slots:
             if not slot.busy:
-                self._ctx.kv_cache_seq_rm(slot.seq_id, 0, -1)
+                self._llama.forget(slot.seq_id)
                 slot.forget()
                 slot.last_used = 0.0
         for done in self._resets:
@@ -276,8 +234,8 @@ class BatchEngine:
 
     def _place(self, request: SequenceRequest, slot: Slot, tokens: list[int]) -> None:
         if self.prefix_reuse and slot.text and request.text.startswith(slot.text):
-            tail = request.text[len(slot.text) :].encode()  # keep the exact tokens of past turns
-            tokens = slot.history + self._model.tokenize(tail, add_bos=False, special=True)
+            tail = request.text[len(slot.text) :]  # keep the exact tokens of past turns
+            tokens = slot.history + self._llama.tokenize(tail, add_bos=False)
         keep = min(common_prefix(slot.tokens, tokens), len(tokens) - 1) if self.prefix_reuse else 0
         room = self.n_ctx - len(tokens)
         if room < 1:
@@ -289,49 +247,31 @@ class BatchEngine:
             )
             return
         request.max_tokens = max(1, min(request.max_tokens, room))
-        self._ctx.kv_cache_seq_rm(slot.seq_id, keep, -1)
+        self._llama.forget(slot.seq_id, keep)
         slot.forget()
         slot.tokens, slot.busy = tokens[:keep], True
-        self._active.append(ActiveSequence(request, slot, tokens, keep, self._sampler(request)))
+        sampler = self._llama.sampler(request.temperature, request.seed, self.repeat_penalty)
+        self._active.append(ActiveSequence(request, slot, tokens, keep, sampler))
 
     def _tokenize(self, text: str) -> list[int]:
-        bos = self._special_text(self._model.token_bos())
-        add_bos = not (bos and text.startswith(bos))
-        return list(self._model.tokenize(text.encode(), add_bos=add_bos, special=True))
-
-    def _sampler(self, request: SequenceRequest) -> object:
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        add = llama_cpp.llama_sampler_chain_add
-        n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-        penalties = llama_cpp.llama_sampler_init_penalties(
-            n_vocab, PENALTY_LAST_N, self.repeat_penalty, 0.0, 0.0
-        )
-        add(chain, penalties)  # mild: small models loop badly at temperature 0
-        if request.temperature <= 0:
-            add(chain, llama_cpp.llama_sampler_init_greedy())
-            return chain
-        add(chain, llama_cpp.llama_sampler_init_top_k(40))
-        add(chain, llama_cpp.llama_sampler_init_top_p(0.95, 1))
-        add(chain, llama_cpp.llama_sampler_init_min_p(0.05, 1))
-        add(chain, llama_cpp.llama_sampler_init_temp(request.temperature))
-        add(chain, llama_cpp.llama_sampler_init_dist(request.seed))
-        return chain
+        bos = self._llama.bos_text
+        return self._llama.tokenize(text, add_bos=not (bos and text.startswith(bos)))
 
     def _step(self) -> None:
         """One llama_decode: a token of every decoding sequence plus prompt chunks, then sample."""
         outputs = self._fill_batch()
-        status = llama_cpp.llama_decode(self._ctx.ctx, self._batch)
-        self.decoded_tokens += self._batch.n_tokens
+        status = self._llama.decode()
+        self.decoded_tokens += self._llama.batch_tokens
         if status != 0:
             failed = [seq for seq, _ in outputs] + [s for s in self._active if s.pending]
             for seq in dict.fromkeys(failed):
                 self._end(seq, error=InferenceError(f"llama_decode failed with status {status}"))
             return
         for seq, index in outputs:
-            token = llama_cpp.llama_sampler_sample(seq.sampler, self._ctx.ctx, index)
-            is_eog = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+            token = self._llama.sample(seq.sampler, index)
+            is_eog = self._llama.is_eog(token)
             try:
-                finished = seq.accept(token, b"" if is_eog else self._piece(token), is_eog)
+                finished = seq.accept(token, b"" if is_eog else self._llama.piece(token), is_eog)
             except Exception as exc:  # noqa: BLE001 - a consumer that raises has gone away
                 logger.info("sequence %d cancelled by its consumer: %s", seq.slot.seq_id, exc)
                 self._end(seq, error=Cancelled(f"the client went away: {exc}"))
@@ -341,13 +281,13 @@ class BatchEngine:
 
     def _fill_batch(self) -> list[tuple[ActiveSequence, int]]:
         """Put the step's tokens in the batch; return the sequences to sample and their row."""
-        batch, outputs = self._batch, []
-        batch.n_tokens = 0
+        outputs: list[tuple[ActiveSequence, int]] = []
+        self._llama.clear_batch()
         for seq in self._active:
             if seq.next_token is not None:
                 outputs.append((seq, self._add(seq, seq.next_token, logits=True)))
                 seq.next_token = None
-        budget = min(PREFILL_CHUNK, BATCH_TOKENS - batch.n_tokens)
+        budget = min(PREFILL_CHUNK, BATCH_TOKENS - self._llama.batch_tokens)
         for seq in self._active:  # oldest first: a prompt is never overtaken by a later one
             if budget <= 0:
                 break
@@ -362,13 +302,9 @@ class BatchEngine:
         return outputs
 
     def _add(self, seq: ActiveSequence, token: int, *, logits: bool) -> int:
-        batch, i = self._batch, self._batch.n_tokens
-        batch.token[i], batch.pos[i] = token, seq.position
-        batch.n_seq_id[i], batch.seq_id[i][0] = 1, seq.slot.seq_id
-        batch.logits[i] = logits
-        batch.n_tokens = i + 1
+        row = self._llama.add(token, seq.position, seq.slot.seq_id, logits=logits)
         seq.slot.tokens.append(token)
-        return i
+        return row
 
     def _drop_cancelled(self) -> None:
         for seq in [s for s in self._active if s.request.cancelled.is_set()]:
@@ -376,12 +312,12 @@ class BatchEngine:
 
     def _end(self, seq: ActiveSequence, error: InferenceError | None = None) -> None:
         """Finish a sequence: free its slot (a failed one's cells too) and wake its caller."""
-        llama_cpp.llama_sampler_free(seq.sampler)
+        self._llama.free_sampler(seq.sampler)
         slot, result = seq.slot, None
         if error is None:
-            result = seq.finish_generation(self._eog_text)
+            result = seq.finish_generation(self._llama.eos_text)
         else:
-            self._ctx.kv_cache_seq_rm(slot.seq_id, 0, -1)
+            self._llama.forget(slot.seq_id)
             slot.forget()
             self.cancelled_sequences += isinstance(error, Cancelled)
         with self._cond:
