@@ -4,7 +4,8 @@ For 1, 2 and 4 concurrent requests (distinct questions, greedy, same token
 limit): aggregate tok/s (generated tokens over wall time, prefill included)
 when they are batched by :class:`agent.inference.batch.BatchEngine` against
 the same requests served one at a time by the same engine, and the p50/p95
-time to first token (from submission) under that load. Then a five-turn
+time to first token (from submission) under that load; and what one decode step
+costs in CPU time with 1, 2 and 4 sequences' tokens in it. Then a five-turn
 conversation, TTFT of each turn with the conversation's KV kept (prefix reuse
 on) and with every turn re-prefilled (off). Kept prefixes are cleared before
 each throughput measurement, so both sides evaluate whole prompts. Usage:
@@ -18,12 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from agent.inference.batch import BatchEngine
+from agent.inference.llama_batch import LlamaSequences
 from agent.inference.types import Generation
 from shared.profiles import DeviceProfile, parse_profile
 from shared.stats import percentile
@@ -156,6 +159,51 @@ def conversation(engine: BatchEngine, tokens: int) -> list[dict[str, float]]:
     return rows
 
 
+def step_cost(path: Path, profile: DeviceProfile, steps: int = 40) -> list[dict[str, float]]:
+    """CPU and wall milliseconds of one decode step carrying 1, 2 or 4 sequences' tokens.
+
+    Each sequence holds 64 prompt tokens; every step adds one token per sequence
+    at the same position and removes it again, so all steps see the same cache.
+    If a step of 4 tokens costs 4 steps of 1, batching cannot raise throughput.
+    """
+    n_ctx = 256
+    llama = LlamaSequences(
+        path, n_ctx=n_ctx, parallel=max(CONCURRENCY), threads=profile.threads, kv_cache_type="f16"
+    )
+    prompt = llama.tokenize(" ".join(QUESTIONS), add_bos=True)[:64]
+    try:
+        for seq in range(max(CONCURRENCY)):
+            llama.clear_batch()
+            for position, token in enumerate(prompt):
+                llama.add(token, position, seq, logits=False)
+            assert llama.decode() == 0
+        rows = []
+        for n in CONCURRENCY:
+            cpu, wall = [], []
+            for _ in range(steps):
+                llama.clear_batch()
+                for seq in range(n):
+                    llama.add(prompt[-1], len(prompt), seq, logits=True)
+                started_cpu, started = time.process_time(), time.perf_counter()
+                assert llama.decode() == 0
+                cpu.append(time.process_time() - started_cpu)
+                wall.append(time.perf_counter() - started)
+                for seq in range(n):
+                    llama.forget(seq, len(prompt))
+            cpu_ms = statistics.median(cpu) * 1000
+            rows.append(
+                {
+                    "sequences": n,
+                    "cpu_ms_per_step": round(cpu_ms, 1),
+                    "wall_ms_per_step": round(statistics.median(wall) * 1000, 1),
+                    "cpu_ms_per_token": round(cpu_ms / n, 1),
+                }
+            )
+        return rows
+    finally:
+        llama.close()
+
+
 def bench_model(path: Path, profile: DeviceProfile, tokens: int, rounds: int) -> dict[str, object]:
     """Every measurement for one model, under one profile."""
     engine = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY))
@@ -169,11 +217,13 @@ def bench_model(path: Path, profile: DeviceProfile, tokens: int, rounds: int) ->
         fresh = conversation(cold, tokens)
     finally:
         cold.close()
+    steps = step_cost(path, profile)
     on5, off5 = reused[-1]["ttft_ms"], fresh[-1]["ttft_ms"]
     return {
         "model": engine.model_id,
         "threads": engine.threads,
         "throughput": rows,
+        "decode_step": steps,
         "conversation_reuse_on": reused,
         "conversation_reuse_off": fresh,
         "turn5_over_turn1_on": round(on5 / reused[0]["ttft_ms"], 2),
