@@ -65,10 +65,10 @@ PATCH_VERSION = 1
 """Bump when the source patches change, so their wheels get a new key."""
 
 AMX_TILE_OPCODE = re.compile(
-    rb"\xc4[\x02\x22\x42\x62\x82\xa2\xc2\xe2][\x78\x79\x7a\x7b][\x49\x4b\x5c\x5e]", re.DOTALL
+    rb"\xc4[\x02\x22\x42\x62\x82\xa2\xc2\xe2][\x78\x79\x7a\x7b][\x49\x4b]", re.DOTALL
 )
-"""VEX-encoded AMX tile instructions (ldtilecfg, sttilecfg, tileloadd, tilestored,
-tdpb*): 3-byte VEX, map 0F38, W0, no vvvv, L0, then the AMX opcode."""
+"""ldtilecfg, sttilecfg, tileloadd and tilestored (3-byte VEX, map 0F38, W0, L0): any AMX
+code configures and loads tiles, so finding none of these means no AMX code."""
 
 VARIANT_CALL = re.compile(r"\s+ggml_add_cpu_backend_variant\(([\w.]+)")
 WHEEL_DIR = Path.home() / ".cache" / "edgefleet" / "wheels"
@@ -235,7 +235,8 @@ def install(spec: BuildSpec, python: str, root: Path = WHEEL_DIR) -> Path:
         wanted = _lib_records(archive.read(record).decode())
     if _installed_libs(python) == wanted:
         return wheel
-    command = [python, "-m", "pip", "install", "--no-index", "--find-links", str(wheel.parent)]
+    command = [python, "-m", "pip", "install", "--isolated", "--no-index"]
+    command += ["--find-links", str(wheel.parent)]
     spec_pin = f"llama-cpp-python=={spec.version}"
     _run([*command, "--force-reinstall", "--no-deps", spec_pin], "install the engine")
     return wheel
