@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.demo_models import DEMO_MODELS, models_dir
-from tests.factories.gguf_models import TinyModelSpec, write_tiny_gguf
+from agent.engine.tiny_gguf import TinyModelSpec, write_tiny_gguf
 from tests.support.broker import MOSQUITTO, MosquittoBroker
 
 

@@ -51,7 +51,7 @@ def _fake_wheel(directory: Path) -> Path:
         "llama_cpp_marker/__init__.py": f"BUILT_IN = {directory.name!r}\n",
         "llama_cpp_marker/lib/libllama.so": directory.name,
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: llama_cpp_python\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     record = "".join(f"{name},,\n" for name in files) + f"{info}/RECORD,,\n"
     with zipfile.ZipFile(path, "w") as archive:
