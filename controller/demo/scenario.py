@@ -35,6 +35,16 @@ NOISY_BELOW = 10
 """Fewer judged questions than this per option: quality is noise-level, say so."""
 
 
+def engine_label(engine: dict[str, Any] | None) -> str:
+    """The device's engine check in a few words: the CPU variant loaded, or how it died."""
+    if not engine:
+        return "not checked"
+    if not engine.get("ok"):
+        return f"broken: {engine.get('crash') or engine.get('reason') or 'see the agent log'}"
+    backend = str(engine.get("cpu_backend") or "")
+    return backend.removeprefix("libggml-cpu-").removesuffix(".so") or "ok"
+
+
 class DemoError(RuntimeError):
     """A step failed in a way the user can act on; the message says what to do."""
 
@@ -121,6 +131,7 @@ class FleetDemo:
             self.options.devices_online_s,
             "both devices online",
         )
+        self._record_devices()  # each device's engine check, before it is asked to work
 
     def _bench(self) -> None:
         sent = {device_id: self._send_bench(device_id, cls) for device_id, cls in DEVICES.items()}
@@ -184,6 +195,7 @@ class FleetDemo:
                     model_id=device["model_id"],
                     refine=bool(device.get("refine")),
                     arch=device["arch"],
+                    engine=engine_label(device.get("engine")),
                 )
 
     def _ask(self) -> None:
