@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from agent.bench.process import is_contended
 from agent.engine.tiny_gguf import CHATML_TEMPLATE
-from agent.prompt_format import ChatTemplateFormat, PlainFormat, PromptFormatError
-from agent.streaming import StopScanner
-from agent.sysinfo import is_contended
+from agent.inference.prompt_format import ChatTemplateFormat, PlainFormat, PromptFormatError
+from agent.inference.streaming import StopScanner
 
 
 def test_stop_string_split_across_pieces_is_never_streamed() -> None:
