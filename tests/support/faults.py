@@ -31,9 +31,9 @@ view[mmap.PAGESIZE]
 FAULTS = {"SIGSEGV": SEGFAULT, "SIGILL": ILLEGAL_INSTRUCTION, "SIGBUS": BUS_ERROR}
 
 
-def crash_on_import(directory: Path, module: str, fault: str) -> dict[str, str]:
-    """Env that makes any Python process started with it die by ``fault`` when it imports
-    ``module`` (a ``sitecustomize`` import hook); the parent that sets it is untouched."""
+def crash_on_import(directory: Path, module: str, fault: str) -> Path:
+    """A directory that, put on a Python's PYTHONPATH, makes it die by ``fault`` when it
+    imports ``module`` (a ``sitecustomize`` import hook); processes without it are untouched."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sitecustomize.py").write_text(
         "import importlib.abc, sys\n"
@@ -44,7 +44,7 @@ def crash_on_import(directory: Path, module: str, fault: str) -> dict[str, str]:
         "        return None\n"
         "sys.meta_path.insert(0, _Fault())\n"
     )
-    return {"PYTHONPATH": str(directory)}
+    return directory
 
 
 def python_dying_by(fault: str) -> list[str]:
