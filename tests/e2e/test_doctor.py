@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controller.demo.scenario import DemoOptions
 from tests.support.faults import crash_on_import
 from tests.support.fleet import Fleet
 from tests.support.ports import free_port
@@ -28,6 +29,13 @@ PASSWORD = "doctor-secret-123"
 DOCTOR_S = 240.0
 """Seven checks; the engine's smoke child (Python, llama.cpp, a tiny model) and the
 broker and controller checks, whose own time limit is 10 s each."""
+
+
+@pytest.fixture
+def controller(fleet: Fleet) -> Fleet:
+    """The fleet's controller, once its API answers."""
+    fleet.wait(fleet.healthy, DemoOptions().controller_start_s, "the controller's /healthz")
+    return fleet
 
 
 @pytest.fixture
@@ -82,8 +90,8 @@ def _doctor(config: Path, *, first_on_path: Path | None = None) -> tuple[int, di
     return done.returncode, {check["name"]: check for check in report["checks"]}
 
 
-def test_doctor_passes_on_a_healthy_device(tmp_path, tls_broker, fleet, tiny_gguf) -> None:
-    code, checks = _doctor(_config(tmp_path, tls_broker, fleet, initial_model=str(tiny_gguf)))
+def test_doctor_passes_on_a_healthy_device(tmp_path, tls_broker, controller, tiny_gguf) -> None:
+    code, checks = _doctor(_config(tmp_path, tls_broker, controller, initial_model=str(tiny_gguf)))
     assert {name: c["status"] for name, c in checks.items()} == {
         "cpu": "ok",
         "engine": "ok",
@@ -102,25 +110,29 @@ def test_doctor_passes_on_a_healthy_device(tmp_path, tls_broker, fleet, tiny_ggu
     )
 
 
-def test_doctor_names_a_wrong_password_and_a_stopped_broker(tmp_path, tls_broker, fleet) -> None:
-    code, checks = _doctor(_config(tmp_path, tls_broker, fleet, mqtt_password="wrong-password-1"))
+def test_doctor_names_a_wrong_password_and_a_stopped_broker(
+    tmp_path, tls_broker, controller
+) -> None:
+    code, checks = _doctor(
+        _config(tmp_path, tls_broker, controller, mqtt_password="wrong-password-1")
+    )
     assert code == 1 and checks["broker"]["status"] == "fail"
     assert "refused the login" in checks["broker"]["summary"]
     assert "mqtt_password" in checks["broker"]["fix"]
     assert "wrong-password-1" not in json.dumps(checks)  # secrets never in the output
 
-    down = _config(tmp_path, tls_broker, fleet, broker_url=f"mqtts://127.0.0.1:{free_port()}")
+    down = _config(tmp_path, tls_broker, controller, broker_url=f"mqtts://127.0.0.1:{free_port()}")
     code, checks = _doctor(down)
     assert code == 1 and checks["broker"]["status"] == "fail"
     assert "cannot reach" in checks["broker"]["summary"]
     assert checks["controller"]["status"] == "ok"  # the rest still ran
 
 
-def test_doctor_fails_a_model_over_the_class_budget(tmp_path, tls_broker, fleet, tiny_gguf):
+def test_doctor_fails_a_model_over_the_class_budget(tmp_path, tls_broker, controller, tiny_gguf):
     config = _config(
         tmp_path,
         tls_broker,
-        fleet,
+        controller,
         initial_model=str(tiny_gguf),
         profile_overrides={"memory_budget_mb": 1},
     )
@@ -132,10 +144,10 @@ def test_doctor_fails_a_model_over_the_class_budget(tmp_path, tls_broker, fleet,
 
 @pytest.mark.parametrize("fault", ["SIGSEGV", "SIGILL"])
 def test_doctor_names_the_signal_that_killed_the_engine_child(
-    tmp_path, tls_broker, fleet, fault: str
+    tmp_path, tls_broker, controller, fault: str
 ) -> None:
     faulty = crash_on_import(tmp_path / "fault", "llama_cpp", fault)
-    code, checks = _doctor(_config(tmp_path, tls_broker, fleet), first_on_path=faulty)
+    code, checks = _doctor(_config(tmp_path, tls_broker, controller), first_on_path=faulty)
     engine = checks["engine"]
     assert code == 1 and engine["status"] == "fail"
     assert engine["facts"]["crash"] == fault
@@ -164,8 +176,9 @@ def _controller_doctor(fleet: Fleet, **settings: str) -> tuple[int, dict[str, An
 
 
 def test_controller_doctor_checks_its_api_database_and_broker_login(
-    tmp_path, fleet, mosquitto_factory
+    tmp_path, controller, mosquitto_factory
 ) -> None:
+    fleet = controller
     passwords = tmp_path / "controller-passwd"
     subprocess.run(
         ["mosquitto_passwd", "-b", "-c", str(passwords), "controller", PASSWORD], check=True
