@@ -2,13 +2,16 @@
 
 Both wheels come from ``agent.engine.build`` (built first if their key directory is
 empty; that is also how the build time is measured, see ``build.json`` next to each
-wheel). Each is installed into its own directory and measured in a fresh child
-process, llama-bench style: ``--pp`` prompt tokens evaluated in one batch, then
-``--tg`` single-token evaluations. Runs alternate portable/native so load from other
+wheel); ``--native-from SITE`` takes the native side from an environment where pip
+built llama-cpp-python itself (its default is ``GGML_NATIVE=ON``) instead. Each is
+installed into its own directory and measured in a fresh child process, llama-bench
+style: ``--pp`` prompt tokens evaluated in one batch, then ``--tg`` single-token
+evaluations. Runs alternate portable/native so load from other
 work on a shared machine hits both alike; the CPU time of the evaluating thread is
 reported too, as it is what contention disturbs least. Usage::
 
     python bench/engine_build.py MODEL.gguf [--runs 6] [--pp 128] [--tg 64] [--threads 1]
+        [--native-from .venv-of-a-plain-pip-install/lib/python3.11/site-packages]
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -75,13 +79,18 @@ def main() -> None:
     parser.add_argument("--pp", type=int, default=128)
     parser.add_argument("--tg", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--native-from", type=Path, help="site-packages of a pip-built engine")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
-        sites = {p: install(p, Path(tmp)) for p in ("portable", "native")}
+        sites = {"portable": install("portable", Path(tmp))}
+        if args.native_from is None:
+            sites["native"] = install("native", Path(tmp))
+        else:
+            shutil.copytree(args.native_from / "llama_cpp", Path(tmp) / "native" / "llama_cpp")
+            sites["native"] = (Path(tmp) / "native", {"cmake_args": "pip's default (native)"})
         for profile, (_, manifest) in sites.items():
-            print(
-                f"{profile}: built in {manifest.get('build_seconds')} s, {manifest['cmake_args']}"
-            )
+            built = manifest.get("build_seconds")
+            print(f"{profile}: {manifest['cmake_args']}, built in {built} s")
         rows: dict[str, list[dict[str, object]]] = {p: [] for p in sites}
         for run in range(args.runs):
             for profile in sites if run % 2 == 0 else reversed(list(sites)):
