@@ -64,6 +64,21 @@ class LoginOutcome(BaseModel):
     detail: str = ""
 
 
+LOGIN_REFUSALS = frozenset({4, 5, 134, 135})
+"""CONNACK codes that refuse the login itself: bad user name or password, not authorized
+(MQTT 3.1.1 return codes and their MQTT 5 reason codes)."""
+
+
+def connack_outcome(reason: Any | None, timeout_s: float) -> LoginOutcome:
+    """A login attempt's outcome from the broker's CONNACK reason (None: none came)."""
+    if reason is None:
+        return LoginOutcome(kind="no-answer", detail=f"no CONNACK within {timeout_s:.0f} s")
+    if not reason.is_failure:
+        return LoginOutcome(kind="ok")
+    kind = "refused-login" if reason.value in LOGIN_REFUSALS else "refused"
+    return LoginOutcome(kind=kind, detail=str(reason))
+
+
 def broker_result(
     where: str, user: str | None, outcome: LoginOutcome, login_fix: str
 ) -> CheckResult:

@@ -38,7 +38,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config import AgentSettings
 from agent.link.outbox import Outbox
 from agent.link.session import Backoff, ProtocolChoice
-from shared.doctor import LoginOutcome
+from shared.doctor import LoginOutcome, connack_outcome
 from shared.messages import Envelope, MessageRejected, parse_message
 from shared.topics import TopicKind, Topics
 
@@ -48,9 +48,6 @@ WINDOW = 64
 LOOP_TIMEOUT_S = 0.05
 CONNACK_TIMEOUT_S = 3.0
 """A broker that accepted TCP but sent no CONNACK by then is treated as not speaking it."""
-LOGIN_REFUSALS = {4, 5, 134, 135}
-"""CONNACK codes that refuse the login itself: bad user name or password, not authorized
-(MQTT 3.1.1 return codes and their MQTT 5 reason codes)."""
 
 
 class MqttLink:
@@ -358,13 +355,7 @@ def try_login(settings: AgentSettings, *, timeout_s: float) -> LoginOutcome:
         if client.loop(timeout=LOOP_TIMEOUT_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
             break
     client.disconnect()
-    if not answers:
-        return LoginOutcome(kind="no-answer", detail=f"no CONNACK within {timeout_s:.0f} s")
-    reason = answers[0]
-    if not reason.is_failure:
-        return LoginOutcome(kind="ok")
-    login = reason.value in LOGIN_REFUSALS
-    return LoginOutcome(kind="refused-login" if login else "refused", detail=str(reason))
+    return connack_outcome(answers[0] if answers else None, timeout_s)
 
 
 def _apply_login(client: paho.Client, settings: AgentSettings) -> None:

@@ -25,7 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from controller.models import utcnow
-from shared.doctor import LoginOutcome
+from shared.doctor import LoginOutcome, connack_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -215,11 +215,6 @@ class MqttConnection:
             logger.exception("error handing off a message from %r", getattr(message, "topic", "?"))
 
 
-LOGIN_REFUSALS = {4, 5, 134, 135}
-"""CONNACK codes that refuse the login itself: bad user name or password, not authorized
-(MQTT 3.1.1 return codes and their MQTT 5 reason codes)."""
-
-
 def try_login(options: MqttOptions, *, timeout_s: float) -> LoginOutcome:
     """Log in once with ``options`` under a throwaway client id and a clean session.
 
@@ -248,9 +243,4 @@ def try_login(options: MqttOptions, *, timeout_s: float) -> LoginOutcome:
         if client.loop(timeout=0.2) != mqtt.MQTT_ERR_SUCCESS:
             break
     client.disconnect()
-    if not answers:
-        return LoginOutcome(kind="no-answer", detail=f"no CONNACK within {timeout_s:.0f} s")
-    if not answers[0].is_failure:
-        return LoginOutcome(kind="ok")
-    refused = "refused-login" if answers[0].value in LOGIN_REFUSALS else "refused"
-    return LoginOutcome(kind=refused, detail=str(answers[0]))
+    return connack_outcome(answers[0] if answers else None, timeout_s)
