@@ -22,7 +22,7 @@ from controller.core.config import ControllerSettings, load_settings
 from controller.core.db import create_db_engine
 from controller.ingest.mqtt import MqttOptions, try_login
 from shared.doctor import CheckResult, DoctorReport, broker_result, fail, ok, warn
-from shared.doctor_cli import JsonOption, console, show
+from shared.doctor_cli import JsonOption, show
 
 TIMEOUT_S = 10.0
 MIN_FREE_MB = 2_000
@@ -39,7 +39,7 @@ def doctor_controller(
     try:
         settings = load_settings(config)
     except (OSError, ValueError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     checks = [
         check_api(settings),

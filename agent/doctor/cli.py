@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from shared.doctor import CheckResult, DoctorReport
-from shared.doctor_cli import JsonOption, console, show
+from shared.doctor_cli import JsonOption, show
 
 
 def doctor_agent(
@@ -38,7 +38,7 @@ def doctor_agent(
         settings = load_settings(config)
         profile = load_profile(settings)
     except (ConfigError, ValueError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     used_mb = sum(f.stat().st_size for f in settings.models_dir.rglob("*") if f.is_file()) / 1e6
     controller, server_date, measured_at = check_controller(settings)
