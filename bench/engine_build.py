@@ -64,6 +64,17 @@ def install(profile: str, root: Path) -> tuple[Path, dict[str, object]]:
     return target, json.loads((wheel.parent / "build.json").read_text())
 
 
+def hybrid(native_site: Path, ggml_libs: Path, root: Path) -> Path:
+    """A native install's llama_cpp with its ggml libraries swapped for a portable build's."""
+    lib = root / "portable" / "llama_cpp" / "lib"
+    shutil.copytree(native_site / "llama_cpp", lib.parent)
+    for old in lib.glob("libggml*"):
+        old.unlink()
+    for new in ggml_libs.glob("libggml*.so*"):
+        shutil.copy2(new, lib / new.name, follow_symlinks=False)
+    return root / "portable"
+
+
 def measure(site: Path, model: Path, pp: int, tg: int, threads: int) -> dict[str, object]:
     """One run in a fresh process that imports llama_cpp from ``site`` only."""
     env = {**os.environ, "PYTHONPATH": str(site)}
@@ -80,17 +91,26 @@ def main() -> None:
     parser.add_argument("--tg", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--native-from", type=Path, help="site-packages of a pip-built engine")
+    parser.add_argument(
+        "--portable-libs",
+        type=Path,
+        help="the ggml libraries of a portable build (its build tree's bin/), put in place of "
+        "--native-from's: libllama has no CPU-specific code, the CPU variants are all in ggml",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
-        sites = {"portable": install("portable", Path(tmp))}
+        if args.portable_libs is None:
+            sites = {"portable": install("portable", Path(tmp))}
+        else:
+            sites = {"portable": (hybrid(args.native_from, args.portable_libs, Path(tmp)), {})}
         if args.native_from is None:
             sites["native"] = install("native", Path(tmp))
         else:
             shutil.copytree(args.native_from / "llama_cpp", Path(tmp) / "native" / "llama_cpp")
             sites["native"] = (Path(tmp) / "native", {"cmake_args": "pip's default (native)"})
         for profile, (_, manifest) in sites.items():
-            built = manifest.get("build_seconds")
-            print(f"{profile}: {manifest['cmake_args']}, built in {built} s")
+            flags = manifest.get("cmake_args", "ggml from --portable-libs")
+            print(f"{profile}: {flags}, built in {manifest.get('build_seconds')} s")
         rows: dict[str, list[dict[str, object]]] = {p: [] for p in sites}
         for run in range(args.runs):
             for profile in sites if run % 2 == 0 else reversed(list(sites)):
