@@ -172,6 +172,8 @@ class Device(DeviceBase, table=True):
     ram_total_mb: float | None = None
     disk_free_mb: float | None = None
     hardware: dict[str, Any] | None = _json_opt()
+    engine: dict[str, Any] | None = _json_opt()
+    """The agent's engine check from its hello (``shared.messages.EngineReport``)."""
     cached_models: list[dict[str, Any]] | None = _json_opt()
     chat_api_url: str | None = Field(default=None, max_length=512)
     hello_at: datetime | None = _ts()
@@ -212,6 +214,7 @@ class DevicePublic(DeviceBase):
     cores: int | None
     ram_total_mb: float | None
     hardware: dict[str, Any] | None
+    engine: dict[str, Any] | None
     cached_models: list[dict[str, Any]] | None
     hello_at: datetime | None
     status: str | None

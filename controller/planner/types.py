@@ -58,6 +58,8 @@ class Device:
     cached_models: frozenset[str] = frozenset()
     current: Option | None = None
     online: bool = True
+    engine_problem: str | None = None
+    """Why the device's llama.cpp cannot run a model (its agent's engine check), if it cannot."""
 
 
 @dataclass(frozen=True)
