@@ -194,9 +194,7 @@ class QuestionResult(Body):
     named them.
     """
 
-    item_id: str = Field(
-        max_length=128, validation_alias=AliasChoices("item_id", "question_id")
-    )
+    item_id: str = Field(max_length=128, validation_alias=AliasChoices("item_id", "question_id"))
     type: ItemType = "judged"
     category: Category
     refined: bool

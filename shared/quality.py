@@ -113,7 +113,9 @@ def _interval(samples: np.ndarray, confidence: float) -> Interval:
     return Interval(float(low), float(high), confidence)
 
 
-def _pairs(rows: Iterable[QuestionResult], *, refined: bool) -> dict[str, list[tuple[float, float]]]:
+def _pairs(
+    rows: Iterable[QuestionResult], *, refined: bool
+) -> dict[str, list[tuple[float, float]]]:
     """Per stratum: (candidate, reference) scores of items scored on both sides."""
     out: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for row in rows:
@@ -356,7 +358,9 @@ def table3_row(model_id: str, rows: Iterable[QuestionResult]) -> Table3Row:
     items = list(rows)
     pct = {
         refined: {
-            k: 100 * _ratio(p, 0, 1) for k, p in _pairs(items, refined=refined).items() if _has_ref(p)
+            k: 100 * _ratio(p, 0, 1)
+            for k, p in _pairs(items, refined=refined).items()
+            if _has_ref(p)
         }
         for refined in (False, True)
     }

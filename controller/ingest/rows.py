@@ -102,7 +102,10 @@ def bench_run_row(envelope: Envelope[BenchBody], received_at: datetime) -> dict[
         "seq": envelope.seq,
         "model_ref": body.model.model_dump(mode="json"),
         "judge_model_id": body.judge.model_id if body.judge else None,
+        "judge_sha256": body.judge.sha256 if body.judge else None,
         "reference_model_id": body.reference.model_id if body.reference else None,
+        "suite_name": body.suite.name if body.suite else None,
+        "suite_sha256": body.suite.sha256 if body.suite else None,
         "sent_at": envelope.sent_at,
         "received_at": received_at,
     }

@@ -83,7 +83,9 @@ class ChoiceItem(_Item):
     @model_validator(mode="after")
     def _answer_is_a_choice(self) -> ChoiceItem:
         if self.answer >= len(self.choices):
-            raise ValueError(f"answer {self.answer} is not an index of the {len(self.choices)} choices")
+            raise ValueError(
+                f"answer {self.answer} is not an index of the {len(self.choices)} choices"
+            )
         if len(set(self.choices)) != len(self.choices):
             raise ValueError("choices repeat")
         return self

@@ -19,12 +19,13 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from shared.suites.items import ChoiceItem, ExactItem, ItemType, JudgedItem, SuiteItem
+from shared.suites.items import ChoiceItem, ExactItem, JudgedItem, SuiteItem
 
 MAX_SUITE_BYTES = 5_000_000
 MAX_ITEMS = 5000
 MAX_REPORTED_ERRORS = 50
-_ITEM = TypeAdapter[JudgedItem | ExactItem | ChoiceItem](SuiteItem)
+_AnyItem = JudgedItem | ExactItem | ChoiceItem
+_ITEM = TypeAdapter[_AnyItem](SuiteItem)
 
 
 class SuiteError(ValueError):
@@ -46,10 +47,10 @@ class Suite:
     name: str
     version: str
     sha256: str
-    items: tuple[JudgedItem | ExactItem | ChoiceItem, ...]
+    items: tuple[_AnyItem, ...]
     description: str = ""
 
-    def counts(self) -> dict[ItemType, int]:
+    def counts(self) -> dict[str, int]:
         """How many items of each type."""
         return dict(Counter(item.type for item in self.items))
 
@@ -75,8 +76,26 @@ def parse_suite(data: bytes, *, name: str, source: str | None = None) -> Suite:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SuiteError(where, [f"not UTF-8 (byte {exc.start})"]) from None
+    header, items, errors = _parse_lines(text)
+    if not items and not errors:
+        errors.append("no items")
+    if len(items) > MAX_ITEMS:
+        errors.append(f"{len(items)} items; a suite holds at most {MAX_ITEMS}")
+    if errors:
+        raise SuiteError(where, errors)
+    return Suite(
+        name=str(header.get("suite", name)),
+        version=str(header.get("version", "1")),
+        sha256=hashlib.sha256(data).hexdigest(),
+        items=tuple(items),
+        description=str(header.get("description", "")),
+    )
+
+
+def _parse_lines(text: str) -> tuple[dict[str, Any], list[_AnyItem], list[str]]:
+    """The header, the good items, and one error per bad line."""
     header: dict[str, Any] = {}
-    items: list[JudgedItem | ExactItem | ChoiceItem] = []
+    items: list[_AnyItem] = []
     errors: list[str] = []
     ids: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
@@ -96,19 +115,7 @@ def parse_suite(data: bytes, *, name: str, source: str | None = None) -> Suite:
             continue
         ids[item.id] = number
         items.append(item)
-    if not items and not errors:
-        errors.append("no items")
-    if len(items) > MAX_ITEMS:
-        errors.append(f"{len(items)} items; a suite holds at most {MAX_ITEMS}")
-    if errors:
-        raise SuiteError(where, errors)
-    return Suite(
-        name=str(header.get("suite", name)),
-        version=str(header.get("version", "1")),
-        sha256=hashlib.sha256(data).hexdigest(),
-        items=tuple(items),
-        description=str(header.get("description", "")),
-    )
+    return header, items, errors
 
 
 def _json_object(line: str) -> dict[str, Any]:

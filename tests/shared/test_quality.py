@@ -100,7 +100,11 @@ def _row(
 
 
 def test_unparsable_judge_reply_is_missing_not_zero() -> None:
-    rows = [_row("a", judge=8, ref_judge=8), _row("b", ref_judge=8), _row("c", judge=4, ref_judge=8)]
+    rows = [
+        _row("a", judge=8, ref_judge=8),
+        _row("b", ref_judge=8),
+        _row("c", judge=4, ref_judge=8),
+    ]
     est = baseline_quality(rows)
     assert est is not None and est.n_questions == 2
     assert est.value == pytest.approx(6 / 8)

@@ -72,7 +72,13 @@ def test_numbers_compare_by_value_not_by_text() -> None:
 
 @pytest.mark.parametrize(
     ("reply", "letter"),
-    [("(B) ice", "B"), ("Answer: C", "C"), ("D. steam", "D"), ("The answer is A", "A"), ("ice", None)],
+    [
+        ("(B) ice", "B"),
+        ("Answer: C", "C"),
+        ("D. steam", "D"),
+        ("The answer is A", "A"),
+        ("ice", None),
+    ],
 )
 def test_option_letter(reply: str, letter: str | None) -> None:
     assert option_letter(reply) == letter

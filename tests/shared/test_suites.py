@@ -28,7 +28,13 @@ def test_three_item_types_parse_and_the_sha256_names_the_bytes() -> None:
         {"suite": "clinic", "version": "2", "description": "our questions"},
         {"id": "j1", "type": "judged", "question": "Explain fever.", "category": "knowledge"},
         {"id": "e1", "type": "exact", "question": "2+2?", "answer": "4"},
-        {"id": "c1", "type": "choice", "context": "Sky:", "choices": [" blue", " green"], "answer": 0},
+        {
+            "id": "c1",
+            "type": "choice",
+            "context": "Sky:",
+            "choices": [" blue", " green"],
+            "answer": 0,
+        },
     )
     suite = parse_suite(data, name="file-name")
     assert (suite.name, suite.version, suite.description) == ("clinic", "2", "our questions")
@@ -55,16 +61,19 @@ def test_a_fastchat_question_file_loads_as_judged_items() -> None:
 
 
 def test_every_bad_line_gets_one_error_that_names_the_line_and_the_field() -> None:
-    data = _jsonl(
-        {"id": "ok", "type": "exact", "question": "q", "answer": "12"},
-        {"id": "c", "type": "choice", "context": "Q", "choices": [" a", " b"], "answer": 3},
-        {"id": "ok", "type": "exact", "question": "again", "answer": "1"},
-        {"id": "n", "type": "exact", "question": "q"},
-        {"id": "t", "type": "bogus"},
-        {"id": "x", "type": "judged", "question": "q", "extra": 1},
-        {"id": "bad id!", "type": "judged", "question": "q"},
-        {"id": "num", "type": "exact", "question": "q", "answer": "ten", "match": "number"},
-    ) + b"not json\n"
+    data = (
+        _jsonl(
+            {"id": "ok", "type": "exact", "question": "q", "answer": "12"},
+            {"id": "c", "type": "choice", "context": "Q", "choices": [" a", " b"], "answer": 3},
+            {"id": "ok", "type": "exact", "question": "again", "answer": "1"},
+            {"id": "n", "type": "exact", "question": "q"},
+            {"id": "t", "type": "bogus"},
+            {"id": "x", "type": "judged", "question": "q", "extra": 1},
+            {"id": "bad id!", "type": "judged", "question": "q"},
+            {"id": "num", "type": "exact", "question": "q", "answer": "ten", "match": "number"},
+        )
+        + b"not json\n"
+    )
     with pytest.raises(SuiteError) as caught:
         parse_suite(data, name="mine.jsonl")
     assert caught.value.errors == [
@@ -123,7 +132,9 @@ def test_the_choice_suite_has_over_100_items_in_nine_categories_with_spaced_choi
     assert all(isinstance(i, ChoiceItem) for i in items)
     choice_items = [i for i in items if isinstance(i, ChoiceItem)]
     assert {i.category for i in choice_items} == NINE
-    assert all(c.startswith(" ") and not c.startswith("  ") for i in choice_items for c in i.choices)
+    assert all(
+        c.startswith(" ") and not c.startswith("  ") for i in choice_items for c in i.choices
+    )
     assert all(i.context.endswith("Answer:") for i in choice_items)
     positions = [i.answer for i in choice_items]
     assert all(positions.count(p) >= len(items) // 8 for p in range(4)), "answers spread over A-D"
@@ -139,6 +150,7 @@ def test_the_gsm8k_sample_is_verbatim_from_the_dataset_with_its_licence() -> Non
         assert dataset[item.question] == item.answer
     here = Path(__file__).parents[2] / "shared" / "suites" / "data"
     assert "MIT License" in (here / "gsm8k-sample.LICENSE").read_text()
-    assert "3101c7d5072418e28b9008a6636bde82a006892c" in (
-        here / "gsm8k-sample.ATTRIBUTION.md"
-    ).read_text()
+    assert (
+        "3101c7d5072418e28b9008a6636bde82a006892c"
+        in (here / "gsm8k-sample.ATTRIBUTION.md").read_text()
+    )
