@@ -17,6 +17,7 @@ from controller.api.errors import ERROR_RESPONSES, ApiError, conflict, not_found
 from controller.api.pagination import Page, PageDep, paginate
 from controller.api.routes.downloads import download_caller
 from controller.models import Suite, SuitePublic
+from controller.registry.suites import SuiteConflict, add_suite
 from shared.suites.suite import MAX_SUITE_BYTES, SuiteError, parse_suite
 
 router = APIRouter(prefix="/suites", tags=["suites"])
@@ -75,25 +76,11 @@ async def upload_suite(
         if len(data) > MAX_SUITE_BYTES:
             raise ApiError(413, "too_large", f"a suite holds at most {MAX_SUITE_BYTES} bytes")
     try:
-        parsed = parse_suite(bytes(data), name=suite_id, source="suite")
+        return add_suite(session, suite_id, bytes(data), created_by=principal.name)
     except SuiteError as exc:
         raise ApiError(400, "bad_suite", "\n".join(exc.errors)) from None
-    if session.get(Suite, suite_id) is not None:
-        raise conflict(f"suite id {suite_id!r} exists; delete it first or use another id")
-    suite = Suite(
-        id=suite_id,
-        version=parsed.version,
-        sha256=parsed.sha256,
-        description=parsed.description[:2000],
-        n_items=len(parsed.items),
-        counts=parsed.counts(),
-        created_by=principal.name,
-        content=bytes(data),
-    )
-    session.add(suite)
-    session.commit()
-    session.refresh(suite)
-    return suite
+    except SuiteConflict as exc:
+        raise conflict(str(exc)) from None
 
 
 @router.delete("/{suite_id}", status_code=204)
