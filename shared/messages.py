@@ -289,6 +289,17 @@ class ModelSource(Body):
     size_bytes: int = Field(ge=1)
 
 
+class SuiteSource(Body):
+    """The suite a bench runs: a built-in one by name, or an uploaded one to fetch from ``url``.
+
+    ``sha256`` pins the exact items either way; a device refuses a file that does not match.
+    """
+
+    suite_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+    sha256: Sha256
+    url: str | None = Field(None, max_length=2048, description="none: a built-in suite")
+
+
 class BenchCommand(Body):
     """Benchmark models (fetching any named in ``sources`` that are missing) and publish results.
 
@@ -311,6 +322,7 @@ class BenchCommand(Body):
         default_factory=list,
         description="downloads for named models (candidates, judge, reference) not on the device",
     )
+    suite: SuiteSource | None = Field(None, description="none: the built-in nine-category set")
 
     def named_model_ids(self) -> list[str]:
         """Every model the command names (candidates, judge, reference), each once, in order."""

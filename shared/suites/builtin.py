@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 
+from shared.messages import SuiteSource
 from shared.suites.suite import Suite, parse_suite
 
 BUILTIN = ("nine-categories", "gsm8k-sample", "everyday-choice")
@@ -21,3 +23,8 @@ def builtin_bytes(name: str) -> bytes:
 def load_builtin(name: str = DEFAULT_SUITE) -> Suite:
     """A built-in suite, parsed."""
     return parse_suite(builtin_bytes(name), name=name, source=f"built-in suite {name}")
+
+
+def builtin_source(name: str = DEFAULT_SUITE) -> SuiteSource:
+    """A bench command's reference to a built-in suite at this version (no download)."""
+    return SuiteSource(suite_id=name, sha256=hashlib.sha256(builtin_bytes(name)).hexdigest())
