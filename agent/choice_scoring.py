@@ -24,6 +24,23 @@ class ChoiceLogprob:
     tokens: int
 
 
+@dataclass(frozen=True)
+class ChoiceScores:
+    """Every choice's score for one item, and the tokens llama.cpp decoded for them."""
+
+    choices: list[ChoiceLogprob]
+    tokens_evaluated: int
+
+    def chosen(self) -> int:
+        """The pick for acc: the highest summed log-probability."""
+        return int(np.argmax([c.logprob for c in self.choices]))
+
+    def chosen_norm(self, texts: Sequence[str]) -> int:
+        """The pick for acc_norm: the highest log-probability per UTF-8 byte of the choice."""
+        per_byte = [c.logprob / len(t.encode()) for c, t in zip(self.choices, texts, strict=True)]
+        return int(np.argmax(per_byte))
+
+
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the longest common prefix of two token lists."""
     n = 0
@@ -41,30 +58,48 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def score_choices(llm: Any, context: str, choices: Sequence[str]) -> list[ChoiceLogprob]:
+def score_choices(llm: Any, context: str, choices: Sequence[str], n_ctx: int) -> ChoiceScores:
     """Summed log-probability of each choice's tokens after ``context`` (a ``llama_cpp.Llama``)."""
     context_tokens = llm.tokenize(context.encode(), add_bos=True, special=False)
-    return [_score_one(llm, context_tokens, context + choice) for choice in choices]
+    scored, evaluated = [], 0
+    for choice in choices:
+        whole = llm.tokenize((context + choice).encode(), add_bos=True, special=False)
+        if len(whole) > n_ctx:
+            raise ValueError(
+                f"context and choice are {len(whole)} tokens, the context holds {n_ctx}"
+            )
+        logprob, decoded = _score_one(llm, context_tokens, whole)
+        scored.append(logprob)
+        evaluated += decoded
+    return ChoiceScores(scored, evaluated)
 
 
-def _score_one(llm: Any, context_tokens: list[int], text: str) -> ChoiceLogprob:
-    whole = llm.tokenize(text.encode(), add_bos=True, special=False)
+def _score_one(llm: Any, context_tokens: list[int], whole: list[int]) -> tuple[ChoiceLogprob, int]:
     # The first choice token is predicted from the position before it, so at least one
     # token must condition it (a model without BOS and an empty-looking context).
     start = max(1, common_prefix(context_tokens, whole))
     if start >= len(whole):
-        return ChoiceLogprob(0.0, 0)
-    cached = [int(t) for t in llm.input_ids[: llm.n_tokens]]
-    keep = min(common_prefix(cached, whole), start - 1)
-    llm.n_tokens = keep
-    if keep < start - 1:
-        llm.eval(whole[keep : start - 1])  # the shared prefix; no logits needed
+        return ChoiceLogprob(0.0, 0), 0
+    decoded = _evaluate_prefix(llm, whole[: start - 1])
     scored = whole[start - 1 :]
     logits = _decode_with_logits(llm, scored)
     logprobs = log_softmax(logits[:-1])
     targets = np.asarray(whole[start:])
     total = float(logprobs[np.arange(len(targets)), targets].sum())
-    return ChoiceLogprob(total, len(targets))
+    return ChoiceLogprob(total, len(targets)), decoded + len(scored)
+
+
+def _evaluate_prefix(llm: Any, prefix: list[int]) -> int:
+    """Bring the KV cache to exactly ``prefix``, reusing what it holds; return tokens decoded."""
+    keep = common_prefix(llm.input_ids[: llm.n_tokens].tolist(), prefix)
+    if keep == 0 or not llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+        keep = 0
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+    llm.n_tokens = keep
+    if keep < len(prefix):
+        llm.eval(prefix[keep:])  # no logits needed before the choice
+    return len(prefix) - keep
 
 
 def _decode_with_logits(llm: Any, tokens: list[int]) -> np.ndarray:
