@@ -388,6 +388,7 @@ class BenchmarkResult(SQLModel, table=True):
     device_class: str = Field(max_length=64)
     model_id: str = Field(max_length=128)
     category: str = Field(max_length=40, index=True)
+    type: str = Field(default="judged", max_length=8)
     refined: bool
     n: int
     judge_mean: float | None = None
@@ -438,6 +439,7 @@ class BenchmarkResultPublic(SQLModel):
     device_class: str
     model_id: str
     category: str
+    type: str
     refined: bool
     n: int
     judge_mean: float | None

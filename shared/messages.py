@@ -215,9 +215,10 @@ class QuestionResult(Body):
 
 
 class CategoryQuality(Body):
-    """Quality in one category and mode, as in the seed paper's Table 3."""
+    """Quality in one category, item type and mode, as in the seed paper's Table 3."""
 
     category: Category
+    type: ItemType = "judged"
     refined: bool
     n: NonNegInt
     judge_mean: float | None = None

@@ -318,6 +318,7 @@ def category_rows(rows: Sequence[QuestionResult]) -> list[CategoryQuality]:
         out.append(
             CategoryQuality(
                 category=group[0].category,
+                type=group[0].type,
                 refined=refined,
                 n=len(group),
                 judge_mean=_mean(r.judge_score for r in group),

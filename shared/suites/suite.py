@@ -54,7 +54,12 @@ class Suite:
         """How many items of each type."""
         return dict(Counter(item.type for item in self.items))
 
-    def filtered(self, categories: Sequence[str], per_category: int | None = None) -> Suite:
+    def filtered(
+        self,
+        categories: Sequence[str],
+        per_category: int | None = None,
+        max_items: int | None = None,
+    ) -> Suite:
         """The items of some categories (all when empty), at most ``per_category`` each."""
         seen: Counter[str] = Counter()
         kept = []
@@ -64,6 +69,7 @@ class Suite:
             seen[item.category] += 1
             if per_category is None or seen[item.category] <= per_category:
                 kept.append(item)
+        kept = kept[:max_items] if max_items is not None else kept
         return Suite(self.name, self.version, self.sha256, tuple(kept), self.description)
 
 

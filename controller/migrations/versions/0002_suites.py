@@ -46,6 +46,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("reference_correct", sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column("chosen", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("answer", AutoString(length=1000), nullable=True))
+    with op.batch_alter_table("benchmark_result", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("type", AutoString(length=8), nullable=False, server_default="judged")
+        )
     with op.batch_alter_table("benchmark_run", schema=None) as batch_op:
         batch_op.add_column(sa.Column("judge_sha256", AutoString(length=64), nullable=True))
         batch_op.add_column(sa.Column("suite_name", AutoString(length=80), nullable=True))
@@ -57,6 +61,8 @@ def downgrade() -> None:
     with op.batch_alter_table("benchmark_run", schema=None) as batch_op:
         for column in ("suite_sha256", "suite_name", "judge_sha256"):
             batch_op.drop_column(column)
+    with op.batch_alter_table("benchmark_result", schema=None) as batch_op:
+        batch_op.drop_column("type")
     with op.batch_alter_table("benchmark_question", schema=None) as batch_op:
         for column in ("answer", "chosen", "reference_correct", "correct_norm", "type"):
             batch_op.drop_column(column)
