@@ -24,11 +24,11 @@ from bench.planner_sim import SHAPES, gguf_info, quality_table
 from controller.planner.assign import build_views, plan_devices
 from controller.planner.fleet import FleetConstraints, plan_fleet
 from controller.planner.profiling import clopper_pearson
-from controller.planner.quality import conformance_counts
 from controller.planner.scores import compute_scores
 from controller.planner.specs import model_spec_from_gguf
 from controller.planner.types import BenchRun, Device, Option, PlannerSettings
 from shared.profiles import DeviceProfile
+from shared.quality import conformance_counts
 from tests.factories.planner import load_profiles, questions_for
 
 

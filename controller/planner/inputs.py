@@ -12,7 +12,15 @@ from sqlmodel import Session, col, select
 
 from controller import models as db
 from controller.planner.specs import model_spec_from_gguf
-from controller.planner.types import BenchRun, Device, Exclusion, ModelSpec, Option, Pin
+from controller.planner.types import (
+    BenchRun,
+    Device,
+    Exclusion,
+    ModelSpec,
+    Option,
+    Pin,
+    suite_label,
+)
 from shared.gguf_info import GgufError, read_gguf_info
 from shared.messages import AnswerLatency, QuestionResult
 from shared.profiles import DeviceProfile
@@ -84,19 +92,7 @@ def _runs(session: Session) -> list[BenchRun]:
     for q in session.exec(
         select(db.BenchmarkQuestion).order_by(col(db.BenchmarkQuestion.id))
     ).all():
-        questions[q.run_pk].append(
-            QuestionResult(
-                question_id=q.question_id,
-                category=q.category,
-                refined=q.refined,
-                judge_score=q.judge_score,
-                reference_judge_score=q.reference_judge_score,
-                exact_correct=q.exact_correct,
-                e2e_ms=q.e2e_ms,
-                generated_tokens=q.generated_tokens,
-                prompt_tokens_evaluated=q.prompt_tokens_evaluated,
-            )
-        )
+        questions[q.run_pk].append(QuestionResult.model_validate(q, from_attributes=True))
     out = []
     for run in session.exec(select(db.BenchmarkRun).order_by(col(db.BenchmarkRun.id))).all():
         out.append(
@@ -110,6 +106,9 @@ def _runs(session: Session) -> list[BenchRun]:
                 refined=_latency(run, "refined"),
                 questions=tuple(questions.get(run.id or -1, ())),
                 contended=run.contended,
+                suite=suite_label(run.suite_name, run.suite_sha256)
+                if run.suite_name and run.suite_sha256
+                else None,
             )
         )
     return out

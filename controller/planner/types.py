@@ -69,6 +69,8 @@ class BenchRun:
     refined: AnswerLatency | None = None
     questions: tuple[QuestionResult, ...] = ()
     contended: bool = False
+    suite: str | None = None
+    """``name@sha256[:12]`` of the suite the questions came from."""
 
     @classmethod
     def from_bench(cls, body: BenchBody) -> BenchRun:
@@ -83,7 +85,13 @@ class BenchRun:
             refined=body.refined,
             questions=tuple(body.questions),
             contended=body.contended,
+            suite=suite_label(body.suite.name, body.suite.sha256) if body.suite else None,
         )
+
+
+def suite_label(name: str, sha256: str) -> str:
+    """How a suite is named on the leaderboard: its name and the start of its sha256."""
+    return f"{name}@{sha256[:12]}"
 
 
 @dataclass(frozen=True)
