@@ -231,10 +231,10 @@ def leaderboard(engine: Engine, settings: PlannerSettings | None = None) -> dict
     with Session(engine) as session:
         inputs = load_inputs(session)
     scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, settings)
-    return {cls: _ranked_rows(rows) for cls, rows in scores.items()}
+    return {cls: ranked_rows(rows) for cls, rows in scores.items()}
 
 
-def _ranked_rows(scores: list[OptionScore]) -> list[dict[str, Any]]:
+def ranked_rows(scores: list[OptionScore]) -> list[dict[str, Any]]:
     """Rows best first; each says whether its B interval overlaps the next row's (order unsure)."""
     rows = []
     for score, below in zip(scores, [*scores[1:], None], strict=True):

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from controller.api.errors import ERROR_RESPONSES
 from controller.planner.inputs import load_inputs
 from controller.planner.scores import compute_scores, hardware_independent_view
-from controller.planner.service import score_row
+from controller.planner.service import ranked_rows
 from controller.planner.types import PlannerSettings
 
 
@@ -31,7 +31,7 @@ def make_router(engine: Callable[..., Engine], viewer: Callable[..., str]) -> AP
             inputs = load_inputs(session)
         scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, settings)
         classes = {
-            cls: [score_row(s) for s in rows]
+            cls: ranked_rows(rows)
             for cls, rows in scores.items()
             if device_class is None or cls == device_class
         }
