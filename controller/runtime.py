@@ -80,6 +80,7 @@ class ControllerRuntime:
                 engine,
                 commands,
                 model_url=settings.model_file_url,
+                suite_url=settings.suite_file_url,
                 profiling=profiling_settings(settings),
             )
         return PlannerLoop(

@@ -207,6 +207,7 @@ def profile(
                 engine,
                 commands,
                 model_url=settings.model_file_url,
+                suite_url=settings.suite_file_url,
                 profiling=profiling_settings(settings),
             )
             try:

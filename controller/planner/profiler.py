@@ -35,6 +35,8 @@ from controller.planner.outlook import (
 from controller.planner.scores import compute_scores
 from controller.planner.types import PlannerSettings, ProfilingSettings
 from controller.registry.sources import registry_sources
+from controller.registry.suites import suite_source
+from shared.messages import SuiteSource
 
 logger = logging.getLogger(__name__)
 UNFINISHED = (
@@ -68,6 +70,7 @@ def profiling_settings(settings: Any) -> ProfilingSettings:
         judge_model_id=settings.judge_model_id,
         reference_model_id=settings.reference_model_id,
         questions_per_pair=settings.profiling_questions,
+        suite_id=settings.profiling_suite_id,
         bench_timeout_s=settings.profiling_bench_timeout_s,
     )
 
@@ -89,10 +92,12 @@ class Profiler:
         commands: CommandPublisher,
         *,
         model_url: Callable[[str], str],
+        suite_url: Callable[[str], str] | None = None,
         profiling: ProfilingSettings | None = None,
         settings: PlannerSettings | None = None,
     ) -> None:
         self.engine, self.commands, self.model_url = engine, commands, model_url
+        self.suite_url = suite_url
         self.profiling = profiling or ProfilingSettings()
         self.settings = settings or PlannerSettings()
 
@@ -151,6 +156,16 @@ class Profiler:
             busy=in_flight.devices,
         )
 
+    def _suite(self, session: Session) -> SuiteSource | None:
+        suite_id = self.profiling.suite_id
+        if suite_id is None:
+            return None
+        try:
+            url = self.suite_url(suite_id) if self.suite_url else None
+            return suite_source(session, suite_id, url)
+        except LookupError as exc:
+            raise ProfilingError(str(exc)) from None
+
     def _check_graders(self, inputs: PlannerInputs) -> None:
         for role in ("judge_model_id", "reference_model_id"):
             model_id = getattr(self.profiling, role)
@@ -178,7 +193,8 @@ class Profiler:
     def _send(self, pick: ProfilingPick, created_by: str | None) -> ProfilingSent:
         with Session(self.engine) as session:
             sources = registry_sources(session, pick.command.named_model_ids(), self.model_url)
-        command = pick.command.model_copy(update={"sources": sources})
+            suite = self._suite(session)
+        command = pick.command.model_copy(update={"sources": sources, "suite": suite})
         try:
             status = self.commands.send(
                 device_id=pick.device_id, command=command, created_by=created_by

@@ -180,6 +180,7 @@ class ProfilingSettings(BaseModel):
     questions_per_pair: int = Field(
         27, ge=1, description="questions per profiled (model, class) pair (3 per category)"
     )
+    suite_id: str | None = Field(None, description="the suite benches run; none: the default")
     bench_timeout_s: float = Field(
         6 * 3600.0,
         gt=0,

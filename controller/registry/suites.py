@@ -37,13 +37,15 @@ def add_suite(session: Session, suite_id: str, data: bytes, *, created_by: str |
     return suite
 
 
-def suite_source(session: Session, suite_id: str, url: str) -> SuiteSource:
+def suite_source(session: Session, suite_id: str, url: str | None) -> SuiteSource:
     """What a bench command carries for ``suite_id``: uploaded (fetch from ``url``) or built in.
 
-    Raise ``LookupError`` when there is no such suite.
+    Raise ``LookupError`` when there is no such suite, or no URL to fetch an uploaded one.
     """
     row = session.get(Suite, suite_id)
     if row is not None:
+        if url is None:
+            raise LookupError(f"suite {suite_id!r} is uploaded, but no URL to fetch it is known")
         return SuiteSource(suite_id=row.id, sha256=row.sha256, url=url)
     if suite_id in BUILTIN:
         return builtin_source(suite_id)

@@ -55,6 +55,7 @@ def _profiler(state: StateDep) -> Profiler:
         state.engine,
         cast(Any, _sender(state)),
         model_url=state.settings.model_file_url,
+        suite_url=state.settings.suite_file_url,
         profiling=profiling_settings(state.settings),
     )
 
