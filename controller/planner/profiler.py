@@ -109,8 +109,9 @@ class Profiler:
             inputs = load_inputs(session)
             in_flight = self._in_flight(session, inputs)
         self._check_graders(inputs)
+        suite = self._suite()  # an unknown suite fails before any pick
         picks = self.choose(inputs, in_flight, limit=limit, device_class=device_class)
-        sent = [self._send(pick, created_by) for pick in picks]
+        sent = [self._send(pick, suite, created_by) for pick in picks]
         logger.info("profiling: %d bench command(s) sent", len(sent))
         return sent
 
@@ -156,13 +157,14 @@ class Profiler:
             busy=in_flight.devices,
         )
 
-    def _suite(self, session: Session) -> SuiteSource | None:
+    def _suite(self) -> SuiteSource | None:
         suite_id = self.profiling.suite_id
         if suite_id is None:
             return None
+        url = self.suite_url(suite_id) if self.suite_url else None
         try:
-            url = self.suite_url(suite_id) if self.suite_url else None
-            return suite_source(session, suite_id, url)
+            with Session(self.engine) as session:
+                return suite_source(session, suite_id, url)
         except LookupError as exc:
             raise ProfilingError(str(exc)) from None
 
@@ -190,10 +192,11 @@ class Profiler:
         }
         return InFlight(frozenset(row.device_id for row in rows), frozenset(pairs))
 
-    def _send(self, pick: ProfilingPick, created_by: str | None) -> ProfilingSent:
+    def _send(
+        self, pick: ProfilingPick, suite: SuiteSource | None, created_by: str | None
+    ) -> ProfilingSent:
         with Session(self.engine) as session:
             sources = registry_sources(session, pick.command.named_model_ids(), self.model_url)
-            suite = self._suite(session)
         command = pick.command.model_copy(update={"sources": sources, "suite": suite})
         try:
             status = self.commands.send(
