@@ -22,8 +22,8 @@ import json
 import statistics
 from pathlib import Path
 
-from agent.bench import BenchConfig, run_bench
-from agent.refine import StageLimits
+from agent.bench.runner import BenchConfig, run_bench
+from agent.inference.refine import StageLimits
 from controller.planner.predict import ClassCalibration, predicted_rates
 from controller.planner.specs import model_spec_from_gguf
 from shared import quality

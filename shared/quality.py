@@ -78,15 +78,6 @@ class PairedComparison:
     mcnemar_p: float | None = None
 
 
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Linear-interpolated percentile (``pct`` in 0..100) of a non-empty sequence."""
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 def stratum(row: QuestionResult) -> str:
     """The group an item is compared in: its category, within its type."""
     return row.category if row.type == "judged" else f"{row.type}:{row.category}"

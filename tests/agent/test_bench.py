@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.bench import BenchConfig, fastest, run_bench, sweep_threads
-from agent.refine import StageLimits
+from agent.bench.runner import BenchConfig, fastest, run_bench, sweep_threads
+from agent.inference.refine import StageLimits
 from shared.messages import BenchBody, make_envelope, parse_message
 from shared.suites.builtin import load_builtin
 from shared.suites.suite import parse_suite

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.bench import BenchConfig
-from agent.bench_command import run_isolated
-from agent.inference_types import ModelLoadError
+from agent.bench.command import run_isolated
+from agent.bench.runner import BenchConfig
+from agent.inference.types import ModelLoadError
 from shared.suites.builtin import load_builtin
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,7 +8,7 @@ import llama_cpp
 import numpy as np
 import pytest
 
-from agent.runtime import ModelRuntime
+from agent.inference.runtime import ModelRuntime
 from shared.suites.builtin import load_builtin
 from shared.suites.items import ChoiceItem
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.suite_fetch import SuiteUnavailable, load_suite
+from agent.bench.suite_fetch import SuiteUnavailable, load_suite
 from shared.messages import SuiteSource
 from shared.suites.builtin import builtin_bytes, builtin_source
 

@@ -1,0 +1,222 @@
+"""The device's local chat API: OpenAI-compatible, one request at a time, bounded queue.
+
+``POST /v1/chat/completions`` accepts the OpenAI request shape plus an
+extension field ``refine`` (true: answer, critique, rewrite; default: the
+assignment's setting). With refinement the last user message is the question
+and a system message is kept; earlier turns are not used. Streaming with
+refinement sends the final answer as one chunk, since only the last stage is
+what the user should see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from agent.chat.metrics import RequestSample, ServingMetrics
+from agent.chat.shapes import (
+    ChatRequest,
+    Outcome,
+    completion,
+    extension,
+    plain_outcome,
+    refined_outcome,
+    sse,
+)
+from agent.inference.types import EmptyPrompt, InferenceError, PromptTooLong
+from agent.models.serving import ModelHost, NoModel, QueueFull, Serving
+
+logger = logging.getLogger(__name__)
+
+
+def create_chat_app(
+    host: ModelHost,
+    metrics: ServingMetrics,
+    *,
+    token: str | None = None,
+    default_max_tokens: int = 256,
+) -> FastAPI:
+    """Build the chat API over ``host``; ``token`` (if set) is required as a bearer token."""
+    app = FastAPI(title="edgefleet agent chat API", docs_url=None, redoc_url=None)
+    auth = [Depends(_authoriser(token))]
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        """Liveness, and which model is serving."""
+        serving = host.serving
+        return {"status": "ok", "model": serving.model_id if serving else None}
+
+    @app.get("/v1/models", dependencies=auth)
+    def list_models() -> dict[str, Any]:
+        """The serving model, in OpenAI's list shape."""
+        serving = host.serving
+        if serving is None:
+            return {"object": "list", "data": []}
+        model = {"id": serving.model_id, "object": "model", "created": 0, "owned_by": "edgefleet"}
+        return {"object": "list", "data": [model]}
+
+    @app.post("/v1/chat/completions", dependencies=auth, response_model=None)
+    async def chat_completions(request: ChatRequest) -> Any:
+        """Answer a chat, optionally refined; 429 with Retry-After when the queue is full."""
+        return await _chat(host, metrics, request, default_max_tokens)
+
+    return app
+
+
+def _authoriser(token: str | None) -> Callable[..., None]:
+    def authorise(authorization: Annotated[str | None, Header()] = None) -> None:
+        if token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given, token):
+            raise HTTPException(401, "missing or wrong bearer token")
+
+    return authorise
+
+
+async def _chat(
+    host: ModelHost, metrics: ServingMetrics, request: ChatRequest, default_max_tokens: int
+) -> Any:
+    serving = host.serving
+    if serving is None:
+        raise HTTPException(503, "no model is loaded yet")
+    if request.model not in (None, "", serving.model_id):
+        raise HTTPException(404, f"model {request.model!r} is not served here")
+    refine = serving.refine if request.refine is None else request.refine
+    max_tokens = request.max_completion_tokens or request.max_tokens or default_max_tokens
+    call = _Call(host, metrics, request, refine, max_tokens)
+    try:
+        call.enter()
+    except QueueFull:
+        metrics.record_rejected()
+        return JSONResponse(
+            {"error": {"message": "queue full, retry later", "type": "rate_limit_exceeded"}},
+            status_code=429,
+            headers={"Retry-After": str(_retry_after(metrics, host))},
+        )
+    if request.stream:
+        call.start_stream()
+        return StreamingResponse(call.events(), media_type="text/event-stream")
+    outcome = await call.run_to_end()
+    return completion(call.id, serving.model_id, outcome)
+
+
+class _Call:
+    """One admitted request: runs in a worker thread, releases its queue place at the end."""
+
+    def __init__(
+        self,
+        host: ModelHost,
+        metrics: ServingMetrics,
+        request: ChatRequest,
+        refine: bool,
+        max_tokens: int,
+    ) -> None:
+        self.host, self.metrics, self.request = host, metrics, request
+        self.refine, self.max_tokens = refine, max_tokens
+        self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self.model_id = host.serving.model_id if host.serving else ""
+        self._admission = host.admission()
+
+    def enter(self) -> None:
+        self._admission.__enter__()
+
+    def _work(self, on_token: Callable[[str], None] | None) -> Outcome:
+        try:
+            outcome = self.host.run(lambda serving: self._generate(serving, on_token))
+        except (EmptyPrompt, PromptTooLong) as exc:
+            raise HTTPException(400, str(exc)) from None
+        except NoModel as exc:
+            raise HTTPException(503, str(exc)) from None
+        except InferenceError as exc:
+            self.metrics.record_error()
+            logger.warning("inference failed: %s", exc)
+            raise HTTPException(500, f"inference failed: {exc}") from None
+        finally:
+            self._admission.__exit__(None, None, None)
+        self.metrics.record(
+            RequestSample(
+                outcome.prompt_tokens,
+                outcome.generated_tokens,
+                outcome.decode_s,
+                outcome.ttft_s,
+                outcome.total_s,
+                outcome.refined,
+            )
+        )
+        return outcome
+
+    def _generate(self, serving: Serving, on_token: Callable[[str], None] | None) -> Outcome:
+        messages = [m.as_dict() for m in self.request.messages]
+        if self.refine:
+            return refined_outcome(serving, messages, self.max_tokens, self.request.temperature)
+        stop = [self.request.stop] if isinstance(self.request.stop, str) else self.request.stop
+        generation = serving.runtime.chat(
+            messages,
+            max_tokens=self.max_tokens,
+            temperature=self.request.temperature,
+            stop=stop,
+            on_token=on_token,
+        )
+        return plain_outcome(generation)
+
+    async def run_to_end(self) -> Outcome:
+        return await anyio.to_thread.run_sync(self._work, None)
+
+    def start_stream(self) -> None:
+        """Start generating now, so the queue place is released even if nobody reads."""
+        loop = asyncio.get_running_loop()
+        self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        self._streamed = not self.refine
+
+        def push(piece: str) -> None:
+            loop.call_soon_threadsafe(self._pieces.put_nowait, piece)
+
+        self._task = asyncio.ensure_future(
+            anyio.to_thread.run_sync(self._work, push if self._streamed else None)
+        )
+        self._task.add_done_callback(lambda _: self._pieces.put_nowait(None))
+
+    async def events(self) -> AsyncIterator[str]:
+        """Server-sent events in OpenAI's chunk shape, ending with ``[DONE]``."""
+        pieces, task, streamed = self._pieces, self._task, self._streamed
+        yield sse(self._chunk({"role": "assistant", "content": ""}, None))
+        while (piece := await pieces.get()) is not None:
+            yield sse(self._chunk({"content": piece}, None))
+        try:
+            outcome = task.result()
+        except HTTPException as exc:
+            yield sse({"error": {"message": exc.detail, "code": exc.status_code}})
+            return
+        if not streamed:
+            yield sse(self._chunk({"content": outcome.text}, None))
+        yield sse(self._chunk({}, outcome.finish_reason, edgefleet=extension(outcome)))
+        yield "data: [DONE]\n\n"
+
+    def _chunk(
+        self, delta: dict[str, Any], finish_reason: str | None, **extra: Any
+    ) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.model_id,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            **extra,
+        }
+
+
+def _retry_after(metrics: ServingMetrics, host: ModelHost) -> int:
+    """Seconds until a place is likely free: the recent mean latency times the queue."""
+    mean_s = metrics.mean_latency_s() or 1.0
+    return max(1, math.ceil(mean_s * max(1, host.admitted)))

@@ -1,0 +1,283 @@
+"""The llama.cpp adapter: load a GGUF under a device profile and generate, timed per phase.
+
+This is the only module that imports ``llama_cpp``. Per-call timings are taken
+here (llama-cpp-python's own per-phase timings are not reliable): the prompt
+tokens actually evaluated are counted by wrapping ``Llama.eval``, so callers
+can see how much of a prompt the KV cache saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+
+from agent.inference.generation import GenerationRun
+from agent.inference.measurements import RuntimeMeasurements
+from agent.inference.prompt_format import (
+    ChatTemplateFormat,
+    PlainFormat,
+    PromptFormat,
+    PromptFormatError,
+)
+from agent.inference.streaming import StopScanner
+from agent.inference.types import (
+    DEFAULT_N_CTX,
+    MIN_N_CTX,
+    ChatModel,
+    EmptyPrompt,
+    Generation,
+    InferenceError,
+    ModelLoadError,
+    ModelTooLarge,
+    PromptTooLong,
+    check_kv_type,
+    choose_n_ctx,
+    model_id_for,
+)
+from shared.gguf_info import GgufError, GgufInfo, read_gguf_info
+from shared.profiles import DeviceProfile
+
+logger = logging.getLogger(__name__)
+
+_KV_TYPES = {
+    "f16": llama_cpp.GGML_TYPE_F16,
+    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
+}
+
+
+class ModelRuntime(RuntimeMeasurements, ChatModel):
+    """One loaded model; calls are serialised (llama.cpp contexts are not thread-safe)."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        profile: DeviceProfile | None = None,
+        n_ctx: int | None = None,
+        threads: int | None = None,
+        kv_cache_type: str | None = None,
+        seed: int = 0,
+        memory_budget_mb: float | None = None,
+        mlock: bool = False,
+        model_id: str | None = None,
+        repeat_penalty: float = 1.1,
+    ) -> None:
+        path = Path(model_path)
+        try:
+            self.info: GgufInfo = read_gguf_info(path)
+        except GgufError as exc:
+            raise ModelLoadError(str(exc)) from None
+        self.kv_cache_type = kv_cache_type or (profile.kv_cache_type if profile else "f16")
+        check_kv_type(self.info, self.kv_cache_type)
+        budget = memory_budget_mb if memory_budget_mb is not None else _budget(profile)
+        self.n_ctx = choose_n_ctx(
+            self.info, n_ctx or (profile.n_ctx if profile else None), self.kv_cache_type, budget
+        )
+        self.threads = threads or (profile.threads if profile else 1)
+        self.model_id = model_id or model_id_for(path)
+        self.seed = seed
+        self.repeat_penalty = repeat_penalty  # mild: small models loop badly at temperature 0
+        self._lock = threading.Lock()
+        self._llm = self._load(path, mlock or bool(profile and profile.mlock))
+        self.instruction_tuned: bool = self.info.instruction_tuned
+        self.prompt_format: PromptFormat = self._prompt_format()
+        self._eog_text = self._token_text(self._llm.token_eos())
+        self._conv_text = ""
+        self._conv_tokens: list[int] = []
+        self._evaluated: list[tuple[int, float]] = []
+        self._wrap_eval()
+        logger.info(
+            "loaded %s (%s, n_ctx=%d, threads=%d, kv=%s, format=%s)",
+            self.model_id,
+            self.info.quantization,
+            self.n_ctx,
+            self.threads,
+            self.kv_cache_type,
+            self.prompt_format.name,
+        )
+
+    def _load(self, path: Path, mlock: bool) -> Any:
+        kv = _KV_TYPES[self.kv_cache_type]
+        try:
+            return llama_cpp.Llama(
+                str(path),
+                n_ctx=self.n_ctx,
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
+                seed=self.seed,
+                use_mmap=True,
+                use_mlock=mlock,
+                type_k=kv,
+                type_v=kv,
+                flash_attn=self.kv_cache_type != "f16",  # a quantised V cache needs it
+                swa_full=True,  # keeps sliding-window caches trimmable, so prefixes are reused
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(f"{path}: llama.cpp could not load the model: {exc}") from None
+
+    def _prompt_format(self) -> PromptFormat:
+        template = self.info.chat_template
+        if not template:
+            return PlainFormat()
+        try:
+            return ChatTemplateFormat(
+                template,
+                bos_token=self._token_text(self._llm.token_bos()),
+                eos_token=self._token_text(self._llm.token_eos()),
+            )
+        except PromptFormatError as exc:
+            logger.warning("%s: %s; using plain completion", self.model_id, exc)
+            self.instruction_tuned = False
+            return PlainFormat()
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return bytes(self._llm.detokenize([token], special=True)).decode("utf-8", "replace")
+
+    def _wrap_eval(self) -> None:
+        """Count the tokens llama.cpp really decodes (prefix-cache hits are not decoded)."""
+        original = self._llm.eval
+
+        def counting_eval(tokens: Sequence[int]) -> None:
+            started = time.perf_counter()
+            original(tokens)
+            self._evaluated.append((len(tokens), time.perf_counter() - started))
+
+        self._llm.eval = counting_eval
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Generation:
+        """Reply to a conversation; a conversation that extends the last one reuses its KV cache."""
+        if not messages or not any(m.get("content", "").strip() for m in messages):
+            raise EmptyPrompt("the prompt is empty")
+        try:
+            text = self.prompt_format.render(messages)
+        except PromptFormatError as exc:
+            raise InferenceError(str(exc)) from None
+        stops = tuple(stop or ()) + tuple(self.prompt_format.stop)
+        with self._using():
+            return self._generate(text, max_tokens, temperature, stops, on_token)
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Generation:
+        """Continue raw text: no chat formatting and only the caller's stop strings."""
+        if not prompt.strip():
+            raise EmptyPrompt("the prompt is empty")
+        with self._using():
+            return self._generate(prompt, max_tokens, temperature, tuple(stop or ()), on_token)
+
+    def _tokens_for(self, text: str) -> list[int]:
+        """Tokens of ``text``, keeping the exact tokens of the previous turn when it extends it."""
+        if self._conv_text and text.startswith(self._conv_text):
+            tail = text[len(self._conv_text) :].encode()
+            return self._conv_tokens + self._llm.tokenize(tail, add_bos=False, special=True)
+        bos = self._token_text(self._llm.token_bos())
+        add_bos = not (bos and text.startswith(bos))
+        return list(self._llm.tokenize(text.encode(), add_bos=add_bos, special=True))
+
+    def _generate(
+        self,
+        text: str,
+        max_tokens: int,
+        temperature: float,
+        stops: tuple[str, ...],
+        on_token: Callable[[str], None] | None,
+    ) -> Generation:
+        tokens = self._tokens_for(text)
+        room = self.n_ctx - len(tokens)
+        if room < 1:
+            raise PromptTooLong(
+                f"the prompt is {len(tokens)} tokens, the context holds {self.n_ctx}"
+            )
+        run = GenerationRun(
+            self._llm,
+            self._is_eog,
+            self._evaluated,
+            max(1, min(max_tokens, room)),
+            StopScanner(stops),
+            on_token,
+        )
+        result = run.execute(tokens, temperature, self.repeat_penalty)
+        self._remember(text, tokens, run)
+        return result
+
+    def _is_eog(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token))
+
+    def _remember(self, text: str, tokens: list[int], run: GenerationRun) -> None:
+        """Keep the exact token history so the next turn's prompt extends it token for token."""
+        if run.stopped_by_string:
+            self._conv_text, self._conv_tokens = text, list(tokens)
+            return
+        eog = [run.eog_token] if run.eog_token is not None else []
+        eog_text = self._token_text(run.eog_token) if run.eog_token is not None else ""
+        self._conv_text = text + run.raw_text + eog_text
+        self._conv_tokens = list(tokens) + run.out_tokens + eog
+
+    def _forget(self) -> None:
+        self._conv_text, self._conv_tokens = "", []
+        self._llm.reset()
+        self._llm._ctx.kv_cache_clear()
+
+    def reset(self) -> None:
+        """Forget the cached conversation (the next call evaluates its whole prompt)."""
+        with self._using():
+            self._forget()
+
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """Serialise calls; a closed runtime refuses them clearly."""
+        with self._lock:
+            if self._llm is None:
+                raise InferenceError(f"{self.model_id}: the model has been closed")
+            yield
+
+    def close(self) -> None:
+        """Free the model and its context (idempotent)."""
+        with self._lock:
+            llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
+
+
+def _budget(profile: DeviceProfile | None) -> float | None:
+    return float(profile.memory_budget_mb) if profile else None
+
+
+__all__ = [
+    "DEFAULT_N_CTX",
+    "MIN_N_CTX",
+    "EmptyPrompt",
+    "Generation",
+    "InferenceError",
+    "ModelLoadError",
+    "ModelRuntime",
+    "ModelTooLarge",
+    "PromptTooLong",
+    "choose_n_ctx",
+    "model_id_for",
+]

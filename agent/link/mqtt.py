@@ -1,0 +1,340 @@
+"""The MQTT adapter: the only module that imports paho-mqtt.
+
+One network thread owns the client. It connects (exponential back-off with
+jitter) with a session the broker keeps for ``session_expiry_s`` (MQTT 5) or
+a persistent ``clean_session=False`` session (3.1.1), so commands sent while
+the device was away are delivered when it comes back (duplicates are answered
+from the command log). On every successful connect it resubscribes to the
+device's ``cmd`` topic, republishes the retained ``hello`` and ``state`` and
+replays the outbox from its oldest row. Outbox rows are handed to paho in
+order with a bounded window and deleted only in ``on_publish`` (the PUBACK).
+paho's own in-memory retransmission is dropped at connect so the outbox stays
+the single source of truth (and the replay order is the insertion order).
+
+``mqtt_protocol: auto`` tries MQTT 5; when the broker answers "unsupported
+protocol version", or sends no CONNACK within ``CONNACK_TIMEOUT_S`` (the
+embedded amqtt broker does that to a v5 CONNECT with a will), it reconnects
+at once with 3.1.1 and keeps it once it works. A 3.1.1 attempt that gets no
+CONNACK either goes back to 5 after the usual back-off.
+
+Callbacks never raise: bad commands are logged, counted and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from agent.config import AgentSettings
+from agent.link.outbox import Outbox
+from agent.link.session import Backoff, ProtocolChoice
+from shared.messages import Envelope, MessageRejected, parse_message
+from shared.topics import TopicKind, Topics
+
+logger = logging.getLogger(__name__)
+WINDOW = 64
+"""Outbox rows handed to paho and not yet acknowledged, at most."""
+LOOP_TIMEOUT_S = 0.05
+CONNACK_TIMEOUT_S = 3.0
+"""A broker that accepted TCP but sent no CONNACK by then is treated as not speaking it."""
+
+
+class MqttLink:
+    """Keeps one device connected, its retained topics fresh and its outbox draining."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        outbox: Outbox,
+        *,
+        on_command: Callable[[Envelope[Any]], None],
+        will_payload: Callable[[], bytes],
+        on_rejected: Callable[[bytes, str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.topics = Topics(settings.topic_prefix)
+        self._on_command = on_command
+        self._on_rejected = on_rejected
+        self._will_payload = will_payload
+        self._retained: dict[TopicKind, bytes] = {}
+        self._retained_dirty: set[TopicKind] = set()
+        self._lock = threading.Lock()
+        self._inflight: dict[int, int] = {}
+        self._cursor = 0
+        self._connected = threading.Event()
+        self._stopping = threading.Event()
+        self._final_state: bytes | None = None
+        self._flush_s = 2.0
+        self._thread: threading.Thread | None = None
+        self.backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        self.rejected_commands = 0
+        self.broker_refusals = 0
+        self.unanswered_connects = 0
+        self.protocol_choice = ProtocolChoice(settings.mqtt_protocol)
+        self._connack_seen = False
+        self.client = self._make_client()
+
+    # --- public ------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful CONNACK and the next disconnect."""
+        return self._connected.is_set()
+
+    def set_retained(self, kind: TopicKind, payload: bytes) -> None:
+        """Publish ``payload`` retained now if connected, and again on every reconnect."""
+        with self._lock:
+            self._retained[kind] = payload
+            self._retained_dirty.add(kind)
+
+    def start(self) -> None:
+        """Start the network thread; it connects in the background."""
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        self._thread.start()
+
+    def stop(self, final_state: bytes | None = None, *, flush_s: float = 2.0) -> None:
+        """Publish ``final_state`` (retained), drain the outbox for ``flush_s``, disconnect."""
+        self._final_state = final_state
+        self._flush_s = flush_s
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=flush_s + 10)
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected (for start-up and tests)."""
+        return self._connected.wait(timeout)
+
+    @property
+    def protocol(self) -> str:
+        """The MQTT version in use (or being tried): "5" or "3.1.1"."""
+        return self.protocol_choice.current
+
+    # --- client set-up -----------------------------------------------------
+
+    def _make_client(self) -> paho.Client:
+        v5 = self.protocol == "5"
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.settings.device_id,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            clean_session=None if v5 else self.settings.session_expiry_s == 0,
+        )
+        if self.settings.mqtt_username:
+            password = self.settings.mqtt_password
+            client.username_pw_set(
+                self.settings.mqtt_username, password.get_secret_value() if password else None
+            )
+        if self.settings.broker_tls:
+            client.tls_set(
+                ca_certs=str(self.settings.tls_ca_file) if self.settings.tls_ca_file else None,
+                certfile=str(self.settings.tls_cert_file) if self.settings.tls_cert_file else None,
+                keyfile=str(self.settings.tls_key_file) if self.settings.tls_key_file else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        client.max_queued_messages_set(0)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_publish = self._handle_publish
+        client.on_message = self._handle_message
+        return client
+
+    # --- network thread ------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            if self._connect_once():
+                self._serve_connection()
+            if self._stopping.is_set():
+                break
+            if self.protocol_choice.take_switch():
+                self.client = self._make_client()
+                if self.protocol == "3.1.1":
+                    continue  # the broker answered; try the other version at once
+            delay = self.backoff.next_delay()
+            logger.info("broker unreachable; retrying in %.1fs", delay)
+            self._stopping.wait(delay)
+        self._shutdown()
+
+    def _connect_once(self) -> bool:
+        state_topic = self.topics.device(self.settings.device_id, TopicKind.STATE)
+        self.client.will_set(state_topic, self._will_payload(), qos=1, retain=True)
+        extra: dict[str, Any] = {}
+        if self.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.settings.session_expiry_s
+            extra = {"clean_start": self.settings.session_expiry_s == 0, "properties": properties}
+        self._connack_seen = False
+        try:
+            self.client.connect(
+                self.settings.broker_host,
+                self.settings.broker_port,
+                keepalive=self.settings.keepalive_s,
+                **extra,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            logger.debug("connect to %s failed: %s", self.settings.broker_url, exc)
+            return False
+        return True
+
+    def _serve_connection(self) -> None:
+        connack_deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        while not self._stopping.is_set():
+            rc = self.client.loop(timeout=LOOP_TIMEOUT_S)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._connected.clear()
+                return
+            if self.connected:
+                self._pump()
+            elif not self._connack_seen and time.monotonic() > connack_deadline:
+                self._give_up_on_connack()
+                return
+
+    def _give_up_on_connack(self) -> None:
+        """Close a connection the broker never answered; under ``auto``, try the other version."""
+        self.unanswered_connects += 1
+        logger.warning(
+            "no CONNACK from %s within %.0fs (MQTT %s)",
+            self.settings.broker_url,
+            CONNACK_TIMEOUT_S,
+            self.protocol,
+        )
+        self.protocol_choice.unanswered()
+        try:
+            self.client.disconnect()
+            self.client.loop(timeout=LOOP_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - the socket may already be gone
+            logger.debug("closing an unanswered connection failed", exc_info=True)
+
+    def _pump(self) -> None:
+        """Publish dirty retained topics and hand the next outbox rows to paho."""
+        with self._lock:
+            dirty = [(kind, self._retained[kind]) for kind in self._retained_dirty]
+            self._retained_dirty.clear()
+        for kind, payload in dirty:
+            topic = self.topics.device(self.settings.device_id, kind)
+            self.client.publish(topic, payload, qos=1, retain=True)
+        room = WINDOW - len(self._inflight)
+        if room <= 0:
+            return
+        for row in self.outbox.pending(after_id=self._cursor, limit=room):
+            info = self.client.publish(row.topic, row.payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            self._inflight[info.mid] = row.id
+            self._cursor = row.id
+
+    def _shutdown(self) -> None:
+        if self.connected and self._final_state is not None:
+            topic = self.topics.device(self.settings.device_id, TopicKind.STATE)
+            info = self.client.publish(topic, self._final_state, qos=1, retain=True)
+            deadline = time.monotonic() + self._flush_s
+            while time.monotonic() < deadline and self.connected:
+                self._pump()
+                if self.client.loop(timeout=LOOP_TIMEOUT_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+                if info.is_published() and not self._inflight:
+                    break
+        try:
+            self.client.disconnect()
+            self.client.loop(timeout=LOOP_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            logger.debug("disconnect failed", exc_info=True)
+        self._connected.clear()
+
+    # --- callbacks (never raise) -------------------------------------------
+
+    def _handle_connect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: Any,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        try:
+            self._connack_seen = True
+            if reason_code.is_failure:
+                if self.protocol_choice.refused(reason_code.value):
+                    logger.info("%s does not speak MQTT 5", self.settings.broker_url)
+                    return
+                self.broker_refusals += 1
+                logger.error("broker refused the connection: %s", reason_code)
+                return
+            self.protocol_choice.connected()
+            client.drop_out_messages()
+            self._inflight.clear()
+            self._cursor = 0
+            with self._lock:
+                self._retained_dirty = set(self._retained)
+            cmd = self.topics.device(self.settings.device_id, TopicKind.CMD)
+            client.subscribe(cmd, qos=1)
+            self.backoff.reset()
+            self._connected.set()
+            logger.info(
+                "connected to %s as %s (MQTT %s)",
+                self.settings.broker_url,
+                self.settings.device_id,
+                self.protocol,
+            )
+        except Exception:  # noqa: BLE001 - never raise in a paho callback
+            logger.exception("error in on_connect")
+
+    def _handle_disconnect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: Any,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if self._connected.is_set() and not self._stopping.is_set():
+            logger.warning("disconnected from broker: %s", reason_code)
+        self._connected.clear()
+
+    def _handle_publish(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        try:
+            row_id = self._inflight.pop(mid, None)
+            if row_id is None:
+                return
+            if reason_code.is_failure:
+                # A negative PUBACK (e.g. not authorised) would fail again forever.
+                logger.error("broker refused outbox row %d: %s; dropping it", row_id, reason_code)
+            self.outbox.delete(row_id)
+        except Exception:  # noqa: BLE001 - never raise in a paho callback
+            logger.exception("error in on_publish")
+
+    def _handle_message(self, client: paho.Client, userdata: object, message: Any) -> None:
+        try:
+            envelope = parse_message(message.topic, message.payload, topics=self.topics)
+        except MessageRejected as exc:
+            self.rejected_commands += 1
+            logger.warning("rejected message on %s: %s", message.topic, exc)
+            if self._on_rejected is not None:
+                self._safely(self._on_rejected, message.payload, str(exc))
+            return
+        self._safely(self._on_command, envelope)
+
+    @staticmethod
+    def _safely(handler: Callable[..., None], *args: Any) -> None:
+        try:
+            handler(*args)
+        except Exception:  # noqa: BLE001 - never raise in a paho callback
+            logger.exception("command handler failed")

@@ -1,0 +1,159 @@
+"""Assigning a model: fetch, verify, check the memory budget, load, swap, keep a rollback.
+
+Anything that fails leaves the previous model serving. The assignment (and
+the previous one, for rollback) is written to ``assignment.json`` so a
+restarted agent serves what it was told to serve.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.link.commands import CommandFailed
+from agent.models.fetch import fetch_model
+from agent.models.serving import ChatRuntime, ModelHost, Serving
+from agent.inference.types import InferenceError, model_id_for
+from agent.inference.runtime import ModelRuntime
+from agent.models.store import ModelStore
+from agent.models.store import sha256_file
+from shared.messages import AssignCommand
+from shared.profiles import DeviceProfile
+
+logger = logging.getLogger(__name__)
+
+RuntimeFactory = Callable[[Path, str, int | None], ChatRuntime]
+"""(path, model_id, n_ctx) -> a loaded runtime; raises InferenceError."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What is (or was) served, as persisted."""
+
+    model_id: str
+    sha256: str | None
+    path: str
+    refine: bool = False
+    n_ctx: int | None = None
+
+
+def runtime_factory(profile: Callable[[], DeviceProfile]) -> RuntimeFactory:
+    """Load with llama.cpp under the current profile (budget, threads, KV type)."""
+
+    def load(path: Path, model_id: str, n_ctx: int | None) -> ChatRuntime:
+        return ModelRuntime(path, profile=profile(), n_ctx=n_ctx, model_id=model_id)
+
+    return load
+
+
+class Assigner:
+    """Carries out ``assign`` commands against the store and the host."""
+
+    def __init__(
+        self,
+        store: ModelStore,
+        host: ModelHost,
+        load: RuntimeFactory,
+        state_file: Path,
+        *,
+        memory_budget_mb: Callable[[], float] | None = None,
+    ) -> None:
+        self.store, self.host, self.load = store, host, load
+        self.state_file = state_file
+        self.memory_budget_mb = memory_budget_mb
+        self.current: Assignment | None = None
+        self.previous: Assignment | None = None
+
+    def protected(self) -> set[str]:
+        """Hashes the store must never evict: the serving and the rollback model."""
+        return {a.sha256 for a in (self.current, self.previous) if a and a.sha256}
+
+    def assign(self, command: AssignCommand, on_download: Callable[[], None]) -> dict[str, Any]:
+        """Serve the commanded model; raise CommandFailed (old model untouched) if not possible."""
+        current = self.current
+        if current and current.sha256 == command.sha256 and self.host.serving is not None:
+            reload = command.n_ctx is not None and command.n_ctx != current.n_ctx
+            self._serve(current, command.refine, command.n_ctx or current.n_ctx, reload=reload)
+            return {"model_id": command.model_id, "already_serving": True, "reloaded": reload}
+        result = fetch_model(
+            self.store,
+            command,
+            protected=self.protected(),
+            on_download=on_download,
+            memory_budget_mb=self.memory_budget_mb() if self.memory_budget_mb else None,
+        )
+        wanted = Assignment(
+            command.model_id, command.sha256, str(result.model.path), command.refine, command.n_ctx
+        )
+        self._serve(wanted, command.refine, command.n_ctx, reload=True)
+        return {
+            "model_id": command.model_id,
+            "sha256": command.sha256,
+            "cached": result.cached,
+            "bytes_transferred": result.bytes_transferred,
+        }
+
+    def _serve(self, wanted: Assignment, refine: bool, n_ctx: int | None, *, reload: bool) -> None:
+        serving = self.host.serving
+        if reload or serving is None:
+            try:
+                runtime = self.load(Path(wanted.path), wanted.model_id, n_ctx)
+            except InferenceError as exc:
+                raise CommandFailed(f"cannot serve {wanted.model_id}: {exc}") from None
+        else:
+            runtime = serving.runtime
+        old = self.current
+        self.host.swap(Serving(runtime, wanted.model_id, Path(wanted.path), wanted.sha256, refine))
+        self.current = Assignment(wanted.model_id, wanted.sha256, wanted.path, refine, n_ctx)
+        if reload and old is not None and old.sha256 != wanted.sha256:
+            self.previous = old
+        if wanted.sha256:
+            self.store.touch(wanted.sha256)
+        self._save()
+
+    def restore(self, initial_model: Path | None) -> str | None:
+        """At start: serve the persisted assignment, else ``initial_model``; return a problem."""
+        candidates = self._load_saved() + self._initial(initial_model)
+        problems = []
+        for candidate in candidates:
+            try:
+                self._serve(candidate, candidate.refine, candidate.n_ctx, reload=True)
+                return None
+            except CommandFailed as exc:
+                logger.error("cannot serve %s at start: %s", candidate.model_id, exc)
+                problems.append(str(exc))
+        if initial_model is not None and not candidates:
+            problems.append(f"initial_model {initial_model} does not exist")
+        return "; ".join(problems) or None
+
+    def _initial(self, path: Path | None) -> list[Assignment]:
+        if path is None:
+            return []
+        if not path.is_file():
+            logger.error("initial_model %s does not exist", path)
+            return []
+        return [Assignment(model_id_for(path), sha256_file(path), str(path))]
+
+    def _load_saved(self) -> list[Assignment]:
+        try:
+            data = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return []
+        saved = [Assignment(**data[k]) for k in ("current", "previous") if data.get(k)]
+        if len(saved) == 2:
+            self.previous = saved[1]
+        return [a for a in saved if Path(a.path).is_file()]
+
+    def _save(self) -> None:
+        data = {
+            "current": asdict(self.current) if self.current else None,
+            "previous": asdict(self.previous) if self.previous else None,
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, self.state_file)
