@@ -208,7 +208,7 @@ def _assert_benches_and_scores(report: dict[str, Any]) -> None:
     assert {b["status"] for b in report["benches"]} == {"ok"}
     choice = {b["device_id"]: b for b in report["benches"] if b.get("suite_id")}
     assert set(choice) == set(DEVICES) and choice["pizero-01"]["model_ids"] == [SMOLLM2]
-    for device_id, models in report["accuracy"].items():
+    for models in report["accuracy"].values():
         for accuracy in models.values():
             assert accuracy["n"] == 108 and accuracy["low"] <= accuracy["acc"] <= accuracy["high"]
     assert set(report["accuracy"]) == set(DEVICES)
