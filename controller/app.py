@@ -35,6 +35,7 @@ from controller.api.routes import (
     models,
     planner_deps,
     serving,
+    suites,
     tokens,
 )
 from controller.api.state import AppState, CommandSender, StatsSource
@@ -120,7 +121,18 @@ def _mount(app: FastAPI) -> None:
     api = APIRouter(
         prefix=API_PREFIX, dependencies=[Depends(authorize)], responses=errors.ERROR_RESPONSES
     )
-    routes = (me, devices, serving, enrollment, classes, models, bench, commands, dead_letters)
+    routes = (
+        me,
+        devices,
+        serving,
+        enrollment,
+        classes,
+        models,
+        suites,
+        bench,
+        commands,
+        dead_letters,
+    )
     for module in routes:
         api.include_router(module.router)
     for router in planner_deps.routers():
@@ -128,6 +140,7 @@ def _mount(app: FastAPI) -> None:
     api.include_router(tokens.router, dependencies=[Depends(require_admin)])
     app.include_router(api)
     app.include_router(downloads.router, prefix=API_PREFIX)
+    app.include_router(suites.file_router, prefix=API_PREFIX)
     app.include_router(enrollment.redeem_router, prefix=API_PREFIX)
     mount_dashboard(app)
 

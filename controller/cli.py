@@ -81,8 +81,10 @@ def _register_admin_commands() -> None:
     """Sub-groups owned by the API/registry side (kept apart from run/mosquitto-config)."""
     from controller.core.token_cli import tokens_app
     from controller.registry.cli import models_app
+    from controller.registry.suite_cli import suites_app
 
     controller_app.add_typer(models_app, name="models")
+    controller_app.add_typer(suites_app, name="suites")
     controller_app.add_typer(tokens_app, name="tokens")
 
 

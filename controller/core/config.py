@@ -157,6 +157,12 @@ class ControllerSettings(LayeredSettings):
         description="registry model whose judged answers count as q = 1 in profiling "
         "benchmarks (the strongest model the fleet has); needs judge_model_id",
     )
+    profiling_suite_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$",
+        description="suite profiling benches run (uploaded or built in, pinned by sha256 when "
+        "sent); unset: the built-in nine-category set",
+    )
     profiling_questions: int = Field(
         27, ge=1, description="questions per profiled (model, class) pair (3 per category)"
     )
@@ -222,6 +228,11 @@ class ControllerSettings(LayeredSettings):
         """The registry's download URL of a model as agents reach it (sent in assign commands)."""
         base = self.public_url or f"http://{self.api_host}:{self.api_port}"
         return f"{base.rstrip('/')}/api/v1/models/{model_id}/file"
+
+    def suite_file_url(self, suite_id: str) -> str:
+        """Where agents fetch an uploaded suite (sent in bench commands that name it)."""
+        base = self.public_url or f"http://{self.api_host}:{self.api_port}"
+        return f"{base.rstrip('/')}/api/v1/suites/{suite_id}/file"
 
     @property
     def topics(self) -> Topics:

@@ -48,6 +48,7 @@ def build_planning(
             engine,
             commands,
             model_url=settings.model_file_url,
+            suite_url=settings.suite_file_url,
             profiling=profiling_settings(settings),
         ),
     )
