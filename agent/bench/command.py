@@ -21,18 +21,19 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from agent.bench.evalset import Question, QuestionFileError, load_questions
 from agent.bench.runner import BenchConfig, run_bench
+from agent.bench.suite_fetch import SuiteUnavailable, load_suite
 from agent.engine.crash import name_exit, oom_kills
 from agent.inference.refine import StageLimits
 from agent.inference.types import InferenceError
 from agent.link.commands import CommandFailed
 from agent.models.fetch import fetch_model
 from agent.models.serving import ModelHost
-from agent.models.store import ModelStore
+from agent.models.store import ModelStore, StoreError
 from shared.demo_models import DEMO_MODELS, models_dir
 from shared.messages import BenchBody, BenchCommand
 from shared.profiles import DeviceProfile
+from shared.suites.suite import MAX_SUITE_BYTES, Suite
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +60,9 @@ def resolve_model(model_id: str, store: ModelStore, host: ModelHost) -> Path:
 
 @dataclass(frozen=True)
 class BenchJob:
-    """What a bench command runs on: the questions and every model file it names."""
+    """What a bench command runs on: the suite's items and every model file it names."""
 
-    questions: list[Question]
+    suite: Suite
     candidates: dict[str, Path]
     judge: Path | None = None
     reference: Path | None = None
@@ -76,7 +77,7 @@ def prepare_bench(
     on_download: Callable[[], None] | None = None,
     memory_budget_mb: float | None = None,
 ) -> BenchJob:
-    """Load the questions, then find every model named; download the missing ones with sources.
+    """Load the suite, then find every model named; download the missing ones with sources.
 
     A model with a source is used only at the source's sha256 (the serving file, the
     store, else a verified download); one without is looked up locally by id. Nothing
@@ -85,7 +86,7 @@ def prepare_bench(
     """
     if command.reference_model_id and not command.judge_model_id:
         raise CommandFailed("a reference model needs a judge model to score its answers")
-    questions = _questions(command)  # a bad category fails before any download
+    suite = _suite(command, store)  # a bad suite or category fails before any model download
     keep = (protected or set()) | {s.sha256 for s in command.sources}
 
     def path(model_id: str) -> Path:
@@ -106,7 +107,7 @@ def prepare_bench(
 
     model_ids = list(command.model_ids) or _serving_id(host)
     return BenchJob(
-        questions=questions,
+        suite=suite,
         candidates={model_id: path(model_id) for model_id in model_ids},
         judge=path(command.judge_model_id) if command.judge_model_id else None,
         reference=path(command.reference_model_id) if command.reference_model_id else None,
@@ -129,7 +130,7 @@ def run_bench_command(
             config = BenchConfig.from_profile(
                 profile,
                 model_path=path,
-                questions=job.questions,
+                suite=job.suite,
                 judge_path=job.judge,
                 reference_path=job.reference,
                 judge_model_id=command.judge_model_id,
@@ -145,19 +146,28 @@ def run_bench_command(
                 raise CommandFailed(f"benchmark of {model_id} failed: {exc}") from None
             publish(body)
             run_ids.append(body.run_id)
-    return {"models": list(job.candidates), "run_ids": run_ids, "questions": len(job.questions)}
+    return {
+        "models": list(job.candidates),
+        "run_ids": run_ids,
+        "suite": job.suite.name,
+        "items": len(job.suite.items),
+    }
 
 
-def _questions(command: BenchCommand) -> list[Question]:
+def _suite(command: BenchCommand, store: ModelStore) -> Suite:
+    """The command's suite (fetched once and cached by sha256), narrowed as it asks."""
     try:
-        questions = load_questions(categories=command.categories or None)
-    except QuestionFileError as exc:
+        suite = load_suite(
+            command.suite,
+            cache_dir=store.root / "suites",
+            download=lambda url: store.fetch_bytes(url, MAX_SUITE_BYTES),
+        )
+    except (SuiteUnavailable, StoreError) as exc:
         raise CommandFailed(str(exc)) from None
-    if command.max_questions is not None:
-        questions = questions[: command.max_questions]
-    if not questions:
-        raise CommandFailed(f"no questions in categories {command.categories}")
-    return questions
+    selected = suite.filtered(command.categories, max_items=command.max_questions)
+    if not selected.items:
+        raise CommandFailed(f"suite {suite.name} has no items in categories {command.categories}")
+    return selected
 
 
 def run_isolated(config: BenchConfig) -> BenchBody:

@@ -17,7 +17,7 @@ from agent.models.assignment import Assignment, read_assignments, write_assignme
 from agent.models.fetch import fetch_model
 from agent.models.serving import ChatRuntime, ModelHost, Serving
 from agent.inference.types import InferenceError, model_id_for
-from agent.inference.runtime import ModelRuntime
+from agent.inference.batch import BatchEngine
 from agent.models.store import ModelStore
 from agent.models.store import sha256_file
 from shared.messages import AssignCommand
@@ -30,10 +30,10 @@ RuntimeFactory = Callable[[Path, str, int | None], ChatRuntime]
 
 
 def runtime_factory(profile: Callable[[], DeviceProfile]) -> RuntimeFactory:
-    """Load with llama.cpp under the current profile (budget, threads, KV type)."""
+    """Load for serving under the current profile (budget, threads, KV type, parallel sequences)."""
 
     def load(path: Path, model_id: str, n_ctx: int | None) -> ChatRuntime:
-        return ModelRuntime(path, profile=profile(), n_ctx=n_ctx, model_id=model_id)
+        return BatchEngine(path, profile=profile(), n_ctx=n_ctx, model_id=model_id)
 
     return load
 

@@ -48,13 +48,6 @@ class Child:
         """Whether the process has not exited yet."""
         return self.process.poll() is None
 
-    def log_tail(self, chars: int = 3000) -> str:
-        """The end of the process's output, for error messages."""
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
 
 class ProcessGroup:
     """The processes one fleet started; :meth:`stop` ends every one of them."""

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -26,6 +25,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from controller.models import utcnow
 from shared.doctor import LoginOutcome, connack_outcome
+from shared.settings import BrokerAddress
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +49,13 @@ class MqttOptions:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> MqttOptions:
-        """Options from ``mqtt://[user:pass@]host:port`` (``mqtts://`` for TLS)."""
-        parts = urlsplit(url)
-        tls = parts.scheme == "mqtts"
-        extra: dict[str, object] = {}
-        if parts.username:
-            extra["username"] = unquote(parts.username)
-        if parts.password:
-            extra["password"] = unquote(parts.password)
+        """Options from ``mqtt://host:port`` (``mqtts://`` for TLS; login in ``kwargs``)."""
+        address = BrokerAddress.from_url(url)
         return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or (8883 if tls else 1883),
-            tls=tls,
-            **{**extra, **kwargs},  # type: ignore[arg-type]
+            host=address.host,
+            port=address.port,
+            tls=address.tls,
+            **kwargs,  # type: ignore[arg-type]
         )
 
 

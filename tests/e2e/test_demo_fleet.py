@@ -215,7 +215,8 @@ def test_demo_fleet_plans_a_feasible_model_per_device_and_each_answers(
         "PeRFICS leaderboard, class pizero2w-512mb",
     ):
         assert title in runs[0].output
-    assert "caveat: quality rests on" in runs[0].output  # 2 questions judged by a 270M model
+    assert "Verifiable quality: multiple choice" in runs[0].output
+    assert "caveat: what these numbers cannot tell" in runs[0].output
 
     port = int(url.split(":")[2].split("/")[0])
     runs[0].process.send_signal(signal.SIGINT)
@@ -224,8 +225,15 @@ def test_demo_fleet_plans_a_feasible_model_per_device_and_each_answers(
 
 
 def _assert_benches_and_scores(report: dict[str, Any]) -> None:
-    benches = {b["device_id"]: b for b in report["benches"]}
-    assert {d: b["status"] for d, b in benches.items()} == dict.fromkeys(DEVICES, "ok")
+    assert {b["status"] for b in report["benches"]} == {"ok"}
+    choice = {b["device_id"]: b for b in report["benches"] if b.get("suite_id")}
+    assert set(choice) == set(DEVICES) and choice["pizero-01"]["model_ids"] == [SMOLLM2]
+    for models in report["accuracy"].values():
+        for accuracy in models.values():
+            assert accuracy["n"] == 108 and accuracy["low"] <= accuracy["acc"] <= accuracy["high"]
+    assert set(report["accuracy"]) == set(DEVICES)
+    benches = {b["device_id"]: b for b in report["benches"] if not b.get("suite_id")}
+    assert set(benches) == set(DEVICES)
     pi4, zero = benches["pi4-01"], benches["pizero-01"]
     assert (pi4["judge_model_id"], pi4["reference_model_id"]) == (JUDGE, REFERENCE)
     assert set(pi4["model_ids"]) == set(DEMO_MODELS)
