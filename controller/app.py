@@ -8,10 +8,12 @@ command sender and ingest counters there unless they were injected here.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -54,13 +56,30 @@ API_PREFIX = "/api/v1"
 TokenSink = Callable[[str], None]
 
 
-def print_bootstrap_token(token: str) -> None:
-    """Show a generated admin token on the terminal, once (never through logging)."""
-    sys.stderr.write(
-        "\n  edgefleet: first start, created an admin API token (shown only now):\n"
-        f"\n      {token}\n\n  Keep it safe; create more with POST {API_PREFIX}/tokens.\n\n"
-    )
-    sys.stderr.flush()
+BOOTSTRAP_TOKEN_FILE = "bootstrap-admin-token"
+
+
+def bootstrap_token_saver(data_dir: Path) -> TokenSink:
+    """A sink that writes a generated admin token to a 0600 file and prints only its path.
+
+    The token itself never reaches stderr (which journald keeps) or a log.
+    """
+
+    def save(token: str) -> None:
+        path = data_dir / BOOTSTRAP_TOKEN_FILE
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        sys.stderr.write(
+            "\n  edgefleet: first start, created an admin API token; it is in\n"
+            f"\n      {path}\n\n  (readable only by this user). Keep it safe, then delete the "
+            f"file;\n  create more tokens with POST {API_PREFIX}/tokens.\n\n"
+        )
+        sys.stderr.flush()
+
+    return save
 
 
 def create_app(
@@ -69,10 +88,16 @@ def create_app(
     command_sender: CommandSender | None = None,
     engine: Engine | None = None,
     ingest_stats: StatsSource | None = None,
-    token_sink: TokenSink = print_bootstrap_token,
+    enrollment: Enrollment | None = None,
+    token_sink: TokenSink | None = None,
     migrate_db: bool = True,
 ) -> FastAPI:
-    """Build the FastAPI app over ``settings``; start-up work runs in its lifespan."""
+    """Build the FastAPI app over ``settings``; start-up work runs in its lifespan.
+
+    ``token_sink`` receives a generated bootstrap admin token (default: a 0600 file
+    in the data dir, see :func:`bootstrap_token_saver`).
+    """
+    sink = token_sink or bootstrap_token_saver(settings.data_dir)
     owns_engine = engine is None
     engine = engine or create_db_engine(settings.db_url, echo=settings.database_echo)
     state = AppState(
@@ -80,7 +105,7 @@ def create_app(
         engine=engine,
         store=ModelStore(settings.models_dir),
         tokens=TokenAuthenticator(engine),
-        enrollment=Enrollment(engine, settings),
+        enrollment=enrollment or Enrollment(engine, settings),
         devices=DeviceCredentialCheck(engine),
         command_sender=command_sender,
         ingest_stats=ingest_stats,
@@ -89,7 +114,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        _start(state, token_sink, migrate_db=migrate_db)
+        _start(state, sink, migrate_db=migrate_db)
         yield
         if owns_engine:
             state.engine.dispose()
@@ -154,13 +179,17 @@ def fleet_snapshot(state: AppState) -> FleetSnapshot:
             if stats is not None
             else _count(session, select(func.count()).select_from(IngestedMessage))
         )
+        devices_online = _count(session, online)
+        ingest = state.ingest_health(devices_online)
         return FleetSnapshot(
             devices_total=devices_total,
-            devices_online=_count(session, online),
+            devices_online=devices_online,
             messages_stored_total=stored,
             dead_letters_by_reason=crud.dead_letter_counts(session),
             db_latency_s=latency,
             models_total=models_total,
+            ingest_healthy=None if ingest is None else ingest.ok,
+            ingest_takeovers=0 if ingest is None else ingest.takeovers,
         )
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import Engine
 
+from controller.ingest.health import IngestHealth, assess
 from controller.models import Command
 from controller.registry.store import ModelStore
 from shared.messages import AssignCommand, BenchCommand, IdentifyCommand, ReloadConfigCommand
@@ -60,6 +61,15 @@ class AppState:
         if self.command_sender is not None:
             return self.command_sender
         return getattr(self.runtime, "commands", None)
+
+    def ingest_health(self, devices_online: int) -> IngestHealth | None:
+        """The running ingest's health, if this process runs ingest."""
+        ingest = getattr(self.runtime, "ingest", None)
+        if ingest is None:
+            return None
+        return assess(
+            ingest, devices_online=devices_online, silence_s=self.settings.ingest_silence_s
+        )
 
     def stats(self) -> StatsSource | None:
         """The injected ingest counters, else the running ingest's."""

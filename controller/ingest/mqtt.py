@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 RECEIVE_MAXIMUM = 65535
 """Unacknowledged QoS 1 messages the broker may have in flight to us (MQTT 5)."""
+SESSION_TAKEN_OVER = 142
+"""MQTT 5 DISCONNECT reason: another client connected with our client id."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,10 @@ class MqttConnection:
         self.connected = threading.Event()
         self.callback_errors = 0
         self.generation = 0
+        self.takeovers = 0
+        self.last_takeover: float | None = None
+        """``time.monotonic()`` of the last session takeover the broker told us about."""
+        self.disconnected_since: float | None = time.monotonic()
         v5 = options.protocol == "5"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -173,6 +180,7 @@ class MqttConnection:
             elif self.subscriptions:
                 client.subscribe([(t, 1) for t in self.subscriptions])
             self.generation += 1
+            self.disconnected_since = None
             self.connected.set()
             logger.info(
                 "connected to %s:%s (session present: %s)",
@@ -188,6 +196,15 @@ class MqttConnection:
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:
         self.connected.clear()
+        self.disconnected_since = time.monotonic()
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+            self.takeovers += 1
+            self.last_takeover = self.disconnected_since
+            logger.error(
+                "another client took over this session (client id %r): ingest is interrupted",
+                self.options.client_id,
+            )
+            return
         logger.info("disconnected from broker: %s", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:

@@ -44,6 +44,8 @@ class IngestStats:
     batches: int = 0
     write_retries: int = 0
     last_batch_seconds: float = 0.0
+    last_received: float | None = None
+    """``time.monotonic()`` when the last message arrived (written by the network thread)."""
 
     @property
     def handled(self) -> int:
@@ -80,6 +82,7 @@ class IngestService:
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
         self._abandon = False
+        self.started_at = time.monotonic()
         filters = [
             topics.subscription(kind, share_group=config.share_group)
             for kind in ("hello", "state", "heartbeat", "metrics", "bench", "ack")
@@ -95,6 +98,7 @@ class IngestService:
         """Start the writer thread, then connect."""
         self._stopping.clear()
         self._abandon = False
+        self.started_at = time.monotonic()
         self._writer = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._writer.start()
         self.connection.start()
@@ -116,6 +120,7 @@ class IngestService:
 
     def _enqueue(self, message: Received) -> None:
         self.stats.received += 1
+        self.stats.last_received = time.monotonic()
         # Back-pressure: a full queue blocks the network thread (the broker then
         # holds further messages). While stopping, give up instead: the message
         # is not acknowledged, so the broker redelivers it to the next session.

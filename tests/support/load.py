@@ -1,0 +1,81 @@
+"""A device login publishing numbered QoS 1 heartbeats at a steady rate, counting PUBACKs.
+
+What the broker acknowledged is what the device's outbox would drop, so
+``acked`` is the set of seqs the fleet must never lose.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from shared.messages import HeartbeatBody, encode, make_envelope
+from shared.topics import TopicKind, Topics
+
+BODY = HeartbeatBody(uptime_s=1, load_1m=0.1, mem_available_mb=100)
+
+
+class LoadPublisher:
+    """Publishes seqs ``first_seq, first_seq + 1, ...`` at ``rate`` per second until stopped."""
+
+    def __init__(
+        self, device_id: str, password: str, port: int, *, rate: float, first_seq: int = 1
+    ) -> None:
+        self.device_id = device_id
+        self.rate = rate
+        self.next_seq = first_seq
+        self.sent: list[int] = []
+        self._infos: list[tuple[int, mqtt.MQTTMessageInfo]] = []
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._topic = Topics().device(device_id, TopicKind.HEARTBEAT)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=device_id, protocol=mqtt.MQTTv311
+        )
+        self.client.username_pw_set(device_id, password)
+        self.client.max_inflight_messages_set(1000)
+        self.client.on_connect = lambda c, u, f, reason, p: (
+            None if reason.is_failure else self._connected.set()
+        )
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not self._connected.wait(15):
+            raise AssertionError(f"{device_id} could not connect to 127.0.0.1:{port}")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> LoadPublisher:
+        """Start publishing in the background."""
+        self._thread.start()
+        return self
+
+    @property
+    def acked(self) -> set[int]:
+        """Seqs whose PUBACK has arrived."""
+        return {seq for seq, info in self._infos if info.is_published()}
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.is_set():
+            due = int((time.monotonic() - started) * self.rate) + 1
+            while len(self.sent) < due and not self._stop.is_set():
+                seq = self.next_seq
+                payload = encode(make_envelope(self.device_id, seq, BODY))
+                info = self.client.publish(self._topic, payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    self._stop.set()
+                    break
+                self._infos.append((seq, info))
+                self.sent.append(seq)
+                self.next_seq += 1
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        """Stop publishing and disconnect; ``acked`` no longer changes afterwards."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+        self.client.disconnect()
+        self.client.loop_stop()
