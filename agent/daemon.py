@@ -18,18 +18,18 @@ from typing import Any
 import psutil
 
 from agent import probe
-from agent.assign import Assigner, runtime_factory
-from agent.chat_api import create_chat_app
-from agent.chat_server import ChatServer
-from agent.commands import CommandDispatcher, CommandFailed
+from agent.chat.api import create_chat_app
+from agent.chat.metrics import ServingMetrics
+from agent.chat.server import ChatServer
 from agent.config import AgentSettings, load_profile, load_settings
 from agent.gpio import Activity, StatusLight
-from agent.host import ModelHost
-from agent.messenger import Messenger
-from agent.metrics import ServingMetrics
-from agent.mqtt import MqttLink
-from agent.outbox import Outbox
-from agent.store import ModelStore
+from agent.link.commands import CommandDispatcher, CommandFailed
+from agent.link.messenger import Messenger
+from agent.link.mqtt import MqttLink
+from agent.link.outbox import Outbox
+from agent.models.assign import Assigner, runtime_factory
+from agent.models.serving import ModelHost
+from agent.models.store import ModelStore
 from shared.messages import (
     BenchCommand,
     CachedModel,
@@ -265,7 +265,7 @@ class Agent:
 
     def _bench(self, command: BenchCommand) -> dict[str, Any]:
         # imported here: the eval set is loaded only when a bench is asked for
-        from agent.bench_command import prepare_bench, run_bench_command
+        from agent.bench.command import prepare_bench, run_bench_command
 
         self.set_activity(Activity.BENCHMARKING)
         try:

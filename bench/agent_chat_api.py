@@ -16,11 +16,11 @@ from pathlib import Path
 
 import httpx
 
-from agent.chat_api import create_chat_app
-from agent.chat_server import ChatServer
-from agent.host import ModelHost, Serving
-from agent.metrics import ServingMetrics
-from agent.runtime import ModelRuntime
+from agent.chat.api import create_chat_app
+from agent.chat.metrics import ServingMetrics
+from agent.chat.server import ChatServer
+from agent.inference.runtime import ModelRuntime
+from agent.models.serving import ModelHost, Serving
 from shared.demo_models import DEMO_MODELS, models_dir
 
 DEFAULT = models_dir() / DEMO_MODELS["smollm2-135m-instruct-q4_1"].filename

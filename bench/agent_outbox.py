@@ -22,9 +22,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import AgentSettings
-from agent.messenger import Messenger
-from agent.mqtt import MqttLink
-from agent.outbox import Outbox
+from agent.link.messenger import Messenger
+from agent.link.mqtt import MqttLink
+from agent.link.outbox import Outbox
 from shared.messages import MetricsBody, encode, make_envelope
 from shared.topics import Topics
 

@@ -15,8 +15,8 @@ import argparse
 import statistics
 import time
 
-from agent.refine import CRITIQUE_INSTRUCTION, REFINE_INSTRUCTION, StageLimits, answer
-from agent.runtime import ModelRuntime
+from agent.inference.refine import CRITIQUE_INSTRUCTION, REFINE_INSTRUCTION, StageLimits, answer
+from agent.inference.runtime import ModelRuntime
 
 QUESTIONS = (
     "A shop sells pencils at 3 for 45 cents. How many cents do 12 pencils cost?",
@@ -46,7 +46,7 @@ def naive(runtime: ModelRuntime, question: str) -> tuple[float, int, list[str]]:
 
 
 def reused(runtime: ModelRuntime, question: str) -> tuple[float, int, list[str], int]:
-    """agent.refine: (seconds, prompt tokens evaluated, texts, final conversation tokens)."""
+    """agent.inference.refine: (seconds, prompt tokens evaluated, texts, conversation tokens)."""
     runtime.reset()
     result = answer(runtime, question, limits=LIMITS)
     last = result.stages[-1]

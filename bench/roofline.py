@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from agent.runtime import ModelRuntime
+from agent.inference.runtime import ModelRuntime
 
 
 def copy_bandwidth_gbs(megabytes: int = 256, runs: int = 5) -> float:

@@ -1,4 +1,4 @@
-"""Decode tokens/s through agent.runtime vs a bare llama-cpp-python loop, side by side.
+"""Decode tokens/s through agent.inference.runtime vs a bare llama-cpp-python loop, side by side.
 
 Both load the same GGUF with the same threads, context and sampler (greedy,
 repeat penalty 1.1), get the same prompt from an empty cache, and generate the
@@ -20,7 +20,7 @@ import time
 import llama_cpp
 from llama_cpp import Llama
 
-from agent.runtime import ModelRuntime
+from agent.inference.runtime import ModelRuntime
 
 PROMPT = (
     "The lighthouse keeper climbed the stairs as the storm rolled in from the sea. "

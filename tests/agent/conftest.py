@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.runtime import ModelRuntime
+from agent.inference.runtime import ModelRuntime
 from tests.agent.daemon_support import FileServer
 
 

@@ -15,13 +15,13 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.chat_api import create_chat_app
-from agent.chat_server import ChatServer
+from agent.chat.api import create_chat_app
+from agent.chat.metrics import ServingMetrics
+from agent.chat.server import ChatServer
 from agent.config import load_settings
 from agent.daemon import Agent
-from agent.host import ModelHost, Serving
-from agent.metrics import ServingMetrics
-from agent.runtime import ModelRuntime
+from agent.inference.runtime import ModelRuntime
+from agent.models.serving import ModelHost, Serving
 from shared.messages import ModelSource
 
 

@@ -37,7 +37,7 @@ def test_run_with_a_typo_exits_2_naming_the_key(tmp_path: Path) -> None:
 
 
 def test_status_reports_what_the_agent_left_on_disk(tmp_path: Path) -> None:
-    from agent.outbox import Outbox
+    from agent.link.outbox import Outbox
     from shared.topics import TopicKind
 
     config = tmp_path / "agent.yaml"

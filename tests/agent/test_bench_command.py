@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.bench import BenchConfig
-from agent.bench_command import run_isolated
-from agent.evalset import load_questions
-from agent.inference_types import ModelLoadError
+from agent.bench.command import run_isolated
+from agent.bench.evalset import load_questions
+from agent.bench.runner import BenchConfig
+from agent.inference.types import ModelLoadError
 
 pytestmark = pytest.mark.timeout(120)
 

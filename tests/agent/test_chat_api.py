@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.host import ModelHost
-from agent.metrics import ServingMetrics
+from agent.chat.metrics import ServingMetrics
+from agent.models.serving import ModelHost
 from tests.agent.daemon_support import chat_server, load_serving
 
 pytestmark = pytest.mark.timeout(120)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.evalset import (
+from agent.bench.evalset import (
     CATEGORIES,
     Question,
     QuestionFileError,

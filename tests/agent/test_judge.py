@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.judge import Judge, grading_prompt, parse_rating
-from agent.runtime import ModelRuntime
+from agent.bench.judge import Judge, grading_prompt, parse_rating
+from agent.inference.runtime import ModelRuntime
 
 
 @pytest.mark.parametrize(

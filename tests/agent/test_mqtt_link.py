@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.daemon import Agent
-from agent.mqtt_session import Backoff
+from agent.link.session import Backoff
 from shared.messages import CmdBody, IdentifyCommand, encode, make_envelope
 from shared.topics import Topics
 from tests.agent.daemon_support import Recorder, make_agent, wait_until

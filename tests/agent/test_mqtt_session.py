@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.mqtt_session import UNSUPPORTED_PROTOCOL, ProtocolChoice
+from agent.link.session import UNSUPPORTED_PROTOCOL, ProtocolChoice
 
 NOT_AUTHORIZED = 135
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.outbox import Outbox
+from agent.link.outbox import Outbox
 from shared.topics import TopicKind
 
 

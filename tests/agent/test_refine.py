@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.refine import StageLimits, answer
-from agent.runtime import EmptyPrompt, ModelRuntime
+from agent.inference.refine import StageLimits, answer
+from agent.inference.runtime import EmptyPrompt, ModelRuntime
 
 QUESTION = "what is the answer to the question"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.runtime import (
+from agent.inference.runtime import (
     EmptyPrompt,
     InferenceError,
     ModelLoadError,

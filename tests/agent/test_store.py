@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.store import ModelStore, StoreError
+from agent.models.store import ModelStore, StoreError
 from tests.agent.daemon_support import FileServer
 
 MB = 1_000_000

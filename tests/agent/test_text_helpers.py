@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.prompt_format import ChatTemplateFormat, PlainFormat, PromptFormatError
-from agent.streaming import StopScanner
-from agent.sysinfo import is_contended
+from agent.bench.process import is_contended
+from agent.inference.prompt_format import ChatTemplateFormat, PlainFormat, PromptFormatError
+from agent.inference.streaming import StopScanner
 from tests.factories.gguf_models import CHATML_TEMPLATE
 
 

@@ -79,7 +79,7 @@ def test_auto_falls_back_to_311_on_the_embedded_broker_and_works(
         assert wait_until(lambda: len(recorder.of_kind("heartbeat")) >= 2, 20)
         _identify(recorder, "dev-amq", "id-amq")
         assert wait_until(lambda: _acked(recorder, "id-amq"), 20)
-        assert wait_until(lambda: agent.outbox.depth() == 0, 20)  # PUBACKs drain the outbox
+        assert wait_until(lambda: agent.link.outbox.depth() == 0, 20)  # PUBACKs drain the outbox
     finally:
         agent.stop()
         recorder.close()

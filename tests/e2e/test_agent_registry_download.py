@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from agent.config import AgentSettings
-from agent.store import ModelStore, StoreError
+from agent.models.store import ModelStore, StoreError
 from tests.controller.api.conftest import Api, start_api
 
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from agent.inference_types import ChatModel
+from agent.inference.types import ChatModel
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 class ChatRuntime(ChatModel, Protocol):
-    """What serving needs from a loaded model (``agent.runtime.ModelRuntime`` fits)."""
+    """What serving needs from a loaded model (``agent.inference.runtime.ModelRuntime`` fits)."""
 
     model_id: str
 

@@ -36,8 +36,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import AgentSettings
-from agent.mqtt_session import Backoff, ProtocolChoice
-from agent.outbox import Outbox
+from agent.link.outbox import Outbox
+from agent.link.session import Backoff, ProtocolChoice
 from shared.messages import Envelope, MessageRejected, parse_message
 from shared.topics import TopicKind, Topics
 

@@ -9,6 +9,7 @@ the serving and rollback models are never evicted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,13 +21,21 @@ from urllib.parse import urljoin
 
 import httpx
 
-from agent.download import Attempt, Downloader, DownloadError, Progress, file_size
-from agent.sysinfo import sha256_file
+from agent.models.download import Attempt, Downloader, DownloadError, Progress, file_size
 
 logger = logging.getLogger(__name__)
 DISK_MARGIN_BYTES = 16 * 1_000_000
 """Free space left over after a download, so the outbox and logs can still grow."""
 MB = 1_000_000
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks so a multi-GB model never sits in memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class StoreError(RuntimeError):

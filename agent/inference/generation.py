@@ -1,7 +1,7 @@
 """The token loop of one generation: sampling via llama-cpp-python, stop handling, timing.
 
 The llama objects are passed in, so this module needs no llama.cpp import;
-``agent.runtime`` owns the model and calls :class:`GenerationRun`.
+``agent.inference.runtime`` owns the model and calls :class:`GenerationRun`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.inference_types import Generation
-from agent.streaming import StopScanner
+from agent.inference.streaming import StopScanner
+from agent.inference.types import Generation
 
 logger = logging.getLogger(__name__)
 

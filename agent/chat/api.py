@@ -23,7 +23,8 @@ import anyio
 from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from agent.chat_shapes import (
+from agent.chat.metrics import RequestSample, ServingMetrics
+from agent.chat.shapes import (
     ChatRequest,
     Outcome,
     completion,
@@ -32,9 +33,8 @@ from agent.chat_shapes import (
     refined_outcome,
     sse,
 )
-from agent.host import ModelHost, NoModel, QueueFull, Serving
-from agent.inference_types import EmptyPrompt, InferenceError, PromptTooLong
-from agent.metrics import RequestSample, ServingMetrics
+from agent.inference.types import EmptyPrompt, InferenceError, PromptTooLong
+from agent.models.serving import ModelHost, NoModel, QueueFull, Serving
 
 logger = logging.getLogger(__name__)
 

@@ -14,13 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from agent import quality, sysinfo, throughput
-from agent.evalset import Question, check_exact
-from agent.judge import Judge
-from agent.refine import RefinementResult, StageLimits, answer
-from agent.runtime import Generation, InferenceError, ModelRuntime
+from agent.bench import process, quality, throughput
+from agent.bench.evalset import Question, check_exact
+from agent.bench.judge import Judge
+from agent.inference.refine import RefinementResult, StageLimits, answer
+from agent.inference.runtime import Generation, InferenceError, ModelRuntime
+from agent.models.store import sha256_file
+from agent.probe import load_1m
 from shared.messages import BenchBody, ModelRef, QuestionResult
+from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,18 @@ class BenchConfig:
     """Ids reported for the judge and reference (default: from the file name, which in the
     device's store is a hash)."""
 
+    @classmethod
+    def from_profile(cls, profile: DeviceProfile, **options: Any) -> BenchConfig:
+        """A config that runs the model as a device of ``profile``'s class would; options win."""
+        settings: dict[str, Any] = {
+            "threads": profile.threads,
+            "n_ctx": profile.n_ctx,
+            "kv_cache_type": profile.kv_cache_type,
+            "memory_budget_mb": float(profile.memory_budget_mb),
+            "device_class": profile.name,
+        }
+        return cls(**{**settings, **options})
+
 
 @dataclass
 class _Answered:
@@ -73,7 +89,7 @@ def model_ref(runtime: ModelRuntime) -> ModelRef:
     info = runtime.info
     return ModelRef(
         model_id=runtime.model_id,
-        sha256=sysinfo.sha256_file(info.path),
+        sha256=sha256_file(info.path),
         architecture=info.architecture,
         quantization=info.quantization,
         parameters=info.parameters,
@@ -152,8 +168,8 @@ class _CandidateRun:
 
 
 def _run_candidate(config: BenchConfig, report: Progress) -> _CandidateRun:
-    load_before = sysinfo.load_1m()
-    meter = sysinfo.CpuMeter().start()
+    load_before = load_1m()
+    meter = process.CpuMeter().start()
     runtime = _load(config, config.model_path, config.model_id)
     try:
         report("throughput", 0, 1)
@@ -178,9 +194,9 @@ def _run_candidate(config: BenchConfig, report: Progress) -> _CandidateRun:
         answered=answered,
         cpu_s=meter.cpu_s,
         utilisation=meter.utilisation(config.threads),
-        peak_rss_mb=sysinfo.peak_rss_mb(),
+        peak_rss_mb=process.peak_rss_mb(),
         load_before=load_before,
-        load_after=sysinfo.load_1m(),
+        load_after=load_1m(),
     )
 
 
@@ -212,7 +228,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBod
         cpu_seconds=run.cpu_s,
         load_1m_before=run.load_before,
         load_1m_after=run.load_after,
-        contended=sysinfo.is_contended(
+        contended=process.is_contended(
             threads=config.threads, load_before=run.load_before, utilisation=run.utilisation
         ),
         judge=judge,

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.host import Serving
-from agent.inference_types import Generation
-from agent.refine import StageLimits, answer
+from agent.inference.refine import StageLimits, answer
+from agent.inference.types import Generation
+from agent.models.serving import Serving
 
 
 class TextPart(BaseModel):

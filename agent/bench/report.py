@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from agent.throughput import Throughput
+from agent.bench.throughput import Throughput
 from shared.messages import AnswerLatency, BenchBody, CategoryQuality, Spread
 
 

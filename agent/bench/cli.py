@@ -12,14 +12,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from agent.bench.evalset import Question, QuestionFileError, load_questions
 from agent.config import REPO_PROFILES_DIR
-from agent.evalset import Question, QuestionFileError, load_questions
 from shared.demo_models import models_dir
 from shared.messages import BenchBody
 from shared.profiles import DeviceProfile, ProfileError, parse_profile
 
 if TYPE_CHECKING:  # llama.cpp is imported only when a benchmark really runs
-    from agent.bench import BenchConfig
+    from agent.bench.runner import BenchConfig
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -57,13 +57,13 @@ class _Bar:
         self.progress.update(self.tasks[phase], completed=done, total=max(total, 1))
 
 
-def _config(**options: object) -> BenchConfig:
-    from agent.bench import BenchConfig
-    from agent.refine import StageLimits
+def _config(device: DeviceProfile, **options: object) -> BenchConfig:
+    from agent.bench.runner import BenchConfig
+    from agent.inference.refine import StageLimits
 
     max_tokens = int(options.pop("max_tokens"))  # type: ignore[call-overload]
     limits = StageLimits(max_tokens, min(max_tokens, 160), max_tokens)
-    return BenchConfig(limits=limits, **options)  # type: ignore[arg-type]
+    return BenchConfig.from_profile(device, limits=limits, **options)
 
 
 @bench_app.callback(invoke_without_command=True)
@@ -106,16 +106,13 @@ def bench(
         _fail(f"--judge-mode must be auto, text or probability, not {judge_mode!r}")
     judge_path = None if no_judge else (judge or largest_local_model())
     config = _config(
+        device,
         model_path=model,
         questions=selected,
         judge_path=judge_path,
         reference_path=reference,
         refine=refine,
         threads=threads or device.threads,
-        n_ctx=device.n_ctx,
-        kv_cache_type=device.kv_cache_type,
-        memory_budget_mb=float(device.memory_budget_mb),
-        device_class=device.name,
         pp_tokens=pp,
         tg_tokens=tg,
         repetitions=repetitions,
@@ -124,7 +121,7 @@ def bench(
     )
     sweep_max = (threads or os.cpu_count() or 1) if threads_sweep else 0
     body = _run(config, sweep_max)
-    from agent.bench_report import category_table, speed_table
+    from agent.bench.report import category_table, speed_table
 
     console.print(speed_table(body))
     console.print(category_table(body))
@@ -149,9 +146,9 @@ def _inputs(
 
 
 def _run(config: BenchConfig, sweep_max: int) -> BenchBody:
-    from agent.bench import fastest, run_bench, sweep_threads
-    from agent.bench_report import sweep_table
-    from agent.runtime import InferenceError
+    from agent.bench.report import sweep_table
+    from agent.bench.runner import fastest, run_bench, sweep_threads
+    from agent.inference.runtime import InferenceError
 
     console.print(
         f"{config.model_path.name}: {len(config.questions)} questions, "

@@ -17,8 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from agent.messenger import Messenger
-from agent.outbox import Outbox
+from agent.link.messenger import Messenger
+from agent.link.outbox import Outbox
 from shared.messages import AckBody, AckStatus, AssignCommand, BenchCommand, Body, CmdBody, Envelope
 
 logger = logging.getLogger(__name__)

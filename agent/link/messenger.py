@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from agent.outbox import Outbox
+from agent.link.outbox import Outbox
 from shared.messages import BODY_MODELS, Body, encode, make_envelope
 from shared.topics import TopicKind, Topics
 

@@ -1,6 +1,6 @@
 """Token-level measurements on a loaded model: next-token probabilities, pp and tg timing.
 
-A mixin of :class:`agent.runtime.ModelRuntime` (kept apart to keep that module
+A mixin of :class:`agent.inference.runtime.ModelRuntime` (kept apart to keep that module
 small); it talks to the ``Llama`` object the runtime owns and imports no
 llama.cpp itself.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.inference_types import EmptyPrompt, PromptTooLong
+from agent.inference.types import EmptyPrompt, PromptTooLong
 
 
 class RuntimeMeasurements:

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.bench import BenchConfig, run_bench
-from agent.commands import CommandFailed
-from agent.evalset import Question, QuestionFileError, load_questions
-from agent.fetch import fetch_model
-from agent.host import ModelHost
-from agent.inference_types import InferenceError
-from agent.refine import StageLimits
-from agent.store import ModelStore
+from agent.bench.evalset import Question, QuestionFileError, load_questions
+from agent.bench.runner import BenchConfig, run_bench
+from agent.inference.refine import StageLimits
+from agent.inference.types import InferenceError
+from agent.link.commands import CommandFailed
+from agent.models.fetch import fetch_model
+from agent.models.serving import ModelHost
+from agent.models.store import ModelStore
 from shared.demo_models import DEMO_MODELS, models_dir
 from shared.messages import BenchBody, BenchCommand
 from shared.profiles import DeviceProfile
@@ -122,7 +122,8 @@ def run_bench_command(
     run_ids = []
     with host.paused():
         for model_id, path in job.candidates.items():
-            config = BenchConfig(
+            config = BenchConfig.from_profile(
+                profile,
                 model_path=path,
                 questions=job.questions,
                 judge_path=job.judge,
@@ -133,7 +134,6 @@ def run_bench_command(
                 command_id=command.command_id,
                 model_id=model_id,
                 limits=limits or StageLimits(),
-                **_profile_settings(profile),
             )
             try:
                 body = run_isolated(config)
@@ -173,16 +173,6 @@ def _bench_in_child(config: BenchConfig) -> str:
     )
     model_id = config.model_id or config.model_path.name
     return run_bench(config, _log_progress(model_id)).model_dump_json()
-
-
-def _profile_settings(profile: DeviceProfile) -> dict[str, Any]:
-    return {
-        "threads": profile.threads,
-        "n_ctx": profile.n_ctx,
-        "kv_cache_type": profile.kv_cache_type,
-        "memory_budget_mb": profile.memory_budget_mb,
-        "device_class": profile.name,
-    }
 
 
 def _serving_id(host: ModelHost) -> list[str]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agent.commands import CommandFailed
-from agent.store import DownloadResult, ModelStore, StoreError
+from agent.link.commands import CommandFailed
+from agent.models.store import DownloadResult, ModelStore, StoreError
 from shared.messages import AssignCommand, ModelSource
 
 MB = 1_000_000

@@ -15,8 +15,8 @@ import logging
 import re
 from dataclasses import dataclass
 
-from agent.inference_types import ChatModel
-from agent.runtime import InferenceError
+from agent.inference.runtime import InferenceError
+from agent.inference.types import ChatModel
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ import typer
 from rich.console import Console
 from rich.rule import Rule
 
-from agent.bench_cli import load_class_profile
+from agent.bench.cli import load_class_profile
 from shared.demo_models import DEMO_MODELS, models_dir
 from shared.profiles import ProfileError
 
 if TYPE_CHECKING:  # llama.cpp is imported only when the demo really runs
-    from agent.refine import StageLimits
-    from agent.runtime import Generation, ModelRuntime
+    from agent.inference.refine import StageLimits
+    from agent.inference.runtime import Generation, ModelRuntime
 
 console = Console()
 demo_app = typer.Typer(help="Run the demo on the embedded defaults.", no_args_is_help=True)
@@ -64,8 +64,8 @@ def run(
     except ProfileError as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
-    from agent.refine import StageLimits
-    from agent.runtime import InferenceError, ModelRuntime
+    from agent.inference.refine import StageLimits
+    from agent.inference.runtime import InferenceError, ModelRuntime
 
     try:
         runtime = ModelRuntime(path, profile=profile)
@@ -84,7 +84,7 @@ def run(
 
 
 def _answer(runtime: ModelRuntime, question: str, limits: StageLimits) -> None:
-    from agent.refine import answer
+    from agent.inference.refine import answer
 
     current = {"stage": ""}
 

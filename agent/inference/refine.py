@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.inference_types import ChatModel
-from agent.runtime import EmptyPrompt, Generation, InferenceError
+from agent.inference.runtime import EmptyPrompt, Generation, InferenceError
+from agent.inference.types import ChatModel
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from agent.sysinfo import sha256_file
+from agent.models.store import sha256_file
 from shared.demo_models import DemoModel
 
 logger = logging.getLogger(__name__)

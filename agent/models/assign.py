@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.commands import CommandFailed
-from agent.fetch import fetch_model
-from agent.host import ChatRuntime, ModelHost, Serving
-from agent.inference_types import InferenceError, model_id_for
-from agent.runtime import ModelRuntime
-from agent.store import ModelStore
-from agent.sysinfo import sha256_file
+from agent.link.commands import CommandFailed
+from agent.models.fetch import fetch_model
+from agent.models.serving import ChatRuntime, ModelHost, Serving
+from agent.inference.types import InferenceError, model_id_for
+from agent.inference.runtime import ModelRuntime
+from agent.models.store import ModelStore
+from agent.models.store import sha256_file
 from shared.messages import AssignCommand
 from shared.profiles import DeviceProfile
 

@@ -1,6 +1,6 @@
 """What inference calls return and raise, and the pre-load checks (no llama.cpp here).
 
-``agent.runtime`` re-exports all of it; callers import from there.
+``agent.inference.runtime`` re-exports all of it; callers import from there.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Generation:
 
 
 class ChatModel(Protocol):
-    """The one call refinement, judging and serving make (``agent.runtime.ModelRuntime`` fits)."""
+    """The one call refinement, judging and serving make (``ModelRuntime`` fits)."""
 
     def chat(
         self,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass
 
 from shared.messages import MetricsBody
+from shared.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,9 @@ class RequestSample:
     refined: bool
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
+def _percentile(values: list[float], pct: float) -> float | None:
+    """The shared percentile, or None for a window with no requests."""
+    return percentile(values, pct) if values else None
 
 
 class ServingMetrics:
@@ -93,8 +89,8 @@ class ServingMetrics:
             prompt_tokens=sum(s.prompt_tokens for s in samples),
             generated_tokens=generated,
             decode_tok_s=generated / decode_s if decode_s > 0 else None,
-            ttft_ms_p50=percentile(ttft, 50),
-            ttft_ms_p95=percentile(ttft, 95),
-            latency_ms_p50=percentile(latency, 50),
-            latency_ms_p95=percentile(latency, 95),
+            ttft_ms_p50=_percentile(ttft, 50),
+            ttft_ms_p95=_percentile(ttft, 95),
+            latency_ms_p50=_percentile(latency, 50),
+            latency_ms_p95=_percentile(latency, 95),
         )

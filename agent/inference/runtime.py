@@ -18,8 +18,16 @@ from typing import Any
 
 import llama_cpp
 
-from agent.generation import GenerationRun
-from agent.inference_types import (
+from agent.inference.generation import GenerationRun
+from agent.inference.measurements import RuntimeMeasurements
+from agent.inference.prompt_format import (
+    ChatTemplateFormat,
+    PlainFormat,
+    PromptFormat,
+    PromptFormatError,
+)
+from agent.inference.streaming import StopScanner
+from agent.inference.types import (
     DEFAULT_N_CTX,
     MIN_N_CTX,
     ChatModel,
@@ -33,14 +41,6 @@ from agent.inference_types import (
     choose_n_ctx,
     model_id_for,
 )
-from agent.measurements import RuntimeMeasurements
-from agent.prompt_format import (
-    ChatTemplateFormat,
-    PlainFormat,
-    PromptFormat,
-    PromptFormatError,
-)
-from agent.streaming import StopScanner
 from shared.gguf_info import GgufError, GgufInfo, read_gguf_info
 from shared.profiles import DeviceProfile
 

@@ -1,0 +1,1 @@
+"""Benchmarks: throughput, memory and quality of a model on this device, and the bench command."""

@@ -1,0 +1,1 @@
+"""The local chat API (OpenAI-compatible) and its serving metrics."""

@@ -1,0 +1,1 @@
+"""Inference on a loaded GGUF: the llama.cpp adapter, prompts, generation, self-refinement."""

@@ -1,0 +1,1 @@
+"""The link to the controller: MQTT, the on-disk outbox, envelopes and command dispatch."""
