@@ -190,6 +190,7 @@ def fleet_snapshot(state: AppState) -> FleetSnapshot:
             models_total=models_total,
             ingest_healthy=None if ingest is None else ingest.ok,
             ingest_takeovers=0 if ingest is None else ingest.takeovers,
+            ingest_connection_losses=0 if ingest is None else ingest.connection_losses,
         )
 
 

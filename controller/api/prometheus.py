@@ -34,6 +34,7 @@ class FleetSnapshot:
     ingest_healthy: bool | None = None
     """None when this process runs no ingest."""
     ingest_takeovers: int = 0
+    ingest_connection_losses: int = 0
 
 
 class FleetCollector(Collector):
@@ -78,8 +79,13 @@ class FleetCollector(Collector):
             )
             yield CounterMetricFamily(
                 "edgefleet_ingest_session_takeovers",
-                "Times another client connected with the controller's client id.",
+                "Times the broker said another client took the controller's session.",
                 value=snap.ingest_takeovers,
+            )
+            yield CounterMetricFamily(
+                "edgefleet_ingest_connection_losses",
+                "Times the broker dropped ingest's connection (a burst: its client id is in use).",
+                value=snap.ingest_connection_losses,
             )
 
 

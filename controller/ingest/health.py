@@ -1,5 +1,9 @@
 """Whether ingest is really receiving: connected, its session its own, not silent.
 
+Another client with the controller's client id shows as a takeover (MQTT 5
+brokers that say so) or as a burst of lost connections (Mosquitto 2.0 just
+closes the old connection; both clients then keep reconnecting).
+
 A connection can look fine while nothing arrives (a client that took over
 the controller's session, a broker that lost its subscriptions), so
 ``/healthz`` also degrades when devices are online but no message came for
@@ -18,8 +22,11 @@ DISCONNECT_GRACE_S = 10.0
 """A reconnect shorter than this (a broker restart) is not yet a degradation."""
 TAKEOVER_MEMORY_S = 300.0
 """How long a session takeover keeps health degraded after ingest reconnected."""
+FLAPPING_LOSSES = 3
+FLAPPING_WINDOW_S = 60.0
+"""This many lost connections within the window: something keeps taking the session."""
 
-IngestStatus = Literal["ok", "disconnected", "taken_over", "silent"]
+IngestStatus = Literal["ok", "disconnected", "taken_over", "flapping", "silent"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class IngestHealth:
 
     status: IngestStatus
     takeovers: int
+    connection_losses: int
     seconds_since_message: float | None
 
     @property
@@ -46,10 +54,18 @@ def assess(
     since = None if last is None else now - last
     status: IngestStatus = "ok"
     down = connection.disconnected_since
+    recent_losses = [t for t in connection.connection_losses if now - t < FLAPPING_WINDOW_S]
     if connection.last_takeover is not None and now - connection.last_takeover < TAKEOVER_MEMORY_S:
         status = "taken_over"
+    elif len(recent_losses) >= FLAPPING_LOSSES:
+        status = "flapping"
     elif down is not None and now - down > DISCONNECT_GRACE_S:
         status = "disconnected"
     elif devices_online > 0 and now - max(last or 0.0, ingest.started_at) > silence_s:
         status = "silent"
-    return IngestHealth(status=status, takeovers=connection.takeovers, seconds_since_message=since)
+    return IngestHealth(
+        status=status,
+        takeovers=connection.takeovers,
+        connection_losses=len(connection.connection_losses),
+        seconds_since_message=since,
+    )

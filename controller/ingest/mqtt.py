@@ -12,6 +12,7 @@ import logging
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -97,7 +98,11 @@ class MqttConnection:
         self.takeovers = 0
         self.last_takeover: float | None = None
         """``time.monotonic()`` of the last session takeover the broker told us about."""
+        self.connection_losses: deque[float] = deque(maxlen=100)
+        """When the broker dropped us (not our own disconnect): a client using our id,
+        with a broker that does not say so (Mosquitto 2.0 with MQTT 5), shows as a burst."""
         self.disconnected_since: float | None = time.monotonic()
+        self._stopping = False
         v5 = options.protocol == "5"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -144,6 +149,7 @@ class MqttConnection:
 
     def stop(self) -> None:
         """Disconnect (the broker keeps the session) and stop the network thread."""
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -197,6 +203,8 @@ class MqttConnection:
     ) -> None:
         self.connected.clear()
         self.disconnected_since = time.monotonic()
+        if not self._stopping:
+            self.connection_losses.append(self.disconnected_since)
         if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
             self.takeovers += 1
             self.last_takeover = self.disconnected_since

@@ -26,8 +26,9 @@ class Health(BaseModel):
     db_latency_ms: float
     ingest: str | None = Field(
         None,
-        description="ok, disconnected, taken_over (another client used its session) or silent "
-        "(devices online, nothing received); null: no ingest in this process",
+        description="ok, disconnected, taken_over (the broker said another client took its "
+        "session), flapping (dropped 3 times within a minute: its client id is in use) or "
+        "silent (devices online, nothing received); null: no ingest in this process",
     )
 
 
