@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from controller import crud
 from controller.api import errors
+from controller.api.body_limit import BodyLimit
 from controller.api.deps import authorize, require_admin
 from controller.api.prometheus import FleetSnapshot, build_registry
 from controller.api.routes import (
@@ -127,6 +128,11 @@ def create_app(
     )
     app.state.edgefleet = state
     errors.install(app)
+    app.add_middleware(
+        BodyLimit,
+        default_bytes=settings.http_max_body_bytes,
+        limits={f"{API_PREFIX}/models/upload": settings.http_max_upload_bytes},
+    )
     _mount(app)
     return app
 

@@ -156,6 +156,14 @@ class ControllerSettings(BaseSettings):
     enrollment_token_ttl_s: int = Field(
         24 * 3600, ge=60, description="how long a one-time enrollment token stays valid"
     )
+    http_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="largest request body of any API route but the upload (413)"
+    )
+    http_max_upload_bytes: int = Field(
+        32 * 1024**3,
+        ge=1024,
+        description="largest GGUF file POST /api/v1/models/upload takes (413)",
+    )
     api_host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     api_port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP API")
     public_url: str | None = Field(

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from controller.api.deps import AdminDep, SessionDep, StateDep
 from controller.api.errors import ApiError, conflict, not_found
@@ -137,7 +136,7 @@ async def upload_model(
     except RegistryError as exc:
         incoming.abort()
         raise registry_error(exc) from None
-    except (ClientDisconnect, OSError):
+    except BaseException:  # a disconnect, a full disk, a body over its limit: no orphan file
         incoming.abort()
         raise
     try:
