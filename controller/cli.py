@@ -71,7 +71,7 @@ def run(config: ConfigOption = None) -> None:
 
 def _register_plan_commands() -> None:
     """The plan group's commands live with the planner (imported lazily inside each)."""
-    from controller.planner import cli as plan_cli
+    from controller.plans import cli as plan_cli
 
     for name in ("show", "draft", "apply", "history", "scores", "profile"):
         plan_app.command(name)(getattr(plan_cli, name))

@@ -28,7 +28,7 @@ from shared.messages import (
 )
 from tests.controller.api.conftest import Api
 from tests.controller.devices import FakeDevice, wait_until
-from tests.controller.planner.db_world import PCT, RSS, SHAPES
+from tests.controller.plans.db_world import PCT, RSS, SHAPES
 from tests.factories.messages import hello_body
 from tests.factories.planner import questions_for
 

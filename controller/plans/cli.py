@@ -32,7 +32,7 @@ def show(
     config: ConfigOption = None, reasons: ReasonsOption = False, as_json: JsonOption = False
 ) -> None:
     """Dry run: what each device would run now, against what runs now; stores nothing."""
-    from controller.planner.service import dry_run_plan
+    from controller.plans.service import dry_run_plan
 
     _, engine = open_cli_engine(config)
     detail = dry_run_plan(engine, created_by="cli")
@@ -46,7 +46,7 @@ def draft(
     """Compute and store a draft (the older draft is superseded) for `plan apply`."""
     from sqlmodel import Session
 
-    from controller.planner.service import draft_plan, plan_detail
+    from controller.plans.service import draft_plan, plan_detail
 
     _, engine = open_cli_engine(config)
     plan_id = draft_plan(engine, created_by="cli")
@@ -83,7 +83,7 @@ def history(
     """List plans, newest first, with status and summary."""
     from sqlmodel import Session
 
-    from controller.planner.service import plan_history
+    from controller.plans.service import plan_history
 
     _, engine = open_cli_engine(config)
     with Session(engine) as session:
@@ -102,7 +102,7 @@ def scores(
     device_class: Annotated[str | None, typer.Option("--class", help="one class only")] = None,
 ) -> None:
     """Show the PeRFICS leaderboard per device class."""
-    from controller.planner.service import leaderboard
+    from controller.plans.service import leaderboard
 
     _, engine = open_cli_engine(config)
     board = leaderboard(engine)
@@ -164,7 +164,7 @@ def apply(
     require_metrics: Annotated[bool, typer.Option(help="wait for healthy metrics")] = True,
 ) -> None:
     """Apply a draft in waves (canary per class first) through the configured broker."""
-    from controller.planner.apply import PlanApplier, PlanError, RolloutConfig
+    from controller.plans.apply import PlanApplier, PlanError, RolloutConfig
 
     settings, engine = open_cli_engine(config)
     try:
@@ -198,7 +198,7 @@ def profile(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Bench the pairs whose measurement could change the plan, judged by the fleet's judge."""
-    from controller.planner.profiler import Profiler, ProfilingError, profiling_settings
+    from controller.plans.profiler import Profiler, ProfilingError, profiling_settings
 
     settings, engine = open_cli_engine(config)
     try:

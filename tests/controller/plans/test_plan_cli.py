@@ -18,7 +18,7 @@ from controller.ingest.service import IngestService
 from shared.messages import AckBody, AckStatus
 from shared.topics import TopicKind, Topics
 from tests.controller.devices import FakeDevice, wait_until
-from tests.controller.planner.db_world import seed_world
+from tests.controller.plans.db_world import seed_world
 from tests.support.broker import MosquittoBroker
 
 ROOT = Path(__file__).resolve().parents[3]
