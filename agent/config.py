@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.config_errors import describe_validation_error, describe_yaml_error
 from shared.profiles import DeviceProfile, ProfileError, parse_profile
 from shared.topics import DEFAULT_PREFIX, Topics, is_valid_device_id
 
@@ -193,7 +194,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> AgentSettings:
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+            raise ConfigError(f"{source}: {describe_yaml_error(exc)}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{source}: expected a mapping of settings")
         data.update(loaded or {})
@@ -201,7 +202,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> AgentSettings:
     try:
         return AgentSettings(**data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc)}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
 
 
 def load_profile(settings: AgentSettings) -> DeviceProfile:
@@ -227,9 +228,3 @@ def _is_loopback(host: str) -> bool:
     except ValueError:
         return host == "localhost"
 
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-        for err in exc.errors(include_url=False)
-    )

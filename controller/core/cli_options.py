@@ -19,16 +19,26 @@ ConfigOption = Annotated[
 
 
 def load_cli_settings(config: Path | None, **overrides: Any) -> ControllerSettings:
-    """Settings from the file and environment; a bad value exits with code 2 and the reason."""
+    """Settings from the file and environment; a bad value exits with code 2 and the reason.
+
+    The reason names the key, never its value (it may be a secret).
+    """
+    import yaml
     from pydantic import ValidationError
 
     from controller.core.config import load_settings
+    from shared.config_errors import describe_validation_error, describe_yaml_error
 
     try:
         return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
-    except (ValidationError, FileNotFoundError) as exc:
-        typer.echo(f"invalid controller settings: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except ValidationError as exc:
+        reason = describe_validation_error(exc)
+    except yaml.YAMLError as exc:
+        reason = f"{config}: {describe_yaml_error(exc)}"
+    except FileNotFoundError as exc:
+        reason = str(exc)
+    typer.echo(f"invalid controller settings: {reason}", err=True)
+    raise typer.Exit(2)
 
 
 def migrated_engine(settings: ControllerSettings) -> Engine:
