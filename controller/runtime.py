@@ -121,6 +121,9 @@ class ControllerRuntime:
             flush_interval_s=settings.ingest_flush_interval_s,
             queue_size=settings.ingest_queue_size,
             keep_payload_bytes=settings.dead_letter_payload_bytes,
+            max_future_skew_s=settings.ingest_max_future_skew_s,
+            dead_letter_max_rows=settings.dead_letter_max_rows,
+            dead_letter_max_bytes=settings.dead_letter_max_bytes,
             share_group=settings.mqtt_share_group,
             ledger_retention_s=settings.ingest_ledger_retention_s,
         )

@@ -133,8 +133,20 @@ class ControllerSettings(BaseSettings):
         description="/healthz degrades when devices are online but ingest has received nothing "
         "for this long (keep it above the agents' heartbeat interval)",
     )
+    ingest_max_future_skew_s: float = Field(
+        3600.0,
+        gt=0,
+        description="a message whose sent_at is further ahead of the controller's clock is a "
+        "dead letter (clock_skew): it would pin the device's timestamps",
+    )
     dead_letter_payload_bytes: int = Field(
-        65_536, ge=0, description="how much of a rejected payload is kept in the dead-letter table"
+        4096, ge=0, description="how much of a rejected payload is kept in the dead-letter table"
+    )
+    dead_letter_max_rows: int = Field(
+        10_000, ge=1, description="dead letters kept; the oldest go first (counters stay exact)"
+    )
+    dead_letter_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="payload bytes kept in dead letters, at most"
     )
     mosquitto_listener_port: int = Field(
         1883, ge=1, le=65535, description="port in the generated mosquitto.conf"

@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.controller.api.conftest import Api, start_api
+from tests.controller.conftest import (  # noqa: F401 - the storage fixtures, on both backends
+    engine,
+    pg_engine,
+    postgres_server,
+    sqlite_engine,
+)
 
 CONTROLLER_PASSWORD = "security-test-controller-secret"
 
