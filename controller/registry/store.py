@@ -69,9 +69,8 @@ class IncomingFile:
         if len(self._head) < len(GGUF_MAGIC):
             self._head += chunk[: len(GGUF_MAGIC) - len(self._head)]
             if not GGUF_MAGIC.startswith(self._head):
-                raise RegistryError(
-                    "not_gguf", f"not a GGUF file (starts with {self._head!r}, expected 'GGUF')"
-                )
+                # what it starts with instead is not repeated: it may be a secret file
+                raise RegistryError("not_gguf", "not a GGUF file (it does not start with 'GGUF')")
         self._hash.update(chunk)
         self._handle.write(chunk)
 
@@ -83,6 +82,9 @@ class IncomingFile:
         except GgufError as exc:
             self.abort()
             raise RegistryError(_gguf_reason(str(exc)), _without_path(str(exc))) from None
+        except BaseException:  # a bug or a full disk: still no orphan file
+            self.abort()
+            raise
         sha256 = self._hash.hexdigest()
         final = self._store.path_for(sha256)
         if final.exists():

@@ -91,11 +91,23 @@ def get_model(model_id: str, session: SessionDep) -> ModelDetail:
 
 
 def _register(state: Any, stored: StoredFile, **fields: Any) -> Model:
+    """Register a stored file; if that fails, a file no model uses is removed again."""
     with Session(state.engine, expire_on_commit=False) as session:
         try:
             return service.register(session, stored, **fields)
         except service.ModelConflict as exc:
+            _drop_if_unused(state, stored)
             raise conflict(str(exc)) from None
+        except BaseException:
+            _drop_if_unused(state, stored)
+            raise
+
+
+def _drop_if_unused(state: Any, stored: StoredFile) -> None:
+    with Session(state.engine) as session:
+        used = session.exec(select(Model.id).where(Model.sha256 == stored.sha256)).first()
+    if used is None:
+        state.store.delete(stored.sha256)
 
 
 @router.post("", response_model=ModelPublic, status_code=201)
