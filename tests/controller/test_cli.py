@@ -181,8 +181,9 @@ def test_run_against_mosquitto_with_generated_acls(
 
             assert wait_until(has_state, 30), log_path.read_text()
             device.close()
+            # ingest starts before the API server: stop it only once it is fully up
+            wait_for_port(api_port, timeout=60)
             assert password not in log_path.read_text()
-            wait_for_port(api_port, timeout=30)  # serving: SIGTERM now means a clean stop
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0, log_path.read_text()
