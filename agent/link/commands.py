@@ -116,6 +116,17 @@ class CommandDispatcher:
         else:
             self._finish(command_id, AckStatus.OK, None, {"type": command.type, **detail})
 
+    def fail_interrupted(self, reason: str) -> int:
+        """Answer commands a previous run accepted but never finished with an error ack.
+
+        Without it the controller would wait for them forever (a bench the agent's
+        restart cut off stayed ``accepted``). Returns how many there were.
+        """
+        interrupted = self.outbox.fail_unfinished_commands(reason)
+        for record in interrupted:
+            self._ack(record.command_id, AckStatus.ERROR, reason, record.detail)
+        return len(interrupted)
+
     def _finish(
         self, command_id: str, status: AckStatus, reason: str | None, detail: dict[str, Any]
     ) -> None:
