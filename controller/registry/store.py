@@ -11,6 +11,7 @@ after its header is read with :func:`shared.gguf_info.read_gguf_info`.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
@@ -72,7 +73,13 @@ class IncomingFile:
                 # what it starts with instead is not repeated: it may be a secret file
                 raise RegistryError("not_gguf", "not a GGUF file (it does not start with 'GGUF')")
         self._hash.update(chunk)
-        self._handle.write(chunk)
+        try:
+            self._handle.write(chunk)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            self.abort()
+            raise RegistryError("disk_full", "the registry's disk is full") from None
 
     def finish(self) -> StoredFile:
         """Validate the complete file and move it to its content-addressed name."""
@@ -96,8 +103,11 @@ class IncomingFile:
         return StoredFile(path=final, sha256=sha256, size_bytes=self._size, info=info)
 
     def abort(self) -> None:
-        """Drop the partial file."""
-        self._handle.close()
+        """Drop the partial file (also when closing it fails: a full disk cannot flush)."""
+        try:
+            self._handle.close()
+        except OSError:
+            pass
         self._tmp.unlink(missing_ok=True)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from controller.demo.local_fleet import poll
+from tests.controller.api.conftest import start_api
 from tests.support.controller_process import ControllerProcess
 from tests.support.load import LoadPublisher
 
@@ -69,3 +70,28 @@ def test_a_full_disk_delays_ingest_but_loses_nothing(small_disk: Path) -> None:
         assert "disk is full" in controller.log_tail(1_000_000)  # the fault really happened
     finally:
         controller.stop()
+
+
+def test_an_upload_to_a_full_registry_disk_is_refused_and_leaves_no_file(
+    small_disk: Path,
+) -> None:
+    running = start_api(small_disk / "data")
+    try:
+        with running.client("admin") as client:
+            chunks = (
+                b"GGUF" + b"\0" * 1_048_572 if i == 0 else b"\0" * 1_048_576 for i in range(96)
+            )
+            response = client.post(
+                "/api/v1/models/upload",
+                params={"model_id": "fills-the-disk"},
+                content=chunks,
+                headers={"content-type": "application/octet-stream"},
+            )
+            assert response.status_code == 507, response.text
+            assert response.json()["error"] == "disk_full"
+            assert client.get("/api/v1/models").json()["total"] == 0
+        models = running.settings.models_dir
+        assert [p for p in models.rglob("*") if p.is_file()] == []
+    finally:
+        running.server.stop()
+        running.engine.dispose()

@@ -28,7 +28,7 @@ UPLOAD_BODY = {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
-_STATUS = {"too_large": 413, "not_found": 404}
+_STATUS = {"too_large": 413, "not_found": 404, "disk_full": 507}
 
 
 class ClassFit(BaseModel):
