@@ -101,11 +101,17 @@ def start_local_broker(
             **common,  # type: ignore[arg-type]
         )
         return broker, options
+    why = (
+        "local_broker is 'embedded'"
+        if settings.local_broker == "embedded"
+        else "Mosquitto is not installed"
+    )
     logger.warning(
-        "\n  edgefleet: Mosquitto is not installed, so the controller runs the embedded "
-        "amqtt broker.\n  Messages it acknowledged but the controller has not stored yet are "
-        "LOST if the controller crashes,\n  and it has no packet-size limit. Install Mosquitto "
-        "(apt-get install mosquitto) for a broker that keeps them.\n"
+        "\n  edgefleet: %s, so the controller runs the embedded amqtt broker.\n  Messages it "
+        "acknowledged but the controller has not stored yet are LOST if the controller "
+        "crashes,\n  and it has no packet-size limit. Install Mosquitto (apt-get install "
+        "mosquitto) and leave local_broker at auto for a broker that keeps them.\n",
+        why,
     )
     auth = EmbeddedAuth(
         db_url=settings.db_url,
