@@ -94,8 +94,9 @@ class CommandDispatcher:
             self._ack(command_id, AckStatus(previous.status), previous.reason, detail)
             return
         if isinstance(command, LONG_COMMANDS):
-            self.outbox.record_command(command_id, AckStatus.ACCEPTED.value)
-            self._ack(command_id, AckStatus.ACCEPTED, None, {"type": command.type})
+            accepted = {"type": command.type}
+            self.outbox.record_command(command_id, AckStatus.ACCEPTED.value, None, accepted)
+            self._ack(command_id, AckStatus.ACCEPTED, None, accepted)
             self._long.put(command)
             return
         self._run(command)
