@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from controller.demo.local_fleet import poll  # noqa: E402
 from tests.support.controller_process import ControllerProcess  # noqa: E402
 from tests.support.load import LoadPublisher  # noqa: E402
+from tests.support.ports import wait_for_port  # noqa: E402
 
 DEVICE = "pi-fault-01"
 
@@ -88,10 +89,24 @@ def run_fault(name: str, reps: int, rate: float, settle: float, seed: int) -> di
                         "recovery_s": round(recovery, 2),
                     }
                 )
+                wait_for_port(controller.broker_port, timeout=60)  # a restarted broker is back
                 poll(lambda: controller.healthz()["ingest"] == "ok", 60)
         finally:
             controller.stop()
     return {"fault": name, "rate": rate, "reps": rows}
+
+
+def _row(result: dict[str, Any]) -> str:
+    reps = result["reps"]
+    total = {key: sum(r[key] for r in reps) for key in ("sent", "acked", "stored", "lost")}
+    recoveries = [r["recovery_s"] for r in reps if r["recovery_s"] == r["recovery_s"]]
+    recovery = (
+        f"{statistics.median(recoveries):.1f}, {max(recoveries):.1f}" if recoveries else "never"
+    )
+    return (
+        f"| {result['fault']} ({len(reps)}x at {result['rate']:.0f} msg/s) | {total['sent']} | "
+        f"{total['acked']} | {total['stored']} | {total['lost']} | {recovery} |"
+    )
 
 
 def main() -> None:
@@ -103,23 +118,13 @@ def main() -> None:
     parser.add_argument("--only", choices=list(FAULTS), action="append")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results = [
-        run_fault(name, args.reps, args.rate, args.settle, args.seed)
-        for name in args.only or list(FAULTS)
-    ]
-    print("| fault | sent | acked | stored | lost | recovery s (median, max) |")
-    print("|---|---|---|---|---|---|")
-    for result in results:
-        reps = result["reps"]
-        total = {key: sum(r[key] for r in reps) for key in ("sent", "acked", "stored", "lost")}
-        recoveries = [r["recovery_s"] for r in reps if r["recovery_s"] == r["recovery_s"]]
-        recovery = (
-            f"{statistics.median(recoveries):.1f}, {max(recoveries):.1f}" if recoveries else "never"
-        )
-        print(
-            f"| {result['fault']} ({len(reps)}x) | {total['sent']} | {total['acked']} | "
-            f"{total['stored']} | {total['lost']} | {recovery} |"
-        )
+    print("| fault | sent | acked | stored | lost | recovery s (median, max) |", flush=True)
+    print("|---|---|---|---|---|---|", flush=True)
+    results = []
+    for name in args.only or list(FAULTS):
+        result = run_fault(name, args.reps, args.rate, args.settle, args.seed)
+        results.append(result)
+        print(_row(result), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
