@@ -14,31 +14,25 @@ if TYPE_CHECKING:
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML settings file (env EDGEFLEET_CONTROLLER_* wins)"),
+    typer.Option(
+        "--config", "-c", help="YAML settings file (env EDGEFLEET_CONTROLLER_* wins over it)"
+    ),
 ]
 
 
 def load_cli_settings(config: Path | None, **overrides: Any) -> ControllerSettings:
-    """Settings from the file and environment; a bad value exits with code 2 and the reason.
-
-    The reason names the key, never its value (it may be a secret).
-    """
-    import yaml
+    """Settings from the file and environment; a bad value exits with code 2 and the reason."""
     from pydantic import ValidationError
 
     from controller.core.config import load_settings
-    from shared.config_errors import describe_validation_error, describe_yaml_error
+    from shared.settings import describe
 
     try:
         return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        reason = describe_validation_error(exc)
-    except yaml.YAMLError as exc:
-        reason = f"{config}: {describe_yaml_error(exc)}"
-    except FileNotFoundError as exc:
-        reason = str(exc)
-    typer.echo(f"invalid controller settings: {reason}", err=True)
-    raise typer.Exit(2)
+    except (ValueError, FileNotFoundError) as exc:
+        reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
+        typer.echo(f"invalid controller settings: {reason}", err=True)
+        raise typer.Exit(2) from None
 
 
 def migrated_engine(settings: ControllerSettings) -> Engine:
