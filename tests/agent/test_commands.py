@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.config import load_settings
+from agent.daemon import Agent
 from shared.gguf_info import estimate_memory, read_gguf_info
 from shared.messages import (
     AssignCommand,
@@ -248,3 +250,21 @@ def test_rollback_to_the_previous_model_needs_no_download(harness, registry, tin
     assert ack["status"] == "ok" and ack["detail"]["cached"] is True
     assert ack["detail"]["bytes_transferred"] == 0 and len(registry.requests) == requests
     assert harness.chat().json()["model"] == "first"
+
+
+def test_a_command_cut_off_by_an_agent_restart_gets_an_error_ack(broker, tmp_path, tiny_gguf):
+    """Finding 9: a bench interrupted by a restart stayed "accepted" on the controller."""
+    harness = Harness(broker, tmp_path, tiny_gguf)
+    try:
+        # what a run killed mid-bench leaves: the command accepted, never finished
+        harness.agent.outbox.record_command("b-cut", "accepted", None, {"type": "bench"})
+        harness.agent.stop()
+        restarted = Agent(load_settings(harness.config_path), config_path=harness.config_path)
+        harness.agent = restarted
+        restarted.start()
+        ack = harness.final_ack("b-cut", timeout=30)
+        assert ack["status"] == "error" and "restart" in ack["reason"]
+        assert ack["detail"] == {"type": "bench"}
+        assert restarted.outbox.command("b-cut").status == "error"
+    finally:
+        harness.close()
