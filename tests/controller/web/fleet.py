@@ -8,13 +8,18 @@ class also has a *predicted* score. x1 reports hostile strings; off1 went offlin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from paho.mqtt.client import MQTTMessageInfo
 
+from controller.core.db import create_db_engine, migrate
+from controller.ingest.commands import CommandPublisher
+from controller.ingest.mqtt import MqttOptions
+from controller.ingest.service import IngestConfig, IngestService
 from shared.messages import (
     AnswerLatency,
     BenchBody,
@@ -26,11 +31,14 @@ from shared.messages import (
     Spread,
     StateBody,
 )
-from tests.controller.api.conftest import Api
+from shared.topics import Topics
+from tests.controller.api.conftest import Api, start_api
 from tests.controller.devices import FakeDevice, wait_until
 from tests.controller.planner.db_world import PCT, RSS, SHAPES
 from tests.factories.messages import hello_body
 from tests.factories.planner import questions_for
+from tests.factories.profiles import write_profiles
+from tests.support.broker import MosquittoBroker
 
 CLASSES = {"small-box": 75, "big-box": 6000}
 HOSTILE_MODEL = '<script>window.__xss = 1</script><img src="x" onerror="window.__xss = 2">'
@@ -144,3 +152,48 @@ def populate(api: Api, port: int, stored: Callable[[], int]) -> None:
 
 def _dead_letters(client: httpx.Client) -> int:
     return sum(client.get("/api/v1/dead-letters/counts").json().values())
+
+
+@dataclass
+class Dashboard:
+    """The running controller behind the dashboard, and the ingest that filled it."""
+
+    api: Api
+    ingest: IngestService
+    broker: MosquittoBroker
+
+    @property
+    def url(self) -> str:
+        """The dashboard page."""
+        return f"{self.api.url}/dashboard/"
+
+
+@contextmanager
+def reported_fleet(root: Path, gguf: Callable[..., Path]) -> Iterator[Dashboard]:
+    """A controller on uvicorn whose fleet reported over MQTT to a private Mosquitto."""
+    broker = MosquittoBroker(root / "broker").start()
+    engine = create_db_engine(f"sqlite:///{root / 'controller.db'}")
+    migrate(engine)
+    write_profiles(root / "classes", CLASSES)
+    options = MqttOptions(host="127.0.0.1", port=broker.port, client_id="dashboard-ctl")
+    ingest = IngestService(
+        engine, options, topics=Topics(), config=IngestConfig(flush_interval_s=0.05)
+    ).start()
+    assert ingest.connection.wait_connected(10), "ingest did not connect"
+    sender = CommandPublisher(engine, ingest.connection, topics=Topics())
+    api = start_api(
+        root / "data",
+        engine=engine,
+        sender=sender,
+        stats=ingest.stats,
+        device_classes_dir=root / "classes",
+    )
+    try:
+        upload_models(api, gguf)
+        populate(api, broker.port, lambda: ingest.stats.stored)
+        yield Dashboard(api, ingest, broker)
+    finally:
+        api.server.stop()
+        ingest.stop()
+        engine.dispose()
+        broker.stop()
