@@ -21,7 +21,8 @@ import numpy as np
 
 from bench.planner_quality import quality_comparison
 from bench.planner_sim import SHAPES, gguf_info, quality_table
-from controller.planner.assign import build_views, plan_devices
+from controller.planner.assign import plan_devices
+from controller.planner.filters import build_views
 from controller.planner.fleet import FleetConstraints, plan_fleet
 from controller.planner.profiling import clopper_pearson
 from controller.planner.quality import conformance_counts

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bench.planner_sim import SimWorld, build_world
-from controller.planner.assign import ClassView, build_views, plan_devices
-from controller.planner.filters import device_context, device_rejection
+from controller.planner.assign import plan_devices
+from controller.planner.filters import ClassView, build_views, device_context, device_rejection
 from controller.planner.predict import standard_tokens
 from controller.planner.scores import compute_scores
 from controller.planner.types import Device, Option, PlannerSettings

@@ -26,7 +26,7 @@ from controller.models import (
     MqttCredential,
     utcnow,
 )
-from shared.messages import Body
+from shared.messages import AnyCommand
 from shared.profiles import DeviceProfile, parse_profile
 
 # --- device classes ----------------------------------------------------------
@@ -135,7 +135,7 @@ def create_command(
     session: Session,
     *,
     device_id: str,
-    command: Body,
+    command: AnyCommand,
     created_by: str | None = None,
     plan_id: int | None = None,
 ) -> Command:

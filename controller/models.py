@@ -329,13 +329,13 @@ class BenchmarkRun(SQLModel, table=True):
     zero_shot_ttft_ms_p95: float | None = None
     zero_shot_e2e_ms_p50: float | None = None
     zero_shot_e2e_ms_p95: float | None = None
-    zero_shot_tokens_mean: float | None = None
+    zero_shot_generated_tokens_mean: float | None = None
     zero_shot_n: int | None = None
     refined_ttft_ms_p50: float | None = None
     refined_ttft_ms_p95: float | None = None
     refined_e2e_ms_p50: float | None = None
     refined_e2e_ms_p95: float | None = None
-    refined_tokens_mean: float | None = None
+    refined_generated_tokens_mean: float | None = None
     refined_n: int | None = None
     peak_rss_mb: float
     cpu_seconds: float = 0.0

@@ -23,9 +23,9 @@ from controller.enrollment import Enrollment
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.mqtt import MqttOptions
 from controller.ingest.service import IngestConfig, IngestService
-from controller.planner.apply import PlanApplier, RolloutConfig
-from controller.planner.loop import PlannerLoop
-from controller.planner.profiler import Profiler, profiling_settings
+from controller.plans.apply import PlanApplier, RolloutConfig
+from controller.plans.loop import PlannerLoop
+from controller.plans.profiler import Profiler, profiling_settings
 
 logger = logging.getLogger(__name__)
 

@@ -307,10 +307,9 @@ class IdentifyCommand(Body):
     seconds: float = Field(10, gt=0, le=600)
 
 
-Command = Annotated[
-    AssignCommand | BenchCommand | ReloadConfigCommand | IdentifyCommand,
-    Field(discriminator="type"),
-]
+AnyCommand = AssignCommand | BenchCommand | ReloadConfigCommand | IdentifyCommand
+"""Every command a device understands; the one place the union is spelled."""
+Command = Annotated[AnyCommand, Field(discriminator="type")]
 
 
 class CmdBody(Body):

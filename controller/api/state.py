@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from controller.models import Command
 from controller.registry.store import ModelStore
-from shared.messages import AssignCommand, BenchCommand, IdentifyCommand, ReloadConfigCommand
+from shared.messages import AnyCommand
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -26,7 +26,7 @@ class CommandSender(Protocol):
         self,
         *,
         device_id: str,
-        command: AssignCommand | BenchCommand | ReloadConfigCommand | IdentifyCommand,
+        command: AnyCommand,
         created_by: str | None = None,
         plan_id: int | None = None,
     ) -> Command:

@@ -15,20 +15,10 @@ from sqlmodel import Session
 from controller import crud
 from controller.core.db import session_scope
 from controller.models import Command
-from shared.messages import (
-    AssignCommand,
-    BenchCommand,
-    CmdBody,
-    IdentifyCommand,
-    ReloadConfigCommand,
-    encode,
-    make_envelope,
-)
+from shared.messages import AnyCommand, CmdBody, encode, make_envelope
 from shared.topics import TopicKind, Topics
 
 logger = logging.getLogger(__name__)
-
-AnyCommand = AssignCommand | BenchCommand | ReloadConfigCommand | IdentifyCommand
 
 
 class Publisher(Protocol):

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, tuple_
 from sqlalchemy.exc import OperationalError
 
+from controller.ingest import bench_record
 from controller.ingest import rows as R
 from controller.ingest.acks import apply_acks
 from controller.ingest.devices import apply_updates, ensure_devices, mark_seen
@@ -276,7 +277,7 @@ class IngestStore:
         for item in fresh:
             if item.kind != TopicKind.BENCH:
                 continue
-            run = R.bench_run_row(item.envelope, item.received.received_at)
+            run = bench_record.run_row(item.envelope, item.received.received_at)
             stmt = insert_ignore(
                 conn, _table(BenchmarkRun), ["device_id", "run_id", "model_id"]
             ).returning(_table(BenchmarkRun).c.id)
@@ -286,7 +287,7 @@ class IngestStore:
                 detail = f"run {run['run_id']!r} of {run['model_id']!r} is already stored"
                 batch.dead.append(self._dead_row(item.received, DUPLICATE_RUN, detail))
                 continue
-            results, questions = R.bench_detail_rows(item.envelope, run_pk)
+            results, questions = bench_record.detail_rows(item.envelope, run_pk)
             if results:
                 conn.execute(insert(_table(BenchmarkResult)), results)
             if questions:

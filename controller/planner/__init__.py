@@ -1,5 +1,6 @@
-"""The planner: PeRFICS scores, feasibility filters, predictions, profiling and assignment.
+"""The planner's pure core: PeRFICS scores, feasibility filters, predictions, profiling, assignment.
 
-Pure functions over plain data: the database is read before the pipeline and
-written after it, never inside.
+Pure functions over plain data: ``controller.plans`` reads the database before
+the pipeline and writes after it, never inside. Nothing here imports the rest
+of the controller (tests/test_import_direction.py says so).
 """

@@ -20,7 +20,6 @@ from controller.planner.filters import (
     ClassView,
     DeviceContext,
     Rejection,
-    build_views,
     device_context,
     device_rejection,
 )
@@ -28,8 +27,6 @@ from controller.planner.gc_pause import gc_paused
 from controller.planner.matrix import feasibility_matrix
 from controller.planner.scores import OptionScore
 from controller.planner.types import Device, Exclusion, ModelSpec, Option, Pin, PlannerSettings
-
-__all__ = ["ClassView", "Decision", "build_views", "choose_for_device", "plan_devices"]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from itertools import islice
 import numpy as np
 from scipy.sparse import coo_array, csr_array, vstack
 
-from controller.planner.assign import ClassView, Decision
+from controller.planner.assign import Decision
+from controller.planner.filters import ClassView
 from controller.planner.fleet_columns import (
     ClassBlock,
     Columns,

@@ -24,7 +24,7 @@ from functools import cached_property
 
 import numpy as np
 
-from controller.planner.assign import ClassView
+from controller.planner.filters import ClassView
 from controller.planner.matrix import feasibility_matrix
 from controller.planner.scores import OptionScore
 from controller.planner.types import Device, Exclusion, ModelSpec, Option, Pin, PlannerSettings

@@ -12,8 +12,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from controller.planner.assign import ClassView
-from controller.planner.filters import device_context, device_rejection, memory_need_mb
+from controller.planner.filters import (
+    ClassView,
+    device_context,
+    device_rejection,
+    memory_need_mb,
+)
 from controller.planner.types import Device, Exclusion, ModelSpec, Pin, PlannerSettings
 
 MB = 1_000_000

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.messages import AnswerLatency, BenchBody, QuestionResult
+from shared.messages import AnswerLatency, QuestionResult
 from shared.perfics import PerficsWeights
 
 
@@ -58,7 +58,7 @@ class Device:
 
 @dataclass(frozen=True)
 class BenchRun:
-    """One benchmark run of one model on one device class (a stored ``BenchBody``)."""
+    """One benchmark run of one model on one device class (``controller.ingest.bench_record``)."""
 
     model_id: str
     device_class: str
@@ -69,21 +69,6 @@ class BenchRun:
     refined: AnswerLatency | None = None
     questions: tuple[QuestionResult, ...] = ()
     contended: bool = False
-
-    @classmethod
-    def from_bench(cls, body: BenchBody) -> BenchRun:
-        """Keep what the planner uses from a bench message body."""
-        return cls(
-            model_id=body.model.model_id,
-            device_class=body.device_class,
-            peak_rss_mb=body.peak_rss_mb,
-            prefill_tok_s=body.prefill_tok_s.mean if body.prefill_tok_s else None,
-            decode_tok_s=body.decode_tok_s.mean if body.decode_tok_s else None,
-            zero_shot=body.zero_shot,
-            refined=body.refined,
-            questions=tuple(body.questions),
-            contended=body.contended,
-        )
 
 
 @dataclass(frozen=True)

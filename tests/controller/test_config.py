@@ -56,7 +56,7 @@ def test_invalid_prefix_and_broker_url_are_refused() -> None:
 def test_fleet_judge_and_reference_come_from_the_environment_and_pair_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from controller.planner.profiler import profiling_settings
+    from controller.plans.profiler import profiling_settings
 
     monkeypatch.setenv("EDGEFLEET_CONTROLLER_JUDGE_MODEL_ID", "gemma3-270m")
     monkeypatch.setenv("EDGEFLEET_CONTROLLER_REFERENCE_MODEL_ID", "qwen-1.5b")

@@ -22,9 +22,12 @@ from controller.models import (
     IngestedMessage,
     ServingMetric,
 )
+from controller.planner.types import BenchRun
+from controller.plans.inputs import load_inputs
 from shared.messages import (
     AckBody,
     AckStatus,
+    AnswerLatency,
     DeviceStatus,
     HeartbeatBody,
     StateBody,
@@ -33,7 +36,7 @@ from shared.messages import (
 )
 from shared.topics import TopicKind
 from tests.controller.devices import FakeDevice, wait_until
-from tests.factories.messages import EXAMPLE_BODIES
+from tests.factories.messages import EXAMPLE_BODIES, bench_body
 from tests.support.broker import MosquittoBroker
 
 AGENT_KINDS = [k for k in TopicKind if k.from_agent]
@@ -76,6 +79,38 @@ def test_every_agent_message_kind_is_stored(
     for model in (Heartbeat, DeviceState, CommandAck):
         assert count(engine, model) == 1
     assert count(engine, IngestedMessage) == len(AGENT_KINDS)
+
+
+def test_a_stored_bench_reads_back_as_the_planners_run_field_for_field(
+    sqlite_engine: Engine, mosquitto: MosquittoBroker, ingest_factory: Callable[..., IngestService]
+) -> None:
+    """Ingest's rows and the planner's reading of them are one codec: nothing is lost between."""
+    refined = AnswerLatency(
+        ttft_ms_p50=90, ttft_ms_p95=130, e2e_ms_p50=9000, e2e_ms_p95=11000,
+        generated_tokens_mean=210, n=9,
+    )  # fmt: skip
+    body = bench_body().model_copy(update={"refined": refined, "contended": True})
+    service = ingest_factory(sqlite_engine, mosquitto, client_id="bench-codec")
+    device = FakeDevice("pi-codec", mosquitto.port)
+    device.publish_body(body).wait_for_publish(5)
+    assert wait_until(lambda: service.stats.handled >= 1)
+    device.close()
+    with Session(sqlite_engine) as session:
+        runs = load_inputs(session).runs
+    assert body.prefill_tok_s and body.decode_tok_s and body.zero_shot
+    assert runs == [
+        BenchRun(
+            model_id=body.model.model_id,
+            device_class=body.device_class,
+            peak_rss_mb=body.peak_rss_mb,
+            prefill_tok_s=body.prefill_tok_s.mean,
+            decode_tok_s=body.decode_tok_s.mean,
+            zero_shot=body.zero_shot,
+            refined=refined,
+            questions=tuple(body.questions),
+            contended=True,
+        )
+    ]
 
 
 def test_redelivered_messages_are_stored_once(

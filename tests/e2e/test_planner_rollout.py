@@ -23,15 +23,15 @@ from controller import models as db
 from controller.core.db import session_scope
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.service import IngestService
-from controller.planner.apply import PlanApplier, RolloutConfig
-from controller.planner.service import draft_plan, plan_detail
+from controller.plans.apply import PlanApplier, RolloutConfig
+from controller.plans.service import draft_plan, plan_detail
 from controller.registry.serve import file_response
 from shared.topics import Topics
 from tests.agent.daemon_support import agent_config, agent_process, write_config
 from tests.controller import conftest as controller_fixtures
 from tests.controller.api.server import UvicornServer
 from tests.controller.devices import wait_until
-from tests.controller.planner.db_world import add_run
+from tests.controller.plans.db_world import add_run
 from tests.factories.profiles import write_profiles
 from tests.support.broker import MosquittoBroker
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.controller.planner.db_world import SHAPES
+from tests.controller.plans.db_world import SHAPES
 from tests.factories.profiles import write_profiles
 from tests.support.fleet import Fleet, judged_quality, wait_for
 

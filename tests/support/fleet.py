@@ -15,7 +15,7 @@ from typing import Any
 
 from controller.core.db import create_db_engine, session_scope
 from controller.demo.local_fleet import AGENT_DEFAULTS, LocalFleet, poll
-from tests.controller.planner.db_world import add_run
+from tests.controller.plans.db_world import add_run
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "eft_e2e-admin-token-" + "z" * 24

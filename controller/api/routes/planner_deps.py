@@ -18,8 +18,8 @@ from controller.api.errors import ApiError
 from controller.api.routes import plans, profiling, scores
 from controller.api.state import AppState
 from controller.core.security import Principal, Role
-from controller.planner.apply import PlanApplier, RolloutConfig
-from controller.planner.profiler import Profiler, profiling_settings
+from controller.plans.apply import PlanApplier, RolloutConfig
+from controller.plans.profiler import Profiler, profiling_settings
 
 
 def _engine(state: StateDep) -> Engine:

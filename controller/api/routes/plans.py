@@ -20,9 +20,9 @@ from controller import models as db
 from controller.api.errors import ERROR_RESPONSES, bad_request, conflict, not_found
 from controller.api.pagination import MAX_LIMIT, MAX_ROW_ID, RowId
 from controller.core.db import session_scope
-from controller.planner.apply import PlanApplier, PlanError
 from controller.planner.fleet import FleetConstraints
-from controller.planner.service import draft_plan, dry_run_plan, plan_detail, plan_history
+from controller.plans.apply import PlanApplier, PlanError
+from controller.plans.service import draft_plan, dry_run_plan, plan_detail, plan_history
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.api.errors import ERROR_RESPONSES, conflict
-from controller.planner.profiler import Profiler, ProfilingError, ProfilingSent
+from controller.plans.profiler import Profiler, ProfilingError, ProfilingSent
 from shared.profiles import ClassName
 
 

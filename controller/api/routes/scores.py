@@ -11,10 +11,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from controller.api.errors import ERROR_RESPONSES
-from controller.planner.inputs import load_inputs
-from controller.planner.scores import compute_scores, hardware_independent_view
-from controller.planner.service import score_row
+from controller.planner.scores import hardware_independent_view
 from controller.planner.types import PlannerSettings
+from controller.plans.inputs import current_scores
+from controller.plans.service import score_row
 
 
 def make_router(engine: Callable[..., Engine], viewer: Callable[..., str]) -> APIRouter:
@@ -28,8 +28,7 @@ def make_router(engine: Callable[..., Engine], viewer: Callable[..., str]) -> AP
         """Leaderboard per class (B, I with CIs, E, C, Psi, flags) and the memory-cost view."""
         settings = PlannerSettings()
         with Session(engine) as session:
-            inputs = load_inputs(session)
-        scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, settings)
+            scores = current_scores(session, settings)
         classes = {
             cls: [score_row(s) for s in rows]
             for cls, rows in scores.items()

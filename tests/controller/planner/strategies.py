@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from controller.planner.assign import ClassView, Decision, build_views
+from controller.planner.assign import Decision
+from controller.planner.filters import ClassView, build_views
 from controller.planner.fleet import FleetConstraints, FleetResult, plan_fleet
 from controller.planner.profiling import clopper_pearson
 from controller.planner.scores import OptionScore, rank_key

@@ -1,4 +1,4 @@
-from controller.planner.assign import build_views
+from controller.planner.filters import build_views
 from controller.planner.outlook import (
     bench_commands,
     class_calibrations,

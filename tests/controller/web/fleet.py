@@ -34,7 +34,7 @@ from shared.messages import (
 from shared.topics import Topics
 from tests.controller.api.conftest import Api, start_api
 from tests.controller.devices import FakeDevice, wait_until
-from tests.controller.planner.db_world import PCT, RSS, SHAPES
+from tests.controller.plans.db_world import PCT, RSS, SHAPES
 from tests.factories.messages import hello_body
 from tests.factories.planner import questions_for
 from tests.factories.profiles import write_profiles

@@ -19,13 +19,13 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from controller import models as db
-from controller.planner.apply import PlanApplier, PlanError
-from controller.planner.inputs import load_inputs
-from controller.planner.profiler import Profiler, ProfilingError
-from controller.planner.scores import OptionScore, compute_scores
-from controller.planner.service import draft_plan
+from controller.planner.scores import OptionScore
 from controller.planner.triggers import ReplanTrigger, score_shifts
 from controller.planner.types import PlannerSettings
+from controller.plans.apply import PlanApplier, PlanError
+from controller.plans.inputs import current_scores
+from controller.plans.profiler import Profiler, ProfilingError
+from controller.plans.service import draft_plan
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +140,7 @@ class PlannerLoop:
             runs = session.exec(select(func.count(col(db.BenchmarkRun.id)))).one()
             if runs == self._runs:
                 return
-            inputs = load_inputs(session)
-        scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, self.settings)
+            scores = current_scores(session, self.settings)
         if self._runs >= 0:
             for reason in score_shifts(self._scores, scores, self.settings.hysteresis):
                 self.trigger.note(reason, now)

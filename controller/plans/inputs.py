@@ -11,10 +11,19 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from controller import models as db
+from controller.ingest.bench_record import bench_run
+from controller.planner.scores import OptionScore, compute_scores
 from controller.planner.specs import model_spec_from_gguf
-from controller.planner.types import BenchRun, Device, Exclusion, ModelSpec, Option, Pin
+from controller.planner.types import (
+    BenchRun,
+    Device,
+    Exclusion,
+    ModelSpec,
+    Option,
+    Pin,
+    PlannerSettings,
+)
 from shared.gguf_info import GgufError, read_gguf_info
-from shared.messages import AnswerLatency, QuestionResult
 from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
@@ -32,6 +41,10 @@ class PlannerInputs:
     exclusions: list[Exclusion]
     sha256: dict[str, str]
     size_bytes: dict[str, int]
+
+    def scores(self, settings: PlannerSettings) -> dict[str, list[OptionScore]]:
+        """Every class's scored options, best first, from this snapshot."""
+        return compute_scores(self.profiles, self.models, self.runs, settings)
 
 
 def _profiles(session: Session) -> dict[str, DeviceProfile]:
@@ -62,57 +75,14 @@ def _model_spec(row: db.Model, profiles: dict[str, DeviceProfile]) -> ModelSpec:
     )
 
 
-def _latency(run: db.BenchmarkRun, prefix: str) -> AnswerLatency | None:
-    values = {
-        k: getattr(run, f"{prefix}_{k}")
-        for k in ("ttft_ms_p50", "ttft_ms_p95", "e2e_ms_p50", "e2e_ms_p95", "tokens_mean", "n")
-    }
-    if values["e2e_ms_p50"] is None or values["e2e_ms_p95"] is None:
-        return None
-    return AnswerLatency(
-        ttft_ms_p50=values["ttft_ms_p50"] or 0.0,
-        ttft_ms_p95=values["ttft_ms_p95"] or 0.0,
-        e2e_ms_p50=values["e2e_ms_p50"],
-        e2e_ms_p95=values["e2e_ms_p95"],
-        generated_tokens_mean=values["tokens_mean"] or 0.0,
-        n=max(1, values["n"] or 1),
-    )
-
-
 def _runs(session: Session) -> list[BenchRun]:
-    questions: dict[int, list[QuestionResult]] = defaultdict(list)
+    questions: dict[int, list[db.BenchmarkQuestion]] = defaultdict(list)
     for q in session.exec(
         select(db.BenchmarkQuestion).order_by(col(db.BenchmarkQuestion.id))
     ).all():
-        questions[q.run_pk].append(
-            QuestionResult(
-                question_id=q.question_id,
-                category=q.category,
-                refined=q.refined,
-                judge_score=q.judge_score,
-                reference_judge_score=q.reference_judge_score,
-                exact_correct=q.exact_correct,
-                e2e_ms=q.e2e_ms,
-                generated_tokens=q.generated_tokens,
-                prompt_tokens_evaluated=q.prompt_tokens_evaluated,
-            )
-        )
-    out = []
-    for run in session.exec(select(db.BenchmarkRun).order_by(col(db.BenchmarkRun.id))).all():
-        out.append(
-            BenchRun(
-                model_id=run.model_id,
-                device_class=run.device_class,
-                peak_rss_mb=run.peak_rss_mb,
-                prefill_tok_s=run.prefill_tok_s,
-                decode_tok_s=run.decode_tok_s,
-                zero_shot=_latency(run, "zero_shot"),
-                refined=_latency(run, "refined"),
-                questions=tuple(questions.get(run.id or -1, ())),
-                contended=run.contended,
-            )
-        )
-    return out
+        questions[q.run_pk].append(q)
+    runs = session.exec(select(db.BenchmarkRun).order_by(col(db.BenchmarkRun.id))).all()
+    return [bench_run(run, questions.get(run.id or -1, ())) for run in runs]
 
 
 def _num(data: dict[str, Any] | None, key: str) -> float | None:
@@ -164,3 +134,8 @@ def load_inputs(session: Session) -> PlannerInputs:
         sha256={m.id: m.sha256 for m in model_rows},
         size_bytes={m.id: m.size_bytes for m in model_rows},
     )
+
+
+def current_scores(session: Session, settings: PlannerSettings) -> dict[str, list[OptionScore]]:
+    """The leaderboard as the database stands now: one read, then the pure scoring."""
+    return load_inputs(session).scores(settings)

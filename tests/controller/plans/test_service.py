@@ -4,14 +4,14 @@ from sqlmodel import Session
 from controller import models as db
 from controller.core.db import session_scope
 from controller.planner.fleet import FleetConstraints
-from controller.planner.service import (
+from controller.plans.service import (
     draft_plan,
     dry_run_plan,
     leaderboard,
     plan_detail,
     plan_history,
 )
-from tests.controller.planner.db_world import plan_row_counts, seed_world
+from tests.controller.plans.db_world import plan_row_counts, seed_world
 
 
 def test_draft_assigns_the_best_feasible_model_per_device_with_reasons(

@@ -15,8 +15,8 @@ from controller.ingest.service import IngestService
 from shared.topics import Topics
 from tests.controller.api.conftest import start_api
 from tests.controller.devices import wait_until
-from tests.controller.planner.db_world import plan_row_counts, seed_world
-from tests.controller.planner.test_apply import Listener
+from tests.controller.plans.db_world import plan_row_counts, seed_world
+from tests.controller.plans.test_apply import Listener
 from tests.support.broker import MosquittoBroker
 
 PUBLIC_URL = "http://ctl.test:8123/"

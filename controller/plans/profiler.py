@@ -23,8 +23,7 @@ from sqlmodel import Session, col, select
 from controller import models as db
 from controller.ingest.commands import CommandPublisher
 from controller.models import utcnow
-from controller.planner.assign import build_views
-from controller.planner.inputs import PlannerInputs, load_inputs
+from controller.planner.filters import build_views
 from controller.planner.outlook import (
     ProfilingPick,
     bench_commands,
@@ -32,8 +31,8 @@ from controller.planner.outlook import (
     grading_for,
     profiling_outlooks,
 )
-from controller.planner.scores import compute_scores
 from controller.planner.types import PlannerSettings, ProfilingSettings
+from controller.plans.inputs import PlannerInputs, load_inputs
 from controller.registry.sources import registry_sources
 
 logger = logging.getLogger(__name__)
@@ -119,7 +118,7 @@ class Profiler:
     ) -> list[ProfilingPick]:
         """The pure part: pairs worth profiling, their idle devices and graders."""
         settings, questions = self.settings, self.profiling.questions_per_pair
-        scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, settings)
+        scores = inputs.scores(settings)
         views = build_views(scores, inputs.profiles, inputs.models, settings, inputs.exclusions)
         cals = class_calibrations(inputs.profiles, inputs.runs, inputs.models, settings)
         outlooks = [

@@ -15,14 +15,14 @@ from controller import models as db
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.service import IngestService
 from controller.models import utcnow
-from controller.planner.apply import PlanApplier, PlanError, RolloutConfig
-from controller.planner.profiler import Profiler, ProfilingError
-from controller.planner.service import draft_plan, plan_detail
 from controller.planner.types import ProfilingSettings
+from controller.plans.apply import PlanApplier, PlanError, RolloutConfig
+from controller.plans.profiler import Profiler, ProfilingError
+from controller.plans.service import draft_plan, plan_detail
 from shared.messages import AckBody, AckStatus, MetricsBody
 from shared.topics import TopicKind, Topics
 from tests.controller.devices import FakeDevice, wait_until
-from tests.controller.planner.db_world import seed_world
+from tests.controller.plans.db_world import seed_world
 from tests.support.broker import MosquittoBroker
 
 
@@ -316,7 +316,7 @@ def test_profiling_benches_carry_the_fleet_judge_and_reference_where_they_fit(ri
 
 
 def test_the_planner_loop_advances_a_running_rollout(rig) -> None:
-    from controller.planner.loop import PlannerLoop
+    from controller.plans.loop import PlannerLoop
 
     engine, service, devices, applier = rig
     _move_small_box(engine)
@@ -334,7 +334,7 @@ def test_the_planner_loop_advances_a_running_rollout(rig) -> None:
 def test_the_planner_loop_profiles_only_when_given_a_profiler_and_then_per_interval(
     rig, caplog
 ) -> None:
-    from controller.planner.loop import PlannerLoop
+    from controller.plans.loop import PlannerLoop
 
     engine, service, devices, applier = rig
     _add_unjudged_model(engine, applier)

@@ -12,12 +12,13 @@ from sqlmodel import Session, col, select
 
 from controller import models as db
 from controller.core.db import session_scope
-from controller.planner.assign import Decision, build_views, plan_devices
+from controller.planner.assign import Decision, plan_devices
+from controller.planner.filters import build_views
 from controller.planner.fleet import FleetConstraints, plan_fleet
-from controller.planner.inputs import PlannerInputs, load_inputs
 from controller.planner.quality import conformance_counts
-from controller.planner.scores import OptionScore, compute_scores
+from controller.planner.scores import OptionScore
 from controller.planner.types import Option, PlannerSettings
+from controller.plans.inputs import PlannerInputs, current_scores, load_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def compute_plan(
     constraints: FleetConstraints | None = None,
 ) -> PlanResult:
     """The pure pipeline: scores, class filters, then per-device choice or the fleet MILP."""
-    scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, settings)
+    scores = inputs.scores(settings)
     views = build_views(scores, inputs.profiles, inputs.models, settings, inputs.exclusions)
     if constraints is None or constraints.empty:
         decisions = plan_devices(
@@ -229,8 +230,7 @@ def leaderboard(engine: Engine, settings: PlannerSettings | None = None) -> dict
     """Per class, every scored option best first, with its terms, intervals and flags."""
     settings = settings or PlannerSettings()
     with Session(engine) as session:
-        inputs = load_inputs(session)
-    scores = compute_scores(inputs.profiles, inputs.models, inputs.runs, settings)
+        scores = current_scores(session, settings)
     return {cls: [score_row(s) for s in rows] for cls, rows in scores.items()}
 
 

@@ -3,9 +3,9 @@ from sqlmodel import Session, select
 
 from controller import models as db
 from controller.core.db import session_scope
-from controller.planner.loop import PlannerLoop
 from controller.planner.triggers import ReplanTrigger
-from tests.controller.planner.db_world import add_run, seed_world
+from controller.plans.loop import PlannerLoop
+from tests.controller.plans.db_world import add_run, seed_world
 
 
 def test_joins_offline_devices_and_new_measurements_trigger_one_debounced_replan(
