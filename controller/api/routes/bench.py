@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, func
 from sqlalchemy import select as sql_select
 from sqlmodel import col, select
@@ -29,6 +29,7 @@ class BenchSummary(BaseModel):
     category: str
     refined: bool
     runs: int
+    questions: int = Field(description="judged questions over those runs (the n of a mean)")
     judge_mean: float | None
     pct_of_reference: float | None
     exact_accuracy: float | None
@@ -83,7 +84,7 @@ def summary(
     means = [func.avg(col(c)) for c in (r.judge_mean, r.pct_of_reference, r.exact_accuracy,
                                          r.decode_tok_s, r.e2e_ms_p50, r.peak_rss_mb)]  # fmt: skip
     stmt = (
-        sql_select(*keys, func.count(), *means)
+        sql_select(*keys, func.count(), func.sum(col(r.n)), *means)
         .where(*_filters(model_id, device_class, category, refined))
         .group_by(*keys)
         .order_by(*keys)

@@ -3,6 +3,7 @@ the real app on uvicorn with a fleet that reported over a real Mosquitto (one pe
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,19 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
 ]
+
+
+ARTIFACTS = Path(
+    os.environ.get("EDGEFLEET_TEST_ARTIFACTS", Path(__file__).parents[3] / "test-artifacts")
+)
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where the dashboard tests keep their screenshots ($EDGEFLEET_TEST_ARTIFACTS/dashboard)."""
+    folder = ARTIFACTS / "dashboard"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")

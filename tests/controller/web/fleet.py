@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from paho.mqtt.client import MQTTMessageInfo
 
+from agent.bench.quality import categories, reference_means
 from controller.core.db import create_db_engine, migrate
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.mqtt import MqttOptions
@@ -85,6 +87,7 @@ def upload_models(api: Api, gguf: Callable[..., Path]) -> None:
 def bench_run(model_id: str, device_class: str, run: int) -> BenchBody:
     """A benchmark run with judged questions (zero-shot and refined) and answer latencies."""
     pct = PCT["small" if model_id == "m-small" else "big"]
+    questions = questions_for(dict.fromkeys(("writing", "math", "coding"), pct), seed=run)
     return BenchBody(
         run_id=f"run-{run}",
         model=ModelRef(model_id=model_id),
@@ -102,7 +105,8 @@ def bench_run(model_id: str, device_class: str, run: int) -> BenchBody:
             generated_tokens_mean=128, n=5,
         ),
         peak_rss_mb=RSS[model_id],
-        questions=questions_for(dict.fromkeys(("writing", "math", "coding"), pct), seed=run),
+        questions=questions,
+        categories=categories(questions, reference_means(questions)),  # as the agent sums them
     )  # fmt: skip
 
 
@@ -130,12 +134,37 @@ def report(device: FakeDevice, vitals: Vitals) -> list[MQTTMessageInfo]:
     return [device.publish_body(body) for body in bodies]
 
 
+HISTORY_POINTS = 12
+"""s1's last hour: a heartbeat and a metrics report every 5 minutes, offline for 10 of them."""
+
+
+def history(device: FakeDevice, vitals: Vitals) -> list[MQTTMessageInfo]:
+    """An hour of vitals and serving metrics, oldest first, and an offline span."""
+    now = datetime.now(UTC)
+    sent = []
+    for k in range(HISTORY_POINTS, 0, -1):
+        at = now - timedelta(minutes=5 * k)
+        beat = HeartbeatBody(
+            uptime_s=100 + k, load_1m=0.2 + 0.05 * k, mem_available_mb=1200.0 - 10 * k,
+            rss_mb=40.0 + k, temperature_c=45.0 + k / 2, outbox_depth=k % 4,
+        )  # fmt: skip
+        metrics = MetricsBody(
+            window_s=300, requests=3, decode_tok_s=10.0 + k / 4, latency_ms_p95=3000.0 + 100 * k
+        )
+        sent += [device.publish_body(beat, sent_at=at), device.publish_body(metrics, sent_at=at)]
+    for minutes, status in ((40, DeviceStatus.OFFLINE), (30, DeviceStatus.ONLINE)):
+        state = StateBody(status=status, model_id=vitals.model_id, refine=vitals.refine)
+        sent.append(device.publish_body(state, sent_at=now - timedelta(minutes=minutes)))
+    return sent
+
+
 def populate(api: Api, port: int, stored: Callable[[], int]) -> None:
     """Every device reports, two run a benchmark, one message is garbage; wait for ingest."""
     expected = 0
     for run, (device_id, vitals) in enumerate(DEVICES.items()):
         device = FakeDevice(device_id, port)
-        sent = report(device, vitals)
+        sent = history(device, vitals) if device_id == "s1" else []
+        sent += report(device, vitals)
         if device_id in BENCHED:
             sent.append(device.publish_body(bench_run(*BENCHED[device_id], run)))
         expected += len(sent)
