@@ -19,6 +19,7 @@ function scale(d0, d1, r0, r1) {
   const hi = d0 === d1 ? d1 + 1 : d1;
   const f = (v) => r0 + ((v - lo) / (hi - lo)) * (r1 - r0);
   f.domain = [lo, hi];
+  f.range = Math.max(r0, r1);
   return f;
 }
 
@@ -173,6 +174,8 @@ function scatterPoint(p, x, y) {
   mark.append(svg("title", {}, p.title || p.label));
   g.append(mark);
   if (p.chosen) g.append(svg("circle", { cx: px, cy: py, r: 9, class: "chosen-ring" }));
-  g.append(svg("text", { x: px + 7, y: py - 6, class: "point-label" }, p.label));
+  const right = px > x.range * 0.7; // label on the left near the right edge, so it stays in
+  g.append(svg("text", { x: right ? px - 7 : px + 7, y: py - 6, "text-anchor": right ? "end" : "start",
+    class: "point-label" }, p.label));
   return g;
 }

@@ -8,8 +8,8 @@ import { megabytes, millis, MISSING, num, onOff, optionLabel, when } from "./for
 import { roleAllows } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
-const DAY_MS = 24 * 3600 * 1000;
-const POINTS = 288; // 5-minute buckets over a day: a readable line, a bounded answer
+const HOUR_MS = 3600 * 1000;
+const MAX_POINTS = 500; // per chart: a day in 5-minute buckets, a week in 20-minute ones
 const CHARTS = [
   // [container, series field, scale to the unit shown, budget of the class]
   ["chart-decode", "decode_tok_s", 1, null],
@@ -29,15 +29,20 @@ function budget(value, unit) {
 /** Load and draw everything about `deviceId`. */
 export async function refreshDevice(api, me, deviceId) {
   shown = deviceId;
+  const hours = Number($("device-window").value);
   const until = Date.now();
-  const since = until - DAY_MS;
-  const window = { since: new Date(since).toISOString(), until: new Date(until).toISOString() };
+  const since = until - hours * HOUR_MS;
+  const range = {
+    since: new Date(since).toISOString(),
+    until: new Date(until).toISOString(),
+    max_points: Math.min(MAX_POINTS, hours * 12), // 5-minute buckets where the bound allows
+  };
   const device = await api.get(`devices/${encodeURIComponent(deviceId)}`);
   const path = `devices/${encodeURIComponent(deviceId)}`;
   const [cls, series, states, bench, commands, acks, models] = await Promise.all([
     device.device_class ? api.get(`classes/${encodeURIComponent(device.device_class)}`) : null,
-    Promise.all(CHARTS.map(([, field]) => api.get(`${path}/metrics`, { field, ...window, max_points: POINTS }))),
-    api.get(`${path}/states`, { limit: 200, since: window.since }),
+    Promise.all(CHARTS.map(([, field]) => api.get(`${path}/metrics`, { field, ...range }))),
+    api.get(`${path}/states`, { limit: 200, since: range.since }),
     api.get("bench/results", { device_id: deviceId, limit: 50 }),
     api.get("commands", { device_id: deviceId, limit: 50 }),
     api.get("acks", { device_id: deviceId, limit: 200 }),
@@ -148,6 +153,7 @@ function renderActions(me, device, models) {
 
 /** Wire the action buttons once; `session()` is the signed-in {api, me}. */
 export function initDeviceActions(session, refresh, failedAuth) {
+  $("device-window").addEventListener("change", () => refresh());
   const send = async (command) => {
     const current = session();
     if (!current || !shown) return;
