@@ -3,7 +3,7 @@
 
 import { allPages, ApiError } from "./api.js";
 import { h, say, syncRows } from "./dom.js";
-import { megabytes, MISSING } from "./format.js";
+import { fileSize, megabytes, MISSING } from "./format.js";
 import { roleAllows } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
@@ -54,7 +54,7 @@ function renderModels(models, devices, canAct) {
       { spec: m.architecture || MISSING },
       { spec: m.parameters ? `${(m.parameters / 1e6).toFixed(1)} M` : MISSING, className: "num" },
       { spec: m.quantization || MISSING },
-      { spec: megabytes(m.size_bytes / 1e6), className: "num" },
+      { spec: fileSize(m.size_bytes), className: "num" },
       { spec: m.sha256.slice(0, 16), className: "mono" },
       { spec: memoryCell(details.get(m.id)) },
       { spec: listCell(held.get(m.id)) },
