@@ -173,7 +173,7 @@ def served(devices: int, now: datetime) -> Iterator[str]:
             env=env,
         )
         try:
-            wait_for_port(port, timeout=60)
+            wait_for_port(port, timeout=300)  # a busy 2-core machine starts uvicorn slowly
             yield f"http://127.0.0.1:{port}"
         finally:
             server.terminate()
