@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.inference.refine import StageLimits, answer
+from agent.inference.refine import StageCallback, StageLimits, answer
 from agent.inference.types import Generation
 from agent.models.serving import Serving
 
@@ -83,7 +83,11 @@ def plain_outcome(generation: Generation) -> Outcome:
 
 
 def refined_outcome(
-    serving: Serving, messages: list[dict[str, str]], max_tokens: int, temperature: float
+    serving: Serving,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    temperature: float,
+    on_token: StageCallback | None = None,
 ) -> Outcome:
     """Answer, critique and rewrite the last user message (a system message is kept)."""
     system = next((m["content"] for m in messages if m["role"] == "system"), None)
@@ -94,7 +98,9 @@ def refined_outcome(
         refine_tokens=max_tokens,
         temperature=temperature,
     )
-    result = answer(serving.runtime, question, refine=True, limits=limits, system=system)
+    result = answer(
+        serving.runtime, question, refine=True, limits=limits, system=system, on_token=on_token
+    )
     last = result.stages[-1]
     return Outcome(
         text=result.answer,

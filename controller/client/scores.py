@@ -47,9 +47,12 @@ def _interval(value: float, ci: list[float] | None, sign: str = "") -> str:
 
 
 def _row(r: dict[str, Any]) -> tuple[Any, ...]:
-    flags = " ".join(
-        f for f, on in (("predicted", r["predicted"]), ("pooled", r["quality_pooled"])) if on
+    marks = (
+        ("predicted", r["predicted"]),
+        ("pooled", r["quality_pooled"]),
+        ("B ties next", r.get("B_overlaps_next")),  # intervals overlap: the order is unsure
     )
+    flags = " ".join(f for f, on in marks if on)
     return (
         r["model_id"] + (" +refine" if r["refine"] else ""),
         f"{r['psi']:.4f}",

@@ -15,10 +15,10 @@ from controller.core.db import session_scope
 from controller.planner.assign import Decision, plan_devices
 from controller.planner.filters import build_views
 from controller.planner.fleet import FleetConstraints, plan_fleet
-from controller.planner.quality import conformance_counts
 from controller.planner.scores import OptionScore
 from controller.planner.types import Option, PlannerSettings
 from controller.plans.inputs import PlannerInputs, load_inputs
+from shared.quality import conformance_counts
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +226,15 @@ def plan_history(session: Session, limit: int = 20) -> Sequence[db.Plan]:
     return session.exec(query).all()
 
 
+def ranked_rows(scores: list[OptionScore]) -> list[dict[str, Any]]:
+    """Rows best first; each says whether its B interval overlaps the next row's (order unsure)."""
+    rows = []
+    for score, below in zip(scores, [*scores[1:], None], strict=True):
+        overlaps = below is not None and score.b_interval.overlaps(below.b_interval)
+        rows.append(score_row(score) | {"B_overlaps_next": overlaps})
+    return rows
+
+
 def score_row(s: OptionScore) -> dict[str, Any]:
     """One leaderboard row as plain JSON-ready data."""
     return {
@@ -245,4 +254,5 @@ def score_row(s: OptionScore) -> dict[str, Any]:
         "latency_p95_s": s.latency.p95_s,
         "predicted": s.predicted,
         "quality_pooled": s.quality_pooled,
+        "suites": list(s.suites),
     }

@@ -20,13 +20,13 @@ from agent.chat.metrics import ServingMetrics
 from agent.chat.server import ChatServer
 from agent.config import load_settings
 from agent.daemon import Agent
-from agent.inference.runtime import ModelRuntime
+from agent.inference.batch import BatchEngine
 from agent.models.serving import ModelHost, Serving
 from shared.messages import ModelSource
 
 
 def load_serving(path: Path, *, model_id: str = "tiny", refine: bool = False) -> Serving:
-    runtime = ModelRuntime(path, threads=1, n_ctx=1024, seed=0, model_id=model_id)
+    runtime = BatchEngine(path, parallel=2, threads=1, n_ctx=1024, seed=0, model_id=model_id)
     return Serving(runtime=runtime, model_id=model_id, path=path, refine=refine)
 
 

@@ -69,6 +69,7 @@ ROOT_HELP_GROUPS = (
     "scores",
     "commands",
     "tokens",
+    "suites",
 )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from controller.client.connection import ExitCode
+from shared.suites.builtin import builtin_bytes
 from tests.controller.client.conftest import Cli
 from tests.controller.web.fleet import DEVICES, HOSTILE_MODEL, Dashboard
 from tests.support.ports import free_port
@@ -164,3 +165,25 @@ def test_url_and_token_come_from_the_environment_or_a_config_file(
     config.write_text("url: x\npassword: y\n")
     bad = cli.process("scores", env={"EDGEFLEET_CONFIG": str(config)})
     assert bad.code == ExitCode.USAGE and "expected only the keys" in bad.stderr
+
+
+def test_suites_are_uploaded_listed_shown_and_removed(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "school-math.jsonl"
+    path.write_bytes(builtin_bytes("gsm8k-sample"))
+    refused = cli("viewer", "suites", "upload", str(path))
+    assert refused.code == ExitCode.FORBIDDEN and "operator" in refused.stderr
+    uploaded = cli("operator", "suites", "upload", str(path))
+    assert uploaded.code == 0, uploaded.stderr
+    assert uploaded.stdout.startswith("school-math  version 1  sha256=")
+    listed = cli("viewer", "suites", "list", "--json").json()
+    assert next(s for s in listed if s["id"] == "school-math")["counts"] == {"exact": 100}
+    shown = cli("viewer", "suites", "show", "school-math")
+    assert "gsm8k-test-0005" in shown.stdout and "exact" in shown.stdout
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "type": "exact", "question": "q"}\n[1]\n')
+    rejected = cli("operator", "suites", "upload", str(bad))
+    assert rejected.code == ExitCode.API_ERROR
+    assert "line 1: answer: Field required" in rejected.stderr
+    assert "line 2: expected a JSON object" in rejected.stderr
+    assert cli("operator", "suites", "rm", "school-math").code == 0
+    assert cli("viewer", "suites", "show", "school-math").code == ExitCode.NOT_FOUND

@@ -112,6 +112,7 @@ def test_quality_view_scatters_every_option_with_intervals_budget_and_choice(
     expect(page.locator("#quality-charts .chosen-ring")).not_to_have_count(0)
     header = page.locator("#table3 thead").inner_text()
     assert "m-small" in header and "m-big" in header and "refined" in header
+    expect(page.locator("#table3-suite")).to_have_value("built-in evaluation set")
     expect(page.locator("#table3 tbody tr")).to_have_count(3)  # writing, math, coding
     assert "% (n=" in page.locator("#table3 tbody").inner_text()
     assert tab.errors == []

@@ -8,7 +8,7 @@ import { initEventFilters, refreshEvents } from "./events.js";
 import { refreshFleet } from "./fleet.js";
 import { refreshLeaderboard } from "./leaderboard.js";
 import { forgetPlans, initPlanActions, refreshPlans } from "./plans.js";
-import { refreshQuality } from "./quality.js";
+import { initQualityControls, refreshQuality } from "./quality.js";
 import { initRegistryActions, refreshRegistry } from "./registry.js";
 import { forgetToken, signIn, storedToken } from "./session.js";
 
@@ -159,6 +159,7 @@ function boot() {
   initDeviceActions(() => current, refresh, failedAuth);
   initRegistryActions(() => current, refresh, failedAuth);
   initEventFilters(refresh);
+  initQualityControls();
   window.addEventListener("hashchange", () => {
     showView();
     if (window.location.hash.startsWith("#/")) $("main").focus();

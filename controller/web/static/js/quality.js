@@ -7,6 +7,7 @@ import { h } from "./dom.js";
 import { MISSING, num, optionLabel } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
+let lastSummary = null;
 
 /** Fetch scores, classes, the newest plan and the per-category summary; draw both views. */
 export async function refreshQuality(api) {
@@ -18,6 +19,7 @@ export async function refreshQuality(api) {
   ]);
   const plan = plans.length ? await api.get(`plans/${plans[0].id}`) : null;
   renderScatters(scores.classes, new Map(classes.map((c) => [c.name, c])), chosenByClass(plan));
+  lastSummary = summary;
   renderTable3(summary);
 }
 
@@ -75,13 +77,26 @@ function renderScatters(byClass, classes, chosen) {
   }
 }
 
+const BUILT_IN = "built-in evaluation set";
+
+/** The suite picker: every suite the summary has, keeping the operator's choice. */
+function pickSuite(summary) {
+  const select = $("table3-suite");
+  const names = [...new Set(summary.map((r) => r.suite || BUILT_IN))].sort();
+  const chosen = names.includes(select.value) ? select.value : names[0] || "";
+  select.replaceChildren(...names.map((n) => h("option", { text: n, attrs: { value: n } })));
+  select.value = chosen;
+  return chosen;
+}
+
 /** Rows: categories; columns: model x (zero-shot, refined); cells pooled over classes. */
 function renderTable3(summary) {
+  const suite = pickSuite(summary);
   const cells = new Map();
   const models = new Set();
   const categories = new Set();
   for (const r of summary) {
-    if (r.pct_of_reference === null) continue;
+    if (r.pct_of_reference === null || (r.suite || BUILT_IN) !== suite) continue;
     models.add(r.model_id);
     categories.add(r.category);
     const key = `${r.category}|${r.model_id}|${r.refined}`;
@@ -106,4 +121,9 @@ function renderTable3(summary) {
         return h("td", { className: "num", text });
       }))),
   ));
+}
+
+/** Redraw the table when another suite is picked (the summary is kept from the last load). */
+export function initQualityControls() {
+  $("table3-suite").addEventListener("change", () => lastSummary && renderTable3(lastSummary));
 }
