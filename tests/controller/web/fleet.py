@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 from paho.mqtt.client import MQTTMessageInfo
 
-from agent.bench.quality import categories, reference_means
 from controller.core.db import create_db_engine, migrate
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.mqtt import MqttOptions
@@ -33,6 +32,7 @@ from shared.messages import (
     Spread,
     StateBody,
 )
+from shared.quality import category_rows
 from shared.topics import Topics
 from tests.controller.api.conftest import Api, start_api
 from tests.controller.devices import FakeDevice, wait_until
@@ -106,7 +106,7 @@ def bench_run(model_id: str, device_class: str, run: int) -> BenchBody:
         ),
         peak_rss_mb=RSS[model_id],
         questions=questions,
-        categories=categories(questions, reference_means(questions)),  # as the agent sums them
+        categories=category_rows(questions),  # as the agent sums them
     )  # fmt: skip
 
 

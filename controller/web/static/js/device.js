@@ -153,7 +153,7 @@ function renderActions(me, device, models) {
 
 /** Wire the action buttons once; `session()` is the signed-in {api, me}. */
 export function initDeviceActions(session, refresh, failedAuth) {
-  $("device-window").addEventListener("change", () => refresh());
+  $("device-window").addEventListener("change", () => refresh(true, true));
   const send = async (command) => {
     const current = session();
     if (!current || !shown) return;
@@ -161,7 +161,7 @@ export function initDeviceActions(session, refresh, failedAuth) {
       const sent = await current.api.post("commands", { device_id: shown, command });
       const ids = sent.commands.map((c) => `${c.type} ${c.id} (${c.status})`).join(", ");
       say($("device-action-message"), `Sent ${ids}.`, "ok");
-      refresh();
+      refresh(true, true);
     } catch (error) {
       if (!failedAuth(error)) say($("device-action-message"), `Not sent: ${error.message}`, "error");
     }

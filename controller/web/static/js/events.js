@@ -97,10 +97,11 @@ function render(events) {
 
 /** Refresh at once when a filter changes. */
 export function initEventFilters(refresh) {
-  $("events-kind").addEventListener("change", () => refresh());
-  $("events-device").addEventListener("change", () => refresh());
+  const again = () => refresh(true, true);
+  $("events-kind").addEventListener("change", again);
+  $("events-device").addEventListener("change", again);
   $("events-filter").addEventListener("submit", (event) => {
     event.preventDefault();
-    refresh();
+    again();
   });
 }

@@ -77,11 +77,14 @@ async function refreshPanels(full) {
   setText($("refreshed"), failures ? `Refreshed at ${time}, with errors.` : `Updated at ${time}.`);
 }
 
-/** Refresh the panels (all of them when `full`; one refresh at a time), then reschedule. */
-async function refresh(full = true) {
+/**
+ * Refresh the panels (all of them when `full`; one refresh at a time), then reschedule.
+ * `changed`: the caller changed what to show (a filter), so a running refresh is stale.
+ */
+async function refresh(full = true, changed = false) {
   if (!current) return;
   const address = window.location.hash;
-  if (running && runningFor !== address) await running; // another view's refresh: then ours
+  if (running && (changed || runningFor !== address)) await running; // stale: then ours
   if (!running) {
     runningFor = address;
     running = refreshPanels(full).finally(() => (running = null));

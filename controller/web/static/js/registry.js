@@ -106,7 +106,7 @@ export function initRegistryActions(session, refresh, failedAuth) {
     try {
       const model = await upload(current.token, file, modelId, (share) => (bar.value = share));
       say(message, `Uploaded ${model.id} (sha256 ${model.sha256.slice(0, 16)}…).`, "ok");
-      refresh();
+      refresh(true, true);
     } catch (error) {
       if (!failedAuth(error)) say(message, `Upload failed: ${error.message}`, "error");
     } finally {
@@ -121,7 +121,7 @@ export function initRegistryActions(session, refresh, failedAuth) {
       await current.api.del(`models/${encodeURIComponent(id)}`);
       details.delete(id);
       say(message, `Deleted ${id}.`, "ok");
-      refresh();
+      refresh(true, true);
     } catch (error) {
       if (!failedAuth(error)) say(message, `Not deleted: ${error.message}`, "error");
     }
