@@ -17,7 +17,11 @@ from shared.demo_models import DEMO_MODELS, models_dir
 console = Console()
 __all__ = ["agent_app", "bench_app", "demo_app", "models_app"]
 agent_app = typer.Typer(help="Run the device agent.", no_args_is_help=True)
-models_app = typer.Typer(help="Manage local model files.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Model files: fetch the demo models to this machine, or list, import and remove the "
+    "controller's registry models over its API.",
+    no_args_is_help=True,
+)
 ConfigFile = Annotated[Path, typer.Option("--config", "-c", help="agent YAML file")]
 
 

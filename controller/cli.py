@@ -1,4 +1,8 @@
-"""Command-line groups the controller side provides: ``controller`` and ``plan``."""
+"""The ``controller`` command group: run the controller and what needs its host and config.
+
+The fleet itself (devices, models, plans, scores, commands, tokens) is driven over the API
+from any machine: see :mod:`controller.client`.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ from typing import Annotated
 import typer
 
 from controller.core.cli_options import ConfigOption, load_cli_settings, migrated_engine
+from controller.core.token_cli import tokens_app
 
 controller_app = typer.Typer(help="Run and administer the fleet controller.", no_args_is_help=True)
-plan_app = typer.Typer(help="Show, apply and profile model-to-device plans.", no_args_is_help=True)
+controller_app.add_typer(tokens_app, name="tokens")
 
 logger = logging.getLogger(__name__)
 
@@ -70,28 +75,5 @@ def run(config: ConfigOption = None) -> None:
         runtime.stop()
 
 
-def _register_plan_commands() -> None:
-    """The plan group's commands live with the planner (imported lazily inside each)."""
-    from controller.plans import cli as plan_cli
-
-    for name in ("show", "draft", "apply", "history", "scores", "profile"):
-        plan_app.command(name)(getattr(plan_cli, name))
-
-
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
-
-
-def _register_admin_commands() -> None:
-    """Sub-groups owned by the API/registry side (kept apart from run/mosquitto-config)."""
-    from controller.core.token_cli import tokens_app
-    from controller.registry.cli import models_app
-    from controller.registry.suite_cli import suites_app
-
-    controller_app.add_typer(models_app, name="models")
-    controller_app.add_typer(suites_app, name="suites")
-    controller_app.add_typer(tokens_app, name="tokens")
-
-
-_register_admin_commands()
-_register_plan_commands()

@@ -17,7 +17,7 @@ from controller.planner.filters import build_views
 from controller.planner.fleet import FleetConstraints, plan_fleet
 from controller.planner.scores import OptionScore
 from controller.planner.types import Option, PlannerSettings
-from controller.plans.inputs import PlannerInputs, current_scores, load_inputs
+from controller.plans.inputs import PlannerInputs, load_inputs
 from shared.quality import conformance_counts
 
 logger = logging.getLogger(__name__)
@@ -224,14 +224,6 @@ def plan_history(session: Session, limit: int = 20) -> Sequence[db.Plan]:
     """Plans, newest first."""
     query = select(db.Plan).order_by(col(db.Plan.id).desc()).limit(limit)
     return session.exec(query).all()
-
-
-def leaderboard(engine: Engine, settings: PlannerSettings | None = None) -> dict[str, list[dict]]:
-    """Per class, every scored option best first, with its terms, intervals and flags."""
-    settings = settings or PlannerSettings()
-    with Session(engine) as session:
-        scores = current_scores(session, settings)
-    return {cls: ranked_rows(rows) for cls, rows in scores.items()}
 
 
 def ranked_rows(scores: list[OptionScore]) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -63,12 +64,14 @@ class FakeDevice:
         disconnected (their ``wait_for_publish`` raises, but paho resends them on reconnect)."""
         return wait_until(lambda: all(info.mid in self.acked for info in infos), timeout)
 
-    def publish_body(self, body: Body, *, seq: int | None = None) -> mqtt.MQTTMessageInfo:
-        """Wrap ``body`` in an envelope and publish it on this device's topic."""
+    def publish_body(
+        self, body: Body, *, seq: int | None = None, sent_at: datetime | None = None
+    ) -> mqtt.MQTTMessageInfo:
+        """Wrap ``body`` in an envelope (sent now, or at ``sent_at``) and publish it."""
         if seq is None:
             self.seq += 1
             seq = self.seq
-        envelope = make_envelope(self.device_id, seq, body)
+        envelope = make_envelope(self.device_id, seq, body, sent_at=sent_at)
         return self.publish_raw(envelope.kind, encode(envelope))
 
     def publish_raw(

@@ -47,6 +47,7 @@ class Series(StrEnum):
     MEM_AVAILABLE_MB = "mem_available_mb"
     RSS_MB = "rss_mb"
     TEMPERATURE_C = "temperature_c"
+    OUTBOX_DEPTH = "outbox_depth"
 
 
 _HEARTBEAT_SERIES = {
@@ -55,6 +56,7 @@ _HEARTBEAT_SERIES = {
     Series.MEM_AVAILABLE_MB,
     Series.RSS_MB,
     Series.TEMPERATURE_C,
+    Series.OUTBOX_DEPTH,
 }
 
 

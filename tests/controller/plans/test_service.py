@@ -4,12 +4,14 @@ from sqlmodel import Session
 from controller import models as db
 from controller.core.db import session_scope
 from controller.planner.fleet import FleetConstraints
+from controller.planner.types import PlannerSettings
+from controller.plans.inputs import current_scores
 from controller.plans.service import (
     draft_plan,
     dry_run_plan,
-    leaderboard,
     plan_detail,
     plan_history,
+    score_row,
 )
 from tests.controller.plans.db_world import plan_row_counts, seed_world
 
@@ -102,7 +104,9 @@ def test_fleet_constraint_plan_is_stored_with_the_solver_status(
 
 def test_leaderboard_reports_terms_intervals_and_flags(engine: Engine, tiny_gguf_factory) -> None:
     seed_world(engine, tiny_gguf_factory)
-    board = leaderboard(engine)
+    with Session(engine) as session:
+        scores = current_scores(session, PlannerSettings())
+    board = {cls: [score_row(s) for s in rows] for cls, rows in scores.items()}
     big = board["big-box"]
     assert [r["psi"] for r in big] == sorted((r["psi"] for r in big), reverse=True)
     row = next(r for r in big if r["model_id"] == "m-big" and not r["refine"])
