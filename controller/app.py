@@ -1,8 +1,8 @@
 """The controller's HTTP app: ``create_app(settings)`` wires everything; nothing at import.
 
-``edgefleet controller run`` calls :func:`create_app` and then sets
-``app.state.runtime`` (broker, ingest, command publisher); handlers find the
-command sender and ingest counters there unless they were injected here.
+``edgefleet controller run`` starts a ``ControllerRuntime`` and passes its
+command publisher, planning parts and ingest counters in; without them (tests,
+an API-only process) routes that send commands answer 503.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from controller.api.routes import (
     models,
     planner_deps,
     serving,
+    suites,
     tokens,
 )
 from controller.api.state import AppState, CommandSender, StatsSource
@@ -43,6 +44,7 @@ from controller.core.db import create_db_engine, migrate, session_scope
 from controller.core.security import TokenAuthenticator, ensure_bootstrap_admin
 from controller.enrollment import Enrollment
 from controller.models import Device, IngestedMessage, Model
+from controller.plans.wiring import Planning, build_planning
 from controller.registry.devices import DeviceCredentialCheck
 from controller.registry.profiles import DEFAULT_CLASSES_DIR
 from controller.registry.store import ModelStore
@@ -67,14 +69,20 @@ def create_app(
     settings: ControllerSettings,
     *,
     command_sender: CommandSender | None = None,
+    planning: Planning | None = None,
     engine: Engine | None = None,
     ingest_stats: StatsSource | None = None,
     token_sink: TokenSink = print_bootstrap_token,
     migrate_db: bool = True,
 ) -> FastAPI:
-    """Build the FastAPI app over ``settings``; start-up work runs in its lifespan."""
+    """Build the FastAPI app over ``settings``; start-up work runs in its lifespan.
+
+    ``planning`` defaults to one built over ``command_sender``, if there is one.
+    """
     owns_engine = engine is None
     engine = engine or create_db_engine(settings.db_url, echo=settings.database_echo)
+    if planning is None and command_sender is not None:
+        planning = build_planning(engine, command_sender, settings)
     state = AppState(
         settings=settings,
         engine=engine,
@@ -83,6 +91,7 @@ def create_app(
         enrollment=Enrollment(engine, settings),
         devices=DeviceCredentialCheck(engine),
         command_sender=command_sender,
+        planning=planning,
         ingest_stats=ingest_stats,
     )
     state.metrics = build_registry(lambda: fleet_snapshot(state))
@@ -112,7 +121,18 @@ def _mount(app: FastAPI) -> None:
     api = APIRouter(
         prefix=API_PREFIX, dependencies=[Depends(authorize)], responses=errors.ERROR_RESPONSES
     )
-    routes = (me, devices, serving, enrollment, classes, models, bench, commands, dead_letters)
+    routes = (
+        me,
+        devices,
+        serving,
+        enrollment,
+        classes,
+        models,
+        suites,
+        bench,
+        commands,
+        dead_letters,
+    )
     for module in routes:
         api.include_router(module.router)
     for router in planner_deps.routers():
@@ -120,6 +140,7 @@ def _mount(app: FastAPI) -> None:
     api.include_router(tokens.router, dependencies=[Depends(require_admin)])
     app.include_router(api)
     app.include_router(downloads.router, prefix=API_PREFIX)
+    app.include_router(suites.file_router, prefix=API_PREFIX)
     app.include_router(enrollment.redeem_router, prefix=API_PREFIX)
     mount_dashboard(app)
 
@@ -148,7 +169,7 @@ def fleet_snapshot(state: AppState) -> FleetSnapshot:
         devices_total = _count(session, select(func.count()).select_from(Device))
         online = select(func.count()).select_from(Device).where(col(Device.status) == "online")
         models_total = _count(session, select(func.count()).select_from(Model))
-        stats = state.stats()
+        stats = state.ingest_stats
         stored = (
             stats.stored
             if stats is not None

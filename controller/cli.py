@@ -53,10 +53,10 @@ def run(config: ConfigOption = None) -> None:
             settings,
             engine=runtime.engine,
             command_sender=runtime.commands,
+            planning=runtime.planning,
             ingest_stats=runtime.ingest.stats,
             migrate_db=False,  # the runtime migrated before starting ingest
         )
-        app.state.edgefleet.runtime = runtime
         # uvicorn re-raises SIGTERM after its graceful shutdown; turn that into a normal
         # exit so the runtime below still stops (ingest drained, broker closed)
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -81,8 +81,10 @@ def _register_admin_commands() -> None:
     """Sub-groups owned by the API/registry side (kept apart from run/mosquitto-config)."""
     from controller.core.token_cli import tokens_app
     from controller.registry.cli import models_app
+    from controller.registry.suite_cli import suites_app
 
     controller_app.add_typer(models_app, name="models")
+    controller_app.add_typer(suites_app, name="suites")
     controller_app.add_typer(tokens_app, name="tokens")
 
 

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
+    AliasChoices,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -67,6 +68,20 @@ class CachedModel(Body):
     size_bytes: NonNegInt
 
 
+class EngineReport(Body):
+    """The agent's check of its llama.cpp engine: a smoke generation in a child process."""
+
+    ok: bool
+    reason: str | None = Field(None, description="why the engine cannot serve, and the fix")
+    crash: str | None = Field(None, description="how the check's child died: SIGSEGV, timeout...")
+    llama_cpp_python: str | None = None
+    cpu_backend: str | None = Field(None, description="the ggml CPU library loaded")
+    system_info: str | None = Field(None, description="llama.cpp's system info (CPU features)")
+    amx_kernels: bool | None = Field(None, description="AMX tile code in the CPU library")
+    smoke_tokens: NonNegInt | None = None
+    smoke_seconds: NonNegFloat | None = None
+
+
 class HelloBody(Body):
     """Retained announcement: hardware, software and what is cached."""
 
@@ -75,6 +90,7 @@ class HelloBody(Body):
     hardware: HardwareInfo
     cached_models: list[CachedModel] = Field(default_factory=list)
     chat_api_url: str | None = None
+    engine: EngineReport | None = Field(None, description="None: from an agent that predates it")
 
 
 # --- state -----------------------------------------------------------------
@@ -179,30 +195,59 @@ class AnswerLatency(Body):
     n: int = Field(ge=1)
 
 
-class QuestionResult(Body):
-    """One question's outcome for one mode (zero-shot or refined)."""
+ItemType = Literal["judged", "exact", "choice"]
+MAX_ANSWER_CHARS = 1000
+"""A per-item answer is cut to this many characters (a report of 200 rows stays ~250 kB)."""
 
-    question_id: str
+
+class QuestionResult(Body):
+    """One suite item's outcome for one mode (zero-shot or refined).
+
+    Judged items carry judge scores (1-10); exact and choice items carry
+    ``correct``, and the reference model's own ``reference_correct`` on the
+    same item. ``question_id`` and ``exact_correct`` are read as older agents
+    named them.
+    """
+
+    item_id: str = Field(max_length=128, validation_alias=AliasChoices("item_id", "question_id"))
+    type: ItemType = "judged"
     category: Category
     refined: bool
     judge_score: float | None = Field(None, ge=1, le=10, description="None: judge reply unparsable")
     reference_judge_score: float | None = Field(None, ge=1, le=10)
-    exact_correct: bool | None = Field(None, description="None: no checkable reference answer")
+    correct: bool | None = Field(
+        None,
+        validation_alias=AliasChoices("correct", "exact_correct"),
+        description="exact: the normaliser's verdict; choice: acc; None: nothing to check",
+    )
+    correct_norm: bool | None = Field(None, description="choice: acc_norm (by UTF-8 bytes)")
+    reference_correct: bool | None = Field(None, description="the reference model on this item")
+    chosen: int | None = Field(None, ge=0, description="choice: the argmax of the summed log-prob")
+    answer: str | None = Field(None, max_length=MAX_ANSWER_CHARS, description="the model's text")
     e2e_ms: NonNegFloat
     generated_tokens: NonNegInt
     prompt_tokens_evaluated: NonNegInt
 
 
 class CategoryQuality(Body):
-    """Quality in one category and mode, as in the seed paper's Table 3."""
+    """Quality in one category, item type and mode, as in the seed paper's Table 3."""
 
     category: Category
+    type: ItemType = "judged"
     refined: bool
     n: NonNegInt
     judge_mean: float | None = None
     judge_missing: NonNegInt = 0
     exact_accuracy: float | None = Field(None, ge=0, le=1)
     pct_of_reference: float | None = Field(None, description="100 * judge_mean / reference's")
+
+
+class SuiteRef(Body):
+    """Which suite, which version: its sha256 identifies the exact items."""
+
+    name: str = Field(max_length=80)
+    version: str = Field("1", max_length=40)
+    sha256: Sha256
 
 
 class BenchBody(Body):
@@ -229,6 +274,7 @@ class BenchBody(Body):
     judge: ModelRef | None = None
     reference: ModelRef | None = None
     categories: list[CategoryQuality] = Field(default_factory=list)
+    suite: SuiteRef | None = None
     questions: list[QuestionResult] = Field(default_factory=list)
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None
@@ -259,6 +305,17 @@ class ModelSource(Body):
     size_bytes: int = Field(ge=1)
 
 
+class SuiteSource(Body):
+    """The suite a bench runs: a built-in one by name, or an uploaded one to fetch from ``url``.
+
+    ``sha256`` pins the exact items either way; a device refuses a file that does not match.
+    """
+
+    suite_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+    sha256: Sha256
+    url: str | None = Field(None, max_length=2048, description="none: a built-in suite")
+
+
 class BenchCommand(Body):
     """Benchmark models (fetching any named in ``sources`` that are missing) and publish results.
 
@@ -281,6 +338,7 @@ class BenchCommand(Body):
         default_factory=list,
         description="downloads for named models (candidates, judge, reference) not on the device",
     )
+    suite: SuiteSource | None = Field(None, description="none: the built-in nine-category set")
 
     def named_model_ids(self) -> list[str]:
         """Every model the command names (candidates, judge, reference), each once, in order."""

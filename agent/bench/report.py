@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from agent.bench.throughput import Throughput
-from shared.messages import AnswerLatency, BenchBody, CategoryQuality, Spread
+from shared import quality
+from shared.messages import AnswerLatency, BenchBody, CategoryQuality, QuestionResult, Spread
 
 
 def _spread(value: Spread | None) -> str:
@@ -67,27 +68,71 @@ def category_table(body: BenchBody) -> Table:
         table.add_column(column)
     for column in ("judge y1", "% ref y1", "exact y1"):
         table.add_column(column)
-    rows = {(row.category, row.refined): row for row in body.categories}
-    for category in sorted({row.category for row in body.categories}):
-        zero, refined = rows.get((category, False)), rows.get((category, True))
+    rows = {(row.category, row.type, row.refined): row for row in body.categories}
+    for category, kind in sorted({(row.category, row.type) for row in body.categories}):
+        zero, refined = rows.get((category, kind, False)), rows.get((category, kind, True))
         n = zero.n if zero else 0
-        table.add_row(category, str(n), *_cell(zero), *_cell(refined))
-    table.add_row("mean (eq.w.)", "", *_means(body, False), *_means(body, True))
+        label = category if kind == "judged" else f"{category} ({kind})"
+        table.add_row(label, str(n), *_cell(zero), *_cell(refined))
     return table
 
 
-def _means(body: BenchBody, refined: bool) -> tuple[str, str, str]:
-    rows = [row for row in body.categories if row.refined == refined]
+def _interval(i: quality.Interval) -> str:
+    return f"[{100 * i.low:.0f}, {100 * i.high:.0f}]%"
 
-    def mean(values: list[float | None], scale: float = 1.0, fmt: str = "{:.1f}") -> str:
-        present = [v for v in values if v is not None]
-        return fmt.format(scale * sum(present) / len(present)) if present else "-"
 
-    return (
-        mean([r.judge_mean for r in rows]),
-        mean([r.pct_of_reference for r in rows], fmt="{:.0f}%"),
-        mean([r.exact_accuracy for r in rows], 100, "{:.0f}%"),
+def summary_table(body: BenchBody) -> Table:
+    """The suite's headline numbers, each with n and a 95 % interval (shared.quality)."""
+    suite = body.suite.name if body.suite else "unnamed suite"
+    table = Table(title=f"quality on {suite}, 95 % intervals", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    rows = body.questions
+    for kind in ("exact", "choice"):
+        typed = [r for r in rows if r.type == kind]
+        for refined in (False, True):
+            acc = quality.accuracy(typed, refined=refined)
+            if acc is not None:
+                mode = "refined" if refined else "zero-shot"
+                table.add_row(f"{kind} accuracy, {mode}", _accuracy(acc))
+        norm = quality.accuracy(typed, norm=True) if kind == "choice" else None
+        if norm is not None:
+            table.add_row("choice acc_norm (per byte)", _accuracy(norm))
+        _paired_row(table, kind, typed)
+    _paired_row(table, "judged", [r for r in rows if r.type == "judged"])
+    _relative_rows(table, rows)
+    return table
+
+
+def _accuracy(acc: quality.Accuracy) -> str:
+    return f"{100 * acc.value:.1f}% {_interval(acc.interval)} (n={acc.n})"
+
+
+def _paired_row(table: Table, kind: str, rows: Sequence[QuestionResult]) -> None:
+    paired = quality.paired_comparison(rows)
+    if paired is None:
+        return
+    scale, unit = (100, " pts") if kind != "judged" else (1, " judge pts")
+    text = (
+        f"{scale * paired.difference:+.1f}{unit} "
+        f"[{scale * paired.interval.low:+.1f}, {scale * paired.interval.high:+.1f}] (n={paired.n})"
     )
+    if paired.mcnemar_p is not None:
+        text += f"; {paired.better} better, {paired.worse} worse, McNemar p={paired.mcnemar_p:.2g}"
+    table.add_row(f"{kind}: refined - zero-shot", text)
+
+
+def _relative_rows(table: Table, rows: Sequence[QuestionResult]) -> None:
+    for label, estimate in (
+        ("B (of reference)", quality.baseline_quality(rows)),
+        ("I (refined - B)", quality.improvement_estimate(rows)),
+    ):
+        if estimate is not None:
+            low, high = estimate.interval.low, estimate.interval.high
+            table.add_row(
+                label,
+                f"{estimate.value:+.2f} [{low:+.2f}, {high:+.2f}] (n={estimate.n_questions})",
+            )
 
 
 def sweep_table(rows: Sequence[tuple[int, Throughput]], best: int) -> Table:

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import llama_cpp._ggml
 
+from agent.engine.build import amx_libraries
 from agent.inference.generation import GenerationRun
 from agent.inference.measurements import RuntimeMeasurements
 from agent.inference.prompt_format import PlainFormat, PromptFormat, chat_prompt, format_for
@@ -106,6 +108,7 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
 
     def _load(self, path: Path, mlock: bool) -> Any:
         kv = KV_TYPES[self.kv_cache_type]
+        load_cpu_backends()
         try:
             return llama_cpp.Llama(
                 str(path),
@@ -243,6 +246,41 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
             llm.close()
 
 
+LIB_DIR = Path(llama_cpp.__file__).parent / "lib"
+
+
+def load_cpu_backends() -> None:
+    """Load ggml's CPU backend, once, before any model.
+
+    A portable build (``GGML_BACKEND_DL``, :mod:`agent.engine.build`) ships one CPU library
+    per CPU generation next to libllama, and ggml loads the best one this CPU supports; but
+    ggml looks for them beside the executable (python's bin/), so it is told where they are.
+    A build with the CPU backend linked in has it registered already.
+    """
+    ggml = llama_cpp._ggml.libggml
+    if ggml.ggml_backend_reg_count() == 0:
+        ggml.ggml_backend_load_all_from_path(str(LIB_DIR).encode())
+
+
+def loaded_cpu_backends() -> list[Path]:
+    """The ggml CPU libraries mapped into this process (the variant chosen at run time)."""
+    with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+        paths = {line.split()[-1] for line in maps if "libggml-cpu" in line}
+    return sorted(Path(p) for p in paths)
+
+
+def engine_facts() -> dict[str, Any]:
+    """What the engine is: version, the CPU library loaded, llama.cpp's system info, AMX code."""
+    load_cpu_backends()
+    libraries = loaded_cpu_backends()
+    return {
+        "llama_cpp_python": llama_cpp.__version__,
+        "cpu_backend": ", ".join(p.name for p in libraries) or None,
+        "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
+        "amx_kernels": bool(amx_libraries({p.name: p.read_bytes() for p in libraries})),
+    }
+
+
 def _budget(profile: DeviceProfile | None) -> float | None:
     return float(profile.memory_budget_mb) if profile else None
 
@@ -257,6 +295,9 @@ __all__ = [
     "ModelRuntime",
     "ModelTooLarge",
     "PromptTooLong",
+    "engine_facts",
+    "load_cpu_backends",
+    "loaded_cpu_backends",
     "choose_n_ctx",
     "model_id_for",
 ]

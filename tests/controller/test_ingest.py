@@ -73,7 +73,7 @@ def test_every_agent_message_kind_is_stored(
         assert (result.category, result.refined, result.judge_mean) == ("math", False, 5.5)
         assert result.e2e_ms_p95 == 4200 and result.device_class == "pi4-4gb"
         question = session.exec(select(BenchmarkQuestion)).one()[0]  # type: ignore[call-overload]
-        assert question.question_id == "math-1" and question.exact_correct is True
+        assert question.item_id == "math-1" and question.correct is True
         metric = session.exec(select(ServingMetric)).one()[0]  # type: ignore[call-overload]
         assert metric.requests == 3 and metric.latency_ms_p95 == 4100
     for model in (Heartbeat, DeviceState, CommandAck):

@@ -1,0 +1,168 @@
+"""Running a suite's items on one model, and turning the outcomes into per-item rows.
+
+Judged and exact items are answered (zero-shot, and refined when asked);
+choice items are scored by log-likelihood, no generation, so they have a
+zero-shot row only. Exact items are checked by their normaliser here, on the
+device; judged items are graded later by whoever holds the judge.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from agent.inference.choice_scoring import ChoiceScores
+from agent.inference.refine import RefinementResult, StageLimits, answer
+from agent.inference.runtime import Generation, ModelRuntime
+from agent.inference.types import InferenceError
+from shared.messages import MAX_ANSWER_CHARS, QuestionResult
+from shared.suites.answers import is_correct
+from shared.suites.items import ChoiceItem, ExactItem, JudgedItem
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``."""
+Item = JudgedItem | ExactItem | ChoiceItem
+
+
+@dataclass(frozen=True)
+class ChoiceOutcome:
+    """One choice item as scored: the picks for acc and acc_norm, and what it cost."""
+
+    chosen: int
+    chosen_norm: int
+    seconds: float
+    tokens_evaluated: int
+
+
+@dataclass
+class Outcome:
+    """One item on the candidate, with what the judge and the reference made of it."""
+
+    item: Item
+    result: RefinementResult | None = None
+    choice: ChoiceOutcome | None = None
+    judge_y0: float | None = None
+    judge_y1: float | None = None
+    reference_text: str | None = None
+    reference_chosen: int | None = None
+    reference_score: float | None = None
+
+
+def run_items(
+    runtime: ModelRuntime,
+    items: Sequence[Item],
+    *,
+    refine: bool,
+    limits: StageLimits,
+    phase: str,
+    progress: Progress,
+) -> list[Outcome | None]:
+    """Every item's outcome; one that cannot be run (too long, say) is None, not fatal."""
+    out: list[Outcome | None] = []
+    for index, item in enumerate(items):
+        progress(phase, index, len(items))
+        try:
+            if isinstance(item, ChoiceItem):
+                out.append(Outcome(item, choice=score_choice(runtime, item)))
+            else:
+                result = answer(runtime, item.question, refine=refine, limits=limits)
+                out.append(Outcome(item, result=result))
+        except InferenceError as exc:
+            logger.warning("%s: item %s skipped: %s", phase, item.id, exc)
+            out.append(None)
+    progress(phase, len(items), len(items))
+    return out
+
+
+def score_choice(runtime: ModelRuntime, item: ChoiceItem) -> ChoiceOutcome:
+    """Score every choice of ``item`` by its log-likelihood after the context."""
+    started = time.perf_counter()
+    scores: ChoiceScores = runtime.score_choices(item.context, item.choices)
+    return ChoiceOutcome(
+        chosen=scores.chosen(),
+        chosen_norm=scores.chosen_norm(item.choices),
+        seconds=time.perf_counter() - started,
+        tokens_evaluated=scores.tokens_evaluated,
+    )
+
+
+def attach_reference(outcomes: Sequence[Outcome], reference: Sequence[Outcome | None]) -> None:
+    """Record the reference model's zero-shot answer or pick on each of the same items."""
+    for mine, theirs in zip(outcomes, reference, strict=True):
+        if theirs is None:
+            continue
+        if theirs.choice is not None:
+            mine.reference_chosen = theirs.choice.chosen
+        elif theirs.result is not None:
+            mine.reference_text = theirs.result.initial
+
+
+def item_rows(outcomes: Sequence[Outcome], refine: bool) -> list[QuestionResult]:
+    """Per-item rows: one per mode for answered items, one zero-shot row for choice items."""
+    rows = []
+    for outcome in outcomes:
+        if outcome.choice is not None:
+            rows.append(_choice_row(outcome, outcome.choice))
+        elif outcome.result is not None:
+            result = outcome.result
+            rows.append(
+                _answer_row(outcome, False, outcome.judge_y0, result.initial, result.stages[0])
+            )
+            if refine:
+                rows.append(_answer_row(outcome, True, outcome.judge_y1, result.answer, result))
+    return rows
+
+
+def _choice_row(outcome: Outcome, choice: ChoiceOutcome) -> QuestionResult:
+    item = outcome.item
+    assert isinstance(item, ChoiceItem)
+    reference = outcome.reference_chosen
+    return QuestionResult(
+        item_id=item.id,
+        type="choice",
+        category=item.category,
+        refined=False,
+        correct=choice.chosen == item.answer,
+        correct_norm=choice.chosen_norm == item.answer,
+        reference_correct=None if reference is None else reference == item.answer,
+        chosen=choice.chosen,
+        e2e_ms=choice.seconds * 1000,
+        generated_tokens=0,
+        prompt_tokens_evaluated=choice.tokens_evaluated,
+    )
+
+
+def _answer_row(
+    outcome: Outcome,
+    refined: bool,
+    judge_score: float | None,
+    text: str,
+    cost: Generation | RefinementResult,
+) -> QuestionResult:
+    """One row per served answer: y0 costs its first stage, y1 the whole refinement."""
+    item = outcome.item
+    assert isinstance(item, JudgedItem | ExactItem)
+    return QuestionResult(
+        item_id=item.id,
+        type=item.type,
+        category=item.category,
+        refined=refined,
+        judge_score=judge_score,
+        reference_judge_score=outcome.reference_score,
+        correct=_check(item, text),
+        reference_correct=_check(item, outcome.reference_text),
+        answer=text[:MAX_ANSWER_CHARS],
+        e2e_ms=cost.total_s * 1000,
+        generated_tokens=cost.generated_tokens,
+        prompt_tokens_evaluated=cost.prompt_tokens_evaluated,
+    )
+
+
+def _check(item: JudgedItem | ExactItem, text: str | None) -> bool | None:
+    if text is None or item.answer is None or item.check is None:
+        return None
+    return is_correct(text, item.answer, item.check)
