@@ -2,7 +2,7 @@
 
 llama-cpp-python's ``Llama`` holds one sequence, so this uses its low-level
 API: a context with ``parallel`` sequence ids (each with its own ``n_ctx`` KV
-cells in one pool), one ``llama_batch`` filled token by token, and a sampler chain per
+cells), one ``llama_batch`` filled token by token, and a sampler chain per
 sequence. :class:`agent.inference.batch.BatchEngine` schedules; only its
 engine thread calls in here after loading.
 """
@@ -153,11 +153,10 @@ def _context_params(
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = n_ctx * parallel
     params.n_seq_max = parallel
-    # one pool of cells: a step may then carry any set of sequences in one micro-batch (split
-    # per-sequence pools need consecutive sequence ids per micro-batch, so idle slots between
-    # busy ones split a step: measured 106 vs 75 ms CPU for a 4-sequence Gemma step); each
-    # sequence still stays within its n_ctx, so none crowds out another
-    params.kv_unified = True
+    # each sequence its own pool of n_ctx cells: attention sees only its own cells, which keeps
+    # batched text equal to text served alone (one shared pool changed most greedy texts, see
+    # docs/BENCHMARKS.md), at the cost of a step splitting where idle slots sit between busy ones
+    params.kv_unified = False
     params.n_batch = params.n_ubatch = BATCH_TOKENS
     params.n_threads = params.n_threads_batch = threads
     params.type_k = params.type_v = KV_TYPES[kv_cache_type]
