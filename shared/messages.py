@@ -23,8 +23,10 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    field_validator,
 )
 
+from shared.strategies import Strategy, canonical
 from shared.topics import DEVICE_ID_PATTERN, TopicError, TopicKind, Topics
 
 SCHEMA_VERSION = 1
@@ -212,6 +214,19 @@ class QuestionResult(Body):
     e2e_ms: NonNegFloat
     generated_tokens: NonNegInt
     prompt_tokens_evaluated: NonNegInt
+    strategy: str | None = Field(
+        None, description="the test-time strategy that served it; none (older agents): by refined"
+    )
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str | None) -> str | None:
+        return None if value is None else canonical(value)
+
+    @property
+    def served_by(self) -> str:
+        """The strategy's canonical name (an older agent's ``refined`` row was ``refine:1``)."""
+        return self.strategy or Strategy.from_refine(self.refined).name
 
 
 class CategoryQuality(Body):

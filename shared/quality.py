@@ -26,6 +26,7 @@ import numpy as np
 
 from shared.messages import CategoryQuality, QuestionResult
 from shared.perfics import aggregate_quality
+from shared.strategies import DIRECT, canonical
 
 RESAMPLES = 1000
 
@@ -118,6 +119,25 @@ def _pairs(
 
 def _ratio(pairs: Sequence[tuple[float, ...]], num: int, den: int) -> float:
     return sum(p[num] for p in pairs) / sum(p[den] for p in pairs)
+
+
+def versus_direct(rows: Iterable[QuestionResult], strategy: str) -> list[QuestionResult]:
+    """``direct``'s rows as zero-shot and ``strategy``'s as refined.
+
+    The paired statistics here (I, McNemar, bootstrap) then measure that
+    strategy's gain over answering once, on the same items.
+    """
+    wanted = {DIRECT.name: False, canonical(strategy): True}
+    return [
+        row.model_copy(update={"refined": wanted[row.served_by]})
+        for row in rows
+        if row.served_by in wanted
+    ]
+
+
+def strategies_in(rows: Iterable[QuestionResult]) -> list[str]:
+    """The strategies other than ``direct`` that rows were served by, in first-seen order."""
+    return list(dict.fromkeys(r.served_by for r in rows if r.served_by != DIRECT.name))
 
 
 def baseline_quality(
