@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
 )
 
-from shared.strategies import Strategy, canonical
+from shared.strategies import DIRECT, Strategy, canonical
 from shared.topics import DEVICE_ID_PATTERN, TopicError, TopicKind, Topics
 
 SCHEMA_VERSION = 1
@@ -235,6 +235,7 @@ class CategoryQuality(Body):
     category: Category
     type: ItemType = "judged"
     refined: bool
+    strategy: str | None = Field(None, max_length=24, description="none: by refined (old agents)")
     n: NonNegInt
     judge_mean: float | None = None
     judge_missing: NonNegInt = 0
@@ -333,12 +334,27 @@ class BenchCommand(Body):
         None, description="model whose judged answers are the 100 % of q(m, k); none: no quality"
     )
     refine: bool = True
+    strategies: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="test-time strategies to bench; empty (older controllers): by refine",
+    )
     max_questions: int | None = Field(None, ge=1)
     sources: list[ModelSource] = Field(
         default_factory=list,
         description="downloads for named models (candidates, judge, reference) not on the device",
     )
     suite: SuiteSource | None = Field(None, description="none: the built-in nine-category set")
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, names: list[str]) -> list[str]:
+        return [canonical(name) for name in names]
+
+    def strategy_list(self) -> list[Strategy]:
+        """The strategies to run: ``direct`` first, then those named (or ``refine:1``)."""
+        named = [Strategy.parse(n) for n in self.strategies] or [Strategy.from_refine(self.refine)]
+        return list(dict.fromkeys([DIRECT, *named]))
 
     def named_model_ids(self) -> list[str]:
         """Every model the command names (candidates, judge, reference), each once, in order."""

@@ -316,13 +316,13 @@ def conformance_counts(
 
 
 def category_rows(rows: Sequence[QuestionResult]) -> list[CategoryQuality]:
-    """One row per (stratum, mode): judge mean, missing ratings, accuracy, % of the reference."""
-    groups: dict[tuple[str, bool], list[QuestionResult]] = defaultdict(list)
+    """One row per (stratum, strategy): judge mean, missing ratings, accuracy, % of reference."""
+    groups: dict[tuple[str, str], list[QuestionResult]] = defaultdict(list)
     for row in rows:
-        groups[(stratum(row), row.refined)].append(row)
+        groups[(stratum(row), row.served_by)].append(row)
     reference = {k: fmean(r for _, r in p) for k, p in _pairs(rows, refined=False).items()}
     out = []
-    for (key, refined), group in sorted(groups.items()):
+    for (key, strategy), group in sorted(groups.items()):
         mean = _mean(score(r) for r in group)
         checked = [r.correct for r in group if r.correct is not None]
         ref = reference.get(key)
@@ -330,7 +330,8 @@ def category_rows(rows: Sequence[QuestionResult]) -> list[CategoryQuality]:
             CategoryQuality(
                 category=group[0].category,
                 type=group[0].type,
-                refined=refined,
+                refined=group[0].refined,
+                strategy=strategy,
                 n=len(group),
                 judge_mean=_mean(r.judge_score for r in group),
                 judge_missing=sum(r.type == "judged" and r.judge_score is None for r in group),
