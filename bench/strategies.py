@@ -2,10 +2,11 @@
 
 Usage (from the repo root):
 
-    PYTHONPATH=. python bench/strategies.py [--items 10] [--json strategies.json]
+    PYTHONPATH=. python bench/strategies.py [--items 12] [--gsm8k-items 6] \
+        [--answer-tokens 96] [--model ID] [--json out.json]
 
 Both demo models answer the same exactly-checkable items (the nine-category
-set's items with an answer, and the first ``--items`` of gsm8k-sample) with
+set's items with an answer, and the first ``--gsm8k-items`` of gsm8k-sample) with
 every strategy, one thread, in one run. Printed per (model, suite, strategy):
 accuracy with a Wilson interval and n, the paired difference against
 ``direct`` on the same items (bootstrap interval, McNemar), the measured
@@ -32,18 +33,16 @@ from shared.suites.answers import is_correct
 from shared.suites.builtin import load_builtin
 from shared.suites.items import ExactItem, JudgedItem
 
-LIMITS = StageLimits(answer_tokens=96, critique_tokens=64, refine_tokens=96)
 
-
-def _items(limit: int) -> dict[str, list[JudgedItem | ExactItem]]:
+def _items(nine_limit: int, gsm8k_limit: int) -> dict[str, list[JudgedItem | ExactItem]]:
     nine = [
         item
         for item in load_builtin("nine-categories").items
         if isinstance(item, JudgedItem | ExactItem) and item.answer is not None and item.check
     ]
-    gsm = load_builtin("gsm8k-sample").filtered([], max_items=limit).items
+    gsm = load_builtin("gsm8k-sample").filtered([], max_items=gsm8k_limit).items
     return {
-        "nine-categories (checkable)": nine[:limit],
+        "nine-categories (checkable)": nine[:nine_limit],
         "gsm8k-sample": [i for i in gsm if isinstance(i, ExactItem)],
     }
 
@@ -84,14 +83,21 @@ def _paired(rows: list[QuestionResult], strategy: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=10)
+    parser.add_argument("--items", type=int, default=12, help="checkable nine-category items")
+    parser.add_argument("--gsm8k-items", type=int, default=6)
+    parser.add_argument("--answer-tokens", type=int, default=96)
     parser.add_argument("--strategies", default="direct,refine:1,verify-refine,vote:5")
+    parser.add_argument("--model", choices=list(DEMO_MODELS), action="append")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     strategies = parse_list(args.strategies)
-    suites = _items(args.items)
+    suites = _items(args.items, args.gsm8k_items)
+    tokens = args.answer_tokens
+    limits = StageLimits(
+        answer_tokens=tokens, critique_tokens=min(64, tokens), refine_tokens=tokens
+    )
     out = []
-    for model in DEMO_MODELS.values():
+    for model in (DEMO_MODELS[m] for m in args.model or DEMO_MODELS):
         runtime = ModelRuntime(models_dir() / model.filename, threads=1, n_ctx=2048, seed=0)
         try:
             for suite, items in suites.items():
@@ -101,7 +107,7 @@ def main() -> None:
                     for strategy in strategies:
                         runtime.reset()  # each strategy pays its own prefill, as when served alone
                         result = run(
-                            runtime, item.question, strategy, limits=LIMITS, match=item.check
+                            runtime, item.question, strategy, limits=limits, match=item.check
                         )
                         rows.append(_row(item, result))
                         costs[strategy.name].append(result)

@@ -98,11 +98,21 @@ class StateBody(Body):
     model_id: str | None = None
     model_sha256: Sha256 | None = None
     refine: bool = False
+    strategy: str | None = Field(None, description="none (older agents): by refine")
     activity: str = Field("idle", description="idle, serving, benchmarking, downloading, error")
     detail: str | None = None
 
+    # --- heartbeat -------------------------------------------------------------
 
-# --- heartbeat -------------------------------------------------------------
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str | None) -> str | None:
+        return None if value is None else canonical(value)
+
+    @property
+    def served_by(self) -> str:
+        """The strategy served (an older agent's ``refine: true`` is refine:1)."""
+        return self.strategy or Strategy.from_refine(self.refine).name
 
 
 class DownloadProgress(Body):
@@ -294,7 +304,19 @@ class AssignCommand(Body):
     url: str
     size_bytes: int = Field(ge=1)
     refine: bool = False
+    strategy: str | None = Field(
+        None, description="test-time strategy to serve with; none (older controllers): by refine"
+    )
     n_ctx: int | None = Field(None, ge=64)
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str | None) -> str | None:
+        return None if value is None else canonical(value)
+
+    def served_strategy(self) -> Strategy:
+        """The strategy to serve with (``refine: true`` from an older controller is refine:1)."""
+        return Strategy.parse(self.strategy) if self.strategy else Strategy.from_refine(self.refine)
 
 
 class ModelSource(Body):

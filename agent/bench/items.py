@@ -86,10 +86,28 @@ def _answers(
     limits: StageLimits,
 ) -> dict[Strategy, StrategyResult]:
     results = {}
-    for strategy in dict.fromkeys([DIRECT, *strategies]):
+    for strategy in dict.fromkeys(s for s in strategies if s != DIRECT):
         runtime.reset()  # each strategy pays its own prefill, as when it serves alone
         results[strategy] = run(runtime, item.question, strategy, limits=limits, match=item.check)
-    return results
+    greedy = next((r for r in results.values() if r.stages[0].name == "answer"), None)
+    if greedy is not None:  # its first stage is exactly the direct answer: not run twice
+        direct = _first_stage(greedy)
+    else:
+        runtime.reset()
+        direct = run(runtime, item.question, DIRECT, limits=limits)
+    return {DIRECT: direct, **results}
+
+
+def _first_stage(result: StrategyResult) -> StrategyResult:
+    first = result.stages[0]
+    return StrategyResult(
+        strategy=DIRECT,
+        question=result.question,
+        initial=result.initial,
+        answer=result.initial,
+        stages=[first],
+        total_s=first.generation.total_s,
+    )
 
 
 def score_choice(runtime: ModelRuntime, item: ChoiceItem) -> ChoiceOutcome:
