@@ -2,10 +2,14 @@
 
 Usage (from the repo root):
 
-    PYTHONPATH=. python bench/suites.py [--gsm8k-items 20] [--json suites.json]
+    PYTHONPATH=. python bench/suites.py [--choice-per-category 12] [--gsm8k-items 20] \
+        [--judged] [--json suites.json]
 
-Each demo model runs each built-in suite on one thread (``edgefleet bench``'s
-runner), with Gemma-3-270M as reference (and judge of the judged set). Printed
+Each demo model runs the built-in suites on one thread (``edgefleet bench``'s
+runner): the multiple-choice suite with Gemma-3-270M as reference, a GSM8K
+sample zero-shot and refined (no reference: answering it again with Gemma
+would double the time, and accuracy needs none), and with ``--judged`` the
+nine-category set judged by Gemma-3-270M. Printed
 per (suite, model): accuracy or judge mean with a 95 % interval and n,
 zero-shot vs refined as a paired comparison (McNemar for right/wrong items),
 B against the reference, and the measured time per item. The last table
@@ -122,7 +126,9 @@ def _row(suite: str, body: BenchBody, profile: DeviceProfile) -> dict[str, objec
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--choice-per-category", type=int, default=12)
     parser.add_argument("--gsm8k-items", type=int, default=20)
+    parser.add_argument("--judged", action="store_true", help="also the judged set (slow)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     profile = parse_profile((ROOT / "firmware-config" / "classes" / f"{PI}.yaml").read_text())
@@ -142,7 +148,7 @@ def main() -> None:
             config = BenchConfig(
                 model_path=models_dir() / model.filename,
                 suite=suite,
-                reference_path=reference,
+                reference_path=None if suite_name == "gsm8k-sample" else reference,
                 judge_path=reference if suite_name == "nine-categories" else None,
                 refine=refine,
                 threads=1,

@@ -1,8 +1,8 @@
 """The controller's HTTP app: ``create_app(settings)`` wires everything; nothing at import.
 
-``edgefleet controller run`` calls :func:`create_app` and then sets
-``app.state.runtime`` (broker, ingest, command publisher); handlers find the
-command sender and ingest counters there unless they were injected here.
+``edgefleet controller run`` starts a ``ControllerRuntime`` and passes its
+command publisher, planning parts and ingest counters in; without them (tests,
+an API-only process) routes that send commands answer 503.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from controller.core.db import create_db_engine, migrate, session_scope
 from controller.core.security import TokenAuthenticator, ensure_bootstrap_admin
 from controller.enrollment import Enrollment
 from controller.models import Device, IngestedMessage, Model
+from controller.plans.wiring import Planning, build_planning
 from controller.registry.devices import DeviceCredentialCheck
 from controller.registry.profiles import DEFAULT_CLASSES_DIR
 from controller.registry.store import ModelStore
@@ -68,14 +69,20 @@ def create_app(
     settings: ControllerSettings,
     *,
     command_sender: CommandSender | None = None,
+    planning: Planning | None = None,
     engine: Engine | None = None,
     ingest_stats: StatsSource | None = None,
     token_sink: TokenSink = print_bootstrap_token,
     migrate_db: bool = True,
 ) -> FastAPI:
-    """Build the FastAPI app over ``settings``; start-up work runs in its lifespan."""
+    """Build the FastAPI app over ``settings``; start-up work runs in its lifespan.
+
+    ``planning`` defaults to one built over ``command_sender``, if there is one.
+    """
     owns_engine = engine is None
     engine = engine or create_db_engine(settings.db_url, echo=settings.database_echo)
+    if planning is None and command_sender is not None:
+        planning = build_planning(engine, command_sender, settings)
     state = AppState(
         settings=settings,
         engine=engine,
@@ -84,6 +91,7 @@ def create_app(
         enrollment=Enrollment(engine, settings),
         devices=DeviceCredentialCheck(engine),
         command_sender=command_sender,
+        planning=planning,
         ingest_stats=ingest_stats,
     )
     state.metrics = build_registry(lambda: fleet_snapshot(state))
@@ -161,7 +169,7 @@ def fleet_snapshot(state: AppState) -> FleetSnapshot:
         devices_total = _count(session, select(func.count()).select_from(Device))
         online = select(func.count()).select_from(Device).where(col(Device.status) == "online")
         models_total = _count(session, select(func.count()).select_from(Model))
-        stats = state.stats()
+        stats = state.ingest_stats
         stored = (
             stats.stored
             if stats is not None

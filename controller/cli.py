@@ -53,10 +53,10 @@ def run(config: ConfigOption = None) -> None:
             settings,
             engine=runtime.engine,
             command_sender=runtime.commands,
+            planning=runtime.planning,
             ingest_stats=runtime.ingest.stats,
             migrate_db=False,  # the runtime migrated before starting ingest
         )
-        app.state.edgefleet.runtime = runtime
         # uvicorn re-raises SIGTERM after its graceful shutdown; turn that into a normal
         # exit so the runtime below still stops (ingest drained, broker closed)
         signal.signal(signal.SIGTERM, _exit_on_sigterm)

@@ -132,12 +132,6 @@ class DeviceClass(DeviceClassBase, table=True):
     updated_at: datetime = _created()
 
 
-class DeviceClassCreate(DeviceClassBase):
-    """A class created from a profile; ``profile`` holds every DeviceProfile field."""
-
-    profile: dict[str, Any] = Field(default_factory=dict)
-
-
 class DeviceClassPublic(DeviceClassBase):
     """A device class as the API returns it."""
 
@@ -179,6 +173,8 @@ class Device(DeviceBase, table=True):
     ram_total_mb: float | None = None
     disk_free_mb: float | None = None
     hardware: dict[str, Any] | None = _json_opt()
+    engine: dict[str, Any] | None = _json_opt()
+    """The agent's engine check from its hello (``shared.messages.EngineReport``)."""
     cached_models: list[dict[str, Any]] | None = _json_opt()
     chat_api_url: str | None = Field(default=None, max_length=512)
     hello_at: datetime | None = _ts()
@@ -219,6 +215,7 @@ class DevicePublic(DeviceBase):
     cores: int | None
     ram_total_mb: float | None
     hardware: dict[str, Any] | None
+    engine: dict[str, Any] | None
     cached_models: list[dict[str, Any]] | None
     hello_at: datetime | None
     status: str | None

@@ -1,9 +1,8 @@
 """The controller's background parts, started and stopped in order: DB, broker, ingest, planner.
 
 ``edgefleet controller run`` builds one :class:`ControllerRuntime`, starts it,
-then serves ``controller.app.create_app(settings)`` with uvicorn; the app
-finds the runtime (ingest stats, command publisher, enrollment) on
-``app.state.runtime``.
+then serves ``controller.app.create_app`` with the runtime's command publisher,
+planning parts and ingest counters, so the loop and the API share them.
 """
 
 from __future__ import annotations
@@ -19,13 +18,11 @@ from controller.broker.embedded import LOOPBACK, EmbeddedAuth, EmbeddedBroker
 from controller.broker.passwords import generate_password, hash_password
 from controller.core.config import ControllerSettings
 from controller.core.db import create_db_engine, migrate, session_scope
-from controller.enrollment import Enrollment
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.mqtt import MqttOptions
 from controller.ingest.service import IngestConfig, IngestService
-from controller.plans.apply import PlanApplier, RolloutConfig
 from controller.plans.loop import PlannerLoop
-from controller.plans.profiler import Profiler, profiling_settings
+from controller.plans.wiring import Planning, build_planning
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +42,7 @@ class ControllerRuntime:
         self.broker: EmbeddedBroker | None = None
         self.ingest: IngestService | None = None
         self.commands: CommandPublisher | None = None
-        self.enrollment: Enrollment | None = None
+        self.planning: Planning | None = None
         self.planner: PlannerLoop | None = None
 
     def start(self) -> ControllerRuntime:
@@ -59,41 +56,27 @@ class ControllerRuntime:
             logger.info(
                 "loaded %d device classes from %s", len(loaded), settings.device_classes_dir
             )
-        self.enrollment = Enrollment(self.engine, settings)
         self.ingest = IngestService(
             self.engine, self._mqtt_options(), topics=settings.topics, config=self._ingest_config()
         ).start()
         self.commands = CommandPublisher(
             self.engine, self.ingest.connection, topics=settings.topics
         )
+        self.planning = build_planning(self.engine, self.commands, settings)
         if not self.ingest.connection.wait_connected(15):
             logger.warning("MQTT broker not reachable yet; ingest keeps retrying in the background")
         if settings.planner_loop:
-            self.planner = self._planner_loop(self.engine, self.commands).start()
+            self.planner = self._planner_loop(self.engine, self.planning).start()
         return self
 
-    def _planner_loop(self, engine: Engine, commands: CommandPublisher) -> PlannerLoop:
+    def _planner_loop(self, engine: Engine, planning: Planning) -> PlannerLoop:
         settings = self.settings
-        profiler = None
-        if settings.planner_auto_profile:
-            profiler = Profiler(
-                engine,
-                commands,
-                model_url=settings.model_file_url,
-                suite_url=settings.suite_file_url,
-                profiling=profiling_settings(settings),
-            )
         return PlannerLoop(
             engine,
-            PlanApplier(
-                engine,
-                commands,
-                model_url=settings.model_file_url,
-                config=RolloutConfig(timeout_s=settings.planner_rollout_timeout_s),
-            ),
+            planning.applier,
             auto_apply=settings.planner_auto_apply,
             interval_s=settings.planner_interval_s,
-            profiler=profiler,
+            profiler=planning.profiler if settings.planner_auto_profile else None,
             profile_interval_s=settings.planner_profile_interval_s,
         )
 

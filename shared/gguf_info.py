@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
 
-from shared.profiles import KV_BYTES_PER_ELEMENT
+from shared.profiles import KV_BYTES_PER_ELEMENT, DeviceProfile
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -46,6 +46,9 @@ VOCAB_ENTRY_BYTES = 160
 
 UBATCH_TOKENS = 512
 """llama.cpp's default micro-batch; the compute buffer scales with it."""
+
+DEFAULT_MOST_PARALLEL = 4
+"""Sequences a class decodes together when its profile does not say: as many as fit, up to this."""
 
 
 class GgufError(ValueError):
@@ -258,26 +261,28 @@ def _info_from_header(path: Path, file_size: int, header: _Header) -> GgufInfo:
     )
 
 
-def estimate_memory(info: GgufInfo, *, n_ctx: int, kv_cache_type: str = "f16") -> MemoryEstimate:
-    """Bytes to run ``info`` at ``n_ctx`` tokens of context with the given KV-cache type.
+def estimate_memory(
+    info: GgufInfo, *, n_ctx: int, kv_cache_type: str = "f16", parallel: int = 1
+) -> MemoryEstimate:
+    """Bytes to run ``info`` with ``parallel`` sequences of ``n_ctx`` tokens of context each.
 
     - weights: the tensor data, all of which is read for every token (mmap'd);
-    - KV cache: K and V for every layer, ``n_ctx`` cells of ``kv_heads`` heads;
+    - KV cache: K and V for every layer, ``n_ctx`` cells of ``kv_heads`` heads per sequence;
     - compute buffer: the activations of one micro-batch, the logits rows
       llama.cpp keeps, and the in-memory tokenizer (large for 262k vocabularies);
     - a fixed overhead for the runtime itself.
     """
-    if n_ctx <= 0:
-        raise ValueError("n_ctx must be positive")
+    if n_ctx <= 0 or parallel <= 0:
+        raise ValueError("n_ctx and parallel must be positive")
     try:
         kv_bytes = KV_BYTES_PER_ELEMENT[kv_cache_type]
     except KeyError:
         raise ValueError(f"unknown KV-cache type {kv_cache_type!r}") from None
     kv_width = info.kv_heads * (info.key_length + info.value_length)
-    kv_cache = int(info.layers * n_ctx * kv_width * kv_bytes)
+    kv_cache = int(info.layers * n_ctx * parallel * kv_width * kv_bytes)
     ubatch = min(UBATCH_TOKENS, n_ctx)
     activations = 4 * ubatch * (4 * info.embedding + info.heads * min(n_ctx, UBATCH_TOKENS))
-    logits = 4 * info.vocab_size * 2
+    logits = 4 * info.vocab_size * max(2, parallel)  # one logits row per decoding sequence
     tokenizer = VOCAB_ENTRY_BYTES * info.vocab_size
     return MemoryEstimate(
         weights=info.tensor_bytes,
@@ -285,6 +290,23 @@ def estimate_memory(info: GgufInfo, *, n_ctx: int, kv_cache_type: str = "f16") -
         compute=activations + logits + tokenizer,
         overhead=RUNTIME_OVERHEAD_BYTES,
     )
+
+
+def parallel_for(info: GgufInfo, profile: DeviceProfile, *, n_ctx: int | None = None) -> int:
+    """Sequences ``info`` decodes together on a class: the profile's setting, else as many as fit.
+
+    The default is the most (up to :data:`DEFAULT_MOST_PARALLEL`) whose KV
+    cells, each sequence with the class's full context, fit the memory budget
+    beside the weights; at least one.
+    """
+    if profile.parallel is not None:
+        return profile.parallel
+    ctx = n_ctx or profile.n_ctx
+    for n in range(DEFAULT_MOST_PARALLEL, 1, -1):
+        need = estimate_memory(info, n_ctx=ctx, kv_cache_type=profile.kv_cache_type, parallel=n)
+        if need.total_mb <= profile.memory_budget_mb:
+            return n
+    return 1
 
 
 def _quantization_name(file_type: object) -> str:

@@ -70,6 +70,20 @@ class CachedModel(Body):
     size_bytes: NonNegInt
 
 
+class EngineReport(Body):
+    """The agent's check of its llama.cpp engine: a smoke generation in a child process."""
+
+    ok: bool
+    reason: str | None = Field(None, description="why the engine cannot serve, and the fix")
+    crash: str | None = Field(None, description="how the check's child died: SIGSEGV, timeout...")
+    llama_cpp_python: str | None = None
+    cpu_backend: str | None = Field(None, description="the ggml CPU library loaded")
+    system_info: str | None = Field(None, description="llama.cpp's system info (CPU features)")
+    amx_kernels: bool | None = Field(None, description="AMX tile code in the CPU library")
+    smoke_tokens: NonNegInt | None = None
+    smoke_seconds: NonNegFloat | None = None
+
+
 class HelloBody(Body):
     """Retained announcement: hardware, software and what is cached."""
 
@@ -78,6 +92,7 @@ class HelloBody(Body):
     hardware: HardwareInfo
     cached_models: list[CachedModel] = Field(default_factory=list)
     chat_api_url: str | None = None
+    engine: EngineReport | None = Field(None, description="None: from an agent that predates it")
 
 
 # --- state -----------------------------------------------------------------

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.engine.tiny_gguf import TinyModelSpec, write_tiny_gguf
 from shared.demo_models import DEMO_MODELS, models_dir
-from tests.factories.gguf_models import TinyModelSpec, write_tiny_gguf
 from tests.support.broker import MOSQUITTO, MosquittoBroker
 
 

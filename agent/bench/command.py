@@ -16,14 +16,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from agent.bench.runner import BenchConfig, run_bench
 from agent.bench.suite_fetch import SuiteUnavailable, load_suite
+from agent.engine.crash import name_exit, oom_kills
 from agent.inference.refine import StageLimits
 from agent.inference.types import InferenceError
 from agent.link.commands import CommandFailed
@@ -36,6 +36,10 @@ from shared.profiles import DeviceProfile
 from shared.suites.suite import MAX_SUITE_BYTES, Suite
 
 logger = logging.getLogger(__name__)
+
+
+class BenchCrashed(CommandFailed):
+    """The benchmark's child process died; the message names how and what to do."""
 
 
 def resolve_model(model_id: str, store: ModelStore, host: ModelHost) -> Path:
@@ -167,22 +171,43 @@ def _suite(command: BenchCommand, store: ModelStore) -> Suite:
 
 
 def run_isolated(config: BenchConfig) -> BenchBody:
-    """Run the benchmark in a spawned process (a clean address space) and return its result."""
+    """Run the benchmark in a spawned process (a clean address space) and return its result.
+
+    If the process dies, the error says how (SIGSEGV, SIGILL, OOM-killed, ...) and what to do.
+    """
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        try:
-            raw = pool.submit(_bench_in_child, config).result()
-        except BrokenProcessPool:
-            raise CommandFailed("the benchmark process died (crash or out of memory)") from None
-    return BenchBody.model_validate_json(raw)
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_bench_in_child, args=(config, sender), name="bench")
+    oom_before = oom_kills()
+    child.start()
+    sender.close()  # the child holds the only writer: EOF below means it is gone
+    try:
+        kind, payload = receiver.recv()
+    except EOFError:
+        kind, payload = "died", ""
+    finally:
+        receiver.close()
+        child.join()
+    if kind == "ok":
+        return BenchBody.model_validate_json(payload)
+    if kind == "failed":
+        raise payload
+    crash = name_exit(child.exitcode or 0, oom_killed=oom_kills() > oom_before)
+    what = f"the benchmark process of {config.model_id or config.model_path.name}"
+    raise BenchCrashed(crash.describe(what) if crash else f"{what} ended without a result")
 
 
-def _bench_in_child(config: BenchConfig) -> str:
+def _bench_in_child(config: BenchConfig, sender: Connection) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     model_id = config.model_id or config.model_path.name
-    return run_bench(config, _log_progress(model_id)).model_dump_json()
+    try:
+        body = run_bench(config, _log_progress(model_id))
+    except InferenceError as exc:
+        sender.send(("failed", exc))  # re-raised as is in the parent
+        return
+    sender.send(("ok", body.model_dump_json()))
 
 
 def _serving_id(host: ModelHost) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agent.inference.refine import StageLimits
+from agent.inference.refine import StageCallback, StageLimits
 from agent.inference.strategies import run
 from agent.inference.types import Generation
 from agent.models.serving import Serving
@@ -108,6 +108,7 @@ def strategy_outcome(
     strategy: Strategy,
     max_tokens: int,
     temperature: float,
+    on_token: StageCallback | None = None,
 ) -> Outcome:
     """Serve the last user message with ``strategy`` (a system message is kept)."""
     system = next((m["content"] for m in messages if m["role"] == "system"), None)
@@ -118,7 +119,9 @@ def strategy_outcome(
         refine_tokens=max_tokens,
         temperature=temperature,
     )
-    result = run(serving.runtime, question, strategy, limits=limits, system=system)
+    result = run(
+        serving.runtime, question, strategy, limits=limits, system=system, on_token=on_token
+    )
     generations = [stage.generation for stage in result.stages]
     return Outcome(
         text=result.answer,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from agent.inference.choice_scoring import ChoiceScores, score_choices
+from agent.inference.sequences import common_prefix
 from agent.inference.types import EmptyPrompt, PromptTooLong
 
 
@@ -56,12 +57,7 @@ class RuntimeMeasurements:
 
     def _eval_with_prefix_reuse(self, tokens: list[int]) -> None:
         llm = self._llm
-        cached = list(llm._input_ids[: llm.n_tokens])
-        keep = 0
-        for a, b in zip(cached, tokens, strict=False):
-            if a != b:
-                break
-            keep += 1
+        keep = common_prefix(list(llm._input_ids[: llm.n_tokens]), tokens)
         keep = min(keep, len(tokens) - 1)  # always evaluate one token, for fresh logits
         if keep == 0 or not llm._ctx.kv_cache_seq_rm(-1, keep, -1):
             keep = 0

@@ -18,15 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import llama_cpp._ggml
 
+from agent.engine.build import amx_libraries
 from agent.inference.generation import GenerationRun
 from agent.inference.measurements import RuntimeMeasurements
-from agent.inference.prompt_format import (
-    ChatTemplateFormat,
-    PlainFormat,
-    PromptFormat,
-    PromptFormatError,
-)
+from agent.inference.prompt_format import PlainFormat, PromptFormat, chat_prompt, format_for
 from agent.inference.streaming import StopScanner
 from agent.inference.types import (
     DEFAULT_N_CTX,
@@ -47,7 +44,7 @@ from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
 
-_KV_TYPES = {
+KV_TYPES = {
     "f16": llama_cpp.GGML_TYPE_F16,
     "q8_0": llama_cpp.GGML_TYPE_Q8_0,
     "q4_0": llama_cpp.GGML_TYPE_Q4_0,
@@ -84,13 +81,18 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         )
         self.threads = threads or (profile.threads if profile else 1)
         self.model_id = model_id or model_id_for(path)
+        self.parallel = 1  # one sequence: calls take turns (serving batches with BatchEngine)
         self.seed = seed
         self._sample_seeds = random.Random(seed)
         self.repeat_penalty = repeat_penalty  # mild: small models loop badly at temperature 0
         self._lock = threading.Lock()
         self._llm = self._load(path, mlock or bool(profile and profile.mlock))
-        self.instruction_tuned: bool = self.info.instruction_tuned
-        self.prompt_format: PromptFormat = self._prompt_format()
+        self.prompt_format: PromptFormat = format_for(
+            self.info.chat_template,
+            bos_token=self._token_text(self._llm.token_bos()),
+            eos_token=self._token_text(self._llm.token_eos()),
+        )
+        self.instruction_tuned = not isinstance(self.prompt_format, PlainFormat)
         self._eog_text = self._token_text(self._llm.token_eos())
         self._conv_text = ""
         self._conv_tokens: list[int] = []
@@ -107,7 +109,8 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         )
 
     def _load(self, path: Path, mlock: bool) -> Any:
-        kv = _KV_TYPES[self.kv_cache_type]
+        kv = KV_TYPES[self.kv_cache_type]
+        load_cpu_backends()
         try:
             return llama_cpp.Llama(
                 str(path),
@@ -125,21 +128,6 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"{path}: llama.cpp could not load the model: {exc}") from None
-
-    def _prompt_format(self) -> PromptFormat:
-        template = self.info.chat_template
-        if not template:
-            return PlainFormat()
-        try:
-            return ChatTemplateFormat(
-                template,
-                bos_token=self._token_text(self._llm.token_bos()),
-                eos_token=self._token_text(self._llm.token_eos()),
-            )
-        except PromptFormatError as exc:
-            logger.warning("%s: %s; using plain completion", self.model_id, exc)
-            self.instruction_tuned = False
-            return PlainFormat()
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -167,13 +155,7 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         on_token: Callable[[str], None] | None = None,
     ) -> Generation:
         """Reply to a conversation; a conversation that extends the last one reuses its KV cache."""
-        if not messages or not any(m.get("content", "").strip() for m in messages):
-            raise EmptyPrompt("the prompt is empty")
-        try:
-            text = self.prompt_format.render(messages)
-        except PromptFormatError as exc:
-            raise InferenceError(str(exc)) from None
-        stops = tuple(stop or ()) + tuple(self.prompt_format.stop)
+        text, stops = chat_prompt(self.prompt_format, messages, stop)
         with self._using():
             return self._generate(text, max_tokens, temperature, stops, on_token)
 
@@ -268,6 +250,41 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
             llm.close()
 
 
+LIB_DIR = Path(llama_cpp.__file__).parent / "lib"
+
+
+def load_cpu_backends() -> None:
+    """Load ggml's CPU backend, once, before any model.
+
+    A portable build (``GGML_BACKEND_DL``, :mod:`agent.engine.build`) ships one CPU library
+    per CPU generation next to libllama, and ggml loads the best one this CPU supports; but
+    ggml looks for them beside the executable (python's bin/), so it is told where they are.
+    A build with the CPU backend linked in has it registered already.
+    """
+    ggml = llama_cpp._ggml.libggml
+    if ggml.ggml_backend_reg_count() == 0:
+        ggml.ggml_backend_load_all_from_path(str(LIB_DIR).encode())
+
+
+def loaded_cpu_backends() -> list[Path]:
+    """The ggml CPU libraries mapped into this process (the variant chosen at run time)."""
+    with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+        paths = {line.split()[-1] for line in maps if "libggml-cpu" in line}
+    return sorted(Path(p) for p in paths)
+
+
+def engine_facts() -> dict[str, Any]:
+    """What the engine is: version, the CPU library loaded, llama.cpp's system info, AMX code."""
+    load_cpu_backends()
+    libraries = loaded_cpu_backends()
+    return {
+        "llama_cpp_python": llama_cpp.__version__,
+        "cpu_backend": ", ".join(p.name for p in libraries) or None,
+        "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
+        "amx_kernels": bool(amx_libraries({p.name: p.read_bytes() for p in libraries})),
+    }
+
+
 def _budget(profile: DeviceProfile | None) -> float | None:
     return float(profile.memory_budget_mb) if profile else None
 
@@ -282,6 +299,9 @@ __all__ = [
     "ModelRuntime",
     "ModelTooLarge",
     "PromptTooLong",
+    "engine_facts",
+    "load_cpu_backends",
+    "loaded_cpu_backends",
     "choose_n_ctx",
     "model_id_for",
 ]

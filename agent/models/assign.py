@@ -7,19 +7,17 @@ restarted agent serves what it was told to serve.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.link.commands import CommandFailed
+from agent.models.assignment import Assignment, read_assignments, write_assignments
 from agent.models.fetch import fetch_model
 from agent.models.serving import ChatRuntime, ModelHost, Serving
 from agent.inference.types import InferenceError, model_id_for
-from agent.inference.runtime import ModelRuntime
+from agent.inference.batch import BatchEngine
 from agent.models.store import ModelStore
 from agent.models.store import sha256_file
 from shared.messages import AssignCommand
@@ -32,30 +30,11 @@ RuntimeFactory = Callable[[Path, str, int | None], ChatRuntime]
 """(path, model_id, n_ctx) -> a loaded runtime; raises InferenceError."""
 
 
-@dataclass(frozen=True)
-class Assignment:
-    """What is (or was) served, as persisted."""
-
-    model_id: str
-    sha256: str | None
-    path: str
-    strategy: str = DIRECT.name
-    n_ctx: int | None = None
-
-    @classmethod
-    def from_saved(cls, saved: dict[str, Any]) -> Assignment:
-        """Read a persisted assignment; one saved before strategies has ``refine`` instead."""
-        fields = dict(saved)
-        refine = bool(fields.pop("refine", False))
-        fields.setdefault("strategy", Strategy.from_refine(refine).name)
-        return cls(**fields)
-
-
 def runtime_factory(profile: Callable[[], DeviceProfile]) -> RuntimeFactory:
-    """Load with llama.cpp under the current profile (budget, threads, KV type)."""
+    """Load for serving under the current profile (budget, threads, KV type, parallel sequences)."""
 
     def load(path: Path, model_id: str, n_ctx: int | None) -> ChatRuntime:
-        return ModelRuntime(path, profile=profile(), n_ctx=n_ctx, model_id=model_id)
+        return BatchEngine(path, profile=profile(), n_ctx=n_ctx, model_id=model_id)
 
     return load
 
@@ -152,24 +131,11 @@ class Assigner:
         return [Assignment(model_id_for(path), sha256_file(path), str(path))]
 
     def _load_saved(self) -> list[Assignment]:
-        try:
-            data = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return []
-        try:
-            saved = [Assignment.from_saved(data[k]) for k in ("current", "previous") if data.get(k)]
-        except (TypeError, ValueError):
-            logger.error("ignoring an unreadable saved assignment in %s", self.state_file)
-            return []
-        if len(saved) == 2:
-            self.previous = saved[1]
+        current, previous = read_assignments(self.state_file)
+        if current is not None and previous is not None:
+            self.previous = previous
+        saved = [a for a in (current, previous) if a is not None]
         return [a for a in saved if Path(a.path).is_file()]
 
     def _save(self) -> None:
-        data = {
-            "current": asdict(self.current) if self.current else None,
-            "previous": asdict(self.previous) if self.previous else None,
-        }
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.state_file)
+        write_assignments(self.state_file, self.current, self.previous)

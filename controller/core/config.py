@@ -2,8 +2,8 @@
 
 Nothing is read at import time; :func:`load_settings` builds the object the
 composition root (``edgefleet controller run``, ``create_app``) passes down.
-Precedence, highest first: explicit keyword arguments, environment, YAML file,
-defaults.
+Precedence, highest first, as for the agent (``shared.settings``): keyword
+arguments, the environment, the YAML file, defaults.
 """
 
 from __future__ import annotations
@@ -13,19 +13,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
+from shared.settings import (
+    LayeredSettings,
+    check_broker_url,
+    read_settings_file,
+    refuse_placeholders,
+)
 from shared.topics import DEFAULT_PREFIX, TopicError, Topics
 
 ENV_PREFIX = "EDGEFLEET_CONTROLLER_"
-PLACEHOLDER_SECRETS = frozenset(
-    {"", "changeme", "change-me", "change_me", "secret", "password", "admin", "test", "xxx"}
-)
 SECRET_FIELDS = ("mqtt_password", "bootstrap_admin_token")
 
 
@@ -35,7 +33,7 @@ def default_data_dir() -> Path:
     return Path(base) / "edgefleet" / "controller"
 
 
-class ControllerSettings(BaseSettings):
+class ControllerSettings(LayeredSettings):
     """Everything the controller process can be configured with."""
 
     model_config = SettingsConfigDict(
@@ -183,21 +181,6 @@ class ControllerSettings(BaseSettings):
     )
     database_echo: bool = Field(False, description="log every SQL statement (debugging)")
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keywords, then environment, then the YAML file (when one is configured)."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if settings_cls.model_config.get("yaml_file"):
-            sources.append(YamlConfigSettingsSource(settings_cls))
-        return tuple(sources)
-
     @field_validator("topic_prefix")
     @classmethod
     def _valid_prefix(cls, value: str) -> str:
@@ -210,9 +193,7 @@ class ControllerSettings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _valid_broker_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("mqtt://", "mqtts://", "tcp://")):
-            raise ValueError("broker_url must look like mqtt://host:port or mqtts://host:port")
-        return value
+        return None if value is None else check_broker_url(value)
 
     @model_validator(mode="after")
     def _reference_needs_judge(self) -> ControllerSettings:
@@ -224,14 +205,7 @@ class ControllerSettings(BaseSettings):
     def _no_placeholder_secrets(self) -> ControllerSettings:
         if self.dev_mode:
             return self
-        for name in SECRET_FIELDS:
-            secret: SecretStr | None = getattr(self, name)
-            if secret is not None and secret.get_secret_value().strip().lower() in (
-                PLACEHOLDER_SECRETS
-            ):
-                raise ValueError(
-                    f"{name} is empty or a placeholder; set a real secret or enable dev_mode"
-                )
+        refuse_placeholders(self, SECRET_FIELDS)
         if self.broker_url is not None and self.mqtt_password is None:
             raise ValueError(
                 "mqtt_password is required with an external broker_url (or enable dev_mode)"
@@ -279,21 +253,10 @@ class ControllerSettings(BaseSettings):
 def load_settings(
     config_file: str | os.PathLike[str] | None = None, **overrides: Any
 ) -> ControllerSettings:
-    """Build settings from an optional YAML file, the environment and explicit overrides."""
+    """The YAML file (if any) under the environment under ``overrides``."""
     if config_file is None:
         return ControllerSettings(**overrides)
     path = Path(config_file)
     if not path.is_file():
         raise FileNotFoundError(f"controller config file {path} does not exist")
-    from_yaml = type(
-        "ControllerSettings",
-        (ControllerSettings,),
-        {
-            "model_config": SettingsConfigDict(
-                **{**ControllerSettings.model_config, "yaml_file": path}
-            ),
-            "__module__": __name__,
-        },
-    )
-    settings: ControllerSettings = from_yaml(**overrides)
-    return settings
+    return ControllerSettings.layered(read_settings_file(path), **overrides)

@@ -41,6 +41,16 @@ NOISY_BELOW = 10
 """Fewer judged questions than this per option: quality is noise-level, say so."""
 
 
+def engine_label(engine: dict[str, Any] | None) -> str:
+    """The device's engine check in a few words: the CPU variant loaded, or how it died."""
+    if not engine:
+        return "not checked"
+    if not engine.get("ok"):
+        return f"broken: {engine.get('crash') or engine.get('reason') or 'see the agent log'}"
+    backend = str(engine.get("cpu_backend") or "")
+    return backend.removeprefix("libggml-cpu-").removesuffix(".so") or "ok"
+
+
 class DemoError(RuntimeError):
     """A step failed in a way the user can act on; the message says what to do."""
 
@@ -53,8 +63,11 @@ class DemoOptions:
     max_questions: int = 2
     choice_items: int = 108
     max_tokens: int = 96
+    controller_start_s: float = 90.0
+    devices_online_s: float = 120.0
     bench_timeout_s: float = 900.0
     rollout_timeout_s: float = 300.0
+    chat_timeout_s: float = 300.0
 
 
 StepDone = Callable[[str, float], None]
@@ -98,7 +111,9 @@ class FleetDemo:
         return self.report
 
     def _controller(self) -> None:
-        self.fleet.wait(self.fleet.healthy, 90, "the controller's /healthz")
+        self.fleet.wait(
+            self.fleet.healthy, self.options.controller_start_s, "the controller's /healthz"
+        )
         created = self.fleet.api.post("/tokens", json={"name": "demo-operator", "role": "operator"})
         _expect(created, 201, "creating the operator token")
         self.operator_token = created.json()["token"]
@@ -118,7 +133,12 @@ class FleetDemo:
             self.fleet.start_agent(device_id, device_class, password)
             budgets = _budgets(classes[device_class])
             self.report.devices[device_id] = {"device_class": device_class, **budgets}
-        self.fleet.wait(lambda: self.fleet.online(set(DEVICES)), 120, "both devices online")
+        self.fleet.wait(
+            lambda: self.fleet.online(set(DEVICES)),
+            self.options.devices_online_s,
+            "both devices online",
+        )
+        self._record_devices()  # each device's engine check, before it is asked to work
 
     def _bench(self) -> None:
         sent = [self._send_bench(device_id, cls) for device_id, cls in DEVICES.items()]
@@ -212,6 +232,7 @@ class FleetDemo:
                     model_id=device["model_id"],
                     refine=bool(device.get("refine")),
                     arch=device["arch"],
+                    engine=engine_label(device.get("engine")),
                 )
 
     def _ask(self) -> None:
@@ -229,7 +250,7 @@ class FleetDemo:
             "refine": self.report.devices[device_id]["refine"],  # as the plan chose
         }
         started = time.monotonic()
-        reply = self.fleet.chat(device_id, body, timeout=300)
+        reply = self.fleet.chat(device_id, body, timeout=self.options.chat_timeout_s)
         return {
             "question": self.options.question,
             "model": reply["model"],

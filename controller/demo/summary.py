@@ -68,6 +68,7 @@ def _devices(report: DemoReport) -> Table:
         "latency",
         "n_ctx, KV",
         "threads",
+        "engine",
         "serving",
     )
     for device_id, d in report.devices.items():
@@ -78,6 +79,7 @@ def _devices(report: DemoReport) -> Table:
             f"{d['latency_budget_s']:.0f} s",
             f"{d['n_ctx']}, {d['kv_cache_type']}",
             str(d["threads"]),
+            d.get("engine", "-"),
             f"{d.get('model_id') or '-'} ({d.get('status', '?')})",
         )
     return table

@@ -29,6 +29,21 @@ class Publisher(Protocol):
         ...
 
 
+class CommandSender(Protocol):
+    """Records and delivers one command to one device (:class:`CommandPublisher` in production)."""
+
+    def send(
+        self,
+        *,
+        device_id: str,
+        command: AnyCommand,
+        created_by: str | None = None,
+        plan_id: int | None = None,
+    ) -> Command:
+        """Record and publish; raise LookupError for an unknown device."""
+        ...
+
+
 class CommandPublisher:
     """Records and publishes commands (the API and the planner call this)."""
 

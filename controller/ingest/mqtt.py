@@ -11,18 +11,21 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from controller.models import utcnow
+from shared.doctor import LoginOutcome, connack_outcome
+from shared.settings import BrokerAddress
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +49,13 @@ class MqttOptions:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> MqttOptions:
-        """Options from ``mqtt://[user:pass@]host:port`` (``mqtts://`` for TLS)."""
-        parts = urlsplit(url)
-        tls = parts.scheme == "mqtts"
-        extra: dict[str, object] = {}
-        if parts.username:
-            extra["username"] = unquote(parts.username)
-        if parts.password:
-            extra["password"] = unquote(parts.password)
+        """Options from ``mqtt://host:port`` (``mqtts://`` for TLS; login in ``kwargs``)."""
+        address = BrokerAddress.from_url(url)
         return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or (8883 if tls else 1883),
-            tls=tls,
-            **{**extra, **kwargs},  # type: ignore[arg-type]
+            host=address.host,
+            port=address.port,
+            tls=address.tls,
+            **kwargs,  # type: ignore[arg-type]
         )
 
 
@@ -210,3 +207,34 @@ class MqttConnection:
         except Exception:
             self.callback_errors += 1
             logger.exception("error handing off a message from %r", getattr(message, "topic", "?"))
+
+
+def try_login(options: MqttOptions, *, timeout_s: float) -> LoginOutcome:
+    """Log in once with ``options`` under a throwaway client id and a clean session.
+
+    For ``edgefleet doctor``: the controller's persistent session is left alone.
+    """
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{options.client_id}-doctor",
+        protocol=mqtt.MQTTv311,
+        clean_session=True,
+    )
+    if options.username:
+        client.username_pw_set(options.username, options.password)
+    if options.tls:
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    answers: list[ReasonCode] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(reason)
+    try:
+        client.connect(options.host, options.port, keepalive=options.keepalive_s)
+    except ssl.SSLError as exc:
+        return LoginOutcome(kind="tls", detail=str(exc))
+    except OSError as exc:
+        return LoginOutcome(kind="unreachable", detail=str(exc))
+    deadline = time.monotonic() + timeout_s
+    while not answers and time.monotonic() < deadline:
+        if client.loop(timeout=0.2) != mqtt.MQTT_ERR_SUCCESS:
+            break
+    client.disconnect()
+    return connack_outcome(answers[0] if answers else None, timeout_s)

@@ -86,11 +86,6 @@ class IngestService:
         ]
         self.connection = MqttConnection(options, subscriptions=filters, sink=self._enqueue)
 
-    @property
-    def queue_depth(self) -> int:
-        """Messages received but not yet written."""
-        return self._queue.qsize()
-
     def start(self) -> IngestService:
         """Start the writer thread, then connect."""
         self._stopping.clear()

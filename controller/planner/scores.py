@@ -119,8 +119,11 @@ class _Runs:
 
 
 def _memory(spec: ModelSpec, runs: list[BenchRun], device_class: str) -> tuple[float | None, bool]:
+    """Measured peak RSS (one sequence) plus the other parallel ones' KV, else the estimate."""
     if runs:
-        return max(r.peak_rss_mb for r in runs), True
+        extra = spec.parallel.get(device_class, 1) - 1
+        kv = spec.kv_mb_per_sequence.get(device_class, 0.0)
+        return max(r.peak_rss_mb for r in runs) + extra * kv, True
     return spec.memory_estimate_mb.get(device_class), False
 
 

@@ -164,17 +164,14 @@ def apply(
     require_metrics: Annotated[bool, typer.Option(help="wait for healthy metrics")] = True,
 ) -> None:
     """Apply a draft in waves (canary per class first) through the configured broker."""
-    from controller.plans.apply import PlanApplier, PlanError, RolloutConfig
+    from controller.plans.apply import PlanError, RolloutConfig
+    from controller.plans.wiring import build_planning
 
     settings, engine = open_cli_engine(config)
     try:
         with _publisher(settings, engine, f"plan-{plan_id}") as commands:
-            applier = PlanApplier(
-                engine,
-                commands,
-                model_url=settings.model_file_url,
-                config=RolloutConfig(timeout_s=timeout_s, require_metrics=require_metrics),
-            )
+            rollout = RolloutConfig(timeout_s=timeout_s, require_metrics=require_metrics)
+            applier = build_planning(engine, commands, settings, rollout=rollout).applier
             try:
                 typer.echo(applier.apply(plan_id, created_by="cli"))
             except PlanError as exc:
@@ -198,18 +195,13 @@ def profile(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Bench the pairs whose measurement could change the plan, judged by the fleet's judge."""
-    from controller.plans.profiler import Profiler, ProfilingError, profiling_settings
+    from controller.plans.profiler import ProfilingError
+    from controller.plans.wiring import build_planning
 
     settings, engine = open_cli_engine(config)
     try:
         with _publisher(settings, engine, "profile") as commands:
-            profiler = Profiler(
-                engine,
-                commands,
-                model_url=settings.model_file_url,
-                suite_url=settings.suite_file_url,
-                profiling=profiling_settings(settings),
-            )
+            profiler = build_planning(engine, commands, settings).profiler
             try:
                 sent = profiler.run(limit=limit, device_class=device_class, created_by="cli")
             except ProfilingError as exc:

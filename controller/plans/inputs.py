@@ -109,7 +109,15 @@ def _device(row: db.Device) -> Device | None:
         cached_models=cached,
         current=Option(row.model_id, bool(row.refine)) if row.model_id else None,
         online=row.status == "online",
+        engine_problem=_engine_problem(row.engine),
     )
+
+
+def _engine_problem(engine: dict[str, Any] | None) -> str | None:
+    """The reason from a failed engine check in the device's hello (None: ok or not reported)."""
+    if not engine or engine.get("ok", True):
+        return None
+    return str(engine.get("reason") or engine.get("crash") or "the engine check failed")
 
 
 def load_inputs(session: Session) -> PlannerInputs:

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from controller import models as db
-from controller.ingest.commands import CommandPublisher
+from controller.ingest.commands import CommandSender
 from controller.models import utcnow
 from controller.planner.filters import build_views
 from controller.planner.outlook import (
@@ -88,7 +88,7 @@ class Profiler:
     def __init__(
         self,
         engine: Engine,
-        commands: CommandPublisher,
+        commands: CommandSender,
         *,
         model_url: Callable[[str], str],
         suite_url: Callable[[str], str] | None = None,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 from pathlib import Path
 
 import httpx
@@ -119,26 +119,16 @@ def test_streaming_sends_chunks_then_done(host: ModelHost) -> None:
 
 def test_full_queue_gives_429_with_retry_after(host: ModelHost) -> None:
     metrics = ServingMetrics()
-    release = threading.Event()
-    held = threading.Event()
-
-    def hold(_serving: object) -> None:
-        held.set()
-        release.wait(30)
-
-    blocker = threading.Thread(target=lambda: host.run(hold))
-    with chat_server(host, metrics) as server, host.admission():
-        blocker.start()
-        held.wait(10)
-        # one place is taken by the blocker, queue_size=1 allows one more waiting
-        with host.admission():
-            reply = httpx.post(
-                f"{server.url}/v1/chat/completions",
-                json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
-                timeout=30,
-            )
-        release.set()
-        blocker.join()
+    with chat_server(host, metrics) as server, contextlib.ExitStack() as places:
+        # every place taken: the model's parallel sequences plus queue_size=1 waiting
+        for _ in range(host.capacity + host.queue_size):
+            places.enter_context(host.admission())
+        reply = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+            timeout=30,
+        )
+    assert host.capacity == 2
     assert reply.status_code == 429
     assert int(reply.headers["retry-after"]) >= 1
     assert metrics.report("tiny").rejected == 1

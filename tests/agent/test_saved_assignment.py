@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.models.assign import Assignment
+from agent.models.assignment import Assignment
 from shared.messages import AssignCommand
 
 SHA = "a" * 64

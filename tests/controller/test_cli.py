@@ -141,11 +141,12 @@ def test_run_against_mosquitto_with_generated_acls(
                 f"acl_file {files / 'acl'}",
             ]
         )
+        api_port = free_port()
         env = _env(
             data,
             EDGEFLEET_CONTROLLER_BROKER_URL=broker.url,
             EDGEFLEET_CONTROLLER_MQTT_PASSWORD=password,
-            EDGEFLEET_CONTROLLER_API_PORT=str(free_port()),
+            EDGEFLEET_CONTROLLER_API_PORT=str(api_port),
         )
         log_path = data / "controller.log"
         proc = subprocess.Popen(
@@ -166,6 +167,8 @@ def test_run_against_mosquitto_with_generated_acls(
 
             assert wait_until(has_state, 30), log_path.read_text()
             device.close()
+            # ingest starts before the API server: stop it only once it is fully up
+            wait_for_port(api_port, timeout=60)
             assert password not in log_path.read_text()
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -132,7 +132,7 @@ def test_value_the_database_refuses_dead_letters_only_its_message(engine: Engine
     if engine.dialect.name == "postgresql":
         assert (outcome.stored, dict(outcome.dead)) == (1, {"store_error": 1})
         with Session(engine) as session:
-            letter = crud.list_dead_letters(session, reason="store_error")[0]
+            letter = session.exec(crud.dead_letters_query(reason="store_error")).first()
             assert letter.device_id == "pi-l" and "too long" in letter.detail
     else:  # SQLite does not enforce VARCHAR lengths
         assert outcome.stored == 2
@@ -158,7 +158,7 @@ def test_enrolling_adopts_a_device_first_seen_on_mqtt(engine: Engine) -> None:
         assert device.enrolled and device.agent_version == "0.1.0" and device.name == "Lab Pi"
         crud.update_device(session, device=device, device_in=DeviceUpdate(location="shelf"))
         session.commit()
-        assert [d.id for d in crud.list_devices(session, device_class="pi4-4gb")] == ["pi-e"]
+        assert [d.id for d in session.exec(crud.devices_query(device_class="pi4-4gb"))] == ["pi-e"]
         assert crud.next_cmd_seq(session, device_id="pi-e") == 1
         assert crud.next_cmd_seq(session, device_id="pi-e") == 2
         with pytest.raises(LookupError):

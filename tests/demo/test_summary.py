@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from controller.demo.report import DemoReport
-from controller.demo.scenario import caveats
+from controller.demo.scenario import caveats, engine_label
 from controller.demo.summary import render
 
 SAMPLE = Path(__file__).parents[1] / "data" / "demo_fleet_report.json"
@@ -63,6 +63,18 @@ def test_caveats_name_missing_quality_and_failed_benches(report: DemoReport) -> 
     assert notes[0] == "the bench on pizero-01 failed: the benchmark process died"
     assert notes[1].startswith("no quality was measured")
     assert notes[2].startswith("the plan's rollout ended rolled_back")
+
+
+def test_summary_shows_each_devices_engine_variant_or_how_its_check_died(report) -> None:
+    report.devices["pi4-01"]["engine"] = engine_label(
+        {"ok": True, "cpu_backend": "libggml-cpu-haswell.so"}
+    )
+    report.devices["pizero-01"]["engine"] = engine_label(
+        {"ok": False, "crash": "SIGILL", "reason": "the engine check died: SIGILL (...)"}
+    )
+    shown = _shown(report, width=160)
+    assert "haswell" in shown and "broken: SIGILL" in shown
+    assert engine_label(None) == "not checked"
 
 
 def _accuracy(k: int, n: int) -> dict[str, object]:

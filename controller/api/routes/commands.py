@@ -11,10 +11,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import Session, col, select
 
-from controller.api.deps import OperatorDep, SessionDep, StateDep
-from controller.api.errors import ApiError, not_found
+from controller import crud
+from controller.api.deps import OperatorDep, SenderDep, SessionDep, StateDep
+from controller.api.errors import not_found
 from controller.api.pagination import Page, PageDep, paginate
-from controller.api.state import CommandSender
 from controller.models import Command, CommandAck, CommandPublic, Device
 from controller.registry.sources import registry_sources
 from controller.registry.suites import suite_source
@@ -181,16 +181,14 @@ def _factory(
     return lambda: IdentifyCommand(command_id=uuid.uuid4().hex, seconds=seconds)
 
 
-def _sender(state: StateDep) -> CommandSender:
-    sender = state.sender()
-    if sender is None:
-        raise ApiError(503, "no_broker", "this controller has no MQTT connection to send commands")
-    return sender
-
-
 @router.post("/commands", response_model=CommandsSent, status_code=202)
 def send_command(
-    body: CommandRequest, http: Request, session: SessionDep, state: StateDep, caller: OperatorDep
+    body: CommandRequest,
+    http: Request,
+    session: SessionDep,
+    state: StateDep,
+    sender: SenderDep,
+    caller: OperatorDep,
 ) -> CommandsSent:
     """Send bench, assign or identify to one device or every device of a class."""
     targets = _targets(session, body)
@@ -200,7 +198,6 @@ def send_command(
         lambda model_id: _model_url(state, http, model_id),
         lambda suite_id: _suite_url(state, http, suite_id),
     )
-    sender = _sender(state)
     sent: list[CommandPublic] = []
     failed: list[SendFailure] = []
     for device_id in targets:
@@ -222,11 +219,7 @@ def list_commands(
     type: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Page[Any]:
     """Commands, newest first, filtered by device, status or type."""
-    stmt = select(Command).order_by(col(Command.created_at).desc(), col(Command.id))
-    for column, value in ((Command.device_id, device_id), (Command.status, status),
-                          (Command.type, type)):  # fmt: skip
-        if value is not None:
-            stmt = stmt.where(col(column) == value)
+    stmt = crud.commands_query(device_id=device_id, status=status, type=type)
     rows, total = paginate(session, stmt, page)
     return Page(items=rows, total=total, limit=page.limit, offset=page.offset)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -37,6 +37,7 @@ class ClassFit(BaseModel):
 
     estimate_mb: float
     budget_mb: int
+    parallel: int = Field(description="sequences decoded together, each with its own KV cells")
     fits: bool
 
 

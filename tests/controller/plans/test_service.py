@@ -110,3 +110,20 @@ def test_leaderboard_reports_terms_intervals_and_flags(engine: Engine, tiny_gguf
     assert row["B_ci"][0] < row["B"] < row["B_ci"][1]
     small_on_big = next(r for r in big if r["model_id"] == "m-small" and not r["refine"])
     assert small_on_big["predicted"] and small_on_big["quality_pooled"]
+
+
+def test_a_device_with_a_failed_engine_check_is_unplanned_with_the_reason(
+    engine: Engine, tiny_gguf_factory
+) -> None:
+    seed_world(engine, tiny_gguf_factory)
+    why = "the engine check died: SIGSEGV (invalid memory access inside llama.cpp); fix: ..."
+    with session_scope(engine) as session:
+        session.get(db.Device, "s2").engine = {"ok": False, "crash": "SIGSEGV", "reason": why}
+    plan_id = draft_plan(engine, created_by="op")
+    with Session(engine) as session:
+        detail = plan_detail(session, plan_id)
+    assert detail is not None
+    rows = {a["device_id"]: a for a in detail["assignments"]}
+    assert (rows["s2"]["model_id"], rows["s2"]["status"]) == (None, "unplanned")
+    assert rows["s2"]["reasons"][0] == f"engine cannot run models: {why}"
+    assert rows["s1"]["model_id"] == "m-small"  # its class-mate is planned as before

@@ -1,5 +1,8 @@
 """Write small GGUF models that llama.cpp really loads, with the ``gguf`` package.
 
+The engine's smoke check generates with one (a box needs no model file to learn
+whether its llama.cpp runs), and the tests use them for speed.
+
 The weights are random (seeded), the architecture is llama and the tokenizer
 is a small SentencePiece-style vocabulary: the control tokens, the 256 byte
 tokens (so any text can be encoded) and a few hundred common pieces. The
