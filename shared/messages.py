@@ -23,10 +23,9 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
-    field_validator,
 )
 
-from shared.strategies import DIRECT, Strategy, canonical
+from shared.strategies import DIRECT, Strategy, StrategyName
 from shared.topics import DEVICE_ID_PATTERN, TopicError, TopicKind, Topics
 
 SCHEMA_VERSION = 1
@@ -113,16 +112,11 @@ class StateBody(Body):
     model_id: str | None = None
     model_sha256: Sha256 | None = None
     refine: bool = False
-    strategy: str | None = Field(None, description="none (older agents): by refine")
+    strategy: StrategyName | None = Field(None, description="none (older agents): by refine")
     activity: str = Field("idle", description="idle, serving, benchmarking, downloading, error")
     detail: str | None = None
 
     # --- heartbeat -------------------------------------------------------------
-
-    @field_validator("strategy")
-    @classmethod
-    def _known_strategy(cls, value: str | None) -> str | None:
-        return None if value is None else canonical(value)
 
     @property
     def served_by(self) -> str:
@@ -239,14 +233,9 @@ class QuestionResult(Body):
     e2e_ms: NonNegFloat
     generated_tokens: NonNegInt
     prompt_tokens_evaluated: NonNegInt
-    strategy: str | None = Field(
+    strategy: StrategyName | None = Field(
         None, description="the test-time strategy that served it; none (older agents): by refined"
     )
-
-    @field_validator("strategy")
-    @classmethod
-    def _known_strategy(cls, value: str | None) -> str | None:
-        return None if value is None else canonical(value)
 
     @property
     def served_by(self) -> str:
@@ -260,7 +249,7 @@ class CategoryQuality(Body):
     category: Category
     type: ItemType = "judged"
     refined: bool
-    strategy: str | None = Field(None, max_length=24, description="none: by refined (old agents)")
+    strategy: StrategyName | None = Field(None, description="none: by refined (old agents)")
     n: NonNegInt
     judge_mean: float | None = None
     judge_missing: NonNegInt = 0
@@ -319,15 +308,10 @@ class AssignCommand(Body):
     url: str
     size_bytes: int = Field(ge=1)
     refine: bool = False
-    strategy: str | None = Field(
+    strategy: StrategyName | None = Field(
         None, description="test-time strategy to serve with; none (older controllers): by refine"
     )
     n_ctx: int | None = Field(None, ge=64)
-
-    @field_validator("strategy")
-    @classmethod
-    def _known_strategy(cls, value: str | None) -> str | None:
-        return None if value is None else canonical(value)
 
     def served_strategy(self) -> Strategy:
         """The strategy to serve with (``refine: true`` from an older controller is refine:1)."""
@@ -371,7 +355,7 @@ class BenchCommand(Body):
         None, description="model whose judged answers are the 100 % of q(m, k); none: no quality"
     )
     refine: bool = True
-    strategies: list[str] = Field(
+    strategies: list[StrategyName] = Field(
         default_factory=list,
         max_length=8,
         description="test-time strategies to bench; empty (older controllers): by refine",
@@ -382,11 +366,6 @@ class BenchCommand(Body):
         description="downloads for named models (candidates, judge, reference) not on the device",
     )
     suite: SuiteSource | None = Field(None, description="none: the built-in nine-category set")
-
-    @field_validator("strategies")
-    @classmethod
-    def _known_strategies(cls, names: list[str]) -> list[str]:
-        return [canonical(name) for name in names]
 
     def strategy_list(self) -> list[Strategy]:
         """The strategies to run: ``direct`` first, then those named (or ``refine:1``)."""

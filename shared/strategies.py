@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, StringConstraints
 
 StrategyKind = Literal["direct", "refine", "verify-refine", "vote"]
 MAX_ROUNDS = 4
@@ -91,3 +93,7 @@ def parse_list(text: str) -> list[Strategy]:
 def canonical(name: str) -> str:
     """A name as stored: parsed and written back (``REFINE`` -> ``refine:1``)."""
     return Strategy.parse(name).name
+
+
+StrategyName = Annotated[str, StringConstraints(max_length=24), AfterValidator(canonical)]
+"""A strategy name in a message or request: refused unless it parses, stored canonical."""

@@ -6,13 +6,13 @@ import json
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.inference.refine import StageCallback, StageLimits
 from agent.inference.strategies import run
 from agent.inference.types import Generation
 from agent.models.serving import Serving
-from shared.strategies import DIRECT, Strategy, canonical
+from shared.strategies import DIRECT, Strategy, StrategyName
 
 
 class TextPart(BaseModel):
@@ -52,17 +52,11 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     stream: bool = False
     refine: bool | None = Field(None, description="edgefleet extension: true is refine:1")
-    strategy: str | None = Field(
+    strategy: StrategyName | None = Field(
         None,
-        max_length=24,
         description="edgefleet extension: direct, refine:K, verify-refine or vote:K "
         "(default: the assignment's; wins over refine)",
     )
-
-    @field_validator("strategy")
-    @classmethod
-    def _known_strategy(cls, value: str | None) -> str | None:
-        return None if value is None else canonical(value)
 
     def strategy_for(self, default: Strategy) -> Strategy:
         """The strategy asked for: ``strategy``, else ``refine``, else the device's default."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from agent.models.assignment import Assignment
 from shared.messages import AssignCommand
 
@@ -22,3 +25,10 @@ def test_an_assign_command_from_an_older_controller_maps_refine_to_refine_1() ->
     assert AssignCommand(**fields).served_strategy().name == "direct"
     chosen = AssignCommand(**fields, refine=True, strategy="verify-refine")
     assert chosen.served_strategy().name == "verify-refine"
+
+
+def test_a_message_naming_an_unknown_strategy_is_refused() -> None:
+    fields = {"command_id": "c", "model_id": "m", "sha256": SHA, "url": "/f", "size_bytes": 1}
+    with pytest.raises(ValidationError, match="unknown strategy"):
+        AssignCommand(**fields, strategy="think-hard")
+    assert AssignCommand(**fields, strategy="VOTE:5").strategy == "vote:5"
