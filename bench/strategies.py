@@ -40,11 +40,13 @@ def _items(nine_limit: int, gsm8k_limit: int) -> dict[str, list[JudgedItem | Exa
         for item in load_builtin("nine-categories").items
         if isinstance(item, JudgedItem | ExactItem) and item.answer is not None and item.check
     ]
-    gsm = load_builtin("gsm8k-sample").filtered([], max_items=gsm8k_limit).items
-    return {
-        "nine-categories (checkable)": nine[:nine_limit],
-        "gsm8k-sample": [i for i in gsm if isinstance(i, ExactItem)],
+    suites: dict[str, list[JudgedItem | ExactItem]] = {
+        "nine-categories (checkable)": nine[:nine_limit]
     }
+    if gsm8k_limit > 0:
+        gsm = load_builtin("gsm8k-sample").filtered([], max_items=gsm8k_limit).items
+        suites["gsm8k-sample"] = [i for i in gsm if isinstance(i, ExactItem)]
+    return suites
 
 
 def _row(item: JudgedItem | ExactItem, result: StrategyResult) -> QuestionResult:
