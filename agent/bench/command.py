@@ -177,7 +177,10 @@ def run_isolated(config: BenchConfig) -> BenchBody:
     """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_bench_in_child, args=(config, sender), name="bench")
+    # daemon: an agent that stops does not wait for a benchmark, it ends it
+    child = context.Process(
+        target=_bench_in_child, args=(config, sender), name="bench", daemon=True
+    )
     oom_before = oom_kills()
     child.start()
     sender.close()  # the child holds the only writer: EOF below means it is gone

@@ -16,7 +16,7 @@ import llama_cpp
 from llama_cpp import _internals
 from llama_cpp._logger import set_verbose
 
-from agent.inference.runtime import KV_TYPES
+from agent.inference.runtime import KV_TYPES, load_cpu_backends
 from agent.inference.types import ModelLoadError
 
 BATCH_TOKENS = 512
@@ -38,6 +38,7 @@ class LlamaSequences:
         mlock: bool = False,
     ) -> None:
         set_verbose(False)  # llama.cpp's per-context log lines would flood the agent's log
+        load_cpu_backends()
         model_params = llama_cpp.llama_model_default_params()
         model_params.use_mmap, model_params.use_mlock = True, mlock
         try:

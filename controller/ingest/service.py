@@ -80,11 +80,11 @@ class IngestService:
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
         self._abandon = False
-        filters = [
-            topics.subscription(kind, share_group=config.share_group)
-            for kind in ("hello", "state", "heartbeat", "metrics", "bench", "ack")
-        ]
-        self.connection = MqttConnection(options, subscriptions=filters, sink=self._enqueue)
+        self.connection = MqttConnection(
+            options,
+            subscriptions=topics.agent_subscriptions(share_group=config.share_group),
+            sink=self._enqueue,
+        )
 
     def start(self) -> IngestService:
         """Start the writer thread, then connect."""
