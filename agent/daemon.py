@@ -214,7 +214,8 @@ class Agent:
             status=status,
             model_id=serving.model_id if serving else None,
             model_sha256=serving.sha256 if serving else None,
-            refine=serving.refine if serving else False,
+            refine=serving.strategy.refines if serving else False,
+            strategy=serving.strategy.name if serving else None,
             activity=self.activity.value,
             detail=self.detail,
         )

@@ -26,6 +26,7 @@ from pydantic import (
     ValidationError,
 )
 
+from shared.strategies import DIRECT, Strategy, StrategyName
 from shared.topics import DEVICE_ID_PATTERN, TopicError, TopicKind, Topics
 
 SCHEMA_VERSION = 1
@@ -131,10 +132,16 @@ class StateBody(Body):
     model_id: ModelId | None = None
     model_sha256: Sha256 | None = None
     refine: bool = False
+    strategy: StrategyName | None = Field(None, description="none (older agents): by refine")
     activity: ShortName = Field(
         "idle", description="idle, serving, benchmarking, downloading, error"
     )
     detail: FreeText | None = None
+
+    @property
+    def served_by(self) -> str:
+        """The strategy served (an older agent's ``refine: true`` is refine:1)."""
+        return self.strategy or Strategy.from_refine(self.refine).name
 
 
 # --- heartbeat -------------------------------------------------------------
@@ -249,6 +256,14 @@ class QuestionResult(Body):
     e2e_ms: NonNegFloat
     generated_tokens: NonNegInt
     prompt_tokens_evaluated: NonNegInt
+    strategy: StrategyName | None = Field(
+        None, description="the test-time strategy that served it; none (older agents): by refined"
+    )
+
+    @property
+    def served_by(self) -> str:
+        """The strategy's canonical name (an older agent's ``refined`` row was ``refine:1``)."""
+        return self.strategy or Strategy.from_refine(self.refined).name
 
 
 class CategoryQuality(Body):
@@ -257,6 +272,7 @@ class CategoryQuality(Body):
     category: Category
     type: ItemType = "judged"
     refined: bool
+    strategy: StrategyName | None = Field(None, description="none: by refined (old agents)")
     n: NonNegInt
     judge_mean: float | None = None
     judge_missing: NonNegInt = 0
@@ -315,7 +331,14 @@ class AssignCommand(Body):
     url: str
     size_bytes: int = Field(ge=1)
     refine: bool = False
+    strategy: StrategyName | None = Field(
+        None, description="test-time strategy to serve with; none (older controllers): by refine"
+    )
     n_ctx: int | None = Field(None, ge=64)
+
+    def served_strategy(self) -> Strategy:
+        """The strategy to serve with (``refine: true`` from an older controller is refine:1)."""
+        return Strategy.parse(self.strategy) if self.strategy else Strategy.from_refine(self.refine)
 
 
 class ModelSource(Body):
@@ -355,12 +378,22 @@ class BenchCommand(Body):
         None, description="model whose judged answers are the 100 % of q(m, k); none: no quality"
     )
     refine: bool = True
+    strategies: list[StrategyName] = Field(
+        default_factory=list,
+        max_length=8,
+        description="test-time strategies to bench; empty (older controllers): by refine",
+    )
     max_questions: int | None = Field(None, ge=1)
     sources: list[ModelSource] = Field(
         default_factory=list,
         description="downloads for named models (candidates, judge, reference) not on the device",
     )
     suite: SuiteSource | None = Field(None, description="none: the built-in nine-category set")
+
+    def strategy_list(self) -> list[Strategy]:
+        """The strategies to run: ``direct`` first, then those named (or ``refine:1``)."""
+        named = [Strategy.parse(n) for n in self.strategies] or [Strategy.from_refine(self.refine)]
+        return list(dict.fromkeys([DIRECT, *named]))
 
     def named_model_ids(self) -> list[str]:
         """Every model the command names (candidates, judge, reference), each once, in order."""

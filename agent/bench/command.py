@@ -135,7 +135,7 @@ def run_bench_command(
                 reference_path=job.reference,
                 judge_model_id=command.judge_model_id,
                 reference_model_id=command.reference_model_id,
-                refine=command.refine,
+                strategies=tuple(command.strategy_list()),
                 command_id=command.command_id,
                 model_id=model_id,
                 limits=limits or StageLimits(),

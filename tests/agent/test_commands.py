@@ -217,6 +217,17 @@ def test_assign_with_refine_makes_refinement_the_default(harness, registry, tiny
     reply = harness.chat().json()
     assert reply["model"] == "refiner" and reply["edgefleet"]["refined"] is True
     assert wait_until(lambda: harness.recorder.of_kind("state")[-1]["body"]["refine"] is True)
+    assert harness.recorder.of_kind("state")[-1]["body"]["strategy"] == "refine:1"
+
+
+def test_assign_with_a_strategy_serves_with_it(harness, registry, tiny_gguf_factory):
+    command = _assign(registry, tiny_gguf_factory("voter", seed=12), "voter")
+    command = command.model_copy(update={"strategy": "vote:3"})
+    harness.send(command)
+    assert harness.final_ack(command.command_id)["status"] == "ok"
+    ext = harness.chat().json()["edgefleet"]
+    assert ext["strategy"] == "vote:3" and ext["stages"] == 3
+    assert wait_until(lambda: harness.recorder.of_kind("state")[-1]["body"]["strategy"] == "vote:3")
 
 
 def test_assign_of_a_file_bigger_than_the_memory_budget_is_refused_before_download(
