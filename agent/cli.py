@@ -96,7 +96,9 @@ def agent_status(
     assignment = settings.data_dir / "assignment.json"
     if assignment.exists():
         current = json.loads(assignment.read_text()).get("current") or {}
-        console.print(f"assigned: {current.get('model_id')} (refine={current.get('refine')})")
+        console.print(
+            f"assigned: {current.get('model_id')} (strategy={current.get('strategy', 'direct')})"
+        )
     store = ModelStore(settings.models_dir, 1)
     for model in store.models():
         console.print(f"cached: {model.model_id} {model.sha256[:12]} {model.size_bytes} bytes")

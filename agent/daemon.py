@@ -69,7 +69,6 @@ class Agent:
         self.detail: str | None = None
         self.download: DownloadProgress | None = None
         self.outbox = Outbox(settings.db_path, max_messages=settings.outbox_max_messages)
-        self.outbox.fail_unfinished_commands("interrupted by an agent restart")
         self.messenger = Messenger(settings.device_id, self.outbox, Topics(settings.topic_prefix))
         self.metrics = ServingMetrics()
         self.host = ModelHost(settings.chat_queue_size)
@@ -88,6 +87,7 @@ class Agent:
             memory_budget_mb=lambda: self.profile.memory_budget_mb,
         )
         self.dispatcher = CommandDispatcher(self.outbox, self.messenger, self._handlers())
+        self.dispatcher.fail_interrupted("interrupted by an agent restart")
         self.link = MqttLink(
             settings,
             self.outbox,
@@ -214,7 +214,8 @@ class Agent:
             status=status,
             model_id=serving.model_id if serving else None,
             model_sha256=serving.sha256 if serving else None,
-            refine=serving.refine if serving else False,
+            refine=serving.strategy.refines if serving else False,
+            strategy=serving.strategy.name if serving else None,
             activity=self.activity.value,
             detail=self.detail,
         )

@@ -1,17 +1,18 @@
 """Continuous batching and conversation KV reuse, side by side in one run.
 
-For 1, 2 and 4 concurrent requests (distinct questions, greedy, same token
-limit): aggregate tok/s (generated tokens over wall time, prefill included)
-when they are batched by :class:`agent.inference.batch.BatchEngine` against
-the same requests served one at a time by the same engine, and the p50/p95
-time to first token (from submission) under that load; and what one decode step
+For 1, 2 and 4 concurrent clients (each sending two questions one after the
+other; greedy, same token limit): aggregate tok/s (generated tokens over wall
+time, prefill included) when they are batched by
+:class:`agent.inference.batch.BatchEngine` against the same requests served one
+at a time by the same engine, and the p50/p95 time to first token (from
+submission) under that load; and what one decode step
 costs in CPU time with 1, 2 and 4 sequences' tokens in it. Then a five-turn
 conversation, TTFT of each turn with the conversation's KV kept (prefix reuse
-on) and with every turn re-prefilled (off). Kept prefixes are cleared before
-each throughput measurement, so both sides evaluate whole prompts. Usage:
+on) and with every turn re-prefilled (off). Throughput is measured without
+prefix reuse, so both sides evaluate every prompt whole. Usage:
 
     python bench/batching.py MODEL.gguf [MODEL.gguf ...] [--profile dev-x86-1core]
-        [--tokens 64] [--rounds 2] [--json out.json]
+        [--tokens 64] [--rounds 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ QUESTIONS = (
     "Explain in two sentences why the sky looks blue.",
     "What should a student bring to a science exam? List four things.",
     "A shop sells pencils at 3 for 45 cents. How much do 12 pencils cost?",
+    "How can a family save water during a dry season?",
+    "What is the difference between weather and climate?",
+    "Name three animals that live in the desert and one thing each needs to survive.",
+    "Why should we wash our hands before eating?",
 )
+PER_CLIENT = 2
+"""Requests each client sends, one after the other, so the batch stays full while they run."""
 SYSTEM = (
     "You are the helper of a small rural school. Answer the pupils' questions in plain words, "
     "briefly and correctly. If you are not sure, say so. Do not invent facts or numbers."
@@ -56,33 +63,44 @@ def _ask(engine: BatchEngine, question: str, tokens: int) -> Generation:
     return engine.chat(messages, max_tokens=tokens)
 
 
+def _requests(n: int) -> list[list[str]]:
+    """The questions each of ``n`` clients asks in turn (every client a different series)."""
+    return [
+        [QUESTIONS[(client + k * n) % len(QUESTIONS)] for k in range(PER_CLIENT)]
+        for client in range(n)
+    ]
+
+
 def one_at_a_time(engine: BatchEngine, n: int, tokens: int) -> tuple[float, list[Generation]]:
-    """The first ``n`` questions answered in turn: (wall seconds, generations)."""
+    """All of ``n`` clients' requests answered in turn: (wall seconds, generations)."""
     engine.reset()
     started = time.perf_counter()
     out = []
-    for question in QUESTIONS[:n]:
-        out.append(_ask(engine, question, tokens))
-        engine.reset()
+    for series in _requests(n):
+        for question in series:
+            out.append(_ask(engine, question, tokens))
+            engine.reset()
     return time.perf_counter() - started, out
 
 
 def together(engine: BatchEngine, n: int, tokens: int) -> tuple[float, list[Generation]]:
-    """The first ``n`` questions sent at once: (wall seconds, generations in question order)."""
+    """``n`` clients at once, each sending its next request when its last is answered."""
     engine.reset()
-    out: list[Generation | None] = [None] * n
+    out: list[list[Generation]] = [[] for _ in range(n)]
 
-    def ask(i: int) -> None:
-        out[i] = _ask(engine, QUESTIONS[i], tokens)
+    def client(i: int, series: list[str]) -> None:
+        out[i] = [_ask(engine, question, tokens) for question in series]
 
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(n)]
+    threads = [
+        threading.Thread(target=client, args=(i, series)) for i, series in enumerate(_requests(n))
+    ]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    done = [g for g in out if g is not None]
-    assert len(done) == n
+    done = [g for generations in out for g in generations]
+    assert len(done) == n * PER_CLIENT
     return time.perf_counter() - started, done
 
 
@@ -133,7 +151,7 @@ def throughput(engine: BatchEngine, tokens: int, rounds: int) -> list[dict[str, 
                 ),
                 "ttft_ms_p50": round(percentile(ttft, 50), 1),
                 "ttft_ms_p95": round(percentile(ttft, 95), 1),
-                "same_text": f"{sum(a.text == b.text for a, b in pairs)}/{n * rounds}",
+                "same_text": f"{sum(a.text == b.text for a, b in pairs)}/{len(ttft)}",
             }
         )
     return rows
@@ -206,12 +224,17 @@ def step_cost(path: Path, profile: DeviceProfile, steps: int = 40) -> list[dict[
 
 def bench_model(path: Path, profile: DeviceProfile, tokens: int, rounds: int) -> dict[str, object]:
     """Every measurement for one model, under one profile."""
-    engine = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY))
+    # no prefix reuse while measuring throughput: both sides evaluate every prompt whole
+    engine = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY), prefix_reuse=False)
     try:
         rows = throughput(engine, tokens, rounds)
-        reused = conversation(engine, tokens)
     finally:
         engine.close()
+    warm = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY))
+    try:
+        reused = conversation(warm, tokens)
+    finally:
+        warm.close()
     cold = BatchEngine(path, profile=profile, parallel=1, prefix_reuse=False)
     try:
         fresh = conversation(cold, tokens)
@@ -237,7 +260,7 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--profile", default="dev-x86-1core")
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     source = Path("firmware-config/classes") / f"{args.profile}.yaml"

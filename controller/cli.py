@@ -27,7 +27,7 @@ def mosquitto_config(
     config: ConfigOption = None,
     out: Annotated[Path | None, typer.Option(help="directory for the files")] = None,
 ) -> None:
-    """Write mosquitto.conf, the password file and the ACL file from the device registry."""
+    """Write mosquitto.conf and the password and ACL files of both listeners from the registry."""
     from controller.enrollment import Enrollment
 
     settings = load_cli_settings(config)
@@ -37,8 +37,11 @@ def mosquitto_config(
     engine = migrated_engine(settings)
     files = Enrollment(engine, settings).sync_broker_files(directory=out)
     engine.dispose()
-    assert files is not None
+    if files is None:
+        typer.echo("could not write the Mosquitto files (see the log above)", err=True)
+        raise typer.Exit(1)
     typer.echo(f"config:    {files.config}\npasswords: {files.passwords}\nacl:       {files.acl}")
+    typer.echo(f"controller listener: {files.controller_passwords}, {files.controller_acl}")
     typer.echo(f"start it with: mosquitto -c {files.config}")
 
 
@@ -60,6 +63,8 @@ def run(config: ConfigOption = None) -> None:
             command_sender=runtime.commands,
             planning=runtime.planning,
             ingest_stats=runtime.ingest.stats,
+            ingest=runtime.ingest,
+            enrollment=runtime.enrollment,
             migrate_db=False,  # the runtime migrated before starting ingest
         )
         # uvicorn re-raises SIGTERM after its graceful shutdown; turn that into a normal

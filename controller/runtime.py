@@ -2,22 +2,22 @@
 
 ``edgefleet controller run`` builds one :class:`ControllerRuntime`, starts it,
 then serves ``controller.app.create_app`` with the runtime's command publisher,
-planning parts and ingest counters, so the loop and the API share them.
+planning parts, ingest and enrollment (which keeps the local broker's logins in
+step), so the loop and the API share them.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-from typing import Any
 
 from sqlalchemy import Engine
 
 from controller import crud
-from controller.broker.embedded import LOOPBACK, EmbeddedAuth, EmbeddedBroker
-from controller.broker.passwords import generate_password, hash_password
+from controller.broker.local import LocalBroker, start_local_broker
+from controller.broker.passwords import generate_password
 from controller.core.config import ControllerSettings
 from controller.core.db import create_db_engine, migrate, session_scope
+from controller.enrollment import Enrollment, broker_accounts
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.mqtt import MqttOptions
 from controller.ingest.service import IngestConfig, IngestService
@@ -27,26 +27,21 @@ from controller.plans.wiring import Planning, build_planning
 logger = logging.getLogger(__name__)
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 class ControllerRuntime:
-    """Owns the engine, the embedded broker (if any), ingest and the command publisher."""
+    """Owns the engine, the local broker (if any), ingest and the command publisher."""
 
     def __init__(self, settings: ControllerSettings) -> None:
         self.settings = settings
         self.engine: Engine | None = None
-        self.broker: EmbeddedBroker | None = None
+        self.broker: LocalBroker | None = None
         self.ingest: IngestService | None = None
         self.commands: CommandPublisher | None = None
         self.planning: Planning | None = None
         self.planner: PlannerLoop | None = None
+        self.enrollment: Enrollment | None = None
 
     def start(self) -> ControllerRuntime:
-        """Migrate the database, start the broker if embedded, then ingest."""
+        """Migrate the database, start the local broker unless one is configured, then ingest."""
         settings = self.settings
         self.engine = create_db_engine(settings.db_url, echo=settings.database_echo)
         migrate(self.engine)
@@ -56,8 +51,10 @@ class ControllerRuntime:
             logger.info(
                 "loaded %d device classes from %s", len(loaded), settings.device_classes_dir
             )
+        options = self._mqtt_options(self.engine)
+        self.enrollment = Enrollment(self.engine, settings, broker=self.broker)
         self.ingest = IngestService(
-            self.engine, self._mqtt_options(), topics=settings.topics, config=self._ingest_config()
+            self.engine, options, topics=settings.topics, config=self._ingest_config()
         ).start()
         self.commands = CommandPublisher(
             self.engine, self.ingest.connection, topics=settings.topics
@@ -80,42 +77,30 @@ class ControllerRuntime:
             profile_interval_s=settings.planner_profile_interval_s,
         )
 
-    def _mqtt_options(self) -> MqttOptions:
+    def _mqtt_options(self, engine: Engine) -> MqttOptions:
+        """How ingest connects: to the configured broker, else to a local one started here."""
         settings = self.settings
+        secret = settings.mqtt_password
         common = {
             "client_id": settings.mqtt_client_id,
-            "protocol": settings.effective_mqtt_protocol,
             "session_expiry_s": settings.mqtt_session_expiry_s,
             "keepalive_s": settings.mqtt_keepalive_s,
         }
-        if settings.broker_url is None:
-            return self._start_embedded_broker(common)
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        return MqttOptions.from_url(
-            settings.broker_url, username=settings.mqtt_username, password=password, **common
+        if settings.broker_url is not None:
+            return MqttOptions.from_url(
+                settings.broker_url,
+                username=settings.mqtt_username,
+                password=secret.get_secret_value() if secret else None,
+                protocol=settings.mqtt_protocol or "5",
+                **common,
+            )
+        self.broker, options = start_local_broker(
+            settings,
+            controller_password=secret.get_secret_value() if secret else generate_password(),
+            accounts=lambda: broker_accounts(engine),
+            **common,  # type: ignore[arg-type]
         )
-
-    def _start_embedded_broker(self, common: dict[str, Any]) -> MqttOptions:
-        """Start amqtt with the registry's logins; the controller logs in like anyone else."""
-        settings = self.settings
-        host = settings.embedded_broker_host
-        port = settings.embedded_broker_port or _free_port(host)
-        anonymous = settings.embedded_broker_allow_anonymous
-        if anonymous is None:
-            anonymous = host in LOOPBACK
-        secret = settings.mqtt_password
-        password = secret.get_secret_value() if secret else generate_password()
-        auth = EmbeddedAuth(
-            db_url=settings.db_url,
-            controller_user=settings.mqtt_username,
-            controller_password_hash=hash_password(password),
-            topic_prefix=settings.topic_prefix,
-            allow_anonymous=anonymous,
-        )
-        self.broker = EmbeddedBroker(host=host, port=port, auth=auth).start()
-        return MqttOptions(
-            host=host, port=port, username=settings.mqtt_username, password=password, **common
-        )
+        return options
 
     def _ingest_config(self) -> IngestConfig:
         settings = self.settings
@@ -124,6 +109,9 @@ class ControllerRuntime:
             flush_interval_s=settings.ingest_flush_interval_s,
             queue_size=settings.ingest_queue_size,
             keep_payload_bytes=settings.dead_letter_payload_bytes,
+            max_future_skew_s=settings.ingest_max_future_skew_s,
+            dead_letter_max_rows=settings.dead_letter_max_rows,
+            dead_letter_max_bytes=settings.dead_letter_max_bytes,
             share_group=settings.mqtt_share_group,
             ledger_retention_s=settings.ingest_ledger_retention_s,
         )

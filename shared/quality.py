@@ -26,6 +26,7 @@ import numpy as np
 
 from shared.messages import CategoryQuality, QuestionResult
 from shared.perfics import aggregate_quality
+from shared.strategies import DIRECT, canonical
 
 RESAMPLES = 1000
 
@@ -118,6 +119,25 @@ def _pairs(
 
 def _ratio(pairs: Sequence[tuple[float, ...]], num: int, den: int) -> float:
     return sum(p[num] for p in pairs) / sum(p[den] for p in pairs)
+
+
+def versus_direct(rows: Iterable[QuestionResult], strategy: str) -> list[QuestionResult]:
+    """``direct``'s rows as zero-shot and ``strategy``'s as refined.
+
+    The paired statistics here (I, McNemar, bootstrap) then measure that
+    strategy's gain over answering once, on the same items.
+    """
+    wanted = {DIRECT.name: False, canonical(strategy): True}
+    return [
+        row.model_copy(update={"refined": wanted[row.served_by]})
+        for row in rows
+        if row.served_by in wanted
+    ]
+
+
+def strategies_in(rows: Iterable[QuestionResult]) -> list[str]:
+    """The strategies other than ``direct`` that rows were served by, in first-seen order."""
+    return list(dict.fromkeys(r.served_by for r in rows if r.served_by != DIRECT.name))
 
 
 def baseline_quality(
@@ -296,13 +316,13 @@ def conformance_counts(
 
 
 def category_rows(rows: Sequence[QuestionResult]) -> list[CategoryQuality]:
-    """One row per (stratum, mode): judge mean, missing ratings, accuracy, % of the reference."""
-    groups: dict[tuple[str, bool], list[QuestionResult]] = defaultdict(list)
+    """One row per (stratum, strategy): judge mean, missing ratings, accuracy, % of reference."""
+    groups: dict[tuple[str, str], list[QuestionResult]] = defaultdict(list)
     for row in rows:
-        groups[(stratum(row), row.refined)].append(row)
+        groups[(stratum(row), row.served_by)].append(row)
     reference = {k: fmean(r for _, r in p) for k, p in _pairs(rows, refined=False).items()}
     out = []
-    for (key, refined), group in sorted(groups.items()):
+    for (key, strategy), group in sorted(groups.items()):
         mean = _mean(score(r) for r in group)
         checked = [r.correct for r in group if r.correct is not None]
         ref = reference.get(key)
@@ -310,7 +330,8 @@ def category_rows(rows: Sequence[QuestionResult]) -> list[CategoryQuality]:
             CategoryQuality(
                 category=group[0].category,
                 type=group[0].type,
-                refined=refined,
+                refined=group[0].refined,
+                strategy=strategy,
                 n=len(group),
                 judge_mean=_mean(r.judge_score for r in group),
                 judge_missing=sum(r.type == "judged" and r.judge_score is None for r in group),

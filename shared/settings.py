@@ -55,8 +55,11 @@ def read_settings_file(path: Path) -> dict[str, Any]:
         loaded = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
         raise SettingsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise SettingsFileError(f"{path}: not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # its message quotes the lines around: they may hold a secret
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise SettingsFileError(f"{path}: not valid YAML{where} ({problem})") from None
     if loaded is not None and not isinstance(loaded, dict):
         raise SettingsFileError(f"{path}: expected a mapping of settings")
     return loaded or {}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.engine.tiny_gguf import TinyModelSpec, write_tiny_gguf
+from controller.core.config import ControllerSettings
 from shared.demo_models import DEMO_MODELS, models_dir
 from tests.support.broker import MOSQUITTO, MosquittoBroker
 
@@ -28,8 +29,19 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., MosquittoBroker]
     """Start private brokers (with extra config lines); all are stopped after the test."""
     started: list[MosquittoBroker] = []
 
-    def start(extra_config: list[str] | None = None) -> MosquittoBroker:
-        broker = MosquittoBroker(tmp_path / f"broker{len(started)}", extra_config or [])
+    def start(
+        extra_config: list[str] | None = None, *, generated: ControllerSettings | None = None
+    ) -> MosquittoBroker:
+        """``generated``: run the files ``mosquitto-config`` wrote for these settings."""
+        workdir = tmp_path / f"broker{len(started)}"
+        if generated is None:
+            broker = MosquittoBroker(workdir, extra_config or [])
+        else:
+            broker = MosquittoBroker(
+                workdir,
+                port=generated.mosquitto_listener_port,
+                generated_config=generated.broker_dir / "mosquitto.conf",
+            )
         started.append(broker.start())
         return broker
 

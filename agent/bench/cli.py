@@ -16,6 +16,7 @@ from agent.config import REPO_PROFILES_DIR
 from shared.demo_models import models_dir
 from shared.messages import BenchBody
 from shared.profiles import DeviceProfile, ProfileError, parse_profile
+from shared.strategies import Strategy, StrategyError, parse_list
 from shared.suites.builtin import BUILTIN, DEFAULT_SUITE, load_builtin
 from shared.suites.suite import MAX_SUITE_BYTES, Suite, SuiteError, parse_suite
 
@@ -93,7 +94,10 @@ def bench(
     per_category: Annotated[
         int | None, typer.Option(min=1, help="at most this many questions per category")
     ] = None,
-    refine: Annotated[bool, typer.Option("--refine/--no-refine", help="also refine")] = True,
+    strategies: Annotated[
+        str,
+        typer.Option(help="test-time strategies, e.g. direct,refine:1,verify-refine,vote:5"),
+    ] = "direct,refine:1",
     threads: Annotated[int | None, typer.Option(min=1, help="llama.cpp threads")] = None,
     profile: Annotated[str, typer.Option(help="device-class profile")] = "dev-x86-1core",
     threads_sweep: Annotated[
@@ -116,7 +120,7 @@ def bench(
         suite=selected,
         judge_path=judge_path,
         reference_path=reference,
-        refine=refine,
+        strategies=tuple(_strategies(strategies)),
         threads=threads or device.threads,
         pp_tokens=pp,
         tg_tokens=tg,
@@ -134,6 +138,13 @@ def bench(
     if json_out is not None:
         json_out.write_text(body.model_dump_json(indent=2) + "\n", encoding="utf-8")
         console.print(f"bench body written to {json_out}")
+
+
+def _strategies(text: str) -> list[Strategy]:
+    try:
+        return parse_list(text)
+    except StrategyError as exc:
+        _fail(f"--strategies: {exc}")
 
 
 def _inputs(

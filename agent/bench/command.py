@@ -135,7 +135,7 @@ def run_bench_command(
                 reference_path=job.reference,
                 judge_model_id=command.judge_model_id,
                 reference_model_id=command.reference_model_id,
-                refine=command.refine,
+                strategies=tuple(command.strategy_list()),
                 command_id=command.command_id,
                 model_id=model_id,
                 limits=limits or StageLimits(),
@@ -177,7 +177,10 @@ def run_isolated(config: BenchConfig) -> BenchBody:
     """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_bench_in_child, args=(config, sender), name="bench")
+    # daemon: an agent that stops does not wait for a benchmark, it ends it
+    child = context.Process(
+        target=_bench_in_child, args=(config, sender), name="bench", daemon=True
+    )
     oom_before = oom_kills()
     child.start()
     sender.close()  # the child holds the only writer: EOF below means it is gone

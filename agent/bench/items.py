@@ -1,9 +1,10 @@
 """Running a suite's items on one model, and turning the outcomes into per-item rows.
 
-Judged and exact items are answered (zero-shot, and refined when asked);
-choice items are scored by log-likelihood, no generation, so they have a
-zero-shot row only. Exact items are checked by their normaliser here, on the
-device; judged items are graded later by whoever holds the judge.
+Judged and exact items are answered with every strategy asked for (``direct``
+always, as the baseline the others are paired with); choice items are scored
+by log-likelihood, no generation, so they have a ``direct`` row only. Exact
+items are checked by their normaliser here, on the device; judged items are
+graded later by whoever holds the judge.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.inference.choice_scoring import ChoiceScores
-from agent.inference.refine import RefinementResult, StageLimits, answer
-from agent.inference.runtime import Generation, ModelRuntime
+from agent.inference.refine import StageLimits
+from agent.inference.runtime import ModelRuntime
+from agent.inference.strategies import StrategyResult, run
 from agent.inference.types import InferenceError
 from shared.messages import MAX_ANSWER_CHARS, QuestionResult
+from shared.strategies import DIRECT, Strategy
 from shared.suites.answers import is_correct
 from shared.suites.items import ChoiceItem, ExactItem, JudgedItem
 
@@ -43,10 +46,9 @@ class Outcome:
     """One item on the candidate, with what the judge and the reference made of it."""
 
     item: Item
-    result: RefinementResult | None = None
+    results: dict[Strategy, StrategyResult] = field(default_factory=dict)
     choice: ChoiceOutcome | None = None
-    judge_y0: float | None = None
-    judge_y1: float | None = None
+    judge_scores: dict[Strategy, float | None] = field(default_factory=dict)
     reference_text: str | None = None
     reference_chosen: int | None = None
     reference_score: float | None = None
@@ -56,7 +58,7 @@ def run_items(
     runtime: ModelRuntime,
     items: Sequence[Item],
     *,
-    refine: bool,
+    strategies: Sequence[Strategy],
     limits: StageLimits,
     phase: str,
     progress: Progress,
@@ -69,13 +71,43 @@ def run_items(
             if isinstance(item, ChoiceItem):
                 out.append(Outcome(item, choice=score_choice(runtime, item)))
             else:
-                result = answer(runtime, item.question, refine=refine, limits=limits)
-                out.append(Outcome(item, result=result))
+                out.append(Outcome(item, results=_answers(runtime, item, strategies, limits)))
         except InferenceError as exc:
             logger.warning("%s: item %s skipped: %s", phase, item.id, exc)
             out.append(None)
     progress(phase, len(items), len(items))
     return out
+
+
+def _answers(
+    runtime: ModelRuntime,
+    item: JudgedItem | ExactItem,
+    strategies: Sequence[Strategy],
+    limits: StageLimits,
+) -> dict[Strategy, StrategyResult]:
+    results = {}
+    for strategy in dict.fromkeys(s for s in strategies if s != DIRECT):
+        runtime.reset()  # each strategy pays its own prefill, as when it serves alone
+        results[strategy] = run(runtime, item.question, strategy, limits=limits, match=item.check)
+    greedy = next((r for r in results.values() if r.stages[0].name == "answer"), None)
+    if greedy is not None:  # its first stage is exactly the direct answer: not run twice
+        direct = _first_stage(greedy)
+    else:
+        runtime.reset()
+        direct = run(runtime, item.question, DIRECT, limits=limits)
+    return {DIRECT: direct, **results}
+
+
+def _first_stage(result: StrategyResult) -> StrategyResult:
+    first = result.stages[0]
+    return StrategyResult(
+        strategy=DIRECT,
+        question=result.question,
+        initial=result.initial,
+        answer=result.initial,
+        stages=[first],
+        total_s=first.generation.total_s,
+    )
 
 
 def score_choice(runtime: ModelRuntime, item: ChoiceItem) -> ChoiceOutcome:
@@ -97,23 +129,17 @@ def attach_reference(outcomes: Sequence[Outcome], reference: Sequence[Outcome | 
             continue
         if theirs.choice is not None:
             mine.reference_chosen = theirs.choice.chosen
-        elif theirs.result is not None:
-            mine.reference_text = theirs.result.initial
+        elif DIRECT in theirs.results:
+            mine.reference_text = theirs.results[DIRECT].answer
 
 
-def item_rows(outcomes: Sequence[Outcome], refine: bool) -> list[QuestionResult]:
-    """Per-item rows: one per mode for answered items, one zero-shot row for choice items."""
+def item_rows(outcomes: Sequence[Outcome]) -> list[QuestionResult]:
+    """Per-item rows: one per strategy for answered items, one ``direct`` row for choice items."""
     rows = []
     for outcome in outcomes:
         if outcome.choice is not None:
             rows.append(_choice_row(outcome, outcome.choice))
-        elif outcome.result is not None:
-            result = outcome.result
-            rows.append(
-                _answer_row(outcome, False, outcome.judge_y0, result.initial, result.stages[0])
-            )
-            if refine:
-                rows.append(_answer_row(outcome, True, outcome.judge_y1, result.answer, result))
+        rows.extend(_answer_row(outcome, result) for result in outcome.results.values())
     return rows
 
 
@@ -126,6 +152,7 @@ def _choice_row(outcome: Outcome, choice: ChoiceOutcome) -> QuestionResult:
         type="choice",
         category=item.category,
         refined=False,
+        strategy=DIRECT.name,
         correct=choice.chosen == item.answer,
         correct_norm=choice.chosen_norm == item.answer,
         reference_correct=None if reference is None else reference == item.answer,
@@ -136,29 +163,24 @@ def _choice_row(outcome: Outcome, choice: ChoiceOutcome) -> QuestionResult:
     )
 
 
-def _answer_row(
-    outcome: Outcome,
-    refined: bool,
-    judge_score: float | None,
-    text: str,
-    cost: Generation | RefinementResult,
-) -> QuestionResult:
-    """One row per served answer: y0 costs its first stage, y1 the whole refinement."""
+def _answer_row(outcome: Outcome, result: StrategyResult) -> QuestionResult:
+    """One row per strategy, costing every stage that strategy ran."""
     item = outcome.item
     assert isinstance(item, JudgedItem | ExactItem)
     return QuestionResult(
         item_id=item.id,
         type=item.type,
         category=item.category,
-        refined=refined,
-        judge_score=judge_score,
+        refined=result.strategy.refines,
+        strategy=result.strategy.name,
+        judge_score=outcome.judge_scores.get(result.strategy),
         reference_judge_score=outcome.reference_score,
-        correct=_check(item, text),
+        correct=_check(item, result.answer),
         reference_correct=_check(item, outcome.reference_text),
-        answer=text[:MAX_ANSWER_CHARS],
-        e2e_ms=cost.total_s * 1000,
-        generated_tokens=cost.generated_tokens,
-        prompt_tokens_evaluated=cost.prompt_tokens_evaluated,
+        answer=result.answer[:MAX_ANSWER_CHARS],
+        e2e_ms=result.total_s * 1000,
+        generated_tokens=result.generated_tokens,
+        prompt_tokens_evaluated=result.prompt_tokens_evaluated,
     )
 
 

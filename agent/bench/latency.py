@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from agent.inference.refine import RefinementResult
+from agent.inference.strategies import StrategyResult
 from shared.messages import AnswerLatency
 from shared.stats import percentile
 
@@ -24,16 +24,12 @@ def latency(
     )
 
 
-def answer_latency(results: Sequence[RefinementResult], *, refined: bool) -> AnswerLatency | None:
-    """Zero-shot: the first stage alone. Refined: until the served answer starts, and in total."""
+def answer_latency(results: Sequence[StrategyResult]) -> AnswerLatency | None:
+    """Until the served answer starts (every earlier stage, then its first token), and in total."""
     if not results:
         return None
-    if not refined:
-        stages = [r.stages[0] for r in results]
-        return latency(
-            [s.ttft_s for s in stages],
-            [s.total_s for s in stages],
-            [s.generated_tokens for s in stages],
-        )
-    ttft = [sum(s.total_s for s in r.stages[:-1]) + r.stages[-1].ttft_s for r in results]
+    ttft = []
+    for result in results:
+        gens = [s.generation for s in result.stages]
+        ttft.append(sum(g.total_s for g in gens[:-1]) + gens[-1].ttft_s)
     return latency(ttft, [r.total_s for r in results], [r.generated_tokens for r in results])

@@ -9,6 +9,7 @@ from rich.table import Table
 from agent.bench.throughput import Throughput
 from shared import quality
 from shared.messages import AnswerLatency, BenchBody, CategoryQuality, QuestionResult, Spread
+from shared.strategies import Strategy
 
 
 def _spread(value: Spread | None) -> str:
@@ -34,7 +35,7 @@ def speed_table(body: BenchBody) -> Table:
     table.add_row(f"pp{body.pp_tokens} tok/s", _spread(body.prefill_tok_s))
     table.add_row(f"tg{body.tg_tokens} tok/s", _spread(body.decode_tok_s))
     table.add_row("zero-shot", _latency(body.zero_shot))
-    table.add_row("refined (3 stages)", _latency(body.refined))
+    table.add_row("refine:1 (3 stages)", _latency(body.refined))
     table.add_row("peak RSS", f"{body.peak_rss_mb:.0f} MB")
     table.add_row("CPU seconds", f"{body.cpu_seconds:.1f}")
     contended = " [red]CONTENDED[/red]" if body.contended else ""
@@ -56,7 +57,7 @@ def _cell(row: CategoryQuality | None) -> tuple[str, str, str]:
 
 
 def category_table(body: BenchBody) -> Table:
-    """Per category: judge mean, % of reference and exact accuracy, zero-shot vs refined."""
+    """Per category: judge mean, % of reference and exact accuracy, one column set per strategy."""
     judge = body.judge.model_id if body.judge else "no judge"
     ref = body.reference.model_id if body.reference else "no reference"
     table = Table(
@@ -64,17 +65,27 @@ def category_table(body: BenchBody) -> Table:
         caption="judge: mean 1-10, (k?) = k ratings missing; % ref: judge mean / reference's",
     )
     table.add_column("category", no_wrap=True)
-    for column in ("n", "judge y0", "% ref y0", "exact y0"):
-        table.add_column(column)
-    for column in ("judge y1", "% ref y1", "exact y1"):
-        table.add_column(column)
-    rows = {(row.category, row.type, row.refined): row for row in body.categories}
+    table.add_column("n")
+    strategies = list(
+        dict.fromkeys(row.strategy or _by_flag(row.refined) for row in body.categories)
+    )
+    for strategy in strategies:
+        for column in ("judge", "% ref", "exact"):
+            table.add_column(f"{column} {strategy}")
+    rows = {
+        (row.category, row.type, row.strategy or _by_flag(row.refined)): row
+        for row in body.categories
+    }
     for category, kind in sorted({(row.category, row.type) for row in body.categories}):
-        zero, refined = rows.get((category, kind, False)), rows.get((category, kind, True))
-        n = zero.n if zero else 0
+        cells = [rows.get((category, kind, strategy)) for strategy in strategies]
+        n = next((cell.n for cell in cells if cell is not None), 0)
         label = category if kind == "judged" else f"{category} ({kind})"
-        table.add_row(label, str(n), *_cell(zero), *_cell(refined))
+        table.add_row(label, str(n), *(text for cell in cells for text in _cell(cell)))
     return table
+
+
+def _by_flag(refined: bool) -> str:
+    return Strategy.from_refine(refined).name
 
 
 def _interval(i: quality.Interval) -> str:
@@ -82,7 +93,7 @@ def _interval(i: quality.Interval) -> str:
 
 
 def summary_table(body: BenchBody) -> Table:
-    """The suite's headline numbers, each with n and a 95 % interval (shared.quality)."""
+    """The suite's headline numbers per strategy, each with n and a 95 % interval."""
     suite = body.suite.name if body.suite else "unnamed suite"
     table = Table(title=f"quality on {suite}, 95 % intervals", show_header=False)
     table.add_column("what")
@@ -90,16 +101,21 @@ def summary_table(body: BenchBody) -> Table:
     rows = body.questions
     for kind in ("exact", "choice"):
         typed = [r for r in rows if r.type == kind]
-        for refined in (False, True):
-            acc = quality.accuracy(typed, refined=refined)
-            if acc is not None:
-                mode = "refined" if refined else "zero-shot"
-                table.add_row(f"{kind} accuracy, {mode}", _accuracy(acc))
+        acc = quality.accuracy(typed)
+        if acc is not None:
+            table.add_row(f"{kind} accuracy, direct", _accuracy(acc))
         norm = quality.accuracy(typed, norm=True) if kind == "choice" else None
         if norm is not None:
             table.add_row("choice acc_norm (per byte)", _accuracy(norm))
-        _paired_row(table, kind, typed)
-    _paired_row(table, "judged", [r for r in rows if r.type == "judged"])
+        for strategy in quality.strategies_in(typed):
+            paired = quality.versus_direct(typed, strategy)
+            acc = quality.accuracy(paired, refined=True)
+            if acc is not None:
+                table.add_row(f"{kind} accuracy, {strategy}", _accuracy(acc))
+            _paired_row(table, kind, strategy, paired)
+    judged = [r for r in rows if r.type == "judged"]
+    for strategy in quality.strategies_in(judged):
+        _paired_row(table, "judged", strategy, quality.versus_direct(judged, strategy))
     _relative_rows(table, rows)
     return table
 
@@ -108,7 +124,7 @@ def _accuracy(acc: quality.Accuracy) -> str:
     return f"{100 * acc.value:.1f}% {_interval(acc.interval)} (n={acc.n})"
 
 
-def _paired_row(table: Table, kind: str, rows: Sequence[QuestionResult]) -> None:
+def _paired_row(table: Table, kind: str, strategy: str, rows: Sequence[QuestionResult]) -> None:
     paired = quality.paired_comparison(rows)
     if paired is None:
         return
@@ -119,14 +135,16 @@ def _paired_row(table: Table, kind: str, rows: Sequence[QuestionResult]) -> None
     )
     if paired.mcnemar_p is not None:
         text += f"; {paired.better} better, {paired.worse} worse, McNemar p={paired.mcnemar_p:.2g}"
-    table.add_row(f"{kind}: refined - zero-shot", text)
+    table.add_row(f"{kind}: {strategy} - direct", text)
 
 
 def _relative_rows(table: Table, rows: Sequence[QuestionResult]) -> None:
-    for label, estimate in (
-        ("B (of reference)", quality.baseline_quality(rows)),
-        ("I (refined - B)", quality.improvement_estimate(rows)),
-    ):
+    baseline = quality.baseline_quality(rows)
+    estimates = [("B (of reference)", baseline)] + [
+        (f"I ({strategy} - B)", quality.improvement_estimate(quality.versus_direct(rows, strategy)))
+        for strategy in quality.strategies_in(rows)
+    ]
+    for label, estimate in estimates:
         if estimate is not None:
             low, high = estimate.interval.low, estimate.interval.high
             table.add_row(

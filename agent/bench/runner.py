@@ -21,11 +21,13 @@ from agent.bench.items import Outcome, attach_reference, item_rows, run_items
 from agent.bench.judge import Judge
 from agent.inference.refine import StageLimits
 from agent.inference.runtime import ModelRuntime
+from agent.inference.strategies import StrategyResult
 from agent.models.store import sha256_file
 from agent.probe import load_1m
 from shared.messages import BenchBody, ModelRef, SuiteRef
 from shared.profiles import DeviceProfile
 from shared.quality import category_rows
+from shared.strategies import DIRECT, REFINE_1, Strategy
 from shared.suites.builtin import load_builtin
 from shared.suites.items import JudgedItem
 from shared.suites.suite import Suite
@@ -44,7 +46,8 @@ class BenchConfig:
     suite: Suite = field(default_factory=load_builtin)
     judge_path: Path | None = None
     reference_path: Path | None = None
-    refine: bool = True
+    strategies: tuple[Strategy, ...] = (DIRECT, REFINE_1)
+    """Run on every answered item; ``direct`` always runs, as the baseline the others pair with."""
     threads: int = 1
     n_ctx: int = 2048
     kv_cache_type: str = "f16"
@@ -159,7 +162,7 @@ def _run_candidate(config: BenchConfig, report: Progress) -> _CandidateRun:
         outcomes = run_items(
             runtime,
             config.suite.items,
-            refine=config.refine,
+            strategies=config.strategies,
             limits=config.limits,
             phase="answers",
             progress=report,
@@ -187,8 +190,8 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBod
     run = _run_candidate(config, report)
     reference = _run_reference(config, run.outcomes, report)
     judge = _run_judge(config, run.outcomes, report)
-    rows = item_rows(run.outcomes, config.refine)
-    results = [o.result for o in run.outcomes if o.result is not None]
+    rows = item_rows(run.outcomes)
+    served = _served_by(run.outcomes)
     return BenchBody(
         run_id=uuid.uuid4().hex,
         command_id=config.command_id,
@@ -201,8 +204,8 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBod
         tg_tokens=run.speed.tg_tokens,
         prefill_tok_s=run.speed.prefill_tok_s,
         decode_tok_s=run.speed.decode_tok_s,
-        zero_shot=latency.answer_latency(results, refined=False),
-        refined=latency.answer_latency(results, refined=True) if config.refine else None,
+        zero_shot=latency.answer_latency(served.get(DIRECT, [])),
+        refined=latency.answer_latency(served.get(REFINE_1, [])),
         peak_rss_mb=run.peak_rss_mb,
         cpu_seconds=run.cpu_s,
         load_1m_before=run.load_before,
@@ -222,6 +225,14 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBod
     )
 
 
+def _served_by(outcomes: list[Outcome]) -> dict[Strategy, list[StrategyResult]]:
+    by_strategy: dict[Strategy, list[StrategyResult]] = {}
+    for outcome in outcomes:
+        for strategy, result in outcome.results.items():
+            by_strategy.setdefault(strategy, []).append(result)
+    return by_strategy
+
+
 def _run_reference(
     config: BenchConfig, outcomes: list[Outcome], report: Progress
 ) -> ModelRef | None:
@@ -232,7 +243,7 @@ def _run_reference(
         theirs = run_items(
             runtime,
             [o.item for o in outcomes],
-            refine=False,
+            strategies=(DIRECT,),
             limits=config.limits,
             phase="reference",
             progress=report,
@@ -245,7 +256,7 @@ def _run_reference(
 
 
 def _run_judge(config: BenchConfig, outcomes: list[Outcome], report: Progress) -> ModelRef | None:
-    judged = [o for o in outcomes if isinstance(o.item, JudgedItem) and o.result is not None]
+    judged = [o for o in outcomes if isinstance(o.item, JudgedItem) and o.results]
     if config.judge_path is None or not judged:
         return None
     runtime = _load(config, config.judge_path, config.judge_model_id)
@@ -253,7 +264,7 @@ def _run_judge(config: BenchConfig, outcomes: list[Outcome], report: Progress) -
     try:
         for index, outcome in enumerate(judged):
             report("judging", index, len(judged))
-            _grade(judge, outcome, config.refine)
+            _grade(judge, outcome)
         report("judging", len(judged), len(judged))
         ref = model_ref(runtime)
     finally:
@@ -261,12 +272,14 @@ def _run_judge(config: BenchConfig, outcomes: list[Outcome], report: Progress) -
     return ref
 
 
-def _grade(judge: Judge, outcome: Outcome, refine: bool) -> None:
-    item, result = outcome.item, outcome.result
-    assert isinstance(item, JudgedItem) and result is not None
-    outcome.judge_y0 = judge.grade(item.question, result.initial, item.reference).score
-    if refine:
-        outcome.judge_y1 = judge.grade(item.question, result.answer, item.reference).score
+def _grade(judge: Judge, outcome: Outcome) -> None:
+    item = outcome.item
+    assert isinstance(item, JudgedItem)
+    graded: dict[str, float | None] = {}  # strategies that served the same text share a grade
+    for strategy, result in outcome.results.items():
+        if result.answer not in graded:
+            graded[result.answer] = judge.grade(item.question, result.answer, item.reference).score
+        outcome.judge_scores[strategy] = graded[result.answer]
     if outcome.reference_text is not None:
         verdict = judge.grade(item.question, outcome.reference_text, item.reference)
         outcome.reference_score = verdict.score

@@ -1,12 +1,13 @@
 """The device's local chat API: OpenAI-compatible, requests batched by the model, bounded queue.
 
-``POST /v1/chat/completions`` accepts the OpenAI request shape plus an
-extension field ``refine`` (true: answer, critique, rewrite; default: the
-assignment's setting). With refinement the last user message is the question
-and a system message is kept; earlier turns are not used. Streaming with
-refinement sends the final answer as one chunk, since only the last stage is
-what the user should see. A streaming client that disconnects frees its
-sequence at the model's next step.
+``POST /v1/chat/completions`` accepts the OpenAI request shape plus the
+extension fields ``strategy`` (``direct``, ``refine:K``, ``verify-refine``,
+``vote:K``; default: the assignment's) and the older ``refine`` (true is
+``refine:1``). With a strategy other than direct the last user message is the
+question and a system message is kept; earlier turns are not used. Streaming
+then sends the served answer as one chunk, since only it is what the user
+should see.
+A streaming client that disconnects frees its sequence at the model's next step.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from agent.chat.shapes import (
     completion,
     extension,
     plain_outcome,
-    refined_outcome,
     sse,
+    strategy_outcome,
 )
 from agent.inference.sequences import BusyError, Cancelled
 from agent.inference.types import EmptyPrompt, InferenceError, PromptTooLong
 from agent.models.serving import ModelHost, NoModel, QueueFull, Serving
+from shared.strategies import Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +97,9 @@ async def _chat(
         raise HTTPException(503, "no model is loaded yet")
     if request.model not in (None, "", serving.model_id):
         raise HTTPException(404, f"model {request.model!r} is not served here")
-    refine = serving.refine if request.refine is None else request.refine
+    strategy = request.strategy_for(serving.strategy)
     max_tokens = request.max_completion_tokens or request.max_tokens or default_max_tokens
-    call = _Call(host, metrics, request, refine, max_tokens)
+    call = _Call(host, metrics, request, strategy, max_tokens)
     try:
         call.enter()
     except QueueFull:
@@ -122,11 +124,11 @@ class _Call:
         host: ModelHost,
         metrics: ServingMetrics,
         request: ChatRequest,
-        refine: bool,
+        strategy: Strategy,
         max_tokens: int,
     ) -> None:
         self.host, self.metrics, self.request = host, metrics, request
-        self.refine, self.max_tokens = refine, max_tokens
+        self.strategy, self.max_tokens = strategy, max_tokens
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.model_id = host.serving.model_id if host.serving else ""
         self._admission = host.admission()
@@ -168,10 +170,15 @@ class _Call:
 
     def _generate(self, serving: Serving, on_token: Callable[[str], None] | None) -> Outcome:
         messages = [m.as_dict() for m in self.request.messages]
-        if self.refine:
+        if self.strategy.refines:
             stage_sink = (lambda _stage, text: on_token(text)) if on_token else None
-            return refined_outcome(
-                serving, messages, self.max_tokens, self.request.temperature, stage_sink
+            return strategy_outcome(
+                serving,
+                messages,
+                self.strategy,
+                self.max_tokens,
+                self.request.temperature,
+                stage_sink,
             )
         stop = [self.request.stop] if isinstance(self.request.stop, str) else self.request.stop
         generation = serving.runtime.chat(
@@ -190,7 +197,7 @@ class _Call:
         """Start generating now, so the queue place is released even if nobody reads."""
         loop = asyncio.get_running_loop()
         self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        self._streamed = not self.refine
+        self._streamed = not self.strategy.refines
 
         def push(piece: str) -> None:
             if self._gone.is_set():  # raising here makes the model free the sequence

@@ -44,7 +44,7 @@ def doctor_agent(
     controller, server_date, measured_at = check_controller(settings)
     checks: list[CheckResult] = [
         check_cpu(),
-        check_engine_runs(None, profile.threads),
+        check_engine_runs(profile.threads),
         check_memory(profile, model_to_serve(settings.data_dir, settings.initial_model)),
         check_disk(profile, settings.models_dir, used_mb),
         check_broker(settings),

@@ -47,9 +47,9 @@ def check_cpu() -> CheckResult:
     return ok("cpu", summary, model=probe.cpu_model(), arch=platform.machine(), features=present)
 
 
-def check_engine_runs(model: Path | None, threads: int) -> CheckResult:
+def check_engine_runs(threads: int) -> CheckResult:
     """The smoke generation in a child, with the loaded CPU variant and build facts."""
-    report = check_engine(model, threads=threads)
+    report = check_engine(threads=threads)
     facts = report.model_dump(exclude_none=True)
     if not report.ok:
         crash, _, fix = (report.reason or "the engine check failed").partition("; fix: ")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -83,6 +84,7 @@ class BatchEngine:
         self.model_id = model_id or model_id_for(path)
         self.max_waiting, self.prefix_reuse = max_waiting, prefix_reuse
         self.repeat_penalty, self.seed = repeat_penalty, seed
+        self._sample_seeds = random.Random(seed)  # each sampled reply draws anew
         self._llama = LlamaSequences(
             path,
             n_ctx=self.n_ctx,
@@ -128,7 +130,8 @@ class BatchEngine:
     ) -> Generation:
         """Reply to a conversation; blocks until done. Raising in ``on_token`` cancels it."""
         text, stops = chat_prompt(self.prompt_format, messages, stop)
-        return self.run(SequenceRequest(text, max_tokens, temperature, stops, on_token, self.seed))
+        seed = self._sample_seeds.getrandbits(32) if temperature > 0 else self.seed
+        return self.run(SequenceRequest(text, max_tokens, temperature, stops, on_token, seed))
 
     def run(self, request: SequenceRequest) -> Generation:
         """Queue ``request`` and wait for its result (or its error)."""

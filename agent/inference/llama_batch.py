@@ -16,7 +16,7 @@ import llama_cpp
 from llama_cpp import _internals
 from llama_cpp._logger import set_verbose
 
-from agent.inference.runtime import KV_TYPES
+from agent.inference.runtime import KV_TYPES, load_cpu_backends
 from agent.inference.types import ModelLoadError
 
 BATCH_TOKENS = 512
@@ -38,6 +38,7 @@ class LlamaSequences:
         mlock: bool = False,
     ) -> None:
         set_verbose(False)  # llama.cpp's per-context log lines would flood the agent's log
+        load_cpu_backends()
         model_params = llama_cpp.llama_model_default_params()
         model_params.use_mmap, model_params.use_mlock = True, mlock
         try:
@@ -153,7 +154,10 @@ def _context_params(
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = n_ctx * parallel
     params.n_seq_max = parallel
-    params.kv_unified = False  # each sequence its own n_ctx cells: none crowds out another
+    # each sequence its own pool of n_ctx cells: attention sees only its own cells, which keeps
+    # batched text equal to text served alone (one shared pool changed most greedy texts, see
+    # docs/BENCHMARKS.md), at the cost of a step splitting where idle slots sit between busy ones
+    params.kv_unified = False
     params.n_batch = params.n_ubatch = BATCH_TOKENS
     params.n_threads = params.n_threads_batch = threads
     params.type_k = params.type_v = KV_TYPES[kv_cache_type]

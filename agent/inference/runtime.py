@@ -9,6 +9,7 @@ can see how much of a prompt the KV cache saved.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -82,6 +83,7 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         self.model_id = model_id or model_id_for(path)
         self.parallel = 1  # one sequence: calls take turns (serving batches with BatchEngine)
         self.seed = seed
+        self._sample_seeds = random.Random(seed)
         self.repeat_penalty = repeat_penalty  # mild: small models loop badly at temperature 0
         self._lock = threading.Lock()
         self._llm = self._load(path, mlock or bool(profile and profile.mlock))
@@ -190,6 +192,8 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         on_token: Callable[[str], None] | None,
     ) -> Generation:
         tokens = self._tokens_for(text)
+        if temperature > 0:  # each sampled reply draws anew (llama.cpp reseeds per call)
+            self._llm.set_seed(self._sample_seeds.getrandbits(32))
         room = self.n_ctx - len(tokens)
         if room < 1:
             raise PromptTooLong(

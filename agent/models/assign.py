@@ -22,6 +22,7 @@ from agent.models.store import ModelStore
 from agent.models.store import sha256_file
 from shared.messages import AssignCommand
 from shared.profiles import DeviceProfile
+from shared.strategies import DIRECT, Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +63,10 @@ class Assigner:
 
     def assign(self, command: AssignCommand, on_download: Callable[[], None]) -> dict[str, Any]:
         """Serve the commanded model; raise CommandFailed (old model untouched) if not possible."""
-        current = self.current
+        current, strategy = self.current, command.served_strategy().name
         if current and current.sha256 == command.sha256 and self.host.serving is not None:
             reload = command.n_ctx is not None and command.n_ctx != current.n_ctx
-            self._serve(current, command.refine, command.n_ctx or current.n_ctx, reload=reload)
+            self._serve(current, strategy, command.n_ctx or current.n_ctx, reload=reload)
             return {"model_id": command.model_id, "already_serving": True, "reloaded": reload}
         result = fetch_model(
             self.store,
@@ -75,9 +76,9 @@ class Assigner:
             memory_budget_mb=self.memory_budget_mb() if self.memory_budget_mb else None,
         )
         wanted = Assignment(
-            command.model_id, command.sha256, str(result.model.path), command.refine, command.n_ctx
+            command.model_id, command.sha256, str(result.model.path), strategy, command.n_ctx
         )
-        self._serve(wanted, command.refine, command.n_ctx, reload=True)
+        self._serve(wanted, strategy, command.n_ctx, reload=True)
         return {
             "model_id": command.model_id,
             "sha256": command.sha256,
@@ -85,7 +86,7 @@ class Assigner:
             "bytes_transferred": result.bytes_transferred,
         }
 
-    def _serve(self, wanted: Assignment, refine: bool, n_ctx: int | None, *, reload: bool) -> None:
+    def _serve(self, wanted: Assignment, strategy: str, n_ctx: int | None, *, reload: bool) -> None:
         serving = self.host.serving
         if reload or serving is None:
             try:
@@ -95,8 +96,11 @@ class Assigner:
         else:
             runtime = serving.runtime
         old = self.current
-        self.host.swap(Serving(runtime, wanted.model_id, Path(wanted.path), wanted.sha256, refine))
-        self.current = Assignment(wanted.model_id, wanted.sha256, wanted.path, refine, n_ctx)
+        serving = Serving(
+            runtime, wanted.model_id, Path(wanted.path), wanted.sha256, Strategy.parse(strategy)
+        )
+        self.host.swap(serving)
+        self.current = Assignment(wanted.model_id, wanted.sha256, wanted.path, strategy, n_ctx)
         if reload and old is not None and old.sha256 != wanted.sha256:
             self.previous = old
         if wanted.sha256:
@@ -109,7 +113,7 @@ class Assigner:
         problems = []
         for candidate in candidates:
             try:
-                self._serve(candidate, candidate.refine, candidate.n_ctx, reload=True)
+                self._serve(candidate, candidate.strategy, candidate.n_ctx, reload=True)
                 return None
             except CommandFailed as exc:
                 logger.error("cannot serve %s at start: %s", candidate.model_id, exc)

@@ -10,6 +10,9 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+from shared.strategies import DIRECT, Strategy
 
 ASSIGNMENT_FILE = "assignment.json"
 
@@ -21,21 +24,29 @@ class Assignment:
     model_id: str
     sha256: str | None
     path: str
-    refine: bool = False
+    strategy: str = DIRECT.name
     n_ctx: int | None = None
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> Assignment:
+        """Read a persisted assignment; one saved before strategies has ``refine`` instead."""
+        fields = dict(saved)
+        refine = bool(fields.pop("refine", False))
+        fields.setdefault("strategy", Strategy.from_refine(refine).name)
+        return cls(**fields)
 
 
 def read_assignments(path: Path) -> tuple[Assignment | None, Assignment | None]:
     """(current, previous) from the file; both None if it is missing or unreadable."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        current, previous = (data.get(k) for k in ("current", "previous"))
+        return (
+            Assignment.from_saved(current) if current else None,
+            Assignment.from_saved(previous) if previous else None,
+        )
+    except (OSError, ValueError, TypeError, AttributeError):
         return None, None
-    current, previous = (data.get(k) for k in ("current", "previous"))
-    return (
-        Assignment(**current) if current else None,
-        Assignment(**previous) if previous else None,
-    )
 
 
 def write_assignments(path: Path, current: Assignment | None, previous: Assignment | None) -> None:

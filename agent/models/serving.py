@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from agent.inference.types import ChatModel
+from shared.strategies import DIRECT, Strategy
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,7 +35,7 @@ class Serving:
     model_id: str
     path: Path
     sha256: str | None = None
-    refine: bool = False
+    strategy: Strategy = DIRECT
 
 
 class QueueFull(RuntimeError):

@@ -108,5 +108,6 @@ def authorize(request: Request, principal: PrincipalDep) -> Principal:
 
 
 require_admin = require_role(Role.ADMIN)
+ViewerDep = Annotated[Principal, Depends(require_role(Role.VIEWER))]
 OperatorDep = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
 AdminDep = Annotated[Principal, Depends(require_admin)]

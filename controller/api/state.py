@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.engine import Engine
 
 from controller.ingest.commands import CommandSender
+from controller.ingest.health import IngestHealth, assess
 from controller.registry.store import ModelStore
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
     from controller.core.security import TokenAuthenticator
     from controller.enrollment import Enrollment
+    from controller.ingest.service import IngestService
     from controller.plans.wiring import Planning
     from controller.registry.devices import DeviceCredentialCheck
 
@@ -42,4 +44,14 @@ class AppState:
     planning: Planning | None = None
     """The plan applier and profiler over ``command_sender`` (None without one)."""
     ingest_stats: StatsSource | None = None
+    ingest: IngestService | None = None
+    """The running ingest, whose health ``/healthz`` reports (None: no ingest here)."""
     metrics: CollectorRegistry | None = field(default=None, repr=False)
+
+    def ingest_health(self, devices_online: int) -> IngestHealth | None:
+        """The running ingest's health, if this process runs ingest."""
+        if self.ingest is None:
+            return None
+        return assess(
+            self.ingest, devices_online=devices_online, silence_s=self.settings.ingest_silence_s
+        )

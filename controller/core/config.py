@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.messages import MAX_PAYLOAD_BYTES
 from shared.settings import (
     LayeredSettings,
     check_broker_url,
@@ -55,18 +56,34 @@ class ControllerSettings(LayeredSettings):
     broker_url: str | None = Field(
         None,
         description="mqtt://host:port of an external broker (Mosquitto); "
-        "unset: the controller starts an embedded broker",
+        "unset: the controller starts a local broker (see local_broker)",
+    )
+    local_broker: Literal["auto", "mosquitto", "embedded"] = Field(
+        "auto",
+        description="the broker started when broker_url is unset: mosquitto (a supervised "
+        "child with persistence in data_dir, nothing acknowledged is lost if the controller "
+        "dies), embedded (amqtt in-process: queued messages die with the controller), or "
+        "auto (mosquitto when installed, else embedded with a warning)",
+    )
+    mosquitto_binary: str = Field(
+        "mosquitto", description="the Mosquitto executable (a name on PATH or in /usr/sbin)"
     )
     embedded_broker_host: str = Field(
-        "127.0.0.1", description="address the embedded broker listens on"
+        "127.0.0.1", description="address the local broker's device listener binds to"
     )
     embedded_broker_port: int = Field(
-        1883, ge=0, le=65535, description="TCP port of the embedded broker (0: any free port)"
+        1883, ge=0, le=65535, description="TCP port of the local broker's device listener (0: any)"
     )
-    embedded_broker_allow_anonymous: bool | None = Field(
-        None,
-        description="let clients without a login use the embedded broker, unrestricted; "
-        "unset: only when it listens on loopback (devices otherwise need enrollment)",
+    embedded_broker_allow_anonymous: bool = Field(
+        False,
+        description="let clients without a login use the embedded (amqtt) broker, unrestricted "
+        "(local experiments only: any local process could then control the fleet)",
+    )
+    mqtt_max_packet_bytes: int = Field(
+        MAX_PAYLOAD_BYTES + 8192,
+        ge=4096,
+        description="largest MQTT packet a broker the controller configures accepts "
+        "(Mosquitto's max_packet_size; the embedded broker has no such limit)",
     )
     topic_prefix: str = Field(DEFAULT_PREFIX, description="MQTT topic prefix of this fleet")
     mqtt_username: str = Field("controller", description="the controller's MQTT account")
@@ -90,7 +107,7 @@ class ControllerSettings(LayeredSettings):
     mqtt_protocol: Literal["5", "3.1.1"] | None = Field(
         None,
         description="MQTT version of the controller's client; unset: 3.1.1 with the embedded "
-        "broker (amqtt speaks only 3.1.1), 5 with an external broker",
+        "broker (amqtt speaks only 3.1.1), else 5",
     )
     mqtt_keepalive_s: int = Field(30, ge=5, description="MQTT keepalive interval")
     ingest_batch_size: int = Field(
@@ -108,8 +125,26 @@ class ControllerSettings(LayeredSettings):
         description="how long (device_id, seq) entries are kept for deduplication; keep it "
         "above mqtt_session_expiry_s",
     )
+    ingest_silence_s: float = Field(
+        120.0,
+        gt=0,
+        description="/healthz degrades when devices are online but ingest has received nothing "
+        "for this long (keep it above the agents' heartbeat interval)",
+    )
+    ingest_max_future_skew_s: float = Field(
+        3600.0,
+        gt=0,
+        description="a message whose sent_at is further ahead of the controller's clock is a "
+        "dead letter (clock_skew): it would pin the device's timestamps",
+    )
     dead_letter_payload_bytes: int = Field(
-        65_536, ge=0, description="how much of a rejected payload is kept in the dead-letter table"
+        4096, ge=0, description="how much of a rejected payload is kept in the dead-letter table"
+    )
+    dead_letter_max_rows: int = Field(
+        10_000, ge=1, description="dead letters kept; the oldest go first (counters stay exact)"
+    )
+    dead_letter_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="payload bytes kept in dead letters, at most"
     )
     mosquitto_listener_port: int = Field(
         1883, ge=1, le=65535, description="port in the generated mosquitto.conf"
@@ -117,12 +152,27 @@ class ControllerSettings(LayeredSettings):
     mosquitto_listener_bind: str = Field(
         "", description="bind address in the generated mosquitto.conf (empty: all)"
     )
+    mosquitto_controller_port: int = Field(
+        1884,
+        ge=1,
+        le=65535,
+        description="port of the controller-only loopback listener in the generated "
+        "mosquitto.conf (the controller's login works only there)",
+    )
     mosquitto_pid_file: Path | None = Field(
         None,
         description="Mosquitto's pid file; when set, it is sent SIGHUP after credentials change",
     )
     enrollment_token_ttl_s: int = Field(
         24 * 3600, ge=60, description="how long a one-time enrollment token stays valid"
+    )
+    http_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="largest request body of any API route but the upload (413)"
+    )
+    http_max_upload_bytes: int = Field(
+        32 * 1024**3,
+        ge=1024,
+        description="largest GGUF file POST /api/v1/models/upload takes (413)",
     )
     api_host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     api_port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP API")
@@ -216,13 +266,6 @@ class ControllerSettings(LayeredSettings):
     def db_url(self) -> str:
         """The database URL in effect (the SQLite file in data_dir by default)."""
         return self.database_url or f"sqlite:///{self.data_dir / 'controller.db'}"
-
-    @property
-    def effective_mqtt_protocol(self) -> str:
-        """The MQTT version in effect ("5" or "3.1.1")."""
-        if self.mqtt_protocol is not None:
-            return self.mqtt_protocol
-        return "5" if self.broker_url else "3.1.1"
 
     def model_file_url(self, model_id: str) -> str:
         """The registry's download URL of a model as agents reach it (sent in assign commands)."""

@@ -12,6 +12,7 @@ import logging
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 RECEIVE_MAXIMUM = 65535
 """Unacknowledged QoS 1 messages the broker may have in flight to us (MQTT 5)."""
+SESSION_TAKEN_OVER = 142
+"""MQTT 5 DISCONNECT reason: another client connected with our client id."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,14 @@ class MqttConnection:
         self.connected = threading.Event()
         self.callback_errors = 0
         self.generation = 0
+        self.takeovers = 0
+        self.last_takeover: float | None = None
+        """``time.monotonic()`` of the last session takeover the broker told us about."""
+        self.connection_losses: deque[float] = deque(maxlen=100)
+        """When the broker dropped us (not our own disconnect): a client using our id,
+        with a broker that does not say so (Mosquitto 2.0 with MQTT 5), shows as a burst."""
+        self.disconnected_since: float | None = time.monotonic()
+        self._stopping = False
         v5 = options.protocol == "5"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -134,6 +145,7 @@ class MqttConnection:
 
     def stop(self) -> None:
         """Disconnect (the broker keeps the session) and stop the network thread."""
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -170,6 +182,7 @@ class MqttConnection:
             elif self.subscriptions:
                 client.subscribe([(t, 1) for t in self.subscriptions])
             self.generation += 1
+            self.disconnected_since = None
             self.connected.set()
             logger.info(
                 "connected to %s:%s (session present: %s)",
@@ -185,6 +198,17 @@ class MqttConnection:
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:
         self.connected.clear()
+        self.disconnected_since = time.monotonic()
+        if not self._stopping:
+            self.connection_losses.append(self.disconnected_since)
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+            self.takeovers += 1
+            self.last_takeover = self.disconnected_since
+            logger.error(
+                "another client took over this session (client id %r): ingest is interrupted",
+                self.options.client_id,
+            )
+            return
         logger.info("disconnected from broker: %s", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:

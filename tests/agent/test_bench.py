@@ -13,7 +13,9 @@ import pytest
 
 from agent.bench.runner import BenchConfig, fastest, run_bench, sweep_threads
 from agent.inference.refine import StageLimits
+from shared import quality
 from shared.messages import BenchBody, make_envelope, parse_message
+from shared.strategies import DIRECT, parse_list
 from shared.suites.builtin import load_builtin
 from shared.suites.suite import parse_suite
 from shared.topics import Topics
@@ -72,10 +74,29 @@ def test_bench_measures_speed_latency_and_quality_rows(tiny_gguf: Path) -> None:
 
 
 def test_no_refine_measures_zero_shot_only(tiny_gguf: Path) -> None:
-    body = run_bench(_config(tiny_gguf, refine=False))
+    body = run_bench(_config(tiny_gguf, strategies=(DIRECT,)))
     assert body.refined is None and body.zero_shot is not None
     assert not any(q.refined for q in body.questions)
     assert body.judge is None
+
+
+def test_every_strategy_gets_a_row_per_item_paired_with_direct(tiny_gguf: Path) -> None:
+    chosen = parse_list("refine:2,verify-refine,vote:3")
+    body = run_bench(_config(tiny_gguf, strategies=tuple(chosen)))
+    names = ["direct", "refine:2", "verify-refine", "vote:3"]
+    by_item: dict[str, list[str]] = {}
+    for row in body.questions:
+        by_item.setdefault(row.item_id, []).append(row.served_by)
+    assert len(by_item) == 4 and all(served == names for served in by_item.values())
+    assert {c.strategy for c in body.categories} == set(names)
+    assert quality.strategies_in(body.questions) == names[1:]
+    vote = quality.versus_direct(body.questions, "vote:3")
+    assert len(vote) == 8 and sum(r.refined for r in vote) == 4
+    cost = {
+        row.served_by: row for row in body.questions if row.item_id == body.questions[0].item_id
+    }
+    assert cost["refine:2"].generated_tokens > cost["direct"].generated_tokens
+    assert body.refined is None  # refine:1 was not run, so there is no refine:1 latency
 
 
 def test_thread_sweep_reports_each_count_and_the_fastest(tiny_gguf: Path) -> None:
@@ -190,5 +211,5 @@ def test_bench_records_a_base_model_as_not_instruction_tuned(
 ) -> None:
     base = tiny_gguf_factory("base-for-bench", chat_template=None)
     suite = load_builtin().filtered([], per_category=1, max_items=2)
-    body = run_bench(_config(base, refine=False, suite=suite))
+    body = run_bench(_config(base, strategies=(DIRECT,), suite=suite))
     assert body.model.instruction_tuned is False

@@ -9,6 +9,7 @@ import pytest
 from agent.bench.command import run_isolated
 from agent.bench.runner import BenchConfig
 from agent.inference.types import ModelLoadError
+from shared.strategies import DIRECT
 from shared.suites.builtin import load_builtin
 
 pytestmark = pytest.mark.timeout(120)
@@ -17,7 +18,9 @@ pytestmark = pytest.mark.timeout(120)
 def test_isolated_run_returns_the_child_result(tiny_gguf: Path) -> None:
     suite = load_builtin().filtered([], max_items=1)
     body = run_isolated(
-        BenchConfig(model_path=tiny_gguf, suite=suite, refine=False, repetitions=1, model_id="tiny")
+        BenchConfig(
+            model_path=tiny_gguf, suite=suite, strategies=(DIRECT,), repetitions=1, model_id="tiny"
+        )
     )
     assert body.model.model_id == "tiny" and body.questions[0].item_id == suite.items[0].id
     assert body.peak_rss_mb > 0

@@ -31,8 +31,10 @@ class FakeDevice:
         self.topics = Topics()
         self.seq = first_seq - 1
         self.refused: list[Any] = []
+        # a device with a login connects as itself (brokers bind client ids to logins)
+        client_id = device_id if username else f"dev-{device_id}"
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"dev-{device_id}", protocol=protocol
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
         )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)

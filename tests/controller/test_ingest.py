@@ -203,7 +203,7 @@ def test_each_kind_of_bad_message_is_dead_lettered_with_its_reason(
         assert counts == expected
         letters = session.exec(select(DeadLetter)).scalars().all()  # type: ignore[call-overload]
         oversized = next(x for x in letters if x.reason == "oversized")
-        assert oversized.payload_size == 1_048_577 and len(oversized.payload) == 65536
+        assert oversized.payload_size == 1_048_577 and len(oversized.payload) == 4096
         assert all(x.detail for x in letters)
         assert {x.device_id for x in letters if x.reason != "bad_topic"} == {"pi-bad"}
 

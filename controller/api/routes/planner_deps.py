@@ -8,24 +8,17 @@ once by the composition root); without a command sender the routes answer 503.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy import Engine
 
-from controller.api.deps import PlanningDep, StateDep, require_role
+from controller.api.deps import OperatorDep, PlanningDep, StateDep, ViewerDep
 from controller.api.routes import plans, profiling, scores
-from controller.core.security import Principal, Role
 from controller.plans.apply import PlanApplier
 from controller.plans.profiler import Profiler
 
 
 def _engine(state: StateDep) -> Engine:
     return state.engine
-
-
-ViewerDep = Annotated[Principal, Depends(require_role(Role.VIEWER))]
-OperatorDep = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
 
 
 def _viewer(principal: ViewerDep) -> str:

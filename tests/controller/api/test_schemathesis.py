@@ -1,8 +1,10 @@
 """Property-based run of schemathesis against the live OpenAPI schema: no 5xx, ever.
 
 Runs with an admin token (so every route is reachable) against a real
-uvicorn server with a real MQTT command path; a few real rows exist so some
-generated ids hit something. The example count is kept modest (< 2 minutes).
+uvicorn server with a real MQTT command path and a controller MQTT password,
+so every enrollment the fuzzer makes rewrites the Mosquitto files (the path
+where a crafted device id once forged a password-file line); a few real rows
+exist so some generated ids hit something.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from sqlmodel import Session
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.service import IngestService
 from controller.models import Device
-from shared.topics import Topics
+from shared.topics import Topics, is_valid_device_id
 from tests.controller.api.conftest import ADMIN_TOKEN, Api, start_api
 from tests.support.broker import MosquittoBroker
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 20
+FUZZ_MQTT_PASSWORD = "fuzz-controller-mqtt-secret"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,9 @@ def fuzz_api(tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoBroke
     service = IngestService(engine, options, topics=Topics(), config=IngestConfig()).start()
     assert service.connection.wait_connected(10)
     sender = CommandPublisher(engine, service.connection, topics=Topics())
-    running = start_api(data, engine=engine, sender=sender, stats=service.stats)
+    running = start_api(
+        data, engine=engine, sender=sender, stats=service.stats, mqtt_password=FUZZ_MQTT_PASSWORD
+    )
     with Session(engine) as session:
         session.add(Device(id="0", device_class="pi4-4gb", enrolled=True))
         session.add(Device(id="pi-1", device_class="pi4-4gb", status="online"))
@@ -102,5 +107,10 @@ def test_no_server_errors(fuzz_api: Api) -> None:
     assert statuses[("positive", 401)] == 0
     successes = sum(n for (mode, code), n in statuses.items() if mode == "positive" and code < 300)
     assert successes >= 3 * len(operations)
+    # the broker files the fuzzer's enrollments rewrote hold only well-formed logins
+    passwords = fuzz_api.settings.broker_dir / "passwd"
+    for line in passwords.read_text().splitlines():
+        user, _, hashed = line.partition(":")
+        assert is_valid_device_id(user) and hashed.startswith("$7$"), line
     # invalid cases were really invalid: the API answered them with 4xx
     assert sum(n for (mode, code), n in statuses.items() if mode == "negative" and code >= 400)
