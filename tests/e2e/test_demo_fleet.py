@@ -217,11 +217,47 @@ def test_demo_fleet_plans_a_feasible_model_per_device_and_each_answers(
         assert title in runs[0].output
     assert "Verifiable quality: multiple choice" in runs[0].output
     assert "caveat: what these numbers cannot tell" in runs[0].output
+    _assert_dashboard_and_cli_see_the_fleet(url, token)
 
     port = int(url.split(":")[2].split("/")[0])
     runs[0].process.send_signal(signal.SIGINT)
     assert runs[0].finish(STOP_BOUND_S) == 0, runs[0].output  # Ctrl-C ends --keep-running
     assert _fleet_processes(data_dir) == [] and not _listening(port)
+
+
+def _assert_dashboard_and_cli_see_the_fleet(url: str, token: str) -> None:
+    """The device and quality pages in Chromium, and `edgefleet devices list` over HTTP."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.controller.web.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+    shots = ARTIFACTS / "dashboard"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(30_000)
+        page.goto(url)
+        page.get_by_label("API token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        page.locator("#devices a", has_text="pi4-01").click()
+        page.wait_for_selector("#chart-load circle.point")  # heartbeats since the demo began
+        expect(page.locator("#device-bench tbody tr")).not_to_have_count(0)
+        page.screenshot(path=str(shots / "demo-device.png"), full_page=True)
+        page.goto(f"{url}#/quality")
+        for device_class in set(DEVICES.values()):
+            points = page.locator(f"figure[data-class='{device_class}'] .point")
+            expect(points).not_to_have_count(0)
+        page.screenshot(path=str(shots / "demo-quality.png"), full_page=True)
+        browser.close()
+    listed = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "devices", "list", "--json"],
+        env={**os.environ, "EDGEFLEET_URL": url.removesuffix("/dashboard/"),
+             "EDGEFLEET_TOKEN": token},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert {d["id"] for d in json.loads(listed.stdout)} == set(DEVICES)
 
 
 def _assert_benches_and_scores(report: dict[str, Any]) -> None:
