@@ -38,6 +38,8 @@ class LoadPublisher:
         self.next_seq = first_seq
         self.sent: list[int] = []
         self._infos: list[tuple[int, mqtt.MQTTMessageInfo]] = []
+        self._acked_mids: set[int] = set()
+        """PUBACKed packet ids (info.is_published() raises for a message queued offline)."""
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._topic = Topics().device(device_id, TopicKind.HEARTBEAT)
@@ -48,6 +50,9 @@ class LoadPublisher:
         self.client.max_inflight_messages_set(1000)
         self.client.on_connect = lambda c, u, f, reason, p: (
             None if reason.is_failure else self._connected.set()
+        )
+        self.client.on_publish = lambda c, u, mid, reason, p: (
+            None if reason.is_failure else self._acked_mids.add(mid)
         )
         self.stop_on_error = stop_on_error
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
@@ -65,7 +70,7 @@ class LoadPublisher:
     @property
     def acked(self) -> set[int]:
         """Seqs whose PUBACK has arrived."""
-        return {seq for seq, info in self._infos if info.is_published()}
+        return {seq for seq, info in list(self._infos) if info.mid in self._acked_mids}
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -90,7 +95,7 @@ class LoadPublisher:
             self._thread.join(10)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(info.is_published() for _, info in self._infos):
+            if all(info.mid in self._acked_mids for _, info in list(self._infos)):
                 return True
             time.sleep(0.1)
         return False
