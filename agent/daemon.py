@@ -308,7 +308,12 @@ class Agent:
             if self.activity is not Activity.BENCHMARKING:  # after a download
                 self.set_activity(Activity.BENCHMARKING)
             return run_bench_command(
-                command, job, profile=self.profile, host=self.host, publish=self.messenger.send
+                command,
+                job,
+                profile=self.profile,
+                host=self.host,
+                publish=self.messenger.send,
+                stopping=self._stop,
             )
         except BenchCrashed as exc:
             crash = str(exc)  # stays in the state detail until the next activity

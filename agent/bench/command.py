@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -122,11 +123,18 @@ def run_bench_command(
     host: ModelHost,
     publish: Callable[[BenchBody], Any],
     limits: StageLimits | None = None,
+    stopping: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """Benchmark every candidate of ``job`` (serving paused); publish one result each."""
+    """Benchmark every candidate of ``job`` (serving paused); publish one result each.
+
+    ``stopping`` set (the agent is shutting down) ends the running benchmark's process
+    and starts no further one.
+    """
     run_ids = []
     with host.paused():
         for model_id, path in job.candidates.items():
+            if stopping is not None and stopping.is_set():
+                raise CommandFailed(STOPPING)
             config = BenchConfig.from_profile(
                 profile,
                 model_path=path,
@@ -141,7 +149,7 @@ def run_bench_command(
                 limits=limits or StageLimits(),
             )
             try:
-                body = run_isolated(config)
+                body = run_isolated(config, stopping)
             except InferenceError as exc:
                 raise CommandFailed(f"benchmark of {model_id} failed: {exc}") from None
             publish(body)
@@ -170,10 +178,11 @@ def _suite(command: BenchCommand, store: ModelStore) -> Suite:
     return selected
 
 
-def run_isolated(config: BenchConfig) -> BenchBody:
+def run_isolated(config: BenchConfig, stopping: threading.Event | None = None) -> BenchBody:
     """Run the benchmark in a spawned process (a clean address space) and return its result.
 
     If the process dies, the error says how (SIGSEGV, SIGILL, OOM-killed, ...) and what to do.
+    When ``stopping`` is set the process is ended and the command fails as interrupted.
     """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
@@ -185,6 +194,10 @@ def run_isolated(config: BenchConfig) -> BenchBody:
     child.start()
     sender.close()  # the child holds the only writer: EOF below means it is gone
     try:
+        while not receiver.poll(STOP_POLL_S):
+            if stopping is not None and stopping.is_set():
+                child.terminate()
+                raise CommandFailed(STOPPING)
         kind, payload = receiver.recv()
     except EOFError:
         kind, payload = "died", ""
@@ -198,6 +211,11 @@ def run_isolated(config: BenchConfig) -> BenchBody:
     crash = name_exit(child.exitcode or 0, oom_killed=oom_kills() > oom_before)
     what = f"the benchmark process of {config.model_id or config.model_path.name}"
     raise BenchCrashed(crash.describe(what) if crash else f"{what} ended without a result")
+
+
+STOPPING = "interrupted: the agent is stopping"
+STOP_POLL_S = 0.25
+"""How often a waiting benchmark checks whether the agent is stopping."""
 
 
 def _bench_in_child(config: BenchConfig, sender: Connection) -> None:
