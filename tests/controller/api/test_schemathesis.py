@@ -10,6 +10,7 @@ exist so some generated ids hit something.
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 from sqlalchemy import Engine
@@ -31,6 +33,25 @@ from tests.controller.api.conftest import ADMIN_TOKEN, Api, start_api
 from tests.support.broker import MosquittoBroker
 
 MAX_EXAMPLES = 20
+
+# Suite uploads are JSON lines (application/jsonl), which schemathesis cannot write by
+# itself: good lines, broken JSON, wrong types and binary junk, so the route's per-line
+# validation is fuzzed too.
+_JSONL_LINES = st.one_of(
+    st.builds(
+        lambda item_id, q, a: json.dumps(
+            {"id": item_id, "type": "exact", "question": q, "answer": a}
+        ).encode(),
+        st.text(min_size=0, max_size=20),
+        st.text(max_size=60),
+        st.text(max_size=10),
+    ),
+    st.binary(max_size=80),
+    st.just(b'{"id": 1, "type": "choice"}'),
+)
+schemathesis.openapi.media_type(
+    "application/jsonl", st.lists(_JSONL_LINES, max_size=6).map(b"\n".join)
+)
 FUZZ_MQTT_PASSWORD = "fuzz-controller-mqtt-secret"
 
 
