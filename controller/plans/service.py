@@ -228,8 +228,8 @@ def plan_history(session: Session, limit: int = 20) -> Sequence[db.Plan]:
 
 def ranked_rows(scores: list[OptionScore]) -> list[dict[str, Any]]:
     """Rows best first; each says whether its B interval overlaps the next row's (order unsure)."""
-    rows = []
-    for score, below in zip(scores, [*scores[1:], None], strict=True):
+    rows: list[dict[str, Any]] = []
+    for score, below in zip(scores, [*scores[1:], None][: len(scores)], strict=True):
         overlaps = below is not None and score.b_interval.overlaps(below.b_interval)
         rows.append(score_row(score) | {"B_overlaps_next": overlaps})
     return rows

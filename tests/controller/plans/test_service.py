@@ -11,6 +11,7 @@ from controller.plans.service import (
     dry_run_plan,
     plan_detail,
     plan_history,
+    ranked_rows,
     score_row,
 )
 from tests.controller.plans.db_world import plan_row_counts, seed_world
@@ -114,6 +115,17 @@ def test_leaderboard_reports_terms_intervals_and_flags(engine: Engine, tiny_gguf
     assert row["B_ci"][0] < row["B"] < row["B_ci"][1]
     small_on_big = next(r for r in big if r["model_id"] == "m-small" and not r["refine"])
     assert small_on_big["predicted"] and small_on_big["quality_pooled"]
+
+
+def test_ranked_rows_flag_overlap_with_the_next_row_and_take_an_empty_class(
+    engine: Engine, tiny_gguf_factory
+) -> None:
+    seed_world(engine, tiny_gguf_factory)
+    with Session(engine) as session:
+        big = current_scores(session, PlannerSettings())["big-box"]
+    rows = ranked_rows(big)
+    assert len(rows) == len(big) and rows[-1]["B_overlaps_next"] is False
+    assert ranked_rows([]) == []  # a class with no scored option (found by schemathesis)
 
 
 def test_a_device_with_a_failed_engine_check_is_unplanned_with_the_reason(
