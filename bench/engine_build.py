@@ -31,10 +31,8 @@ from agent.engine.build import ensure_wheel, spec_for
 CHILD = r"""
 import json, sys, time, pathlib, ctypes
 import llama_cpp
-from llama_cpp import _ggml
-lib = pathlib.Path(llama_cpp.__file__).parent / "lib"
-if _ggml.libggml.ggml_backend_reg_count() == 0:
-    _ggml.libggml.ggml_backend_load_all_from_path(str(lib).encode())
+from agent.inference.runtime import load_cpu_backends
+load_cpu_backends()
 model, pp, tg, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 llm = llama_cpp.Llama(model, n_ctx=pp + tg + 8, n_threads=threads, n_threads_batch=threads,
                       n_batch=pp, verbose=False)

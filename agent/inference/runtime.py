@@ -8,6 +8,7 @@ can see how much of a prompt the KV cache saved.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import random
 import threading
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
-import llama_cpp._ggml
 
 from agent.engine.build import amx_libraries
 from agent.inference.generation import GenerationRun
@@ -261,9 +261,25 @@ def load_cpu_backends() -> None:
     ggml looks for them beside the executable (python's bin/), so it is told where they are.
     A build with the CPU backend linked in has it registered already.
     """
-    ggml = llama_cpp._ggml.libggml
+    ggml = _ggml_of_libllama()
     if ggml.ggml_backend_reg_count() == 0:
         ggml.ggml_backend_load_all_from_path(str(LIB_DIR).encode())
+
+
+def _ggml_of_libllama() -> ctypes.CDLL:
+    """The ggml registry functions, looked up through libllama's own dependencies.
+
+    ``llama_cpp._ggml`` opens ``libggml.so`` by path while libllama needs ``libggml.so.0``:
+    two copies with two registries, and backends loaded into the first stay invisible to
+    libllama ("no backends are loaded"). A symbol looked up on libllama's handle resolves
+    in the copy libllama uses.
+    """
+    lib = llama_cpp.llama_cpp._lib
+    lib.ggml_backend_reg_count.restype = ctypes.c_size_t
+    lib.ggml_backend_reg_count.argtypes = []
+    lib.ggml_backend_load_all_from_path.restype = None
+    lib.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
+    return lib
 
 
 def loaded_cpu_backends() -> list[Path]:
