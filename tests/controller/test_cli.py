@@ -79,9 +79,14 @@ def test_run_with_a_local_broker_ingests_serves_and_stops_cleanly(
         assert httpx.get(f"{api}/healthz").json()["ingest"] == "ok"
         listed = httpx.get(f"{api}/api/v1/devices", headers=headers).json()
         assert [d["id"] for d in listed["items"]] == ["pi-cli"]
-        # /metrics reads the running ingest's counters (the one hello stored)
-        metrics = httpx.get(f"{api}/metrics", headers=headers).text
-        assert "edgefleet_ingest_messages_stored_total 1.0" in metrics
+
+        # /metrics reads the running ingest's counters (the one hello stored); the counter
+        # moves just after the commit that made the row visible, so it is waited for
+        def counted() -> bool:
+            metrics = httpx.get(f"{api}/metrics", headers=headers).text
+            return "edgefleet_ingest_messages_stored_total 1.0" in metrics
+
+        assert wait_until(counted, 10)
         # a command through the API goes out through the runtime's MQTT connection
         sent = httpx.post(
             f"{api}/api/v1/commands", headers=headers,
