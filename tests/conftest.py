@@ -1,4 +1,5 @@
-"""Fixtures for real parts: a Mosquitto broker, generated GGUF models, the demo models."""
+"""Fixtures for real parts: a Mosquitto broker, generated GGUF models, the demo models,
+Debian's Chromium."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
 from agent.engine.tiny_gguf import TinyModelSpec, write_tiny_gguf
 from controller.core.config import ControllerSettings
 from shared.demo_models import DEMO_MODELS, models_dir
 from tests.support.broker import MOSQUITTO, MosquittoBroker
+from tests.support.browser import CHROMIUM, headless_chromium
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +87,12 @@ def smollm2_path() -> Path:
 def gemma3_path() -> Path:
     """The real Gemma-3-270M Q4_K_M (a base model), fetched from PyPI by `make test`."""
     return _demo_model("gemma3-270m-q4_k_m")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, shared by the whole session (see tests/support/browser.py)."""
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is not installed: run `make system-deps`, which installs it")
+    with headless_chromium() as launched:
+        yield launched

@@ -25,11 +25,13 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from playwright.sync_api import Browser, expect
 
 from controller.demo.local_fleet import API_TIMEOUT_S
 from controller.demo.processes import KILL_WAIT_S, STOP_TIMEOUT_S
 from controller.demo.scenario import DEVICES, JUDGE, REFERENCE, DemoOptions
 from shared.demo_models import DEMO_MODELS
+from tests.support.browser import ARTIFACTS
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOLLM2, GEMMA3 = "smollm2-135m-instruct-q4_1", "gemma3-270m-q4_k_m"
@@ -189,7 +191,11 @@ def test_demo_fleet_interrupted_while_benchmarking_stops_every_process(
 @pytest.mark.slow
 @pytest.mark.timeout(DASHBOARD_BOUND_S + STOP_BOUND_S + 120)  # + the checks in between
 def test_demo_fleet_plans_a_feasible_model_per_device_and_each_answers(
-    tmp_path: Path, runs: list[DemoRun], smollm2_path: Path, gemma3_path: Path
+    tmp_path: Path,
+    runs: list[DemoRun],
+    smollm2_path: Path,
+    gemma3_path: Path,
+    browser: Browser,
 ) -> None:
     data_dir, summary = tmp_path / "fleet", tmp_path / "summary.json"
     args = ("--api-port", "0", "--data-dir", str(data_dir), "--json", str(summary))
@@ -217,7 +223,7 @@ def test_demo_fleet_plans_a_feasible_model_per_device_and_each_answers(
         assert title in runs[0].output
     assert "Verifiable quality: multiple choice" in runs[0].output
     assert "caveat: what these numbers cannot tell" in runs[0].output
-    _assert_dashboard_and_cli_see_the_fleet(url, token)
+    _assert_dashboard_and_cli_see_the_fleet(browser, url, token)
 
     port = int(url.split(":")[2].split("/")[0])
     runs[0].process.send_signal(signal.SIGINT)
@@ -225,17 +231,13 @@ def test_demo_fleet_plans_a_feasible_model_per_device_and_each_answers(
     assert _fleet_processes(data_dir) == [] and not _listening(port)
 
 
-def _assert_dashboard_and_cli_see_the_fleet(url: str, token: str) -> None:
+def _assert_dashboard_and_cli_see_the_fleet(browser: Browser, url: str, token: str) -> None:
     """The device and quality pages in Chromium, and `edgefleet devices list` over HTTP."""
-    from playwright.sync_api import expect, sync_playwright
-
-    from tests.controller.web.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-
     shots = ARTIFACTS / "dashboard"
     shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
         page.set_default_timeout(30_000)
         page.goto(url)
         page.get_by_label("API token").fill(token)
@@ -249,7 +251,8 @@ def _assert_dashboard_and_cli_see_the_fleet(url: str, token: str) -> None:
             points = page.locator(f"figure[data-class='{device_class}'] .point")
             expect(points).not_to_have_count(0)
         page.screenshot(path=str(shots / "demo-quality.png"), full_page=True)
-        browser.close()
+    finally:
+        context.close()
     listed = subprocess.run(
         [sys.executable, "-m", "shared.cli", "devices", "list", "--json"],
         env={**os.environ, "EDGEFLEET_URL": url.removesuffix("/dashboard/"),

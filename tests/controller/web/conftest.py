@@ -3,28 +3,15 @@ the real app on uvicorn with a fleet that reported over a real Mosquitto (one pe
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.controller.web.fleet import Dashboard, reported_fleet
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
-
-
-ARTIFACTS = Path(
-    os.environ.get("EDGEFLEET_TEST_ARTIFACTS", Path(__file__).parents[3] / "test-artifacts")
-)
+from tests.support.browser import ARTIFACTS
 
 
 @pytest.fixture(scope="session")
@@ -33,17 +20,6 @@ def screenshots() -> Path:
     folder = ARTIFACTS / "dashboard"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole session."""
-    if not CHROMIUM.exists():
-        pytest.fail("chromium is not installed: run `make system-deps`, which installs it")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
