@@ -1,0 +1,64 @@
+"""The gateway's OpenAI-compatible routes for end users: ``/v1/models``, ``/v1/chat/completions``.
+
+Any token may chat (a ``client`` key may do nothing else); each key is rate limited.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from controller.api.deps import StateDep, require_role
+from controller.api.errors import ERROR_RESPONSES, ApiError
+from controller.core.security import Principal
+from controller.gateway.ratelimit import retry_after_header
+from controller.gateway.routing import Route
+from controller.gateway.service import AUTO_MODEL, Gateway, Refusal
+from controller.models import Role
+from shared.chat import ChatRequest
+
+router = APIRouter(prefix="/v1", tags=["gateway"], responses=ERROR_RESPONSES)
+ClientDep = Annotated[Principal, Depends(require_role(Role.CLIENT))]
+
+
+def get_gateway(state: StateDep) -> Gateway:
+    """The app's gateway."""
+    assert state.gateway is not None, "create_app wires the gateway"
+    return state.gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+@router.get("/models")
+async def list_models(_: ClientDep, gateway: GatewayDep) -> dict[str, Any]:
+    """``auto`` and every model an online device serves, in OpenAI's list shape."""
+    ids = [AUTO_MODEL, *await gateway.models()]
+    models = [{"id": i, "object": "model", "created": 0, "owned_by": "edgefleet"} for i in ids]
+    return {"object": "list", "data": models}
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    request: ChatRequest, caller: ClientDep, gateway: GatewayDep
+) -> JSONResponse | StreamingResponse:
+    """Answer on the least loaded device serving ``model`` (``auto``: any); 429 if all busy."""
+    try:
+        gateway.admit(caller.token_id)
+        if request.stream:
+            lines, route = await gateway.stream(request)
+            return StreamingResponse(
+                lines, media_type="text/event-stream", headers=_served_by(route)
+            )
+        answer, route = await gateway.complete(request)
+        return JSONResponse(answer, headers=_served_by(route))
+    except Refusal as refusal:
+        wait = refusal.retry_after_s
+        headers = {} if wait is None else {"Retry-After": retry_after_header(wait)}
+        raise ApiError(refusal.status, refusal.code, refusal.detail, headers=headers) from None
+
+
+def _served_by(route: Route) -> dict[str, str]:
+    return {"X-Edgefleet-Device": route.device_id, "X-Edgefleet-Model": route.model_id}

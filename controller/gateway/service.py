@@ -1,0 +1,208 @@
+"""The gateway: admit a client's request, pick a device, fail over once, account the answer.
+
+One instance per app (``create_app`` builds it). The count of requests open on each
+device lives here, in this process: it is what makes the routing fair between requests
+that arrive faster than devices report their metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from controller.gateway.accounting import GatewayAccounting, Served, strategy_of, usage_of
+from controller.gateway.fleet_view import serving_routes
+from controller.gateway.ratelimit import RateLimiter
+from controller.gateway.routing import Ranking, Route, rank
+from controller.gateway.settings import GatewaySettings
+from controller.gateway.upstream import (
+    DeviceBusy,
+    DeviceClient,
+    DeviceFailed,
+    DeviceStream,
+    RequestRefused,
+    data_of,
+)
+from shared.chat import ChatRequest
+
+logger = logging.getLogger(__name__)
+
+AUTO_MODEL = "auto"
+"""``model: auto`` (or none): whatever the plan has the devices serve."""
+MAX_FAILURES = 2
+"""Devices tried that fail before the first token: the first, and one retry elsewhere."""
+NO_DEVICE_RETRY_S = 10.0
+
+T = TypeVar("T")
+
+
+class Refusal(Exception):
+    """The gateway cannot answer: an HTTP status, a stable code, a reason, maybe a wait."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.retry_after_s = retry_after_s
+
+
+class Gateway:
+    """Routes chat requests to devices and accounts each one."""
+
+    def __init__(
+        self, engine: Engine, settings: GatewaySettings, registry: CollectorRegistry
+    ) -> None:
+        self.engine, self.settings = engine, settings
+        self.limiter = RateLimiter(rate=settings.requests_per_minute / 60, burst=settings.burst)
+        self.accounting = GatewayAccounting(registry)
+        self.inflight: Counter[str] = Counter()
+        self.devices = DeviceClient(settings)
+
+    def admit(self, key: object) -> None:
+        """Spend one request of the key's rate budget, or refuse with 429."""
+        wait = self.limiter.take(key)
+        if wait:
+            self.accounting.outcome("rate_limited")
+            raise Refusal(429, "rate_limited", "this key's request rate is used up", wait)
+
+    async def models(self) -> list[str]:
+        """Models some online device serves now."""
+        routes = await anyio.to_thread.run_sync(serving_routes, self.engine, None)
+        return sorted({r.model_id for r in routes})
+
+    async def complete(self, request: ChatRequest) -> tuple[dict[str, Any], Route]:
+        """A whole answer, from the least loaded device (or, if it fails, one other)."""
+        started = time.monotonic()
+        ranking = await self._ranking(request.model)
+        answer, route = await self._attempt(
+            ranking, request, lambda r, body: self.devices.complete(r, body)
+        )
+        self.inflight[route.device_id] -= 1
+        elapsed = time.monotonic() - started
+        self._served(route, answer, ttft_s=elapsed, latency_s=elapsed)
+        _tag(answer, route)
+        return answer, route
+
+    async def stream(self, request: ChatRequest) -> tuple[AsyncIterator[str], Route]:
+        """An answer stream, committed to a device once its first token arrived."""
+        started = time.monotonic()
+        ranking = await self._ranking(request.model)
+        stream, route = await self._attempt(
+            ranking, request, lambda r, body: self.devices.stream(r, body)
+        )
+        return self._relay(stream, started, time.monotonic() - started), route
+
+    async def _ranking(self, model: str | None) -> Ranking:
+        wanted = None if model in (None, "", AUTO_MODEL) else model
+        routes = await anyio.to_thread.run_sync(serving_routes, self.engine, wanted)
+        if not routes:
+            self.accounting.outcome("no_device", model_id=wanted or "")
+            what = f"model {wanted!r}" if wanted else "any model"
+            raise Refusal(503, "no_device", f"no online device serves {what}", NO_DEVICE_RETRY_S)
+        ranking = rank(routes, self.inflight, max_inflight=self.settings.max_inflight_per_device)
+        if not ranking.open:
+            self.accounting.outcome("busy", model_id=wanted or "")
+            raise Refusal(429, "busy", "every device is busy", ranking.retry_after_s())
+        return ranking
+
+    async def _attempt(
+        self,
+        ranking: Ranking,
+        request: ChatRequest,
+        call: Callable[[Route, dict[str, Any]], Awaitable[T]],
+    ) -> tuple[T, Route]:
+        """Try devices best first: skip busy ones, give up after the second failure.
+
+        On success the device's open-request count stays raised; the caller lowers it
+        when the answer is complete.
+        """
+        failures, waits = 0, []
+        for route in ranking.open:
+            body = request.model_dump(exclude_none=True) | {"model": route.model_id}
+            self.inflight[route.device_id] += 1
+            try:
+                return await call(route, body), route
+            except BaseException as exc:
+                self.inflight[route.device_id] -= 1
+                if isinstance(exc, RequestRefused):
+                    self.accounting.outcome("refused", route.device_id, route.model_id)
+                    raise Refusal(exc.status, "refused", exc.detail) from None
+                if not isinstance(exc, DeviceBusy | DeviceFailed):
+                    raise
+                problem: DeviceBusy | DeviceFailed = exc
+            if isinstance(problem, DeviceBusy):
+                waits.append(problem.retry_after_s)
+                continue
+            failures += 1
+            logger.warning("gateway: %s failed a request: %s", route.device_id, problem)
+            self.accounting.failovers.labels(route.device_id).inc()
+            if failures >= MAX_FAILURES:
+                break
+        if waits and failures < MAX_FAILURES:
+            self.accounting.outcome("busy")
+            raise Refusal(429, "busy", "every device is busy", min(waits))
+        self.accounting.outcome("failed")
+        raise Refusal(502, "devices_failed", f"{failures} device(s) failed before answering")
+
+    async def _relay(
+        self, stream: DeviceStream, started: float, ttft_s: float
+    ) -> AsyncIterator[str]:
+        """Pass the device's stream on, tagged with the device; account it at the end.
+
+        Past the first token no other device may answer (the user would get two answers),
+        so a device that fails now ends the stream with an error event.
+        """
+        route, final, done = stream.route, None, False
+        try:
+            async for line in stream.lines():
+                data = data_of(line)
+                if data is not None and "edgefleet" in data:
+                    final = _tag(data, route)
+                    line = "data: " + json.dumps(data)
+                done = done or line.strip() == "data: [DONE]"
+                yield line + "\n"
+        except httpx.HTTPError as exc:
+            logger.warning("gateway: %s failed mid-answer: %s", route.device_id, exc)
+            failure = {"message": f"device {route.device_id} failed mid-answer", "code": 502}
+            yield "data: " + json.dumps({"error": failure}) + "\n\n"
+        finally:
+            self.inflight[route.device_id] -= 1
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            if done and final is not None:
+                elapsed = time.monotonic() - started
+                self._served(route, final, ttft_s=ttft_s, latency_s=elapsed)
+            else:
+                self.accounting.outcome("cut", route.device_id, route.model_id)
+
+    def _served(
+        self, route: Route, payload: dict[str, Any], *, ttft_s: float, latency_s: float
+    ) -> None:
+        prompt, completion = usage_of(payload)
+        strategy = strategy_of(payload)
+        self.accounting.served(
+            Served(route.device_id, route.model_id, strategy, prompt, completion, ttft_s, latency_s)
+        )
+
+    async def aclose(self) -> None:
+        """Close the connections to devices."""
+        await self.devices.aclose()
+
+
+def _tag(payload: dict[str, Any], route: Route) -> dict[str, Any]:
+    """Say in the ``edgefleet`` extension which device answered."""
+    extension = payload.get("edgefleet")
+    if not isinstance(extension, dict):
+        extension = payload["edgefleet"] = {}
+    extension["device_id"] = route.device_id
+    return payload
