@@ -12,7 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import anyio
 import httpx
@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from controller.gateway.accounting import GatewayAccounting, Served, strategy_of, usage_of
 from controller.gateway.fleet_view import serving_routes
 from controller.gateway.ratelimit import RateLimiter
-from controller.gateway.routing import Ranking, Route, rank
+from controller.gateway.routing import Route, rank
 from controller.gateway.settings import GatewaySettings
 from controller.gateway.upstream import (
     DeviceBusy,
@@ -83,9 +83,9 @@ class Gateway:
     async def complete(self, request: ChatRequest) -> tuple[dict[str, Any], Route]:
         """A whole answer, from the least loaded device (or, if it fails, one other)."""
         started = time.monotonic()
-        ranking = await self._ranking(request.model)
+        routes = await self._routes(request.model)
         answer, route = await self._attempt(
-            ranking, request, lambda r, body: self.devices.complete(r, body)
+            routes, request, lambda r, body: self.devices.complete(r, body)
         )
         self.inflight[route.device_id] -= 1
         elapsed = time.monotonic() - started
@@ -96,38 +96,45 @@ class Gateway:
     async def stream(self, request: ChatRequest) -> tuple[AsyncIterator[str], Route]:
         """An answer stream, committed to a device once its first token arrived."""
         started = time.monotonic()
-        ranking = await self._ranking(request.model)
+        routes = await self._routes(request.model)
         stream, route = await self._attempt(
-            ranking, request, lambda r, body: self.devices.stream(r, body)
+            routes, request, lambda r, body: self.devices.stream(r, body)
         )
         return self._relay(stream, started, time.monotonic() - started), route
 
-    async def _ranking(self, model: str | None) -> Ranking:
+    async def _routes(self, model: str | None) -> list[Route]:
         wanted = None if model in (None, "", AUTO_MODEL) else model
         routes = await anyio.to_thread.run_sync(serving_routes, self.engine, wanted)
         if not routes:
             self.accounting.outcome("no_device", model_id=wanted or "")
             what = f"model {wanted!r}" if wanted else "any model"
             raise Refusal(503, "no_device", f"no online device serves {what}", NO_DEVICE_RETRY_S)
-        ranking = rank(routes, self.inflight, max_inflight=self.settings.max_inflight_per_device)
-        if not ranking.open:
-            self.accounting.outcome("busy", model_id=wanted or "")
-            raise Refusal(429, "busy", "every device is busy", ranking.retry_after_s())
-        return ranking
+        return routes
 
     async def _attempt(
         self,
-        ranking: Ranking,
+        routes: list[Route],
         request: ChatRequest,
         call: Callable[[Route, dict[str, Any]], Awaitable[T]],
     ) -> tuple[T, Route]:
-        """Try devices best first: skip busy ones, give up after the second failure.
+        """Try the least loaded untried device until one answers or two have failed.
 
-        On success the device's open-request count stays raised; the caller lowers it
-        when the answer is complete.
+        Loads are ranked afresh before each try (a failure may have taken seconds). A busy
+        device is skipped; on success its open-request count stays raised, and the caller
+        lowers it when the answer is complete.
         """
+        tried: set[str] = set()
         failures, waits = 0, []
-        for route in ranking.open:
+        while failures < MAX_FAILURES:
+            untried = [r for r in routes if r.device_id not in tried]
+            ranking = rank(
+                untried, self.inflight, max_inflight=self.settings.max_inflight_per_device
+            )
+            if not ranking.open:
+                waits.extend([ranking.retry_after_s()] if ranking.full else [])
+                break
+            route = ranking.open[0]
+            tried.add(route.device_id)
             body = request.model_dump(exclude_none=True) | {"model": route.model_id}
             self.inflight[route.device_id] += 1
             try:
@@ -137,22 +144,23 @@ class Gateway:
                 if isinstance(exc, RequestRefused):
                     self.accounting.outcome("refused", route.device_id, route.model_id)
                     raise Refusal(exc.status, "refused", exc.detail) from None
-                if not isinstance(exc, DeviceBusy | DeviceFailed):
+                if isinstance(exc, DeviceBusy):
+                    waits.append(exc.retry_after_s)
+                    continue
+                if not isinstance(exc, DeviceFailed):
                     raise
-                problem: DeviceBusy | DeviceFailed = exc
-            if isinstance(problem, DeviceBusy):
-                waits.append(problem.retry_after_s)
-                continue
-            failures += 1
-            logger.warning("gateway: %s failed a request: %s", route.device_id, problem)
-            self.accounting.failovers.labels(route.device_id).inc()
-            if failures >= MAX_FAILURES:
-                break
+                failures += 1
+                logger.warning("gateway: %s failed a request: %s", route.device_id, exc)
+                self.accounting.failovers.labels(route.device_id).inc()
+        return self._give_up(failures, waits)
+
+    def _give_up(self, failures: int, waits: list[float]) -> NoReturn:
         if waits and failures < MAX_FAILURES:
             self.accounting.outcome("busy")
             raise Refusal(429, "busy", "every device is busy", min(waits))
         self.accounting.outcome("failed")
-        raise Refusal(502, "devices_failed", f"{failures} device(s) failed before answering")
+        detail = f"{failures} device(s) failed before answering" if failures else "no device left"
+        raise Refusal(502, "devices_failed", detail)
 
     async def _relay(
         self, stream: DeviceStream, started: float, ttft_s: float
