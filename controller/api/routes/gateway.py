@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from controller.api.deps import StateDep, require_role
-from controller.api.errors import ERROR_RESPONSES, ApiError
+from controller.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from controller.core.security import Principal
 from controller.gateway.ratelimit import retry_after_header
 from controller.gateway.routing import Route
@@ -40,7 +40,15 @@ async def list_models(_: ClientDep, gateway: GatewayDep) -> dict[str, Any]:
     return {"object": "list", "data": models}
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={
+        429: {"model": ErrorBody, "description": "the key's rate, or every device, is used up"},
+        502: {"model": ErrorBody, "description": "two devices failed before a first token"},
+        503: {"model": ErrorBody, "description": "no online device serves the model"},
+    },
+)
 async def chat_completions(
     request: ChatRequest, caller: ClientDep, gateway: GatewayDep
 ) -> JSONResponse | StreamingResponse:
