@@ -21,8 +21,10 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, expect
 
 from tests.factories.profiles import write_profiles
+from tests.support.browser import ARTIFACTS
 from tests.support.fleet import Fleet
 
 pytestmark = pytest.mark.timeout(300)
@@ -33,6 +35,7 @@ SHAPE = {"n_embd": 512, "n_layers": 8, "n_ff": 1024}
 FIRST_TOKEN_TIMEOUT_S = 6.0
 GATEWAY = {"max_inflight_per_device": 1, "first_token_timeout_s": FIRST_TOKEN_TIMEOUT_S}
 SHORT = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
+SCREENSHOTS = ARTIFACTS / "chat"
 LONG = {"messages": [{"role": "user", "content": "Tell me a story"}], "max_tokens": 1024}
 
 
@@ -133,6 +136,49 @@ def test_a_client_key_is_refused_on_operator_routes(fleet: Fleet, client_key: st
         assert sent.status_code == 403
         assert client.get(f"/models/{MODEL}/file").status_code == 403
         assert client.post("/tokens", json={"name": "x", "role": "admin"}).status_code == 403
+
+
+COUNT_ANSWER_UPDATES = """() => {
+  window.__updates = 0;
+  new MutationObserver((records) => {
+    for (const r of records) if (r.target.closest?.(".assistant .text")) window.__updates += 1;
+  }).observe(document.getElementById("log"), {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_the_chat_page_streams_an_answer_on_a_phone_by_keyboard(
+    fleet: Fleet, client_key: str, browser: Browser
+) -> None:
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(fleet.url + "/chat/")
+        page.get_by_label("Chat key").fill(client_key)
+        page.keyboard.press("Enter")
+        expect(page.get_by_label("Model")).to_contain_text(MODEL)
+        expect(page.get_by_label("Chat key")).to_be_hidden()
+        page.evaluate(COUNT_ANSWER_UPDATES)
+        question = '<img src=x onerror="window.__xss = 1">Hi'
+        expect(page.get_by_label("Your question")).to_be_focused()
+        page.keyboard.type(question)
+        page.keyboard.press("Enter")
+        meta = page.locator(".msg.assistant .meta")
+        expect(meta).to_contain_text("answered by agent-", timeout=60_000)
+        expect(meta).to_contain_text(MODEL)
+        assert page.locator(".msg.user .text").inner_text() == question  # shown as text
+        assert page.locator("#log img").count() == 0 and page.evaluate("window.__xss") is None
+        assert page.evaluate("window.__updates") >= 3  # the answer grew piece by piece
+        assert page.locator(".msg.assistant .text").inner_text().strip()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "chat-phone.png"), full_page=True)
+    finally:
+        context.close()
+    assert errors == []
 
 
 def test_with_every_device_at_its_bound_the_next_request_gets_429(

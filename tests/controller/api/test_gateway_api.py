@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from controller.gateway.settings import GatewaySettings
@@ -56,3 +57,15 @@ def test_a_named_model_nobody_serves_is_named_in_the_refusal(limited: Api) -> No
         response = client.post("/v1/chat/completions", json={**HI, "model": "m-none"})
     assert response.status_code == 503
     assert "no online device serves model 'm-none'" in response.json()["detail"]
+
+
+def test_the_chat_page_loads_without_a_token_under_the_dashboards_strict_policy(
+    limited: Api,
+) -> None:
+    for path in ("/chat/", "/chat/chat.js", "/chat/chat.css"):
+        response = httpx.get(limited.url + path)
+        assert response.status_code == 200, path
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+    page = httpx.get(limited.url + "/chat/").text
+    assert "http://" not in page and "https://" not in page  # offline: nothing from elsewhere
