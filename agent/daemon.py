@@ -203,7 +203,7 @@ class Agent:
                 CachedModel(model_id=m.model_id, sha256=m.sha256, size_bytes=m.size_bytes)
                 for m in self.store.models()
             ],
-            chat_api_url=self.chat.url if self.chat else None,
+            chat_api_url=(self.settings.chat_public_url or self.chat.url) if self.chat else None,
             engine=self.engine,
         )
 
