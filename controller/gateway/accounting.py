@@ -71,6 +71,10 @@ class GatewayAccounting:
         self.latency.labels(*labels).observe(answer.latency_s)
         self.ttft.labels(*labels).observe(answer.ttft_s)
 
+    def failover(self, device_id: str) -> None:
+        """Count a device that failed a request before its first token."""
+        self.failovers.labels(device_id).inc()
+
     def outcome(self, outcome: str, device_id: str = "", model_id: str = "") -> None:
         """Count a request that was not answered (or was cut), and why."""
         self.requests.labels(outcome, device_id, model_id).inc()

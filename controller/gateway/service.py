@@ -7,30 +7,28 @@ that arrive faster than devices report their metrics.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import anyio
-import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from controller.gateway.accounting import GatewayAccounting, Served, strategy_of, usage_of
 from controller.gateway.fleet_view import serving_routes
 from controller.gateway.ratelimit import RateLimiter
+from controller.gateway.relay import Relay
 from controller.gateway.routing import Route, rank
 from controller.gateway.settings import GatewaySettings
 from controller.gateway.upstream import (
     DeviceBusy,
     DeviceClient,
     DeviceFailed,
-    DeviceStream,
     RequestRefused,
-    data_of,
+    tag_device,
 )
 from shared.chat import ChatRequest
 
@@ -90,17 +88,26 @@ class Gateway:
         self.inflight[route.device_id] -= 1
         elapsed = time.monotonic() - started
         self._served(route, answer, ttft_s=elapsed, latency_s=elapsed)
-        _tag(answer, route)
+        tag_device(answer, route.device_id)
         return answer, route
 
-    async def stream(self, request: ChatRequest) -> tuple[AsyncIterator[str], Route]:
+    async def stream(self, request: ChatRequest) -> tuple[Relay, Route]:
         """An answer stream, committed to a device once its first token arrived."""
         started = time.monotonic()
         routes = await self._routes(request.model)
         stream, route = await self._attempt(
             routes, request, lambda r, body: self.devices.stream(r, body)
         )
-        return self._relay(stream, started, time.monotonic() - started), route
+        ttft_s = time.monotonic() - started
+
+        def ended(final: dict[str, Any] | None) -> None:
+            self.inflight[route.device_id] -= 1
+            if final is None:
+                self.accounting.outcome("cut", route.device_id, route.model_id)
+            else:
+                self._served(route, final, ttft_s=ttft_s, latency_s=time.monotonic() - started)
+
+        return Relay(stream, on_end=ended), route
 
     async def _routes(self, model: str | None) -> list[Route]:
         wanted = None if model in (None, "", AUTO_MODEL) else model
@@ -151,7 +158,7 @@ class Gateway:
                     raise
                 failures += 1
                 logger.warning("gateway: %s failed a request: %s", route.device_id, exc)
-                self.accounting.failovers.labels(route.device_id).inc()
+                self.accounting.failover(route.device_id)
         return self._give_up(failures, waits)
 
     def _give_up(self, failures: int, waits: list[float]) -> NoReturn:
@@ -161,37 +168,6 @@ class Gateway:
         self.accounting.outcome("failed")
         detail = f"{failures} device(s) failed before answering" if failures else "no device left"
         raise Refusal(502, "devices_failed", detail)
-
-    async def _relay(
-        self, stream: DeviceStream, started: float, ttft_s: float
-    ) -> AsyncIterator[str]:
-        """Pass the device's stream on, tagged with the device; account it at the end.
-
-        Past the first token no other device may answer (the user would get two answers),
-        so a device that fails now ends the stream with an error event.
-        """
-        route, final, done = stream.route, None, False
-        try:
-            async for line in stream.lines():
-                data = data_of(line)
-                if data is not None and "edgefleet" in data:
-                    final = _tag(data, route)
-                    line = "data: " + json.dumps(data)
-                done = done or line.strip() == "data: [DONE]"
-                yield line + "\n"
-        except httpx.HTTPError as exc:
-            logger.warning("gateway: %s failed mid-answer: %s", route.device_id, exc)
-            failure = {"message": f"device {route.device_id} failed mid-answer", "code": 502}
-            yield "data: " + json.dumps({"error": failure}) + "\n\n"
-        finally:
-            self.inflight[route.device_id] -= 1
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
-            if done and final is not None:
-                elapsed = time.monotonic() - started
-                self._served(route, final, ttft_s=ttft_s, latency_s=elapsed)
-            else:
-                self.accounting.outcome("cut", route.device_id, route.model_id)
 
     def _served(
         self, route: Route, payload: dict[str, Any], *, ttft_s: float, latency_s: float
@@ -205,12 +181,3 @@ class Gateway:
     async def aclose(self) -> None:
         """Close the connections to devices."""
         await self.devices.aclose()
-
-
-def _tag(payload: dict[str, Any], route: Route) -> dict[str, Any]:
-    """Say in the ``edgefleet`` extension which device answered."""
-    extension = payload.get("edgefleet")
-    if not isinstance(extension, dict):
-        extension = payload["edgefleet"] = {}
-    extension["device_id"] = route.device_id
-    return payload

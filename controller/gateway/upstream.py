@@ -89,6 +89,16 @@ def data_of(line: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def tag_device(payload: dict[str, Any], device_id: str) -> dict[str, Any]:
+    """Say in the reply's ``edgefleet`` extension which device answered."""
+    extension = payload.get("edgefleet")
+    payload["edgefleet"] = {
+        **(extension if isinstance(extension, dict) else {}),
+        "device_id": device_id,
+    }
+    return payload
+
+
 def _first_token(line: str) -> bool:
     """Whether ``line`` carries answer text or the end: past it, no other device may answer."""
     if line.strip() == "data: [DONE]":

@@ -9,11 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from controller.api.deps import StateDep, require_role
 from controller.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from controller.core.security import Principal
 from controller.gateway.ratelimit import retry_after_header
+from controller.gateway.relay import Relay
 from controller.gateway.routing import Route
 from controller.gateway.service import AUTO_MODEL, Gateway, Refusal
 from controller.models import Role
@@ -56,16 +58,29 @@ async def chat_completions(
     try:
         gateway.admit(caller.token_id)
         if request.stream:
-            lines, route = await gateway.stream(request)
-            return StreamingResponse(
-                lines, media_type="text/event-stream", headers=_served_by(route)
-            )
+            relay, route = await gateway.stream(request)
+            return RelayResponse(relay, headers=_served_by(route))
         answer, route = await gateway.complete(request)
         return JSONResponse(answer, headers=_served_by(route))
     except Refusal as refusal:
         wait = refusal.retry_after_s
         headers = {} if wait is None else {"Retry-After": retry_after_header(wait)}
         raise ApiError(refusal.status, refusal.code, refusal.detail, headers=headers) from None
+
+
+class RelayResponse(StreamingResponse):
+    """Server-sent events from a device; the relay is finished whatever ends the response."""
+
+    def __init__(self, relay: Relay, headers: dict[str, str]) -> None:
+        super().__init__(relay.lines(), media_type="text/event-stream", headers=headers)
+        self.relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the stream; then release the device even if the client left before it began."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.relay.finish()
 
 
 def _served_by(route: Route) -> dict[str, str]:
