@@ -1,9 +1,11 @@
 """Which device answers: the least loaded of those serving the model (pure, no I/O).
 
-Load is the expected wait at a device: the requests the gateway already has open on it,
-plus this one, times the device's measured answer latency (its latest serving-metrics
-p50). A device not yet measured is assumed as fast as the fastest measured one, so a new
-box gets traffic and is measured.
+The shortest queue first: the device with the fewest requests the gateway has open on it;
+among equals, the fastest by measured answer latency (its latest serving-metrics p50).
+Queue length leads because it corrects itself: a slow box finishes later, keeps its
+requests longer and so gets fewer, while a latency measured once (a cold first answer)
+would keep a box idle, and so unmeasured, for good. A device not yet measured counts as
+fast as the fastest measured one, so a new box gets traffic.
 """
 
 from __future__ import annotations
@@ -39,15 +41,15 @@ class Ranking:
 
 
 def rank(routes: Sequence[Route], inflight: Mapping[str, int], *, max_inflight: int) -> Ranking:
-    """Order ``routes`` by expected wait; set apart devices with ``max_inflight`` open."""
+    """Order ``routes`` by open requests, then latency; set apart those at ``max_inflight``."""
     measured = [r.latency_ms for r in routes if r.latency_ms is not None]
     assumed = min(measured) if measured else UNMEASURED_LATENCY_MS
 
-    def wait(route: Route) -> tuple[float, str]:
+    def load(route: Route) -> tuple[int, float, str]:
         latency = assumed if route.latency_ms is None else route.latency_ms
-        return ((inflight.get(route.device_id, 0) + 1) * latency, route.device_id)
+        return (inflight.get(route.device_id, 0), latency, route.device_id)
 
-    ordered = sorted(routes, key=wait)
+    ordered = sorted(routes, key=load)
     return Ranking(
         open=[r for r in ordered if inflight.get(r.device_id, 0) < max_inflight],
         full=[r for r in ordered if inflight.get(r.device_id, 0) >= max_inflight],

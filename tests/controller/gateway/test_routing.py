@@ -12,12 +12,23 @@ def _route(device_id: str, latency_ms: float | None) -> Route:
     return Route(device_id, "m", f"http://127.0.0.1/{device_id}", latency_ms)
 
 
-def test_an_idle_slow_device_beats_a_fast_one_with_a_queue() -> None:
-    fast, slow = _route("fast", 100), _route("slow", 250)
+def test_the_shortest_queue_goes_first_and_latency_breaks_ties() -> None:
+    fast, slow = _route("fast", 100), _route("slow", 2500)
     assert [r.device_id for r in rank([slow, fast], {}, max_inflight=4).open] == ["fast", "slow"]
-    # fast: (2 open + 1) x 100 ms = 300 ms expected, slow: 1 x 250 ms
-    ranked = rank([slow, fast], {"fast": 2}, max_inflight=4)
+    ranked = rank([slow, fast], {"fast": 1}, max_inflight=4)
     assert [r.device_id for r in ranked.open] == ["slow", "fast"]
+    ranked = rank([slow, fast], {"fast": 1, "slow": 1}, max_inflight=4)
+    assert [r.device_id for r in ranked.open] == ["fast", "slow"]
+
+
+def test_a_device_measured_slow_once_still_gets_its_share() -> None:
+    """A cold first answer must not keep a box idle (and so never measured again)."""
+    warm, cold = _route("warm", 200), _route("cold", 5000)
+    inflight: dict[str, int] = {}
+    for _ in range(4):  # four concurrent requests: each goes to the shortest queue
+        chosen = rank([warm, cold], inflight, max_inflight=8).open[0].device_id
+        inflight[chosen] = inflight.get(chosen, 0) + 1
+    assert inflight == {"warm": 2, "cold": 2}
 
 
 def test_an_unmeasured_device_counts_as_fast_as_the_fastest_measured() -> None:
@@ -25,6 +36,8 @@ def test_an_unmeasured_device_counts_as_fast_as_the_fastest_measured() -> None:
     assert [r.device_id for r in ranked.open] == ["known", "new"]  # tie at 400 ms: by id
     ranked = rank([_route("known", 400), _route("new", None)], {"known": 1}, max_inflight=4)
     assert ranked.open[0].device_id == "new"
+    ranked = rank([_route("known", 400), _route("new", None)], {"new": 1}, max_inflight=4)
+    assert ranked.open[0].device_id == "known"
 
 
 def test_devices_at_the_bound_are_full_and_say_how_long_to_wait() -> None:
