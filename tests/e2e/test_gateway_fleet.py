@@ -53,7 +53,7 @@ def fleet(
         running.enroll(DEVICES)
         for device_id in DEVICES:
             running.assign(device_id, MODEL)
-        running.wait(lambda: _serving(running) == set(DEVICES), 30, "both devices serving")
+        running.wait(lambda: _serving(running) == set(DEVICES), 60, "both devices serving")
         yield running
 
 
