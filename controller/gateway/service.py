@@ -39,6 +39,7 @@ AUTO_MODEL = "auto"
 MAX_FAILURES = 2
 """Devices tried that fail before the first token: the first, and one retry elsewhere."""
 NO_DEVICE_RETRY_S = 10.0
+"""``Retry-After`` when no device serves the model: a device coming online takes seconds."""
 
 T = TypeVar("T")
 
@@ -82,9 +83,7 @@ class Gateway:
         """A whole answer, from the least loaded device (or, if it fails, one other)."""
         started = time.monotonic()
         routes = await self._routes(request.model)
-        answer, route = await self._attempt(
-            routes, request, lambda r, body: self.devices.complete(r, body)
-        )
+        answer, route = await self._attempt(routes, request, self.devices.complete)
         self.inflight[route.device_id] -= 1
         elapsed = time.monotonic() - started
         self._served(route, answer, ttft_s=elapsed, latency_s=elapsed)
@@ -95,9 +94,7 @@ class Gateway:
         """An answer stream, committed to a device once its first token arrived."""
         started = time.monotonic()
         routes = await self._routes(request.model)
-        stream, route = await self._attempt(
-            routes, request, lambda r, body: self.devices.stream(r, body)
-        )
+        stream, route = await self._attempt(routes, request, self.devices.stream)
         ttft_s = time.monotonic() - started
 
         def ended(final: dict[str, Any] | None) -> None:
