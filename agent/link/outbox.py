@@ -132,6 +132,7 @@ class Outbox:
         self.keep_commands = keep_commands
         self.dropped: dict[str, int] = {}
         self.released = 0
+        self._published_unsaved: set[int] = set()
         """Published rows forgotten unconfirmed (``max_unconfirmed`` or ``max_messages``)."""
 
     def close(self) -> None:
@@ -221,22 +222,27 @@ class Outbox:
             rows = self._db.execute(
                 "SELECT id, kind, topic, payload FROM outbox WHERE published_at IS NULL "
                 "ORDER BY id LIMIT ?",
-                (limit + len(skip),),
+                (limit + len(skip) + len(self._published_unsaved),),
             ).fetchall()
+            unsaved = set(self._published_unsaved)
         fresh = [OutboxRow(r[0], TopicKind(r[1]), r[2], bytes(r[3])) for r in rows]
-        return [row for row in fresh if row.id not in skip][:limit]
+        return [row for row in fresh if row.id not in skip and row.id not in unsaved][:limit]
 
     def published(self, row_id: int) -> None:
         """The broker acknowledged a row: it now waits for the controller's confirmation.
 
         A row without a seq (written by an older agent) is forgotten at once.
+        On a full disk the mark is kept in memory, so the row is not sent again
+        until the next reconnect.
         """
         with self._lock:
-            self._db.execute(
+            marked = self._write(
                 "UPDATE outbox SET published_at = ? WHERE id = ? AND seq IS NOT NULL",
                 (time.time(), row_id),
             )
-            self._db.execute("DELETE FROM outbox WHERE id = ? AND seq IS NULL", (row_id,))
+            if marked is None:
+                self._published_unsaved.add(row_id)
+            self._write("DELETE FROM outbox WHERE id = ? AND seq IS NULL", (row_id,))
 
     def delete(self, row_id: int) -> None:
         """Forget a row (one the broker refused for good)."""
@@ -244,21 +250,27 @@ class Outbox:
             self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
 
     def confirm(self, ranges: Iterable[tuple[int, int]]) -> int:
-        """Forget the rows whose seq the controller confirmed stored; how many went."""
+        """Forget the rows whose seq the controller confirmed stored; how many went.
+
+        On a full disk they stay, and are published again (then confirmed again) later.
+        """
         removed = 0
         with self._lock:
             for first, last in ranges:
-                removed += self._db.execute(
-                    "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (first, last)
-                ).rowcount
+                gone = self._write("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (first, last))
+                removed += gone or 0
         return removed
 
     def republish_all(self) -> int:
         """Mark every unconfirmed row for publishing again (after a reconnect); how many."""
         with self._lock:
-            return self._db.execute(
-                "UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL"
-            ).rowcount
+            self._published_unsaved.clear()
+            return (
+                self._write(
+                    "UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL", ()
+                )
+                or 0
+            )
 
     def republish_stale(self, *, published_before: float, below_seq: int) -> int:
         """Publish again rows acknowledged before ``published_before`` with seq < ``below_seq``.
@@ -266,10 +278,24 @@ class Outbox:
         A later seq was confirmed, so these were lost on the way; how many.
         """
         with self._lock:
-            return self._db.execute(
-                "UPDATE outbox SET published_at = NULL WHERE published_at < ? AND seq < ?",
-                (published_before, below_seq),
-            ).rowcount
+            return (
+                self._write(
+                    "UPDATE outbox SET published_at = NULL WHERE published_at < ? AND seq < ?",
+                    (published_before, below_seq),
+                )
+                or 0
+            )
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> int | None:
+        """Run a bookkeeping write; rows changed, or None on a full disk (logged; retried later)."""
+        try:
+            return int(self._db.execute(sql, params).rowcount)
+        except sqlite3.OperationalError as exc:
+            error = _full_or(exc, "bookkeeping")
+            if not isinstance(error, OutboxFull):
+                raise
+            logger.error("%s", error)
+            return None
 
     def enforce_unconfirmed_bound(self) -> int:
         """Forget the oldest published rows beyond ``max_unconfirmed``; how many."""
