@@ -247,6 +247,7 @@ class MqttLink:
         if now < self._next_maintenance:
             return
         self._next_maintenance = now + MAINTAIN_EVERY_S
+        self.outbox.save_published_marks()
         self.outbox.enforce_unconfirmed_bound()
         if self.confirmed_up_to is not None:
             again = self.outbox.republish_stale(

@@ -272,6 +272,20 @@ class Outbox:
                 or 0
             )
 
+    def save_published_marks(self) -> None:
+        """Write the published marks a full disk kept in memory (called now and then)."""
+        with self._lock:
+            unsaved = list(self._published_unsaved)
+            if not unsaved:
+                return
+            marks = ",".join("?" * len(unsaved))
+            saved = self._write(
+                f"UPDATE outbox SET published_at = ? WHERE id IN ({marks}) AND seq IS NOT NULL",
+                (time.time(), *unsaved),
+            )
+            if saved is not None:
+                self._published_unsaved.difference_update(unsaved)
+
     def republish_stale(self, *, published_before: float, below_seq: int) -> int:
         """Publish again rows acknowledged before ``published_before`` with seq < ``below_seq``.
 

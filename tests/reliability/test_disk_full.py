@@ -101,15 +101,17 @@ def test_an_upload_to_a_full_registry_disk_is_refused_and_leaves_no_file(
 
 
 def _fill_to_the_last_byte(path: Path) -> None:
-    """Take every free byte (a megabyte at a time, then 4 kB at a time)."""
-    _fill(path)
-    with path.open("ab") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-                handle.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
+    """Take every free byte (a megabyte at a time, down to a byte at a time)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for size in (1_048_576, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
 
 
 def test_a_full_agent_disk_refuses_new_messages_and_keeps_the_queued_ones(
@@ -125,6 +127,7 @@ def test_a_full_agent_disk_refuses_new_messages_and_keeps_the_queued_ones(
         mqtt_username=device_id,
         mqtt_password=controller.enroll(device_id),
         broker_url=f"mqtt://127.0.0.1:{controller.broker_port}",
+        confirm_timeout_s=3,  # confirmations the full disk could not record come again soon
     )
     filler = small_disk / "filler"
     try:
