@@ -18,6 +18,8 @@ import random
 import time
 from pathlib import Path
 
+import httpx
+
 from controller.demo.local_fleet import poll
 from tests.support.controller_process import ControllerProcess
 from tests.support.device_link import DeviceLink
@@ -36,6 +38,15 @@ def _settled(controller: ControllerProcess, quiet_s: float = 3.0, limit_s: float
         now = controller.stored_seqs(DEVICE)
         if now != last:
             last, since = now, time.monotonic()
+
+
+def _confirmations(controller: ControllerProcess) -> float:
+    """The controller's ``edgefleet_ingest_confirmations_total`` from ``/metrics``."""
+    text = httpx.get(controller.url + "/metrics", timeout=10).text
+    line = next(
+        x for x in text.splitlines() if x.startswith("edgefleet_ingest_confirmations_total")
+    )
+    return float(line.split()[-1])
 
 
 def test_kill_9_of_controller_and_broker_loses_nothing_acknowledged(
@@ -93,6 +104,7 @@ def test_kill_9_of_controller_and_broker_loses_nothing_acknowledged(
             )
             assert device.outbox.depth() + device.outbox.unconfirmed() == 0
             assert sent <= device.outbox.confirmed_seqs  # the controller confirmed every one
+            assert _confirmations(controller) > 0
             device.disconnect()
     finally:
         device.close()
