@@ -42,11 +42,11 @@ def _settled(controller: ControllerProcess, quiet_s: float = 3.0, limit_s: float
 
 def _confirmations(controller: ControllerProcess) -> float:
     """The controller's ``edgefleet_ingest_confirmations_total`` from ``/metrics``."""
-    text = httpx.get(controller.url + "/metrics", timeout=10).text
-    line = next(
-        x for x in text.splitlines() if x.startswith("edgefleet_ingest_confirmations_total")
-    )
-    return float(line.split()[-1])
+    response = httpx.get(controller.url + "/metrics", headers=controller.api.headers, timeout=10)
+    name = "edgefleet_ingest_confirmations_total"
+    lines = [x for x in response.text.splitlines() if x.startswith(name)]
+    assert lines, f"{response.status_code}: {response.text[:2000]}"
+    return float(lines[0].split()[-1])
 
 
 def test_kill_9_of_controller_and_broker_loses_nothing_acknowledged(
