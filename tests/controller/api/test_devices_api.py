@@ -147,6 +147,8 @@ def test_ingested_device_shows_up_online_with_metrics(
         metrics = client.get("/metrics").text
     assert "edgefleet_devices_online 1.0" in metrics
     assert "edgefleet_ingest_messages_stored_total 7.0" in metrics
+    assert f"edgefleet_ingest_confirmations_total {service.stats.confirmations}.0" in metrics
+    assert service.stats.confirmations >= 1  # pi-live was told its seqs are stored
 
 
 def test_latest_serving_metrics_are_the_newest_report_of_each_device(
