@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import and_, func
+from sqlalchemy import and_, func, true
 from sqlmodel import col, select
 
 from controller.api.deps import SessionDep
@@ -47,12 +47,11 @@ def latest_serving(
     """Each device's newest serving metrics (tok/s, latency p50/p95), by device id."""
     if device_id is not None and len(device_id) > MAX_DEVICE_IDS:
         raise bad_request("too_many_ids", f"at most {MAX_DEVICE_IDS} device_id values per call")
+    wanted = true() if device_id is None else col(ServingMetric.device_id).in_(device_id)
     newest_of = select(
         col(ServingMetric.device_id).label("device_id"),
         func.max(ServingMetric.sent_at).label("sent_at"),
-    )
-    if device_id is not None:
-        newest_of = newest_of.where(col(ServingMetric.device_id).in_(device_id))
+    ).where(wanted)
     newest = newest_of.group_by(col(ServingMetric.device_id)).subquery()
     stmt = (
         select(ServingMetric)
