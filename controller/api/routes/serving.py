@@ -48,11 +48,15 @@ def latest_serving(
     if device_id is not None and len(device_id) > MAX_DEVICE_IDS:
         raise bad_request("too_many_ids", f"at most {MAX_DEVICE_IDS} device_id values per call")
     wanted = true() if device_id is None else col(ServingMetric.device_id).in_(device_id)
-    newest_of = select(
-        col(ServingMetric.device_id).label("device_id"),
-        func.max(ServingMetric.sent_at).label("sent_at"),
-    ).where(wanted)
-    newest = newest_of.group_by(col(ServingMetric.device_id)).subquery()
+    newest = (
+        select(
+            col(ServingMetric.device_id).label("device_id"),
+            func.max(ServingMetric.sent_at).label("sent_at"),
+        )
+        .where(wanted)
+        .group_by(col(ServingMetric.device_id))
+        .subquery()
+    )
     stmt = (
         select(ServingMetric)
         .join(
