@@ -28,6 +28,7 @@ class StatsSource(Protocol):
     """Ingest counters (``IngestService.stats``)."""
 
     stored: int
+    confirmations: int
 
 
 @dataclass
