@@ -96,7 +96,11 @@ def detail_rows(
                 "peak_rss_mb": body.peak_rss_mb,
             }
         )
-    questions = [common | q.model_dump() for q in body.questions]
+    judge = body.judge
+    graded_by = {"judge_model_id": judge.model_id, "judge_sha256": judge.sha256} if judge else {}
+    questions = [
+        common | q.model_dump() | (graded_by if q.type == "judged" else {}) for q in body.questions
+    ]
     return results, questions
 
 

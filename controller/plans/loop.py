@@ -6,6 +6,8 @@ burst gives one new draft; with ``auto_apply`` the draft is also applied
 (never while another rollout is running). With a ``profiler`` (setting
 ``planner_auto_profile``), it also sends a profiling round every
 ``profile_interval_s``; the profiler itself skips devices still benchmarking.
+With a ``grader`` (a fleet judge is configured), every pass sends judged answers
+that no device graded yet to the device that holds the judge best.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from controller.planner.scores import OptionScore
 from controller.planner.triggers import ReplanTrigger, score_shifts
 from controller.planner.types import PlannerSettings
 from controller.plans.apply import PlanApplier, PlanError
+from controller.plans.grading import Grader
 from controller.plans.inputs import current_scores
 from controller.plans.profiler import Profiler, ProfilingError
 from controller.plans.service import draft_plan
@@ -45,12 +48,14 @@ class PlannerLoop:
         clock: Callable[[], float] = time.monotonic,
         profiler: Profiler | None = None,
         profile_interval_s: float = 600.0,
+        grader: Grader | None = None,
     ) -> None:
         self.engine, self.applier = engine, applier
         self.settings = settings or PlannerSettings()
         self.trigger = trigger or ReplanTrigger()
         self.auto_apply, self.interval_s, self.clock = auto_apply, interval_s, clock
         self.profiler, self.profile_interval_s = profiler, profile_interval_s
+        self.grader = grader
         self._next_profile: float | None = None
         self._devices: dict[str, str | None] | None = None
         self._runs = -1
@@ -85,6 +90,8 @@ class PlannerLoop:
         self._notice_devices(now)
         self._notice_scores(now)
         self._profile(now)
+        if self.grader is not None:
+            self.grader.run(created_by="planner-loop")
         reasons = self.trigger.due(now)
         if reasons is None:
             return None
