@@ -97,9 +97,11 @@ def detail_rows(
             }
         )
     judge = body.judge
-    graded_by = {"judge_model_id": judge.model_id, "judge_sha256": judge.sha256} if judge else {}
+    ungraded = {"judge_model_id": None, "judge_sha256": None}  # every row has the same keys
+    graded = {"judge_model_id": judge.model_id, "judge_sha256": judge.sha256} if judge else ungraded
     questions = [
-        common | q.model_dump() | (graded_by if q.type == "judged" else {}) for q in body.questions
+        common | q.model_dump() | (graded if q.type == "judged" else ungraded)
+        for q in body.questions
     ]
     return results, questions
 
