@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -78,11 +79,11 @@ def test_a_small_class_answers_wait_for_the_reference_then_go_to_the_big_device(
     sqlite_engine: Engine,
     mosquitto: MosquittoBroker,
     ingest_factory: Callable[..., IngestService],
-    tiny_gguf_factory: Callable[..., object],
+    tiny_gguf_factory: Callable[..., Path],
 ) -> None:
     seed_world(sqlite_engine, tiny_gguf_factory)  # small-box (75 MB): s1, s2; big-box: b1
     with session_scope(sqlite_engine) as session:
-        session.exec(db.BenchmarkQuestion.__table__.delete())  # type: ignore[call-overload, attr-defined]
+        session.exec(db.BenchmarkQuestion.__table__.delete())  # type: ignore[attr-defined]
         add_suite(session, "school", SUITE, created_by="test")
     service = ingest_factory(sqlite_engine, mosquitto, client_id="grading")
     grader = Grader(
