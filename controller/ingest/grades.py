@@ -4,7 +4,9 @@ Grades are placed by the controller's own copy of the command, position by
 position, and only for the device the command was sent to: a device can
 grade what it was asked to grade, nothing else. Each graded item records the
 judge's model id and sha256, including items whose rating was unreadable
-(missing, never 0), so they are not sent again.
+(missing, never 0), so they are not sent again. The run's per-category judged
+rows (``/bench/results``, ``/bench/summary``) are recomputed from its items with
+``shared.quality``, as the device computes them.
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ import logging
 from pydantic import ValidationError
 from sqlalchemy import Connection, Table, select, update
 
-from controller.models import BenchmarkQuestion, Command
-from shared.messages import AckBody, AckStatus, Envelope, JudgeCommand, JudgeResult
+from controller.models import BenchmarkQuestion, BenchmarkResult, Command
+from shared.messages import (
+    AckBody,
+    AckStatus,
+    Envelope,
+    JudgeCommand,
+    JudgeResult,
+    QuestionResult,
+)
+from shared.quality import category_rows
 
 logger = logging.getLogger(__name__)
 COMMAND: Table = Command.__table__  # type: ignore[attr-defined]
 QUESTION: Table = BenchmarkQuestion.__table__  # type: ignore[attr-defined]
+RESULT: Table = BenchmarkResult.__table__  # type: ignore[attr-defined]
 
 
 def apply_grades(conn: Connection, acks: list[Envelope[AckBody]]) -> int:
@@ -57,8 +68,31 @@ def apply_grades(conn: Connection, acks: list[Envelope[AckBody]]) -> int:
                     .values(reference_judge_score=score)
                 )
             conn.execute(stmt)
+        for run_pk in sorted({task.run_pk for task in command.tasks}):
+            _refresh_categories(conn, run_pk)
         stored += len(result.scores)
     return stored
+
+
+def _refresh_categories(conn: Connection, run_pk: int) -> None:
+    """Recompute a run's judged per-category rows from its items, now graded."""
+    items = [
+        QuestionResult.model_validate(dict(row._mapping))
+        for row in conn.execute(select(QUESTION).where(QUESTION.c.run_pk == run_pk))
+    ]
+    for category in category_rows(items):
+        if category.type != "judged":
+            continue
+        conn.execute(
+            update(RESULT)
+            .where(RESULT.c.run_pk == run_pk, RESULT.c.type == "judged")
+            .where(RESULT.c.category == category.category, RESULT.c.refined == category.refined)
+            .values(
+                judge_mean=category.judge_mean,
+                judge_missing=category.judge_missing,
+                pct_of_reference=category.pct_of_reference,
+            )
+        )
 
 
 def _judge_command(conn: Connection, ack: Envelope[AckBody]) -> JudgeCommand | None:

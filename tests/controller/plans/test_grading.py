@@ -25,6 +25,7 @@ from shared.messages import (
     AckBody,
     AckStatus,
     BenchBody,
+    CategoryQuality,
     JudgeCommand,
     JudgeResult,
     ModelRef,
@@ -60,7 +61,7 @@ def _answers(model_id: str, device_class: str, run_id: str) -> BenchBody:
             "run_id": run_id,
             "suite": SuiteRef(name="school", sha256=SUITE_SHA),
             "questions": rows,
-            "categories": [],
+            "categories": [CategoryQuality(category="generic", refined=False, n=len(rows))],
         }
     )
 
@@ -129,3 +130,10 @@ def test_a_small_class_answers_wait_for_the_reference_then_go_to_the_big_device(
     second = rows[("s1", "j2")]
     assert (second.reference_judge_score, second.judge_score) == (3.0, 4.0)
     assert grader.run() == []  # everything graded, the missing rating included
+    with Session(sqlite_engine) as session:
+        result = session.exec(
+            select(db.BenchmarkResult).where(col(db.BenchmarkResult.device_id) == "s1")
+        ).one()
+    # j1's rating is missing; j2 scored 4 against the reference's 3
+    assert (result.judge_mean, result.judge_missing) == (4.0, 1)
+    assert result.pct_of_reference is not None and round(result.pct_of_reference, 1) == 133.3
