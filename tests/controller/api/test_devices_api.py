@@ -170,3 +170,12 @@ def test_latest_serving_metrics_are_the_newest_report_of_each_device(
         ("pi-b", 11.0, None),
     ]
     assert latest[1]["model_id"] == "smol" and latest[1]["window_s"] == 30
+    with api.client("viewer") as client:
+        page = client.get("/api/v1/serving/latest", params={"device_id": ["pi-b", "pi-quiet"]})
+        too_many = client.get(
+            "/api/v1/serving/latest", params={"device_id": [f"d{i}" for i in range(101)]}
+        )
+        bad_id = client.get("/api/v1/serving/latest", params={"device_id": "../x"})
+    assert [m["device_id"] for m in page.json()] == ["pi-b"]  # a page of the fleet table
+    assert too_many.status_code == 400 and "at most 100" in too_many.json()["detail"]
+    assert bad_id.status_code == 422
