@@ -41,6 +41,7 @@ from shared.messages import (
     HeartbeatBody,
     HelloBody,
     IdentifyCommand,
+    JudgeCommand,
     StateBody,
 )
 from shared.topics import Topics
@@ -110,6 +111,7 @@ class Agent:
         return {
             "assign": self._assign,
             "bench": self._bench,
+            "judge": self._judge,
             "reload-config": self._reload_config,
             "identify": self._identify,
         }
@@ -328,6 +330,27 @@ class Agent:
             self.download = None
             self.set_activity(Activity.IDLE, crash)
             self.announce()  # fetched models are now in the hello's cached_models
+
+    def _judge(self, command: JudgeCommand) -> dict[str, Any]:
+        """Grade other devices' answers (the controller chose this device for its judge)."""
+        from agent.bench.grading import run_judge_command
+
+        self._require_engine()
+        self.set_activity(Activity.BENCHMARKING, "judging")
+        try:
+            return run_judge_command(
+                command,
+                store=self.store,
+                host=self.host,
+                profile=self.profile,
+                protected=self.assigner.protected(),
+                on_download=lambda: self.set_activity(Activity.DOWNLOADING),
+                stopping=self._stop,
+            )
+        finally:
+            self.download = None
+            self.set_activity(Activity.IDLE)
+            self.announce()
 
     def _bench_from_button(self) -> None:
         command_id = f"button-{uuid.uuid4().hex[:12]}"

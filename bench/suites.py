@@ -3,13 +3,13 @@
 Usage (from the repo root):
 
     PYTHONPATH=. python bench/suites.py [--choice-per-category 12] [--gsm8k-items 20] \
-        [--judged] [--json suites.json]
+        [--judged-per-category 4] [--suites everyday-choice,gsm8k-sample] [--json suites.json]
 
 Each demo model runs the built-in suites on one thread (``edgefleet bench``'s
 runner): the multiple-choice suite with Gemma-3-270M as reference, a GSM8K
 sample zero-shot and refined (no reference: answering it again with Gemma
-would double the time, and accuracy needs none), and with ``--judged`` the
-nine-category set judged by Gemma-3-270M. Printed
+would double the time, and accuracy needs none), and the nine-category set
+judged by Gemma-3-270M against its own answers (named in ``--suites``). Printed
 per (suite, model): accuracy or judge mean with a 95 % interval and n,
 zero-shot vs refined as a paired comparison (McNemar for right/wrong items),
 B against the reference, and the measured time per item. The last table
@@ -35,6 +35,7 @@ from shared.demo_models import DEMO_MODELS, models_dir
 from shared.gguf_info import read_gguf_info
 from shared.messages import BenchBody, QuestionResult
 from shared.profiles import DeviceProfile, parse_profile
+from shared.strategies import DIRECT, REFINE_1
 from shared.suites.builtin import load_builtin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,29 +129,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--choice-per-category", type=int, default=12)
     parser.add_argument("--gsm8k-items", type=int, default=20)
-    parser.add_argument("--judged", action="store_true", help="also the judged set (slow)")
+    parser.add_argument("--judged-per-category", type=int, default=4)
+    parser.add_argument(
+        "--suites",
+        default="everyday-choice,gsm8k-sample",
+        help="comma-separated; add nine-categories for the judged set (slow)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     profile = parse_profile((ROOT / "firmware-config" / "classes" / f"{PI}.yaml").read_text())
     reference = models_dir() / DEMO_MODELS[REFERENCE].filename
     plans = [
-        ("everyday-choice", load_builtin("everyday-choice"), False),
+        (
+            "everyday-choice",
+            load_builtin("everyday-choice").filtered([], per_category=args.choice_per_category),
+            False,
+        ),
         (
             "gsm8k-sample",
             load_builtin("gsm8k-sample").filtered([], max_items=args.gsm8k_items),
             True,
         ),
-        ("nine-categories", load_builtin("nine-categories"), True),
+        (
+            "nine-categories",
+            load_builtin("nine-categories").filtered([], per_category=args.judged_per_category),
+            True,
+        ),
     ]
+    wanted = set(args.suites.split(","))
     out = []
-    for suite_name, suite, refine in plans:
+    for suite_name, suite, refine in (plan for plan in plans if plan[0] in wanted):
         for model_id, model in DEMO_MODELS.items():
             config = BenchConfig(
                 model_path=models_dir() / model.filename,
                 suite=suite,
                 reference_path=None if suite_name == "gsm8k-sample" else reference,
                 judge_path=reference if suite_name == "nine-categories" else None,
-                refine=refine,
+                strategies=(DIRECT, REFINE_1) if refine else (DIRECT,),
                 threads=1,
                 model_id=model_id,
                 reference_model_id=REFERENCE,

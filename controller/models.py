@@ -421,6 +421,9 @@ class BenchmarkQuestion(SQLModel, table=True):
     reference_correct: bool | None = None
     chosen: int | None = None
     answer: str | None = Field(default=None, max_length=MAX_ANSWER_CHARS)
+    judge_model_id: str | None = Field(default=None, max_length=128)
+    judge_sha256: str | None = Field(default=None, max_length=64)
+    """Who graded a judged item: its run's judge, or the device a judge step ran on."""
     e2e_ms: float
     generated_tokens: int
     prompt_tokens_evaluated: int

@@ -75,6 +75,7 @@ class ControllerRuntime:
             interval_s=settings.planner_interval_s,
             profiler=planning.profiler if settings.planner_auto_profile else None,
             profile_interval_s=settings.planner_profile_interval_s,
+            grader=planning.grader,
         )
 
     def _mqtt_options(self, engine: Engine) -> MqttOptions:

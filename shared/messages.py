@@ -58,6 +58,8 @@ Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 NonNegFloat = Annotated[float, Field(ge=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
+Rating = Annotated[float, Field(ge=1, le=10)]
+"""A judge's 1-10 grade."""
 
 
 class Body(BaseModel):
@@ -406,6 +408,59 @@ class BenchCommand(Body):
         return next((s for s in self.sources if s.model_id == model_id), None)
 
 
+MAX_GRADE_TASKS = 32
+"""Answers one judge command carries (its worst case, every text at its bound, is ~550 kB)."""
+MAX_GRADED_TEXT_CHARS = 8000
+"""A graded question or reference answer is as long as a suite item may be."""
+
+
+class GradeTask(Body):
+    """One answer to grade, and where its grade is stored (``run_pk``, ``item_id``, ``target``).
+
+    The target fields are the controller's own: the grade comes back by position
+    and is stored where the controller's copy of the command says, so a device
+    cannot place a grade anywhere else.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, str_max_length=MAX_GRADED_TEXT_CHARS)
+
+    run_pk: int = Field(ge=1)
+    item_id: str = Field(max_length=128)
+    target: Literal["answer", "reference"] = Field(
+        description="answer: one stored answer (``row_id``); reference: the reference model's "
+        "zero-shot answer on the same item, graded by the same judge, for every row of the item"
+    )
+    row_id: int | None = Field(None, ge=1, description="the stored answer's row (target answer)")
+    question: str = Field(min_length=1)
+    reference: str | None = Field(None, description="the suite's reference answer, if any")
+    answer: str = Field(max_length=MAX_ANSWER_CHARS)
+
+
+class JudgeCommand(Body):
+    """Grade answers other devices generated, with the judge model (fetched from ``source``).
+
+    Sent to the strongest online device that can hold the judge, so a class too
+    small for the judge still has its answers graded.
+    """
+
+    type: Literal["judge"] = "judge"
+    command_id: str = Field(min_length=1, max_length=64)
+    judge_model_id: ModelId
+    source: ModelSource | None = Field(None, description="none: the judge is on the device")
+    tasks: list[GradeTask] = Field(min_length=1, max_length=MAX_GRADE_TASKS)
+
+
+class JudgeResult(Body):
+    """The ``ok`` ack detail of a judge command: one score per task, in order, and the judge.
+
+    A score is None when the judge's reply could not be read (missing, never 0).
+    """
+
+    type: Literal["judge"] = "judge"
+    judge: ModelRef
+    scores: list[Rating | None] = Field(max_length=MAX_GRADE_TASKS)
+
+
 class ReloadConfigCommand(Body):
     """Re-read the configuration file and profile."""
 
@@ -421,7 +476,7 @@ class IdentifyCommand(Body):
     seconds: float = Field(10, gt=0, le=600)
 
 
-AnyCommand = AssignCommand | BenchCommand | ReloadConfigCommand | IdentifyCommand
+AnyCommand = AssignCommand | BenchCommand | JudgeCommand | ReloadConfigCommand | IdentifyCommand
 """Every command a device understands; the one place the union is spelled."""
 Command = Annotated[AnyCommand, Field(discriminator="type")]
 

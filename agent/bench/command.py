@@ -32,7 +32,7 @@ from agent.models.fetch import fetch_model
 from agent.models.serving import ModelHost
 from agent.models.store import ModelStore, StoreError
 from shared.demo_models import DEMO_MODELS, models_dir
-from shared.messages import BenchBody, BenchCommand
+from shared.messages import BenchBody, BenchCommand, ModelSource
 from shared.profiles import DeviceProfile
 from shared.suites.suite import MAX_SUITE_BYTES, Suite
 
@@ -57,6 +57,36 @@ def resolve_model(model_id: str, store: ModelStore, host: ModelHost) -> Path:
     raise CommandFailed(
         f"model {model_id!r} is not in the local store and the command gives no source for it"
     )
+
+
+def locate_model(
+    model_id: str,
+    source: ModelSource | None,
+    *,
+    store: ModelStore,
+    host: ModelHost,
+    protected: set[str],
+    on_download: Callable[[], None] | None = None,
+    memory_budget_mb: float | None = None,
+) -> Path:
+    """A named model's file, at the source's sha256 when one is given, else found by id.
+
+    With a source: the serving file, the store, else a verified download; ``protected``
+    files are never evicted to make room.
+    """
+    if source is None:
+        return resolve_model(model_id, store, host)
+    serving = host.serving
+    if serving is not None and serving.sha256 == source.sha256:
+        return serving.path
+    fetched = fetch_model(
+        store,
+        source,
+        protected=protected | {source.sha256},
+        on_download=on_download,
+        memory_budget_mb=memory_budget_mb,
+    )
+    return fetched.model.path
 
 
 @dataclass(frozen=True)
@@ -91,20 +121,15 @@ def prepare_bench(
     keep = (protected or set()) | {s.sha256 for s in command.sources}
 
     def path(model_id: str) -> Path:
-        source = command.source(model_id)
-        if source is None:
-            return resolve_model(model_id, store, host)
-        serving = host.serving
-        if serving is not None and serving.sha256 == source.sha256:
-            return serving.path
-        fetched = fetch_model(
-            store,
-            source,
+        return locate_model(
+            model_id,
+            command.source(model_id),
+            store=store,
+            host=host,
             protected=keep,
             on_download=on_download,
             memory_budget_mb=memory_budget_mb,
         )
-        return fetched.model.path
 
     model_ids = list(command.model_ids) or _serving_id(host)
     return BenchJob(
@@ -184,12 +209,27 @@ def run_isolated(config: BenchConfig, stopping: threading.Event | None = None) -
     If the process dies, the error says how (SIGSEGV, SIGILL, OOM-killed, ...) and what to do.
     When ``stopping`` is set the process is ended and the command fails as interrupted.
     """
+    what = f"the benchmark process of {config.model_id or config.model_path.name}"
+    payload = run_in_child(_bench_in_child, config, what=what, stopping=stopping)
+    return BenchBody.model_validate_json(payload)
+
+
+def run_in_child(
+    target: Callable[[Any, Connection], None],
+    argument: Any,
+    *,
+    what: str,
+    stopping: threading.Event | None = None,
+) -> str:
+    """``target(argument, sender)`` in a spawned process; the JSON it sends back with "ok".
+
+    ``target`` sends ``("ok", json)`` or ``("failed", InferenceError)``; a process
+    that dies raises :class:`BenchCrashed` naming ``what`` and how it died.
+    """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     # daemon: an agent that stops does not wait for a benchmark, it ends it
-    child = context.Process(
-        target=_bench_in_child, args=(config, sender), name="bench", daemon=True
-    )
+    child = context.Process(target=target, args=(argument, sender), name="bench", daemon=True)
     oom_before = oom_kills()
     child.start()
     sender.close()  # the child holds the only writer: EOF below means it is gone
@@ -205,11 +245,10 @@ def run_isolated(config: BenchConfig, stopping: threading.Event | None = None) -
         receiver.close()
         child.join()
     if kind == "ok":
-        return BenchBody.model_validate_json(payload)
+        return str(payload)
     if kind == "failed":
         raise payload
     crash = name_exit(child.exitcode or 0, oom_killed=oom_kills() > oom_before)
-    what = f"the benchmark process of {config.model_id or config.model_path.name}"
     raise BenchCrashed(crash.describe(what) if crash else f"{what} ended without a result")
 
 

@@ -1,7 +1,7 @@
 """Command dispatch: every command gets an ack echoing its id; duplicates are re-acked only.
 
 Quick commands (identify, reload-config) run on the dispatcher thread; long
-ones (assign, bench) are acknowledged ``accepted`` at once and then run one at
+ones (assign, bench, judge) are acknowledged ``accepted`` at once and then run one at
 a time on a worker thread, ending with ``ok`` or ``error`` and a reason. The
 outcome of each command id is kept in the outbox database, so a command
 redelivered by the broker (QoS 1), even after a restart, is answered again
@@ -19,10 +19,19 @@ from typing import Any
 
 from agent.link.messenger import Messenger
 from agent.link.outbox import Outbox
-from shared.messages import AckBody, AckStatus, AssignCommand, BenchCommand, Body, CmdBody, Envelope
+from shared.messages import (
+    AckBody,
+    AckStatus,
+    AssignCommand,
+    BenchCommand,
+    Body,
+    CmdBody,
+    Envelope,
+    JudgeCommand,
+)
 
 logger = logging.getLogger(__name__)
-LONG_COMMANDS = (AssignCommand, BenchCommand)
+LONG_COMMANDS = (AssignCommand, BenchCommand, JudgeCommand)
 
 Handler = Callable[[Any], dict[str, Any] | None]
 """Runs one command; returns ack detail, raises CommandFailed (or anything) to refuse."""

@@ -201,7 +201,9 @@ class ControllerSettings(LayeredSettings):
     judge_model_id: str | None = Field(
         None,
         description="registry model that grades profiling benchmarks 1-10 (a base model grades "
-        "by digit probabilities); unset: profiling measures speed and memory only",
+        "by digit probabilities), and, in judge steps the planner loop sends to the device "
+        "best able to hold it, every judged answer a device could not grade itself; unset: "
+        "profiling measures speed and memory only",
     )
     reference_model_id: str | None = Field(
         None,

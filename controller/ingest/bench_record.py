@@ -96,7 +96,13 @@ def detail_rows(
                 "peak_rss_mb": body.peak_rss_mb,
             }
         )
-    questions = [common | q.model_dump() for q in body.questions]
+    judge = body.judge
+    ungraded = {"judge_model_id": None, "judge_sha256": None}  # every row has the same keys
+    graded = {"judge_model_id": judge.model_id, "judge_sha256": judge.sha256} if judge else ungraded
+    questions = [
+        common | q.model_dump() | (graded if q.type == "judged" else ungraded)
+        for q in body.questions
+    ]
     return results, questions
 
 

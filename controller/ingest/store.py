@@ -23,6 +23,7 @@ from controller.ingest import bench_record
 from controller.ingest import rows as R
 from controller.ingest.acks import apply_acks
 from controller.ingest.devices import apply_updates, ensure_devices, mark_seen
+from controller.ingest.grades import apply_grades
 from controller.ingest.mqtt import Received
 from controller.ingest.sql import insert_add, insert_ignore
 from controller.models import (
@@ -331,6 +332,7 @@ class IngestStore:
         acks = [i.envelope for i in fresh if i.kind == TopicKind.ACK]
         if acks:
             apply_acks(conn, acks)
+            apply_grades(conn, acks)
 
     def _store_bench(self, conn: Connection, fresh: list[_Item], batch: _Batch) -> int:
         """Insert bench runs with their detail rows; return how many were dead-lettered."""

@@ -6,6 +6,8 @@ burst gives one new draft; with ``auto_apply`` the draft is also applied
 (never while another rollout is running). With a ``profiler`` (setting
 ``planner_auto_profile``), it also sends a profiling round every
 ``profile_interval_s``; the profiler itself skips devices still benchmarking.
+With a ``grader`` (a fleet judge is configured), it sends judged answers that no
+device graded yet to the device best able to hold the judge, every ``grade_interval_s``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from controller.planner.scores import OptionScore
 from controller.planner.triggers import ReplanTrigger, score_shifts
 from controller.planner.types import PlannerSettings
 from controller.plans.apply import PlanApplier, PlanError
+from controller.plans.grading import Grader
 from controller.plans.inputs import current_scores
 from controller.plans.profiler import Profiler, ProfilingError
 from controller.plans.service import draft_plan
@@ -45,12 +48,16 @@ class PlannerLoop:
         clock: Callable[[], float] = time.monotonic,
         profiler: Profiler | None = None,
         profile_interval_s: float = 600.0,
+        grader: Grader | None = None,
+        grade_interval_s: float = 10.0,
     ) -> None:
         self.engine, self.applier = engine, applier
         self.settings = settings or PlannerSettings()
         self.trigger = trigger or ReplanTrigger()
         self.auto_apply, self.interval_s, self.clock = auto_apply, interval_s, clock
         self.profiler, self.profile_interval_s = profiler, profile_interval_s
+        self.grader, self.grade_interval_s = grader, grade_interval_s
+        self._next_grade: float | None = None
         self._next_profile: float | None = None
         self._devices: dict[str, str | None] | None = None
         self._runs = -1
@@ -85,6 +92,7 @@ class PlannerLoop:
         self._notice_devices(now)
         self._notice_scores(now)
         self._profile(now)
+        self._grade(now)
         reasons = self.trigger.due(now)
         if reasons is None:
             return None
@@ -106,6 +114,12 @@ class PlannerLoop:
             return
         for item in sent:
             logger.info("profiling %s on %s: %s", item.model_id, item.device_id, item.reason)
+
+    def _grade(self, now: float) -> None:
+        if self.grader is None or (self._next_grade is not None and now < self._next_grade):
+            return
+        self._next_grade = now + self.grade_interval_s
+        self.grader.run(created_by="planner-loop")
 
     def _advance_rollouts(self) -> bool:
         if self.applier is None:

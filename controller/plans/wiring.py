@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from controller.ingest.commands import CommandSender
 from controller.plans.apply import PlanApplier, RolloutConfig
+from controller.plans.grading import Grader
 from controller.plans.profiler import Profiler, profiling_settings
 
 if TYPE_CHECKING:
@@ -23,10 +24,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Planning:
-    """What sends planner commands: plan rollouts and profiling rounds."""
+    """What sends planner commands: plan rollouts, profiling rounds and judge steps."""
 
     applier: PlanApplier
     profiler: Profiler
+    grader: Grader
 
 
 def build_planning(
@@ -50,5 +52,13 @@ def build_planning(
             model_url=settings.model_file_url,
             suite_url=settings.suite_file_url,
             profiling=profiling_settings(settings),
+        ),
+        grader=Grader(
+            engine,
+            commands,
+            model_url=settings.model_file_url,
+            judge_model_id=settings.judge_model_id,
+            reference_model_id=settings.reference_model_id,
+            timeout_s=settings.profiling_bench_timeout_s,
         ),
     )

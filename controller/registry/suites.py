@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
+import hashlib
+
+from sqlmodel import Session, col, select
 
 from controller.models import Suite
 from shared.messages import SuiteSource
-from shared.suites.builtin import BUILTIN, builtin_source
+from shared.suites.builtin import BUILTIN, builtin_bytes, builtin_source
+from shared.suites.suite import Suite as ParsedSuite
 from shared.suites.suite import parse_suite
 
 
@@ -50,3 +53,15 @@ def suite_source(session: Session, suite_id: str, url: str | None) -> SuiteSourc
     if suite_id in BUILTIN:
         return builtin_source(suite_id)
     raise LookupError(f"suite {suite_id!r} is neither uploaded nor built in ({', '.join(BUILTIN)})")
+
+
+def suite_by_sha256(session: Session, sha256: str) -> ParsedSuite | None:
+    """The items of the suite version ``sha256`` names (uploaded or built in); None if unknown."""
+    row = session.exec(select(Suite).where(col(Suite.sha256) == sha256)).first()
+    if row is not None:
+        return parse_suite(row.content, name=row.id)
+    for name in BUILTIN:
+        data = builtin_bytes(name)
+        if hashlib.sha256(data).hexdigest() == sha256:
+            return parse_suite(data, name=name)
+    return None

@@ -32,6 +32,7 @@ from shared.messages import (
     AnswerLatency,
     DeviceStatus,
     HeartbeatBody,
+    ModelRef,
     StateBody,
     StoredBody,
     encode,
@@ -276,3 +277,22 @@ def test_every_settled_seq_is_confirmed_to_its_device_only(
 def test_seqs_fold_into_ranges() -> None:
     assert seq_ranges([5, 1, 2, 3, 9, 3, 10]) == [(1, 3), (5, 5), (9, 10)]
     assert seq_ranges([]) == []
+
+
+def test_a_bench_with_a_judge_and_mixed_item_types_marks_only_judged_items_graded(
+    sqlite_engine: Engine, mosquitto: MosquittoBroker, ingest_factory: Callable[..., IngestService]
+) -> None:
+    judged = bench_body().questions[0].model_copy(update={"item_id": "j1", "type": "judged"})
+    exact = judged.model_copy(update={"item_id": "e1", "type": "exact", "judge_score": None})
+    judge = ModelRef(model_id="gemma-judge", sha256="cd" * 32)
+    body = bench_body().model_copy(update={"judge": judge, "questions": [judged, exact]})
+    service = ingest_factory(sqlite_engine, mosquitto, client_id="graded-by")
+    device = FakeDevice("pi-graded", mosquitto.port)
+    device.publish_body(body).wait_for_publish(5)
+    assert wait_until(lambda: service.stats.handled >= 1)
+    device.close()
+    assert service.stats.stored == 1 and not service.stats.dead_letters
+    with Session(sqlite_engine) as session:
+        rows = {q.item_id: q for (q,) in session.exec(select(BenchmarkQuestion)).all()}  # type: ignore[call-overload]
+    assert (rows["j1"].judge_model_id, rows["j1"].judge_sha256) == ("gemma-judge", "cd" * 32)
+    assert (rows["e1"].judge_model_id, rows["e1"].judge_sha256) == (None, None)

@@ -6,14 +6,20 @@ import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from shared.messages import (
+    MAX_ANSWER_CHARS,
+    MAX_GRADE_TASKS,
+    MAX_GRADED_TEXT_CHARS,
     MAX_PAYLOAD_BYTES,
     SCHEMA_VERSION,
     BenchBody,
     BenchCommand,
     CmdBody,
     Envelope,
+    JudgeCommand,
+    JudgeResult,
     MessageRejected,
     RejectReason,
     encode,
@@ -199,3 +205,41 @@ def test_arbitrary_json_objects_are_stored_or_rejected(body: dict[str, object]) 
         )
     except MessageRejected as exc:
         assert exc.reason is RejectReason.BAD_SCHEMA
+
+
+def _judge_command(
+    tasks: int, *, question: str = "Name a fruit.", answer: str = "An apple."
+) -> dict[str, object]:
+    task = {"run_pk": 1, "item_id": "j1", "target": "answer", "row_id": 7, "question": question}
+    return {
+        "type": "judge",
+        "command_id": "judge-1",
+        "judge_model_id": "gemma",
+        "tasks": [{**task, "reference": question, "answer": answer}] * tasks,
+    }
+
+
+def test_a_judge_command_at_its_bounds_fits_one_payload_and_beyond_them_is_refused() -> None:
+    longest = "q" * MAX_GRADED_TEXT_CHARS
+    worst = _judge_command(MAX_GRADE_TASKS, question=longest, answer="a" * MAX_ANSWER_CHARS)
+    command = CmdBody.model_validate({"command": worst})
+    payload = encode(make_envelope("pi-1", 1, command))
+    assert len(payload) < MAX_PAYLOAD_BYTES
+    parsed = parse_message(TOPICS.device("pi-1", TopicKind.CMD), payload)
+    assert isinstance(parsed.body.command, JudgeCommand)
+    for bad in (
+        _judge_command(MAX_GRADE_TASKS + 1),
+        _judge_command(0),
+        _judge_command(1, question=longest + "q"),
+        _judge_command(1, answer="a" * (MAX_ANSWER_CHARS + 1)),
+    ):
+        with pytest.raises(ValidationError):
+            CmdBody.model_validate({"command": bad})
+
+
+def test_a_judge_result_holds_ratings_or_missing_never_out_of_range() -> None:
+    judge = {"model_id": "gemma", "sha256": "ab" * 32}
+    assert JudgeResult.model_validate({"judge": judge, "scores": [7.5, None]}).scores == [7.5, None]
+    for bad in ([0.0], [11.0], [5.0] * (MAX_GRADE_TASKS + 1)):
+        with pytest.raises(ValidationError):
+            JudgeResult.model_validate({"judge": judge, "scores": bad})

@@ -4,6 +4,7 @@ from sqlmodel import Session, select
 from controller import models as db
 from controller.core.db import session_scope
 from controller.planner.triggers import ReplanTrigger
+from controller.plans.grading import Grader, JudgeStepSent
 from controller.plans.loop import PlannerLoop
 from tests.controller.plans.db_world import add_run, seed_world
 
@@ -36,3 +37,25 @@ def test_joins_offline_devices_and_new_measurements_trigger_one_debounced_replan
 def session_assignments(engine: Engine, plan_id: int):
     with Session(engine) as session:
         return session.exec(select(db.Assignment).where(db.Assignment.plan_id == plan_id)).all()
+
+
+class CountingGrader(Grader):
+    """Counts the loop's grading passes (the judge steps themselves: test_grading.py)."""
+
+    def __init__(self) -> None:  # no engine or sender: run() is replaced
+        self.passes: list[str | None] = []
+
+    def run(self, *, limit: int = 4, created_by: str | None = None) -> list[JudgeStepSent]:
+        self.passes.append(created_by)
+        return []
+
+
+def test_the_loop_looks_for_ungraded_answers_every_grade_interval(
+    sqlite_engine: Engine, tiny_gguf_factory
+) -> None:
+    seed_world(sqlite_engine, tiny_gguf_factory)
+    grader = CountingGrader()
+    loop = PlannerLoop(sqlite_engine, None, grader=grader, grade_interval_s=10)
+    for now in (0, 5, 9.9, 10, 12, 25):
+        loop.step(now=now)
+    assert grader.passes == ["planner-loop"] * 3  # at 0, 10 and 25

@@ -131,7 +131,7 @@ def test_registry_lists_models_and_an_operator_uploads_with_progress_and_deletes
     upload = tiny_gguf_factory("ui-upload", n_embd=64)
     page.set_input_files("#upload-file", str(upload))
     page.fill("#upload-id", "ui-upload")
-    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("button", name="Upload model").click()
     expect(page.locator("#registry-message")).to_contain_text("Uploaded ui-upload")
     expect(page.locator("#models tbody tr[data-key='ui-upload']")).to_have_count(1)
     page.once("dialog", lambda dialog: dialog.accept())
@@ -176,3 +176,73 @@ def test_events_merge_commands_dead_letters_and_plans_with_filters(
     page.locator("#events-device").press("Enter")
     expect(rows.filter(has_text="s1")).to_have_count(0)
     expect(rows.first).to_contain_text("b1")
+
+
+SUITE_LINES = [
+    '{"suite": "clinic", "version": "2", "description": "our own questions"}',
+    '{"id": "j1", "type": "judged", "category": "generic", "question": "Name a fruit."}',
+    '{"id": "e1", "type": "exact", "category": "math", "question": "2 + 2 = ?", "answer": "4"}',
+]
+
+
+def test_an_operator_uploads_a_suite_sees_each_bad_line_and_deletes_it(
+    dashboard: Dashboard, tab: Tab, tmp_path: Path, screenshots: Path
+) -> None:
+    _open(tab, dashboard, "operator", "#/registry", "#models tbody tr")
+    page = tab.page
+    expect(page.locator("#suite-form")).to_be_visible()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([*SUITE_LINES, "not json", '{"id": "e2", "type": "exact"}']) + "\n")
+    page.set_input_files("#suite-file", str(bad))
+    page.fill("#suite-id", "ui-clinic")
+    page.get_by_role("button", name="Upload suite").click()
+    message = page.locator("#suite-message")
+    expect(message).to_contain_text("Suite refused")
+    expect(message).to_contain_text("line 4: not JSON")
+    expect(message).to_contain_text("line 5:")
+    expect(page.locator("#suites tbody tr[data-key='ui-clinic']")).to_have_count(0)
+
+    good = tmp_path / "clinic.jsonl"
+    good.write_text("\n".join(SUITE_LINES) + "\n")
+    page.set_input_files("#suite-file", str(good))
+    page.get_by_role("button", name="Upload suite").click()
+    expect(message).to_contain_text("Uploaded suite ui-clinic: 2 items (1 judged, 1 exact), sha256")
+    row = page.locator("#suites tbody tr[data-key='ui-clinic']")
+    expect(row).to_contain_text("our own questions")
+    expect(row).to_contain_text("2 items (1 judged, 1 exact)")
+    with dashboard.api.client("operator") as client:
+        listed = client.get("/api/v1/suites").json()["items"]
+    assert [s["id"] for s in listed] == ["ui-clinic"]
+    expect(row.locator("td").nth(2)).to_have_text(listed[0]["sha256"][:16])
+    page.screenshot(path=str(screenshots / "suites.png"), full_page=True)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete suite ui-clinic").click()
+    expect(message).to_have_text("Deleted suite ui-clinic.")
+    expect(row).to_have_count(0)
+    expect(page.locator("#suites-empty")).to_be_visible()
+
+
+def test_a_viewer_sees_suites_but_cannot_upload_or_delete_one(
+    dashboard: Dashboard, tab: Tab
+) -> None:
+    with dashboard.api.client("operator") as client:
+        made = client.post(
+            "/api/v1/suites",
+            params={"suite_id": "ui-viewed"},
+            content=("\n".join(SUITE_LINES) + "\n").encode(),
+        )
+        assert made.status_code == 201, made.text
+    try:
+        _open(tab, dashboard, "viewer", "#/registry", "#suites tbody tr[data-key='ui-viewed']")
+        expect(tab.page.locator("#suite-form")).to_be_hidden()
+        expect(tab.page.locator("[data-delete-suite]")).to_have_count(0)
+        refused = httpx.delete(
+            f"{dashboard.api.url}/api/v1/suites/ui-viewed",
+            headers={"Authorization": f"Bearer {dashboard.api.tokens['viewer']}"},
+        )
+        assert refused.status_code == 403
+        assert tab.errors == []
+    finally:
+        with dashboard.api.client("operator") as client:
+            assert client.delete("/api/v1/suites/ui-viewed").status_code == 204

@@ -11,6 +11,7 @@ import { forgetPlans, initPlanActions, refreshPlans } from "./plans.js";
 import { initQualityControls, refreshQuality } from "./quality.js";
 import { initRegistryActions, refreshRegistry } from "./registry.js";
 import { forgetToken, signIn, storedToken } from "./session.js";
+import { initSuiteActions, refreshSuites } from "./suites.js";
 
 const REFRESH_MS = 15000;
 const SCORES_EVERY = 4; // scores move only when benchmarks arrive: every 4th refresh (1 min)
@@ -26,7 +27,10 @@ const VIEWS = {
   ],
   device: [["device", (s, id) => refreshDevice(s.api, s.me, id), 1]],
   quality: [["quality", (s) => refreshQuality(s.api), SCORES_EVERY]],
-  registry: [["registry", (s) => refreshRegistry(s.api, s.me), 1]],
+  registry: [
+    ["registry", (s) => refreshRegistry(s.api, s.me), 1],
+    ["suites", (s) => refreshSuites(s.api, s.me), 1],
+  ],
   events: [["events", (s) => refreshEvents(s.api), 1]],
 };
 
@@ -161,6 +165,7 @@ function boot() {
   initPlanActions(() => current, refresh, failedAuth);
   initDeviceActions(() => current, refresh, failedAuth);
   initRegistryActions(() => current, refresh, failedAuth);
+  initSuiteActions(() => current, refresh, failedAuth);
   initEventFilters(refresh);
   initFleetControls(refresh);
   initQualityControls();
