@@ -19,6 +19,7 @@ from controller.broker.embedded import LOOPBACK, EmbeddedAuth, EmbeddedBroker
 from controller.broker.passwords import generate_password, hash_password
 from controller.core.config import ControllerSettings
 from controller.core.db import create_db_engine, migrate, session_scope
+from controller.core.lease import PLANNER_LEASE, Lease, replica_name
 from controller.enrollment import Enrollment
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.mqtt import MqttOptions
@@ -73,7 +74,14 @@ class ControllerRuntime:
         return self
 
     def _planner_loop(self, engine: Engine, commands: CommandPublisher) -> PlannerLoop:
+        """The loop under the planner lease: with replicas, one of them runs it at a time."""
         settings = self.settings
+        lease = Lease(
+            engine,
+            PLANNER_LEASE,
+            replica_name(settings.mqtt_client_id),
+            ttl_s=settings.planner_lease_ttl_s,
+        )
         profiler = None
         if settings.planner_auto_profile:
             profiler = Profiler(
@@ -81,6 +89,7 @@ class ControllerRuntime:
                 commands,
                 model_url=settings.model_file_url,
                 profiling=profiling_settings(settings),
+                fence=lease.fence,
             )
         return PlannerLoop(
             engine,
@@ -89,11 +98,13 @@ class ControllerRuntime:
                 commands,
                 model_url=settings.model_file_url,
                 config=RolloutConfig(timeout_s=settings.planner_rollout_timeout_s),
+                fence=lease.fence,
             ),
             auto_apply=settings.planner_auto_apply,
             interval_s=settings.planner_interval_s,
             profiler=profiler,
             profile_interval_s=settings.planner_profile_interval_s,
+            lease=lease,
         )
 
     def _mqtt_options(self) -> MqttOptions:

@@ -90,8 +90,10 @@ class Profiler:
         model_url: Callable[[str], str],
         profiling: ProfilingSettings | None = None,
         settings: PlannerSettings | None = None,
+        fence: Callable[[Session], None] | None = None,
     ) -> None:
         self.engine, self.commands, self.model_url = engine, commands, model_url
+        self.fence = fence  # the planner lease's check, when rounds run under it
         self.profiling = profiling or ProfilingSettings()
         self.settings = settings or PlannerSettings()
 
@@ -180,8 +182,9 @@ class Profiler:
         command = pick.command.model_copy(update={"sources": sources})
         try:
             status = self.commands.send(
-                device_id=pick.device_id, command=command, created_by=created_by
-            ).status
+                device_id=pick.device_id, command=command, created_by=created_by,
+                fence=self.fence,
+            ).status  # fmt: skip
         except (LookupError, ValueError) as exc:
             status = f"refused: {exc}"
         return ProfilingSent(
