@@ -18,7 +18,7 @@ from controller import crud
 from controller.broker.embedded import LOOPBACK, EmbeddedAuth, EmbeddedBroker
 from controller.broker.passwords import generate_password, hash_password
 from controller.core.config import ControllerSettings
-from controller.core.db import create_db_engine, migrate, session_scope
+from controller.core.db import create_db_engine, migrate, session_scope, startup_lock
 from controller.core.lease import PLANNER_LEASE, Lease, replica_name
 from controller.enrollment import Enrollment
 from controller.ingest.commands import CommandPublisher
@@ -53,13 +53,13 @@ class ControllerRuntime:
         """Migrate the database, start the broker if embedded, then ingest."""
         settings = self.settings
         self.engine = create_db_engine(settings.db_url, echo=settings.database_echo)
-        migrate(self.engine)
-        if settings.device_classes_dir is not None:
-            with session_scope(self.engine) as session:
-                loaded = crud.load_device_classes(session, directory=settings.device_classes_dir)
-            logger.info(
-                "loaded %d device classes from %s", len(loaded), settings.device_classes_dir
-            )
+        with startup_lock(self.engine):
+            migrate(self.engine)
+            if settings.device_classes_dir is not None:
+                with session_scope(self.engine) as session:
+                    directory = settings.device_classes_dir
+                    loaded = crud.load_device_classes(session, directory=directory)
+                logger.info("loaded %d device classes from %s", len(loaded), directory)
         self.enrollment = Enrollment(self.engine, settings)
         self.ingest = IngestService(
             self.engine, self._mqtt_options(), topics=settings.topics, config=self._ingest_config()
