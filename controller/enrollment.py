@@ -22,6 +22,7 @@ from controller import crud
 from controller.broker.mosquitto import (
     Account,
     MosquittoFiles,
+    broker_files_lock,
     reload_mosquitto,
     write_mosquitto_files,
 )
@@ -132,20 +133,21 @@ class Enrollment:
         if password is None:
             logger.debug("no controller MQTT password configured; Mosquitto files not written")
             return None
-        with Session(self.engine) as session:
+        target = directory or self.settings.broker_dir
+        with broker_files_lock(target), Session(self.engine) as session:
             accounts = [
                 Account(c.username, c.password_hash, c.device_id)
                 for c in crud.active_mqtt_credentials(session)
             ]
-        files = write_mosquitto_files(
-            directory or self.settings.broker_dir,
-            topics=self.settings.topics,
-            controller_user=self.settings.mqtt_username,
-            controller_password=password.get_secret_value(),
-            accounts=accounts,
-            port=self.settings.mosquitto_listener_port,
-            bind=self.settings.mosquitto_listener_bind,
-        )
+            files = write_mosquitto_files(
+                target,
+                topics=self.settings.topics,
+                controller_user=self.settings.mqtt_username,
+                controller_password=password.get_secret_value(),
+                accounts=accounts,
+                port=self.settings.mosquitto_listener_port,
+                bind=self.settings.mosquitto_listener_bind,
+            )
         if self.settings.mosquitto_pid_file is not None:
             reload_mosquitto(self.settings.mosquitto_pid_file)
         return files

@@ -33,7 +33,7 @@ from tests.controller.plans.db_world import SHAPES, add_run
 from tests.controller.postgres import TempPostgres
 from tests.factories.profiles import write_profiles
 from tests.support.broker import MosquittoBroker
-from tests.support.replicas import ReplicaFleet
+from tests.support.replicas import ReplicaFleet, lease
 
 pytestmark = pytest.mark.timeout(420)
 DEVICES = {f"big-{i}": "e2e-big" for i in (1, 2, 3)}
@@ -124,15 +124,15 @@ def test_the_other_replica_finishes_a_rollout_when_the_leader_is_killed(
 ) -> None:
     fleet, engine = replicas, database[1]
     for index in range(2):
-        fleet.wait(lambda i=index: fleet.replica_healthy(i), 60, f"replica {index} healthy")
-    fleet.wait(lambda: fleet.leader(engine) is not None, 30, "a planner lease holder")
-    leader = fleet.leader(engine)
+        fleet.wait(lambda i=index: fleet.set.healthy(i), 60, f"replica {index} healthy")
+    fleet.wait(lambda: fleet.set.leader(engine) is not None, 30, "a planner lease holder")
+    leader = fleet.set.leader(engine)
     assert leader is not None
     follower = 1 - leader
     api = fleet.replica_api(leader)
     for model_id, shape in SHAPES.items():
         fleet.upload_model(model_id, tiny_gguf_factory(model_id, **shape))
-    fleet.enroll(DEVICES, controller_url=fleet.replica_url(follower))
+    fleet.enroll(DEVICES, controller_url=fleet.set.url(follower))
     for device_id in DEVICES:  # both models in every agent's cache: no download mid-rollout
         fleet.assign(device_id, "m-big")
         fleet.assign(device_id, "m-small")
@@ -144,12 +144,12 @@ def test_the_other_replica_finishes_a_rollout_when_the_leader_is_killed(
         assert applied.status_code == 202, applied.text
         assert applied.json()["message"] == "3 changes in 2 waves"
         plan_id = applied.json()["plan"]["id"]
-        token = fleet.lease(engine).token  # type: ignore[union-attr]
-        fleet.replicas[leader].process.send_signal(signal.SIGKILL)  # mid-rollout: wave 0 runs
+        token = lease(engine).token  # type: ignore[union-attr]
+        fleet.set.children[leader].process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]  # mid-rollout: wave 0 runs
         killed_at, acked_at_kill = time.monotonic(), publisher.acked
-        fleet.wait(lambda: fleet.leader(engine) == follower, LEASE_TTL_S + 15, "a takeover")
+        fleet.wait(lambda: fleet.set.leader(engine) == follower, LEASE_TTL_S + 15, "a takeover")
         takeover_s = time.monotonic() - killed_at
-        assert fleet.lease(engine).token == token + 1  # type: ignore[union-attr]
+        assert lease(engine).token == token + 1  # type: ignore[union-attr]
         survivor = fleet.replica_api(follower)
 
         def rollout_state() -> str | None:
@@ -179,8 +179,8 @@ def test_the_other_replica_finishes_a_rollout_when_the_leader_is_killed(
 
     # What the dead replica's session held comes in when it is back with its client id.
     before_restart = len(_stored_seqs(engine, PUBLISHER))
-    fleet.start_replica(leader)
-    fleet.wait(lambda: fleet.replica_healthy(leader), 60, "the killed replica back")
+    fleet.set.start(leader)
+    fleet.wait(lambda: fleet.set.healthy(leader), 60, "the killed replica back")
     fleet.wait(lambda: len(_stored_seqs(engine, PUBLISHER)) >= sent, 60, "every heartbeat stored")
     seqs = _stored_seqs(engine, PUBLISHER)
     assert seqs == list(range(1, sent + 1))  # none lost, none stored twice
