@@ -144,7 +144,10 @@ class _Device:
         timers = self.timers
         if self.rng.random() < timers.bench_probability:
             model = self.rng.choice(timers.models)
-            await self._publish(client, TopicKind.BENCH, bench_body(model, self.spec.device_class))
+            body = bench_body(model, self.spec.device_class).model_copy(
+                update={"run_id": f"sim-run-{self.seq + 1}"}  # one run id per bench result
+            )
+            await self._publish(client, TopicKind.BENCH, body)
         next_heartbeat = time.monotonic() + self.rng.uniform(0, timers.heartbeat_s)
         next_metrics = time.monotonic() + self.rng.uniform(0, timers.metrics_s)
         while (now := time.monotonic()) < until:

@@ -236,6 +236,12 @@ def _phase(
     out["lost"], out["extra"] = len(acked - stored), len(stored - acked)
     out["lost_sample"] = sorted(acked - stored)[:5]
     out["acked_pairs"] = acked  # for the recount after the last phase; not printed
+    with Session(engine) as session:
+        out["dead_letters"] = dict(
+            session.exec(
+                select(db.DeadLetter.reason, func.count()).group_by(db.DeadLetter.reason)
+            ).all()
+        )  # type: ignore[call-overload]
     out["wills"] = sum(t.wills for t in tallies)
     out["connects"] = sum(t.connects for t in tallies)
     out["connect_failures"] = sum(t.connect_failures for t in tallies)
