@@ -176,10 +176,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         devices = enroll_all(replicas, _fleet(args.devices))
         enroll_per_s = round(args.devices / (time.monotonic() - started), 1)
         broker.start()
+        setup_s = _wait_subscribed(devices[0], broker.port, engine, seq=SEQ_SPAN)
         for phase, count in enumerate(args.replicas, start=1):
             _start_replicas(replicas, count)
             out = _phase(args, replicas, broker, engine, devices, seq_base=phase * SEQ_SPAN)
             setup = {"devices": args.devices, "replicas": count, "enroll_per_s": enroll_per_s}
+            setup["ingest_subscribed_after_s"] = setup_s
             phases.append(setup | out)
             print(json.dumps(_printable(phases[-1]), indent=2), flush=True)
         stored = stored_pairs(engine)  # messages that came in after their phase was counted
@@ -191,6 +193,40 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         engine.dispose()
         postgres.stop()
     return phases
+
+
+def _wait_subscribed(device: SimDevice, port: int, engine: Engine, seq: int) -> float:
+    """Publish a probe heartbeat as ``device`` until ingest stores it; the seconds it took.
+
+    Messages published before the controller's first subscription exist nowhere to be
+    queued, so the devices must not start before it (the controller retries its first
+    connect with a backoff of up to 30 s while the broker is not there yet).
+    """
+    from paho.mqtt.client import Client
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from shared.messages import HeartbeatBody, encode, make_envelope
+    from shared.topics import TopicKind, Topics
+
+    started = time.monotonic()
+    client = Client(CallbackAPIVersion.VERSION2, client_id=device.device_id)
+    client.username_pw_set(device.device_id, device.password)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    topic = Topics().device(device.device_id, TopicKind.HEARTBEAT)
+    body = HeartbeatBody(uptime_s=0, load_1m=0, mem_available_mb=1)
+    try:
+        while time.monotonic() - started < 120:
+            client.publish(topic, encode(make_envelope(device.device_id, seq, body)), qos=1)
+            time.sleep(1)
+            with Session(engine) as session:
+                stored = session.get(db.IngestedMessage, (device.device_id, seq))
+            if stored is not None:
+                return round(time.monotonic() - started, 1)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    raise RuntimeError("ingest did not store a probe message within 120 s")
 
 
 def _printable(phase: dict[str, Any]) -> dict[str, Any]:
