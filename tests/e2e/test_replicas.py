@@ -193,7 +193,7 @@ def test_the_other_replica_finishes_a_rollout_when_the_leader_is_killed(
     assert seqs == list(range(1, sent + 1))  # none lost, none stored twice
     print(
         f"\nsteady publisher: {sent} acknowledged by the broker, {sent - acked_at_kill} of them "
-        f"after the SIGKILL; {stored_before_restart} of them stored before the killed replica "
+        f"after the SIGKILL; {stored_before_restart} stored in all when the killed replica "
         f"was restarted; lease taken over {takeover_s:.1f} s after SIGKILL (ttl {LEASE_TTL_S} s)"
     )
     for device_id in DEVICES:  # the real agents' messages: none stored twice either
