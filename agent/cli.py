@@ -17,7 +17,11 @@ from shared.demo_models import DEMO_MODELS, models_dir
 console = Console()
 __all__ = ["agent_app", "bench_app", "demo_app", "models_app"]
 agent_app = typer.Typer(help="Run the device agent.", no_args_is_help=True)
-models_app = typer.Typer(help="Manage local model files.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Model files: fetch the demo models to this machine, or list, import and remove the "
+    "controller's registry models over its API.",
+    no_args_is_help=True,
+)
 ConfigFile = Annotated[Path, typer.Option("--config", "-c", help="agent YAML file")]
 
 
@@ -92,7 +96,9 @@ def agent_status(
     assignment = settings.data_dir / "assignment.json"
     if assignment.exists():
         current = json.loads(assignment.read_text()).get("current") or {}
-        console.print(f"assigned: {current.get('model_id')} (refine={current.get('refine')})")
+        console.print(
+            f"assigned: {current.get('model_id')} (strategy={current.get('strategy', 'direct')})"
+        )
     store = ModelStore(settings.models_dir, 1)
     for model in store.models():
         console.print(f"cached: {model.model_id} {model.sha256[:12]} {model.size_bytes} bytes")

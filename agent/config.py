@@ -1,6 +1,7 @@
 """Agent configuration: a YAML file plus ``EDGEFLEET_AGENT_`` environment variables.
 
-Precedence, lowest to highest: field defaults, the YAML file, the environment.
+Precedence, highest first, as for the controller (``shared.settings``):
+keyword arguments, the environment, the YAML file, field defaults.
 The device-class profile is read from ``firmware-config/classes/<name>.yaml``
 and ``profile_overrides`` are applied on top, then validated again, so a local
 override can never produce a profile the shared schema would refuse.
@@ -13,18 +14,25 @@ import ipaddress
 import logging
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from shared.profiles import DeviceProfile, ProfileError, parse_profile
+from shared.settings import (
+    BrokerAddress,
+    LayeredSettings,
+    SettingsFileError,
+    check_broker_url,
+    describe,
+    read_settings_file,
+    refuse_placeholders,
+)
 from shared.topics import DEFAULT_PREFIX, Topics, is_valid_device_id
 
 logger = logging.getLogger(__name__)
 REPO_PROFILES_DIR = Path(__file__).resolve().parents[1] / "firmware-config" / "classes"
-PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "password", "secret", "admin", "xxx"}
 MqttProtocol = Literal["auto", "5", "3.1.1"]
 PROTOCOL_ALIASES = {"5": "5", "5.0": "5", "311": "3.1.1", "3.1.1": "3.1.1", "auto": "auto"}
 
@@ -33,7 +41,7 @@ class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the file and the key."""
 
 
-class AgentSettings(BaseSettings):
+class AgentSettings(LayeredSettings):
     """Everything one agent process needs to know; built once by the composition root."""
 
     model_config = SettingsConfigDict(
@@ -88,18 +96,6 @@ class AgentSettings(BaseSettings):
     )
     dev_mode: bool = Field(False, description="accept placeholder secrets (never in production)")
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """The environment beats the YAML file, which arrives as init values."""
-        return env_settings, init_settings, file_secret_settings
-
     @field_validator("device_id")
     @classmethod
     def _check_device_id(cls, value: str) -> str:
@@ -110,13 +106,7 @@ class AgentSettings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _check_broker_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("must look like mqtt://host:port or mqtts://host:port")
-        if parts.username or parts.password:
-            # URLs end up in logs; credentials belong in mqtt_username / mqtt_password
-            raise ValueError("must not contain credentials; use mqtt_username and mqtt_password")
-        return value
+        return check_broker_url(value)
 
     @field_validator("mqtt_protocol", mode="before")
     @classmethod
@@ -135,10 +125,7 @@ class AgentSettings(BaseSettings):
     def _check_secrets(self) -> AgentSettings:
         if self.dev_mode:
             return self
-        for name in ("mqtt_password", "chat_token", "controller_token"):
-            secret = getattr(self, name)
-            if secret is not None and secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
-                raise ValueError(f"{name} is a placeholder; set a real secret or dev_mode: true")
+        refuse_placeholders(self, ("mqtt_password", "chat_token", "controller_token"))
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
         if self.chat_enabled and self.chat_token is None and not _is_loopback(self.chat_host):
@@ -160,17 +147,17 @@ class AgentSettings(BaseSettings):
     @property
     def broker_tls(self) -> bool:
         """Whether the broker URL asks for TLS."""
-        return urlsplit(self.broker_url).scheme == "mqtts"
+        return BrokerAddress.from_url(self.broker_url).tls
 
     @property
     def broker_host(self) -> str:
         """Host part of the broker URL."""
-        return urlsplit(self.broker_url).hostname or "127.0.0.1"
+        return BrokerAddress.from_url(self.broker_url).host
 
     @property
     def broker_port(self) -> int:
         """Port of the broker URL, with the scheme's default."""
-        return urlsplit(self.broker_url).port or (8883 if self.broker_tls else 1883)
+        return BrokerAddress.from_url(self.broker_url).port
 
     @property
     def models_dir(self) -> Path:
@@ -184,24 +171,16 @@ class AgentSettings(BaseSettings):
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> AgentSettings:
-    """Read the YAML file (if any), apply ``overrides``, then the environment."""
-    data: dict[str, Any] = {}
+    """The YAML file (if any) under the environment under ``overrides``."""
     source = str(path) if path else "<settings>"
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{source}: expected a mapping of settings")
-        data.update(loaded or {})
-    data.update(overrides)
     try:
-        return AgentSettings(**data)
+        data = read_settings_file(path) if path is not None else {}
+    except SettingsFileError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        return AgentSettings.layered(data, **overrides)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc)}") from None
+        raise ConfigError(f"{source}: {describe(exc)}") from None
 
 
 def load_profile(settings: AgentSettings) -> DeviceProfile:
@@ -226,10 +205,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-        for err in exc.errors(include_url=False)
-    )

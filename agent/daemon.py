@@ -22,12 +22,14 @@ from agent.chat.api import create_chat_app
 from agent.chat.metrics import ServingMetrics
 from agent.chat.server import ChatServer
 from agent.config import AgentSettings, load_profile, load_settings
+from agent.engine.smoke import check_engine
 from agent.gpio import Activity, StatusLight
 from agent.link.commands import CommandDispatcher, CommandFailed
 from agent.link.messenger import Messenger
 from agent.link.mqtt import MqttLink
 from agent.link.outbox import Outbox
 from agent.models.assign import Assigner, runtime_factory
+from agent.models.assignment import ASSIGNMENT_FILE
 from agent.models.serving import ModelHost
 from agent.models.store import ModelStore
 from shared.messages import (
@@ -35,6 +37,7 @@ from shared.messages import (
     CachedModel,
     DeviceStatus,
     DownloadProgress,
+    EngineReport,
     HeartbeatBody,
     HelloBody,
     IdentifyCommand,
@@ -66,7 +69,6 @@ class Agent:
         self.detail: str | None = None
         self.download: DownloadProgress | None = None
         self.outbox = Outbox(settings.db_path, max_messages=settings.outbox_max_messages)
-        self.outbox.fail_unfinished_commands("interrupted by an agent restart")
         self.messenger = Messenger(settings.device_id, self.outbox, Topics(settings.topic_prefix))
         self.metrics = ServingMetrics()
         self.host = ModelHost(settings.chat_queue_size)
@@ -81,10 +83,11 @@ class Agent:
             self.store,
             self.host,
             runtime_factory(lambda: self.profile),
-            settings.data_dir / "assignment.json",
+            settings.data_dir / ASSIGNMENT_FILE,
             memory_budget_mb=lambda: self.profile.memory_budget_mb,
         )
         self.dispatcher = CommandDispatcher(self.outbox, self.messenger, self._handlers())
+        self.dispatcher.fail_interrupted("interrupted by an agent restart")
         self.link = MqttLink(
             settings,
             self.outbox,
@@ -95,6 +98,7 @@ class Agent:
         self.messenger.sink = self.link
         self.light: StatusLight | None = None
         self.chat: ChatServer | None = None
+        self.engine: EngineReport | None = None
         self._stop = threading.Event()
         self._reporter = threading.Thread(target=self._report_loop, name="reporter", daemon=True)
 
@@ -116,7 +120,7 @@ class Agent:
             on_short_press=self.announce,
             on_long_press=self._bench_from_button,
         )
-        problem = self.assigner.restore(self.settings.initial_model)
+        problem = self._check_engine() or self.assigner.restore(self.settings.initial_model)
         self.host.on_busy = self._on_busy
         self.dispatcher.start()
         if self.settings.chat_enabled:
@@ -129,6 +133,24 @@ class Agent:
         self.link.start()
         self._reporter.start()
         logger.info("agent %s started", self.settings.device_id)
+
+    def _check_engine(self) -> str | None:
+        """Run the engine's smoke check in a child before any model is loaded here.
+
+        A broken engine (SIGILL, SIGSEGV) would kill this process at the first load;
+        found in a child, it is a reason to report instead. Returns that reason.
+        """
+        self.engine = check_engine(threads=1)
+        if self.engine.ok:
+            logger.info("engine ok: %s", self.engine.cpu_backend)
+            return None
+        logger.error("engine check failed: %s", self.engine.reason)
+        return f"engine: {self.engine.reason}"
+
+    def _require_engine(self) -> None:
+        """Refuse work that would load a model into a broken engine."""
+        if self.engine is not None and not self.engine.ok:
+            raise CommandFailed(f"this device's engine cannot run models: {self.engine.reason}")
 
     def _start_chat(self) -> None:
         token = self.settings.chat_token
@@ -182,6 +204,7 @@ class Agent:
                 for m in self.store.models()
             ],
             chat_api_url=self.chat.url if self.chat else None,
+            engine=self.engine,
         )
 
     def state_body(self, status: DeviceStatus = DeviceStatus.ONLINE) -> StateBody:
@@ -191,7 +214,8 @@ class Agent:
             status=status,
             model_id=serving.model_id if serving else None,
             model_sha256=serving.sha256 if serving else None,
-            refine=serving.refine if serving else False,
+            refine=serving.strategy.refines if serving else False,
+            strategy=serving.strategy.name if serving else None,
             activity=self.activity.value,
             detail=self.detail,
         )
@@ -251,6 +275,7 @@ class Agent:
     # --- command handlers --------------------------------------------------------
 
     def _assign(self, command: Any) -> dict[str, Any]:
+        self._require_engine()
         try:
             return self.assigner.assign(
                 command, on_download=lambda: self.set_activity(Activity.DOWNLOADING)
@@ -265,9 +290,11 @@ class Agent:
 
     def _bench(self, command: BenchCommand) -> dict[str, Any]:
         # imported here: the eval set is loaded only when a bench is asked for
-        from agent.bench.command import prepare_bench, run_bench_command
+        from agent.bench.command import BenchCrashed, prepare_bench, run_bench_command
 
+        self._require_engine()
         self.set_activity(Activity.BENCHMARKING)
+        crash: str | None = None
         try:
             job = prepare_bench(
                 command,
@@ -281,11 +308,19 @@ class Agent:
             if self.activity is not Activity.BENCHMARKING:  # after a download
                 self.set_activity(Activity.BENCHMARKING)
             return run_bench_command(
-                command, job, profile=self.profile, host=self.host, publish=self.messenger.send
+                command,
+                job,
+                profile=self.profile,
+                host=self.host,
+                publish=self.messenger.send,
+                stopping=self._stop,
             )
+        except BenchCrashed as exc:
+            crash = str(exc)  # stays in the state detail until the next activity
+            raise
         finally:
             self.download = None
-            self.set_activity(Activity.IDLE)
+            self.set_activity(Activity.IDLE, crash)
             self.announce()  # fetched models are now in the hello's cached_models
 
     def _bench_from_button(self) -> None:

@@ -19,6 +19,8 @@ from shared.gguf_info import estimate_memory, read_gguf_info
 _CHILD = """
 import sys
 from llama_cpp import Llama
+from agent.inference.runtime import load_cpu_backends
+load_cpu_backends()
 llm = Llama(sys.argv[1], n_ctx=int(sys.argv[2]), n_threads=1, verbose=False)
 llm.create_completion("A colour:", max_tokens=16, temperature=0)
 with open("/proc/self/status") as status:

@@ -25,11 +25,11 @@ from controller.planner.assign import plan_devices
 from controller.planner.filters import build_views
 from controller.planner.fleet import FleetConstraints, plan_fleet
 from controller.planner.profiling import clopper_pearson
-from controller.planner.quality import conformance_counts
 from controller.planner.scores import compute_scores
 from controller.planner.specs import model_spec_from_gguf
 from controller.planner.types import BenchRun, Device, Option, PlannerSettings
 from shared.profiles import DeviceProfile
+from shared.quality import conformance_counts
 from tests.factories.planner import load_profiles, questions_for
 
 

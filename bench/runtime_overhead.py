@@ -20,7 +20,7 @@ import time
 import llama_cpp
 from llama_cpp import Llama
 
-from agent.inference.runtime import ModelRuntime
+from agent.inference.runtime import ModelRuntime, load_cpu_backends
 
 PROMPT = (
     "The lighthouse keeper climbed the stairs as the storm rolled in from the sea. "
@@ -59,6 +59,7 @@ def main() -> None:
     args = parser.parse_args()
 
     def load_bare() -> Llama:
+        load_cpu_backends()  # what ModelRuntime does first, for a portable build
         return Llama(args.model, n_ctx=1024, n_threads=args.threads, n_threads_batch=args.threads,
                      seed=0, swa_full=True, verbose=False)  # fmt: skip
 

@@ -1,4 +1,8 @@
-"""Command-line groups the controller side provides: ``controller`` and ``plan``."""
+"""The ``controller`` command group: run the controller and what needs its host and config.
+
+The fleet itself (devices, models, plans, scores, commands, tokens) is driven over the API
+from any machine: see :mod:`controller.client`.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ from typing import Annotated
 import typer
 
 from controller.core.cli_options import ConfigOption, load_cli_settings, migrated_engine
+from controller.core.token_cli import tokens_app
 
 controller_app = typer.Typer(help="Run and administer the fleet controller.", no_args_is_help=True)
-plan_app = typer.Typer(help="Show, apply and profile model-to-device plans.", no_args_is_help=True)
+controller_app.add_typer(tokens_app, name="tokens")
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +27,7 @@ def mosquitto_config(
     config: ConfigOption = None,
     out: Annotated[Path | None, typer.Option(help="directory for the files")] = None,
 ) -> None:
-    """Write mosquitto.conf, the password file and the ACL file from the device registry."""
+    """Write mosquitto.conf and the password and ACL files of both listeners from the registry."""
     from controller.enrollment import Enrollment
 
     settings = load_cli_settings(config)
@@ -32,8 +37,11 @@ def mosquitto_config(
     engine = migrated_engine(settings)
     files = Enrollment(engine, settings).sync_broker_files(directory=out)
     engine.dispose()
-    assert files is not None
+    if files is None:
+        typer.echo("could not write the Mosquitto files (see the log above)", err=True)
+        raise typer.Exit(1)
     typer.echo(f"config:    {files.config}\npasswords: {files.passwords}\nacl:       {files.acl}")
+    typer.echo(f"controller listener: {files.controller_passwords}, {files.controller_acl}")
     typer.echo(f"start it with: mosquitto -c {files.config}")
 
 
@@ -53,10 +61,12 @@ def run(config: ConfigOption = None) -> None:
             settings,
             engine=runtime.engine,
             command_sender=runtime.commands,
+            planning=runtime.planning,
             ingest_stats=runtime.ingest.stats,
+            ingest=runtime.ingest,
+            enrollment=runtime.enrollment,
             migrate_db=False,  # the runtime migrated before starting ingest
         )
-        app.state.edgefleet.runtime = runtime
         # uvicorn re-raises SIGTERM after its graceful shutdown; turn that into a normal
         # exit so the runtime below still stops (ingest drained, broker closed)
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -65,26 +75,5 @@ def run(config: ConfigOption = None) -> None:
         runtime.stop()
 
 
-def _register_plan_commands() -> None:
-    """The plan group's commands live with the planner (imported lazily inside each)."""
-    from controller.plans import cli as plan_cli
-
-    for name in ("show", "draft", "apply", "history", "scores", "profile"):
-        plan_app.command(name)(getattr(plan_cli, name))
-
-
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
-
-
-def _register_admin_commands() -> None:
-    """Sub-groups owned by the API/registry side (kept apart from run/mosquitto-config)."""
-    from controller.core.token_cli import tokens_app
-    from controller.registry.cli import models_app
-
-    controller_app.add_typer(models_app, name="models")
-    controller_app.add_typer(tokens_app, name="tokens")
-
-
-_register_admin_commands()
-_register_plan_commands()

@@ -11,8 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, update
+from sqlalchemy import case, or_, update
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from controller.models import (
     Command,
@@ -92,21 +93,24 @@ def update_device(session: Session, *, device: Device, device_in: DeviceUpdate) 
     return device
 
 
-def list_devices(
-    session: Session,
+def devices_query(
     *,
     device_class: str | None = None,
     status: str | None = None,
-    offset: int = 0,
-    limit: int = 100,
-) -> Sequence[Device]:
-    """Devices by id, optionally filtered by class and status."""
+    model_id: str | None = None,
+    search: str | None = None,
+) -> SelectOfScalar[Device]:
+    """Devices by id, filtered by class, status, served model, or id/name containing ``search``."""
     query = select(Device)
-    if device_class is not None:
-        query = query.where(Device.device_class == device_class)
-    if status is not None:
-        query = query.where(Device.status == status)
-    return session.exec(query.order_by(col(Device.id)).offset(offset).limit(limit)).all()
+    for column, value in (
+        (Device.device_class, device_class), (Device.status, status), (Device.model_id, model_id)
+    ):  # fmt: skip
+        if value is not None:
+            query = query.where(col(column) == value)
+    if search:
+        pattern = f"%{search.replace('%', '').replace('_', '')}%"
+        query = query.where(or_(col(Device.id).like(pattern), col(Device.name).like(pattern)))
+    return query.order_by(col(Device.id))
 
 
 def delete_device(session: Session, *, device: Device) -> None:
@@ -174,35 +178,31 @@ def mark_command_published(
     )
 
 
-def list_commands(
-    session: Session, *, device_id: str | None = None, offset: int = 0, limit: int = 100
-) -> Sequence[Command]:
-    """Commands, newest first."""
+def commands_query(
+    *, device_id: str | None = None, status: str | None = None, type: str | None = None
+) -> SelectOfScalar[Command]:
+    """Commands, newest first, filtered by device, status or type."""
     query = select(Command)
-    if device_id is not None:
-        query = query.where(Command.device_id == device_id)
-    order = (col(Command.created_at).desc(), col(Command.id))
-    return session.exec(query.order_by(*order).offset(offset).limit(limit)).all()
+    for column, value in ((Command.device_id, device_id), (Command.status, status),
+                          (Command.type, type)):  # fmt: skip
+        if value is not None:
+            query = query.where(col(column) == value)
+    return query.order_by(col(Command.created_at).desc(), col(Command.id))
 
 
 # --- dead letters --------------------------------------------------------------
 
 
-def list_dead_letters(
-    session: Session,
-    *,
-    reason: str | None = None,
-    device_id: str | None = None,
-    offset: int = 0,
-    limit: int = 100,
-) -> Sequence[DeadLetter]:
-    """Dead letters, newest first."""
+def dead_letters_query(
+    *, reason: str | None = None, device_id: str | None = None
+) -> SelectOfScalar[DeadLetter]:
+    """Dead letters, newest first, filtered by reason or device."""
     query = select(DeadLetter)
     if reason is not None:
-        query = query.where(DeadLetter.reason == reason)
+        query = query.where(col(DeadLetter.reason) == reason)
     if device_id is not None:
-        query = query.where(DeadLetter.device_id == device_id)
-    return session.exec(query.order_by(col(DeadLetter.id).desc()).offset(offset).limit(limit)).all()
+        query = query.where(col(DeadLetter.device_id) == device_id)
+    return query.order_by(col(DeadLetter.id).desc())
 
 
 def dead_letter_counts(session: Session) -> dict[str, int]:
@@ -247,8 +247,3 @@ def add_mqtt_credential(
     session.add(row)
     session.flush()
     return row
-
-
-def count_rows(session: Session, *, model: type[Any]) -> int:
-    """How many rows a table holds (tests, metrics)."""
-    return int(session.exec(select(func.count()).select_from(model)).one())

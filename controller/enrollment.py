@@ -2,8 +2,11 @@
 
 Only hashes are stored (Mosquitto ``$7$`` for MQTT passwords, SHA-256 for
 one-time enrollment tokens); a plaintext secret is returned once, to the
-caller that created it. Every change commits, then regenerates the Mosquitto
-password and ACL files when the controller manages a Mosquitto.
+caller that created it. Every change commits, then brings the broker in
+step: the local broker the controller started (``controller.broker.local``),
+or the Mosquitto files of an external broker when a controller password is
+configured. An enrolled device id is never issued to a second holder: only
+an operator's rotate replaces its login.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from controller import crud
+from controller.broker.local import LocalBroker
 from controller.broker.mosquitto import (
     Account,
+    BrokerFileError,
+    BrokerOptions,
+    Listeners,
     MosquittoFiles,
     broker_files_lock,
     reload_mosquitto,
@@ -38,6 +45,10 @@ class EnrollmentError(ValueError):
     """An enrollment request that cannot be honoured (unknown device, bad token)."""
 
 
+class DeviceIdTaken(EnrollmentError):
+    """The device id is enrolled already, or reserved for the controller's own clients."""
+
+
 @dataclass(frozen=True)
 class IssuedCredentials:
     """MQTT login handed to a device once; the password is not stored anywhere."""
@@ -52,6 +63,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def broker_accounts(engine: Engine) -> list[Account]:
+    """Every active device login, as the broker files list them."""
+    with Session(engine) as session:
+        return [
+            Account(c.username, c.password_hash, c.device_id)
+            for c in crud.active_mqtt_credentials(session)
+        ]
+
+
 def _issue(session: Session, device_id: str) -> IssuedCredentials:
     password = generate_password()
     crud.add_mqtt_credential(
@@ -63,13 +83,17 @@ def _issue(session: Session, device_id: str) -> IssuedCredentials:
 class Enrollment:
     """Credential operations over one database, keeping the broker files in step."""
 
-    def __init__(self, engine: Engine, settings: ControllerSettings) -> None:
+    def __init__(
+        self, engine: Engine, settings: ControllerSettings, *, broker: LocalBroker | None = None
+    ) -> None:
         self.engine = engine
         self.settings = settings
+        self.broker = broker
 
     def enroll(self, device_in: DeviceCreate) -> tuple[Device, IssuedCredentials]:
-        """Create (or adopt) a device and issue its MQTT login."""
+        """Create (or adopt a device seen only on MQTT) and issue its MQTT login."""
         with session_scope(self.engine) as session:
+            self._check_free(session, device_in.id)
             device = crud.create_device(session, device_in=device_in)
             issued = _issue(session, device.id)
         self.sync_broker_files()
@@ -119,6 +143,7 @@ class Enrollment:
                 raise EnrollmentError("enrollment token has expired")
             if row.device_id is not None and row.device_id != device_id:
                 raise EnrollmentError(f"this token is for device {row.device_id!r}")
+            self._check_free(session, device_id)
             device_in = DeviceCreate(id=device_id, device_class=row.device_class)
             device = crud.create_device(session, device_in=device_in)
             row.used_at, row.used_by_device = utcnow(), device_id
@@ -127,27 +152,56 @@ class Enrollment:
         self.sync_broker_files()
         return device, issued
 
+    def _check_free(self, session: Session, device_id: str) -> None:
+        """Refuse an id the controller's clients use, or one an enrolled device holds."""
+        own = self.settings.mqtt_client_id
+        reserved = {own, self.settings.mqtt_username}
+        if device_id in reserved or device_id.startswith(f"{own}-"):
+            raise DeviceIdTaken(f"device id {device_id!r} is reserved for the controller")
+        device = crud.get_device(session, device_id=device_id)
+        if device is not None and device.enrolled:
+            raise DeviceIdTaken(
+                f"device {device_id!r} is enrolled already; an operator can rotate its login"
+            )
+
     def sync_broker_files(self, *, directory: Path | None = None) -> MosquittoFiles | None:
-        """Rewrite the Mosquitto files when a controller password is configured."""
+        """Bring the broker in step with the registry's logins (failures are logged, retried).
+
+        With a local broker, that broker re-reads them. Otherwise, when a controller
+        password is configured, the external Mosquitto's files are rewritten (all or
+        none; a failure keeps the old files, and the next change or
+        ``edgefleet controller mosquitto-config`` writes them again).
+        """
+        if self.broker is not None and directory is None:
+            self.broker.sync()
+            return None
         password = self.settings.mqtt_password
         if password is None:
             logger.debug("no controller MQTT password configured; Mosquitto files not written")
             return None
-        target = directory or self.settings.broker_dir
-        with broker_files_lock(target), Session(self.engine) as session:
-            accounts = [
-                Account(c.username, c.password_hash, c.device_id)
-                for c in crud.active_mqtt_credentials(session)
-            ]
-            files = write_mosquitto_files(
-                target,
-                topics=self.settings.topics,
-                controller_user=self.settings.mqtt_username,
-                controller_password=password.get_secret_value(),
-                accounts=accounts,
-                port=self.settings.mosquitto_listener_port,
-                bind=self.settings.mosquitto_listener_bind,
-            )
-        if self.settings.mosquitto_pid_file is not None:
-            reload_mosquitto(self.settings.mosquitto_pid_file)
+        settings = self.settings
+        target = directory or settings.broker_dir
+        try:
+            with broker_files_lock(target):
+                files = write_mosquitto_files(
+                    target,
+                    topics=settings.topics,
+                    controller_user=settings.mqtt_username,
+                    controller_password=password.get_secret_value(),
+                    accounts=broker_accounts(self.engine),
+                    listeners=Listeners(
+                        device_port=settings.mosquitto_listener_port,
+                        device_bind=settings.mosquitto_listener_bind,
+                        controller_port=settings.mosquitto_controller_port,
+                    ),
+                    options=BrokerOptions(
+                        max_packet_bytes=settings.mqtt_max_packet_bytes,
+                        persistence_dir=target / "data",
+                    ),
+                )
+        except (OSError, BrokerFileError) as exc:
+            logger.error("could not write the Mosquitto files (%s); the old ones stay", exc)
+            return None
+        if settings.mosquitto_pid_file is not None:
+            reload_mosquitto(settings.mosquitto_pid_file)
         return files

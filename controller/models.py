@@ -17,7 +17,7 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Large
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from shared.topics import DEVICE_ID_PATTERN
+from shared.messages import MAX_ANSWER_CHARS, DeviceId
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -131,12 +131,6 @@ class DeviceClass(DeviceClassBase, table=True):
     updated_at: datetime = _created()
 
 
-class DeviceClassCreate(DeviceClassBase):
-    """A class created from a profile; ``profile`` holds every DeviceProfile field."""
-
-    profile: dict[str, Any] = Field(default_factory=dict)
-
-
 class DeviceClassPublic(DeviceClassBase):
     """A device class as the API returns it."""
 
@@ -161,7 +155,7 @@ class DeviceBase(SQLModel):
 class Device(DeviceBase, table=True):
     """A device: registry entry plus the latest hello, state and heartbeat it sent."""
 
-    id: str = Field(primary_key=True, max_length=63, regex=rf"^{DEVICE_ID_PATTERN}$")
+    id: str = Field(primary_key=True, max_length=63)
     created_at: datetime = _created()
     enrolled: bool = Field(
         default=False, description="created by an operator, not just seen on MQTT"
@@ -178,6 +172,8 @@ class Device(DeviceBase, table=True):
     ram_total_mb: float | None = None
     disk_free_mb: float | None = None
     hardware: dict[str, Any] | None = _json_opt()
+    engine: dict[str, Any] | None = _json_opt()
+    """The agent's engine check from its hello (``shared.messages.EngineReport``)."""
     cached_models: list[dict[str, Any]] | None = _json_opt()
     chat_api_url: str | None = Field(default=None, max_length=512)
     hello_at: datetime | None = _ts()
@@ -193,9 +189,9 @@ class Device(DeviceBase, table=True):
 
 
 class DeviceCreate(DeviceBase):
-    """An operator enrolling a device."""
+    """An operator enrolling a device (the id pattern is checked here and shown in OpenAPI)."""
 
-    id: str = Field(max_length=63, regex=rf"^{DEVICE_ID_PATTERN}$")
+    id: DeviceId
 
 
 class DeviceUpdate(SQLModel):
@@ -218,6 +214,7 @@ class DevicePublic(DeviceBase):
     cores: int | None
     ram_total_mb: float | None
     hardware: dict[str, Any] | None
+    engine: dict[str, Any] | None
     cached_models: list[dict[str, Any]] | None
     hello_at: datetime | None
     status: str | None
@@ -299,6 +296,28 @@ class ModelPublic(ModelBase):
     created_at: datetime
 
 
+# --- suites ----------------------------------------------------------------
+
+
+class SuitePublic(SQLModel):
+    """An evaluation suite as the API lists it (its items stay in the fleet)."""
+
+    id: str = Field(primary_key=True, max_length=80)
+    version: str = Field(max_length=40)
+    sha256: str = Field(max_length=64, index=True)
+    description: str = ""
+    n_items: int
+    counts: dict[str, int] = _json()
+    created_by: str | None = Field(default=None, max_length=128)
+    created_at: datetime = _created()
+
+
+class Suite(SuitePublic, table=True):
+    """An uploaded suite: its exact bytes, which agents fetch and verify by sha256."""
+
+    content: bytes = Field(sa_type=LargeBinary)
+
+
 # --- benchmarks ------------------------------------------------------------
 
 
@@ -343,7 +362,10 @@ class BenchmarkRun(SQLModel, table=True):
     load_1m_after: float = 0.0
     contended: bool = False
     judge_model_id: str | None = Field(default=None, max_length=128)
+    judge_sha256: str | None = Field(default=None, max_length=64)
     reference_model_id: str | None = Field(default=None, max_length=128)
+    suite_name: str | None = Field(default=None, max_length=80)
+    suite_sha256: str | None = Field(default=None, max_length=64)
     model_ref: dict[str, Any] = _json()
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
@@ -362,6 +384,7 @@ class BenchmarkResult(SQLModel, table=True):
     device_class: str = Field(max_length=64)
     model_id: str = Field(max_length=128)
     category: str = Field(max_length=40, index=True)
+    type: str = Field(default="judged", max_length=8)
     refined: bool
     n: int
     judge_mean: float | None = None
@@ -386,12 +409,17 @@ class BenchmarkQuestion(SQLModel, table=True):
     device_id: str = Field(max_length=63)
     device_class: str = Field(max_length=64)
     model_id: str = Field(max_length=128)
-    question_id: str = Field(max_length=128)
+    item_id: str = Field(max_length=128)
+    type: str = Field(default="judged", max_length=8)
     category: str = Field(max_length=40)
     refined: bool
     judge_score: float | None = None
     reference_judge_score: float | None = None
-    exact_correct: bool | None = None
+    correct: bool | None = None
+    correct_norm: bool | None = None
+    reference_correct: bool | None = None
+    chosen: int | None = None
+    answer: str | None = Field(default=None, max_length=MAX_ANSWER_CHARS)
     e2e_ms: float
     generated_tokens: int
     prompt_tokens_evaluated: int
@@ -407,6 +435,7 @@ class BenchmarkResultPublic(SQLModel):
     device_class: str
     model_id: str
     category: str
+    type: str
     refined: bool
     n: int
     judge_mean: float | None

@@ -15,8 +15,10 @@ from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
+    AliasChoices,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -24,13 +26,33 @@ from pydantic import (
     ValidationError,
 )
 
+from shared.strategies import DIRECT, Strategy, StrategyName
 from shared.topics import DEVICE_ID_PATTERN, TopicError, TopicKind, Topics
 
 SCHEMA_VERSION = 1
 MAX_PAYLOAD_BYTES = 1_048_576
 """Larger payloads are refused before JSON parsing (a bench report is ~50 kB)."""
 
+MAX_TEXT_CHARS = 4096
+"""Longest string any body field may hold (ids and free text are bounded tighter below)."""
+
+
+def _cut_to(limit: int) -> BeforeValidator:
+    """Free text is cut to ``limit`` characters (the column it is stored in), never refused."""
+
+    def cut(text: object) -> object:
+        if isinstance(text, str) and len(text) > limit:
+            return text[: limit - 1] + "…"
+        return text
+
+    return BeforeValidator(cut)
+
+
 DeviceId = Annotated[str, StringConstraints(pattern=rf"^{DEVICE_ID_PATTERN}$")]
+ModelId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+ShortName = Annotated[str, StringConstraints(max_length=64)]
+FreeText = Annotated[str, _cut_to(1024)]
+Label = Annotated[str, _cut_to(256)]
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -38,9 +60,9 @@ NonNegInt = Annotated[int, Field(ge=0)]
 
 
 class Body(BaseModel):
-    """Base of every body: unknown fields are kept quiet, not rejected."""
+    """Base of every body: unknown fields are kept quiet, not rejected; every string bounded."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, str_max_length=MAX_TEXT_CHARS)
 
 
 # --- hello -----------------------------------------------------------------
@@ -49,32 +71,47 @@ class Body(BaseModel):
 class HardwareInfo(Body):
     """What the device is, as probed at start-up."""
 
-    arch: str = Field(description="machine architecture, e.g. aarch64 or x86_64")
-    cpu_model: str = ""
+    arch: ShortName = Field(description="machine architecture, e.g. aarch64 or x86_64")
+    cpu_model: Label = ""
     cores: int = Field(ge=1)
     ram_total_mb: NonNegFloat
     ram_available_mb: NonNegFloat
     disk_free_mb: NonNegFloat
-    pi_model: str | None = Field(None, description="from /proc/device-tree/model on a Pi")
+    pi_model: Label | None = Field(None, description="from /proc/device-tree/model on a Pi")
     temperature_c: float | None = None
 
 
 class CachedModel(Body):
     """A model file present in the device's store."""
 
-    model_id: str
+    model_id: ModelId
     sha256: Sha256
     size_bytes: NonNegInt
+
+
+class EngineReport(Body):
+    """The agent's check of its llama.cpp engine: a smoke generation in a child process."""
+
+    ok: bool
+    reason: str | None = Field(None, description="why the engine cannot serve, and the fix")
+    crash: str | None = Field(None, description="how the check's child died: SIGSEGV, timeout...")
+    llama_cpp_python: str | None = None
+    cpu_backend: str | None = Field(None, description="the ggml CPU library loaded")
+    system_info: str | None = Field(None, description="llama.cpp's system info (CPU features)")
+    amx_kernels: bool | None = Field(None, description="AMX tile code in the CPU library")
+    smoke_tokens: NonNegInt | None = None
+    smoke_seconds: NonNegFloat | None = None
 
 
 class HelloBody(Body):
     """Retained announcement: hardware, software and what is cached."""
 
-    agent_version: str
-    device_class: str
+    agent_version: ShortName
+    device_class: ShortName
     hardware: HardwareInfo
-    cached_models: list[CachedModel] = Field(default_factory=list)
-    chat_api_url: str | None = None
+    cached_models: list[CachedModel] = Field(default_factory=list, max_length=1000)
+    chat_api_url: str | None = Field(None, max_length=512)
+    engine: EngineReport | None = Field(None, description="None: from an agent that predates it")
 
 
 # --- state -----------------------------------------------------------------
@@ -92,11 +129,19 @@ class StateBody(Body):
     """Retained state: is the device up, and what is it serving."""
 
     status: DeviceStatus
-    model_id: str | None = None
+    model_id: ModelId | None = None
     model_sha256: Sha256 | None = None
     refine: bool = False
-    activity: str = Field("idle", description="idle, serving, benchmarking, downloading, error")
-    detail: str | None = None
+    strategy: StrategyName | None = Field(None, description="none (older agents): by refine")
+    activity: ShortName = Field(
+        "idle", description="idle, serving, benchmarking, downloading, error"
+    )
+    detail: FreeText | None = None
+
+    @property
+    def served_by(self) -> str:
+        """The strategy served (an older agent's ``refine: true`` is refine:1)."""
+        return self.strategy or Strategy.from_refine(self.refine).name
 
 
 # --- heartbeat -------------------------------------------------------------
@@ -105,7 +150,7 @@ class StateBody(Body):
 class DownloadProgress(Body):
     """A model download under way."""
 
-    model_id: str
+    model_id: ModelId
     bytes_done: NonNegInt
     bytes_total: NonNegInt
 
@@ -131,7 +176,7 @@ class MetricsBody(Body):
     """Serving metrics since the previous report."""
 
     window_s: NonNegFloat
-    model_id: str | None = None
+    model_id: ModelId | None = None
     requests: NonNegInt = 0
     refined_requests: NonNegInt = 0
     errors: NonNegInt = 0
@@ -151,7 +196,7 @@ class MetricsBody(Body):
 class ModelRef(Body):
     """Identifies a model file and what it is."""
 
-    model_id: str
+    model_id: ModelId
     sha256: Sha256 | None = None
     architecture: str | None = None
     quantization: str | None = None
@@ -179,30 +224,68 @@ class AnswerLatency(Body):
     n: int = Field(ge=1)
 
 
-class QuestionResult(Body):
-    """One question's outcome for one mode (zero-shot or refined)."""
+ItemType = Literal["judged", "exact", "choice"]
+MAX_ANSWER_CHARS = 1000
+"""A per-item answer is cut to this many characters (a report of 200 rows stays ~250 kB)."""
 
-    question_id: str
+
+class QuestionResult(Body):
+    """One suite item's outcome for one mode (zero-shot or refined).
+
+    Judged items carry judge scores (1-10); exact and choice items carry
+    ``correct``, and the reference model's own ``reference_correct`` on the
+    same item. ``question_id`` and ``exact_correct`` are read as older agents
+    named them.
+    """
+
+    item_id: str = Field(max_length=128, validation_alias=AliasChoices("item_id", "question_id"))
+    type: ItemType = "judged"
     category: Category
     refined: bool
     judge_score: float | None = Field(None, ge=1, le=10, description="None: judge reply unparsable")
     reference_judge_score: float | None = Field(None, ge=1, le=10)
-    exact_correct: bool | None = Field(None, description="None: no checkable reference answer")
+    correct: bool | None = Field(
+        None,
+        validation_alias=AliasChoices("correct", "exact_correct"),
+        description="exact: the normaliser's verdict; choice: acc; None: nothing to check",
+    )
+    correct_norm: bool | None = Field(None, description="choice: acc_norm (by UTF-8 bytes)")
+    reference_correct: bool | None = Field(None, description="the reference model on this item")
+    chosen: int | None = Field(None, ge=0, description="choice: the argmax of the summed log-prob")
+    answer: str | None = Field(None, max_length=MAX_ANSWER_CHARS, description="the model's text")
     e2e_ms: NonNegFloat
     generated_tokens: NonNegInt
     prompt_tokens_evaluated: NonNegInt
+    strategy: StrategyName | None = Field(
+        None, description="the test-time strategy that served it; none (older agents): by refined"
+    )
+
+    @property
+    def served_by(self) -> str:
+        """The strategy's canonical name (an older agent's ``refined`` row was ``refine:1``)."""
+        return self.strategy or Strategy.from_refine(self.refined).name
 
 
 class CategoryQuality(Body):
-    """Quality in one category and mode, as in the seed paper's Table 3."""
+    """Quality in one category, item type and mode, as in the seed paper's Table 3."""
 
     category: Category
+    type: ItemType = "judged"
     refined: bool
+    strategy: StrategyName | None = Field(None, description="none: by refined (old agents)")
     n: NonNegInt
     judge_mean: float | None = None
     judge_missing: NonNegInt = 0
     exact_accuracy: float | None = Field(None, ge=0, le=1)
     pct_of_reference: float | None = Field(None, description="100 * judge_mean / reference's")
+
+
+class SuiteRef(Body):
+    """Which suite, which version: its sha256 identifies the exact items."""
+
+    name: str = Field(max_length=80)
+    version: str = Field("1", max_length=40)
+    sha256: Sha256
 
 
 class BenchBody(Body):
@@ -229,6 +312,7 @@ class BenchBody(Body):
     judge: ModelRef | None = None
     reference: ModelRef | None = None
     categories: list[CategoryQuality] = Field(default_factory=list)
+    suite: SuiteRef | None = None
     questions: list[QuestionResult] = Field(default_factory=list)
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None
@@ -242,21 +326,39 @@ class AssignCommand(Body):
 
     type: Literal["assign"] = "assign"
     command_id: str = Field(min_length=1, max_length=64)
-    model_id: str
+    model_id: ModelId
     sha256: Sha256
     url: str
     size_bytes: int = Field(ge=1)
     refine: bool = False
+    strategy: StrategyName | None = Field(
+        None, description="test-time strategy to serve with; none (older controllers): by refine"
+    )
     n_ctx: int | None = Field(None, ge=64)
+
+    def served_strategy(self) -> Strategy:
+        """The strategy to serve with (``refine: true`` from an older controller is refine:1)."""
+        return Strategy.parse(self.strategy) if self.strategy else Strategy.from_refine(self.refine)
 
 
 class ModelSource(Body):
     """Where a device downloads a model it lacks (the registry's file route), and its identity."""
 
-    model_id: str
+    model_id: ModelId
     sha256: Sha256
     url: str
     size_bytes: int = Field(ge=1)
+
+
+class SuiteSource(Body):
+    """The suite a bench runs: a built-in one by name, or an uploaded one to fetch from ``url``.
+
+    ``sha256`` pins the exact items either way; a device refuses a file that does not match.
+    """
+
+    suite_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+    sha256: Sha256
+    url: str | None = Field(None, max_length=2048, description="none: a built-in suite")
 
 
 class BenchCommand(Body):
@@ -276,11 +378,22 @@ class BenchCommand(Body):
         None, description="model whose judged answers are the 100 % of q(m, k); none: no quality"
     )
     refine: bool = True
+    strategies: list[StrategyName] = Field(
+        default_factory=list,
+        max_length=8,
+        description="test-time strategies to bench; empty (older controllers): by refine",
+    )
     max_questions: int | None = Field(None, ge=1)
     sources: list[ModelSource] = Field(
         default_factory=list,
         description="downloads for named models (candidates, judge, reference) not on the device",
     )
+    suite: SuiteSource | None = Field(None, description="none: the built-in nine-category set")
+
+    def strategy_list(self) -> list[Strategy]:
+        """The strategies to run: ``direct`` first, then those named (or ``refine:1``)."""
+        named = [Strategy.parse(n) for n in self.strategies] or [Strategy.from_refine(self.refine)]
+        return list(dict.fromkeys([DIRECT, *named]))
 
     def named_model_ids(self) -> list[str]:
         """Every model the command names (candidates, judge, reference), each once, in order."""
@@ -331,7 +444,7 @@ class AckBody(Body):
 
     command_id: str = Field(min_length=1, max_length=64)
     status: AckStatus
-    reason: str | None = None
+    reason: FreeText | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
 
 

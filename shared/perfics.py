@@ -22,7 +22,7 @@ With the defaults and ``E = 0`` the score is ``exp(B + I - C/10)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,16 +64,6 @@ def perfics_score(
     return (quality + w.rho * extrinsic) / (math.exp(w.gamma * cost) + w.delta)
 
 
-def quality_ratio(model_scores: Sequence[float], reference_scores: Sequence[float]) -> float:
-    """``q(m, k)``: mean judge score of the model over the reference's, same questions."""
-    if not model_scores or not reference_scores:
-        raise ValueError("quality ratio needs at least one score on each side")
-    reference_mean = sum(reference_scores) / len(reference_scores)
-    if reference_mean <= 0:
-        raise ValueError("reference mean score must be positive")
-    return (sum(model_scores) / len(model_scores)) / reference_mean
-
-
 def aggregate_quality(
     per_category: Mapping[str, float], counts: Mapping[str, int] | None = None
 ) -> float:
@@ -86,15 +76,6 @@ def aggregate_quality(
     if total <= 0:
         raise ValueError("question counts must add up to more than zero")
     return sum(q * counts.get(category, 0) for category, q in per_category.items()) / total
-
-
-def improvement(baseline: float, refined: float | None, *, refine: bool) -> float:
-    """``I``: refined minus baseline quality when refining, else 0."""
-    if not refine:
-        return 0.0
-    if refined is None:
-        raise ValueError("refinement is on but no refined quality is known")
-    return refined - baseline
 
 
 def latency_cost(device_time_s: float, latency_budget_s: float) -> float:

@@ -44,6 +44,13 @@ class DeviceProfile(BaseModel):
     threads: int = Field(ge=1, le=256, description="llama.cpp threads (one per free core)")
     n_ctx: int = Field(2048, ge=128, le=131072, description="context size in tokens")
     kv_cache_type: KvCacheType = Field("f16", description="KV-cache element type")
+    parallel: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="sequences decoded together, each with its own n_ctx of KV cells; "
+        "absent: as many as fit the memory budget with the model, up to 4",
+    )
     mlock: bool = Field(False, description="lock model pages in RAM")
     standard_prompt_tokens: int = Field(
         128, ge=1, description="prompt length of the class's standard answer (for C and latency)"

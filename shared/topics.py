@@ -101,9 +101,13 @@ class Topics:
             raise TopicError(f"invalid shared-subscription group {share_group!r}")
         return f"$share/{share_group}/{topic_filter}"
 
-    def agent_subscriptions(self) -> list[str]:
-        """Every filter the controller needs to hear all agent-published topics."""
-        return [self.subscription(kind) for kind in TopicKind if kind.from_agent]
+    def agent_subscriptions(self, *, share_group: str | None = None) -> list[str]:
+        """Every filter the controller needs to hear all agent-published topics (ingest's)."""
+        return [
+            self.subscription(kind, share_group=share_group)
+            for kind in TopicKind
+            if kind.from_agent
+        ]
 
     def device_namespace(self, device_id: str) -> str:
         """The filter covering all of one device's topics (for broker ACLs)."""

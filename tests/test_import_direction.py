@@ -22,7 +22,9 @@ FORBIDDEN = {
     "shared": {"agent", "controller"},
     "controller/demo": {"agent"},
 }
-SHARED_ALLOWED_THIRD_PARTY = {"pydantic", "yaml", "gguf", "typer"}
+# numpy: bootstrap intervals over items for every (model, class) the planner scores,
+# vectorised (pure Python took 0.27 s per model); every part of edgefleet already needs it.
+SHARED_ALLOWED_THIRD_PARTY = {"pydantic", "pydantic_settings", "yaml", "gguf", "typer", "numpy"}
 DATABASE_LIBRARIES = {"sqlmodel", "sqlalchemy", "alembic"}
 
 

@@ -12,11 +12,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from agent.bench.evalset import Question, QuestionFileError, load_questions
 from agent.config import REPO_PROFILES_DIR
 from shared.demo_models import models_dir
 from shared.messages import BenchBody
 from shared.profiles import DeviceProfile, ProfileError, parse_profile
+from shared.strategies import Strategy, StrategyError, parse_list
+from shared.suites.builtin import BUILTIN, DEFAULT_SUITE, load_builtin
+from shared.suites.suite import MAX_SUITE_BYTES, Suite, SuiteError, parse_suite
 
 if TYPE_CHECKING:  # llama.cpp is imported only when a benchmark really runs
     from agent.bench.runner import BenchConfig
@@ -79,8 +81,12 @@ def bench(
     reference: Annotated[
         Path | None, typer.Option(help="reference model: quality is reported as % of its")
     ] = None,
-    questions: Annotated[
-        Path | None, typer.Option(help="questions file (ours or FastChat question.jsonl)")
+    suite: Annotated[
+        str, typer.Option(help=f"built-in suite: {', '.join(BUILTIN)}")
+    ] = DEFAULT_SUITE,
+    suite_file: Annotated[
+        Path | None,
+        typer.Option(help="your own suite (JSON lines; FastChat question.jsonl works too)"),
     ] = None,
     categories: Annotated[
         list[str] | None, typer.Option(help="only these categories (repeat or comma-separate)")
@@ -88,7 +94,10 @@ def bench(
     per_category: Annotated[
         int | None, typer.Option(min=1, help="at most this many questions per category")
     ] = None,
-    refine: Annotated[bool, typer.Option("--refine/--no-refine", help="also refine")] = True,
+    strategies: Annotated[
+        str,
+        typer.Option(help="test-time strategies, e.g. direct,refine:1,verify-refine,vote:5"),
+    ] = "direct,refine:1",
     threads: Annotated[int | None, typer.Option(min=1, help="llama.cpp threads")] = None,
     profile: Annotated[str, typer.Option(help="device-class profile")] = "dev-x86-1core",
     threads_sweep: Annotated[
@@ -100,18 +109,18 @@ def bench(
     max_tokens: Annotated[int, typer.Option(min=1, help="token limit per answer stage")] = 256,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the bench body")] = None,
 ) -> None:
-    """Benchmark MODEL: pp/tg tokens/s, latency, peak RSS, and quality per category."""
-    device, selected = _inputs(profile, questions, categories, per_category)
+    """Benchmark MODEL: pp/tg tokens/s, latency, peak RSS, and quality on a suite."""
+    device, selected = _inputs(profile, suite_file or suite, categories, per_category)
     if judge_mode not in ("auto", "text", "probability"):
         _fail(f"--judge-mode must be auto, text or probability, not {judge_mode!r}")
     judge_path = None if no_judge else (judge or largest_local_model())
     config = _config(
         device,
         model_path=model,
-        questions=selected,
+        suite=selected,
         judge_path=judge_path,
         reference_path=reference,
-        refine=refine,
+        strategies=tuple(_strategies(strategies)),
         threads=threads or device.threads,
         pp_tokens=pp,
         tg_tokens=tg,
@@ -121,28 +130,48 @@ def bench(
     )
     sweep_max = (threads or os.cpu_count() or 1) if threads_sweep else 0
     body = _run(config, sweep_max)
-    from agent.bench.report import category_table, speed_table
+    from agent.bench.report import category_table, speed_table, summary_table
 
     console.print(speed_table(body))
     console.print(category_table(body))
+    console.print(summary_table(body))
     if json_out is not None:
         json_out.write_text(body.model_dump_json(indent=2) + "\n", encoding="utf-8")
         console.print(f"bench body written to {json_out}")
 
 
+def _strategies(text: str) -> list[Strategy]:
+    try:
+        return parse_list(text)
+    except StrategyError as exc:
+        _fail(f"--strategies: {exc}")
+
+
 def _inputs(
-    profile: str, questions: Path | None, categories: list[str] | None, per_category: int | None
-) -> tuple[DeviceProfile, list[Question]]:
-    """The device profile and the selected questions; exits with the reason when either fails."""
+    profile: str, suite: Path | str, categories: list[str] | None, per_category: int | None
+) -> tuple[DeviceProfile, Suite]:
+    """The device profile and the selected items; exits with the reason when either fails."""
     wanted = [c.strip() for item in categories or [] for c in item.split(",") if c.strip()]
     try:
         device = load_class_profile(profile)
-        selected = load_questions(questions, categories=wanted, per_category=per_category)
-    except (ProfileError, QuestionFileError) as exc:
-        _fail(str(exc))
-    if not selected:
-        _fail(f"no questions selected (categories: {', '.join(wanted) or 'all'})")
+        selected = _suite(suite).filtered(wanted, per_category)
+    except (ProfileError, SuiteError, KeyError) as exc:
+        _fail(str(exc).strip("'\""))
+    if not selected.items:
+        _fail(f"no items selected (categories: {', '.join(wanted) or 'all'})")
     return device, selected
+
+
+def _suite(source: Path | str) -> Suite:
+    if isinstance(source, str):
+        return load_builtin(source)
+    try:
+        if source.stat().st_size > MAX_SUITE_BYTES:
+            _fail(f"{source}: a suite holds at most {MAX_SUITE_BYTES} bytes")
+        data = source.read_bytes()
+    except OSError as exc:
+        _fail(f"{source}: cannot read: {exc.strerror or exc}")
+    return parse_suite(data, name=source.stem, source=str(source))
 
 
 def _run(config: BenchConfig, sweep_max: int) -> BenchBody:
@@ -151,7 +180,7 @@ def _run(config: BenchConfig, sweep_max: int) -> BenchBody:
     from agent.inference.runtime import InferenceError
 
     console.print(
-        f"{config.model_path.name}: {len(config.questions)} questions, "
+        f"{config.model_path.name}: suite {config.suite.name} ({_counts(config.suite)}), "
         f"judge: {config.judge_path.name if config.judge_path else 'none'}, "
         f"reference: {config.reference_path.name if config.reference_path else 'none'}"
     )
@@ -174,6 +203,10 @@ def _run(config: BenchConfig, sweep_max: int) -> BenchBody:
     except InferenceError as exc:
         _fail(str(exc))
     return BenchBody.model_validate(body.model_dump())
+
+
+def _counts(suite: Suite) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(suite.counts().items()))
 
 
 def _fail(message: str) -> NoReturn:

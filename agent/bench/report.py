@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from agent.bench.throughput import Throughput
-from shared.messages import AnswerLatency, BenchBody, CategoryQuality, Spread
+from shared import quality
+from shared.messages import AnswerLatency, BenchBody, CategoryQuality, QuestionResult, Spread
+from shared.strategies import Strategy
 
 
 def _spread(value: Spread | None) -> str:
@@ -33,7 +35,7 @@ def speed_table(body: BenchBody) -> Table:
     table.add_row(f"pp{body.pp_tokens} tok/s", _spread(body.prefill_tok_s))
     table.add_row(f"tg{body.tg_tokens} tok/s", _spread(body.decode_tok_s))
     table.add_row("zero-shot", _latency(body.zero_shot))
-    table.add_row("refined (3 stages)", _latency(body.refined))
+    table.add_row("refine:1 (3 stages)", _latency(body.refined))
     table.add_row("peak RSS", f"{body.peak_rss_mb:.0f} MB")
     table.add_row("CPU seconds", f"{body.cpu_seconds:.1f}")
     contended = " [red]CONTENDED[/red]" if body.contended else ""
@@ -55,7 +57,7 @@ def _cell(row: CategoryQuality | None) -> tuple[str, str, str]:
 
 
 def category_table(body: BenchBody) -> Table:
-    """Per category: judge mean, % of reference and exact accuracy, zero-shot vs refined."""
+    """Per category: judge mean, % of reference and exact accuracy, one column set per strategy."""
     judge = body.judge.model_id if body.judge else "no judge"
     ref = body.reference.model_id if body.reference else "no reference"
     table = Table(
@@ -63,31 +65,92 @@ def category_table(body: BenchBody) -> Table:
         caption="judge: mean 1-10, (k?) = k ratings missing; % ref: judge mean / reference's",
     )
     table.add_column("category", no_wrap=True)
-    for column in ("n", "judge y0", "% ref y0", "exact y0"):
-        table.add_column(column)
-    for column in ("judge y1", "% ref y1", "exact y1"):
-        table.add_column(column)
-    rows = {(row.category, row.refined): row for row in body.categories}
-    for category in sorted({row.category for row in body.categories}):
-        zero, refined = rows.get((category, False)), rows.get((category, True))
-        n = zero.n if zero else 0
-        table.add_row(category, str(n), *_cell(zero), *_cell(refined))
-    table.add_row("mean (eq.w.)", "", *_means(body, False), *_means(body, True))
+    table.add_column("n")
+    strategies = list(
+        dict.fromkeys(row.strategy or _by_flag(row.refined) for row in body.categories)
+    )
+    for strategy in strategies:
+        for column in ("judge", "% ref", "exact"):
+            table.add_column(f"{column} {strategy}")
+    rows = {
+        (row.category, row.type, row.strategy or _by_flag(row.refined)): row
+        for row in body.categories
+    }
+    for category, kind in sorted({(row.category, row.type) for row in body.categories}):
+        cells = [rows.get((category, kind, strategy)) for strategy in strategies]
+        n = next((cell.n for cell in cells if cell is not None), 0)
+        label = category if kind == "judged" else f"{category} ({kind})"
+        table.add_row(label, str(n), *(text for cell in cells for text in _cell(cell)))
     return table
 
 
-def _means(body: BenchBody, refined: bool) -> tuple[str, str, str]:
-    rows = [row for row in body.categories if row.refined == refined]
+def _by_flag(refined: bool) -> str:
+    return Strategy.from_refine(refined).name
 
-    def mean(values: list[float | None], scale: float = 1.0, fmt: str = "{:.1f}") -> str:
-        present = [v for v in values if v is not None]
-        return fmt.format(scale * sum(present) / len(present)) if present else "-"
 
-    return (
-        mean([r.judge_mean for r in rows]),
-        mean([r.pct_of_reference for r in rows], fmt="{:.0f}%"),
-        mean([r.exact_accuracy for r in rows], 100, "{:.0f}%"),
+def _interval(i: quality.Interval) -> str:
+    return f"[{100 * i.low:.0f}, {100 * i.high:.0f}]%"
+
+
+def summary_table(body: BenchBody) -> Table:
+    """The suite's headline numbers per strategy, each with n and a 95 % interval."""
+    suite = body.suite.name if body.suite else "unnamed suite"
+    table = Table(title=f"quality on {suite}, 95 % intervals", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    rows = body.questions
+    for kind in ("exact", "choice"):
+        typed = [r for r in rows if r.type == kind]
+        acc = quality.accuracy(typed)
+        if acc is not None:
+            table.add_row(f"{kind} accuracy, direct", _accuracy(acc))
+        norm = quality.accuracy(typed, norm=True) if kind == "choice" else None
+        if norm is not None:
+            table.add_row("choice acc_norm (per byte)", _accuracy(norm))
+        for strategy in quality.strategies_in(typed):
+            paired = quality.versus_direct(typed, strategy)
+            acc = quality.accuracy(paired, refined=True)
+            if acc is not None:
+                table.add_row(f"{kind} accuracy, {strategy}", _accuracy(acc))
+            _paired_row(table, kind, strategy, paired)
+    judged = [r for r in rows if r.type == "judged"]
+    for strategy in quality.strategies_in(judged):
+        _paired_row(table, "judged", strategy, quality.versus_direct(judged, strategy))
+    _relative_rows(table, rows)
+    return table
+
+
+def _accuracy(acc: quality.Accuracy) -> str:
+    return f"{100 * acc.value:.1f}% {_interval(acc.interval)} (n={acc.n})"
+
+
+def _paired_row(table: Table, kind: str, strategy: str, rows: Sequence[QuestionResult]) -> None:
+    paired = quality.paired_comparison(rows)
+    if paired is None:
+        return
+    scale, unit = (100, " pts") if kind != "judged" else (1, " judge pts")
+    text = (
+        f"{scale * paired.difference:+.1f}{unit} "
+        f"[{scale * paired.interval.low:+.1f}, {scale * paired.interval.high:+.1f}] (n={paired.n})"
     )
+    if paired.mcnemar_p is not None:
+        text += f"; {paired.better} better, {paired.worse} worse, McNemar p={paired.mcnemar_p:.2g}"
+    table.add_row(f"{kind}: {strategy} - direct", text)
+
+
+def _relative_rows(table: Table, rows: Sequence[QuestionResult]) -> None:
+    baseline = quality.baseline_quality(rows)
+    estimates = [("B (of reference)", baseline)] + [
+        (f"I ({strategy} - B)", quality.improvement_estimate(quality.versus_direct(rows, strategy)))
+        for strategy in quality.strategies_in(rows)
+    ]
+    for label, estimate in estimates:
+        if estimate is not None:
+            low, high = estimate.interval.low, estimate.interval.high
+            table.add_row(
+                label,
+                f"{estimate.value:+.2f} [{low:+.2f}, {high:+.2f}] (n={estimate.n_questions})",
+            )
 
 
 def sweep_table(rows: Sequence[tuple[int, Throughput]], best: int) -> Table:

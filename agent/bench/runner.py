@@ -16,22 +16,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.bench import process, quality, throughput
-from agent.bench.evalset import Question, check_exact
+from agent.bench import latency, process, throughput
+from agent.bench.items import Outcome, attach_reference, item_rows, run_items
 from agent.bench.judge import Judge
-from agent.inference.refine import RefinementResult, StageLimits, answer
-from agent.inference.runtime import Generation, InferenceError, ModelRuntime
+from agent.inference.refine import StageLimits
+from agent.inference.runtime import ModelRuntime
+from agent.inference.strategies import StrategyResult
 from agent.models.store import sha256_file
 from agent.probe import load_1m
-from shared.messages import BenchBody, ModelRef, QuestionResult
+from shared.messages import BenchBody, ModelRef, SuiteRef
 from shared.profiles import DeviceProfile
+from shared.quality import category_rows
+from shared.strategies import DIRECT, REFINE_1, Strategy
+from shared.suites.builtin import load_builtin
+from shared.suites.items import JudgedItem
+from shared.suites.suite import Suite
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``."""
-_Cost = Generation | RefinementResult
-"""Either carries the time and tokens an answer cost."""
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,11 @@ class BenchConfig:
     """What to benchmark and how."""
 
     model_path: Path
-    questions: Sequence[Question] = ()
+    suite: Suite = field(default_factory=load_builtin)
     judge_path: Path | None = None
     reference_path: Path | None = None
-    refine: bool = True
+    strategies: tuple[Strategy, ...] = (DIRECT, REFINE_1)
+    """Run on every answered item; ``direct`` always runs, as the baseline the others pair with."""
     threads: int = 1
     n_ctx: int = 2048
     kv_cache_type: str = "f16"
@@ -74,16 +79,6 @@ class BenchConfig:
         return cls(**{**settings, **options})
 
 
-@dataclass
-class _Answered:
-    question: Question
-    result: RefinementResult
-    judge_y0: float | None = None
-    judge_y1: float | None = None
-    reference_answer: str | None = None
-    reference_score: float | None = None
-
-
 def model_ref(runtime: ModelRuntime) -> ModelRef:
     """Identify a loaded model for the bench message."""
     info = runtime.info
@@ -107,22 +102,6 @@ def _load(config: BenchConfig, path: Path, model_id: str | None = None) -> Model
         memory_budget_mb=config.memory_budget_mb,
         model_id=model_id,
     )
-
-
-def _answer_all(
-    runtime: ModelRuntime, config: BenchConfig, refine: bool, phase: str, progress: Progress
-) -> list[RefinementResult | None]:
-    """Answer every question; one that cannot be answered (too long, say) is None, not fatal."""
-    results: list[RefinementResult | None] = []
-    for index, question in enumerate(config.questions):
-        progress(phase, index, len(config.questions))
-        try:
-            results.append(answer(runtime, question.prompt, refine=refine, limits=config.limits))
-        except InferenceError as exc:
-            logger.warning("%s: question %s skipped: %s", phase, question.question_id, exc)
-            results.append(None)
-    progress(phase, len(config.questions), len(config.questions))
-    return results
 
 
 def sweep_threads(
@@ -159,7 +138,7 @@ class _CandidateRun:
 
     model: ModelRef
     speed: throughput.Throughput
-    answered: list[_Answered]
+    outcomes: list[Outcome]
     cpu_s: float
     utilisation: float
     peak_rss_mb: float
@@ -180,18 +159,22 @@ def _run_candidate(config: BenchConfig, report: Progress) -> _CandidateRun:
             repetitions=config.repetitions,
         )
         report("throughput", 1, 1)
-        results = _answer_all(runtime, config, config.refine, "answers", report)
+        outcomes = run_items(
+            runtime,
+            config.suite.items,
+            strategies=config.strategies,
+            limits=config.limits,
+            phase="answers",
+            progress=report,
+        )
         meter.stop()
         model = model_ref(runtime)
     finally:
         runtime.close()
-    answered = [
-        _Answered(q, r) for q, r in zip(config.questions, results, strict=True) if r is not None
-    ]
     return _CandidateRun(
         model=model,
         speed=speed,
-        answered=answered,
+        outcomes=[o for o in outcomes if o is not None],
         cpu_s=meter.cpu_s,
         utilisation=meter.utilisation(config.threads),
         peak_rss_mb=process.peak_rss_mb(),
@@ -205,11 +188,10 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBod
     report = progress or (lambda phase, done, total: None)
     started_at = datetime.now(UTC)
     run = _run_candidate(config, report)
-    reference = _run_reference(config, run.answered, report)
-    judge = _run_judge(config, run.answered, report)
-    rows = _question_results(run.answered, config.refine)
-    ref_means = quality.reference_means([r for r in rows if not r.refined])
-    results = [a.result for a in run.answered]
+    reference = _run_reference(config, run.outcomes, report)
+    judge = _run_judge(config, run.outcomes, report)
+    rows = item_rows(run.outcomes)
+    served = _served_by(run.outcomes)
     return BenchBody(
         run_id=uuid.uuid4().hex,
         command_id=config.command_id,
@@ -222,8 +204,8 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBod
         tg_tokens=run.speed.tg_tokens,
         prefill_tok_s=run.speed.prefill_tok_s,
         decode_tok_s=run.speed.decode_tok_s,
-        zero_shot=quality.answer_latency(results, refined=False),
-        refined=quality.answer_latency(results, refined=True) if config.refine else None,
+        zero_shot=latency.answer_latency(served.get(DIRECT, [])),
+        refined=latency.answer_latency(served.get(REFINE_1, [])),
         peak_rss_mb=run.peak_rss_mb,
         cpu_seconds=run.cpu_s,
         load_1m_before=run.load_before,
@@ -233,80 +215,71 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchBod
         ),
         judge=judge,
         reference=reference,
-        categories=quality.categories(rows, ref_means if reference else None),
+        categories=category_rows(rows),
+        suite=SuiteRef(
+            name=config.suite.name, version=config.suite.version, sha256=config.suite.sha256
+        ),
         questions=rows,
         started_at=started_at,
         finished_at=datetime.now(UTC),
     )
 
 
+def _served_by(outcomes: list[Outcome]) -> dict[Strategy, list[StrategyResult]]:
+    by_strategy: dict[Strategy, list[StrategyResult]] = {}
+    for outcome in outcomes:
+        for strategy, result in outcome.results.items():
+            by_strategy.setdefault(strategy, []).append(result)
+    return by_strategy
+
+
 def _run_reference(
-    config: BenchConfig, answered: list[_Answered], report: Progress
+    config: BenchConfig, outcomes: list[Outcome], report: Progress
 ) -> ModelRef | None:
-    if config.reference_path is None or not answered:
+    if config.reference_path is None or not outcomes:
         return None
     runtime = _load(config, config.reference_path, config.reference_model_id)
-    questions = [item.question for item in answered]
     try:
-        results = _answer_all(
-            runtime, replace(config, questions=questions), False, "reference", report
+        theirs = run_items(
+            runtime,
+            [o.item for o in outcomes],
+            strategies=(DIRECT,),
+            limits=config.limits,
+            phase="reference",
+            progress=report,
         )
         ref = model_ref(runtime)
     finally:
         runtime.close()
-    for item, result in zip(answered, results, strict=True):
-        item.reference_answer = result.initial if result is not None else None
+    attach_reference(outcomes, theirs)
     return ref
 
 
-def _run_judge(config: BenchConfig, answered: list[_Answered], report: Progress) -> ModelRef | None:
-    if config.judge_path is None or not answered:
+def _run_judge(config: BenchConfig, outcomes: list[Outcome], report: Progress) -> ModelRef | None:
+    judged = [o for o in outcomes if isinstance(o.item, JudgedItem) and o.results]
+    if config.judge_path is None or not judged:
         return None
     runtime = _load(config, config.judge_path, config.judge_model_id)
     judge = Judge(runtime, max_tokens=config.judge_max_tokens, mode=config.judge_mode)
     try:
-        for index, item in enumerate(answered):
-            report("judging", index, len(answered))
-            _grade(judge, item, config.refine)
-        report("judging", len(answered), len(answered))
+        for index, outcome in enumerate(judged):
+            report("judging", index, len(judged))
+            _grade(judge, outcome)
+        report("judging", len(judged), len(judged))
         ref = model_ref(runtime)
     finally:
         runtime.close()
     return ref
 
 
-def _grade(judge: Judge, item: _Answered, refine: bool) -> None:
-    question, result = item.question, item.result
-    item.judge_y0 = judge.grade(question.prompt, result.initial, question.reference).score
-    if refine:
-        item.judge_y1 = judge.grade(question.prompt, result.answer, question.reference).score
-    if item.reference_answer is not None:
-        verdict = judge.grade(question.prompt, item.reference_answer, question.reference)
-        item.reference_score = verdict.score
-
-
-def _question_results(answered: Sequence[_Answered], refine: bool) -> list[QuestionResult]:
-    rows = []
-    for item in answered:
-        result = item.result
-        rows.append(_question_row(item, False, item.judge_y0, result.initial, result.stages[0]))
-        if refine:
-            rows.append(_question_row(item, True, item.judge_y1, result.answer, result))
-    return rows
-
-
-def _question_row(
-    item: _Answered, refined: bool, judge_score: float | None, text: str, cost: _Cost
-) -> QuestionResult:
-    """One row per served answer: y0 costs its first stage, y1 the whole refinement."""
-    return QuestionResult(
-        question_id=item.question.question_id,
-        category=item.question.category,
-        refined=refined,
-        judge_score=judge_score,
-        reference_judge_score=item.reference_score,
-        exact_correct=check_exact(item.question, text),
-        e2e_ms=cost.total_s * 1000,
-        generated_tokens=cost.generated_tokens,
-        prompt_tokens_evaluated=cost.prompt_tokens_evaluated,
-    )
+def _grade(judge: Judge, outcome: Outcome) -> None:
+    item = outcome.item
+    assert isinstance(item, JudgedItem)
+    graded: dict[str, float | None] = {}  # strategies that served the same text share a grade
+    for strategy, result in outcome.results.items():
+        if result.answer not in graded:
+            graded[result.answer] = judge.grade(item.question, result.answer, item.reference).score
+        outcome.judge_scores[strategy] = graded[result.answer]
+    if outcome.reference_text is not None:
+        verdict = judge.grade(item.question, outcome.reference_text, item.reference)
+        outcome.reference_score = verdict.score

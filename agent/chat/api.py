@@ -1,11 +1,13 @@
-"""The device's local chat API: OpenAI-compatible, one request at a time, bounded queue.
+"""The device's local chat API: OpenAI-compatible, requests batched by the model, bounded queue.
 
-``POST /v1/chat/completions`` accepts the OpenAI request shape plus an
-extension field ``refine`` (true: answer, critique, rewrite; default: the
-assignment's setting). With refinement the last user message is the question
-and a system message is kept; earlier turns are not used. Streaming with
-refinement sends the final answer as one chunk, since only the last stage is
-what the user should see.
+``POST /v1/chat/completions`` accepts the OpenAI request shape plus the
+extension fields ``strategy`` (``direct``, ``refine:K``, ``verify-refine``,
+``vote:K``; default: the assignment's) and the older ``refine`` (true is
+``refine:1``). With a strategy other than direct the last user message is the
+question and a system message is kept; earlier turns are not used. Streaming
+then sends the served answer as one chunk, since only it is what the user
+should see.
+A streaming client that disconnects frees its sequence at the model's next step.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import logging
 import math
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -30,11 +33,13 @@ from agent.chat.shapes import (
     completion,
     extension,
     plain_outcome,
-    refined_outcome,
     sse,
+    strategy_outcome,
 )
+from agent.inference.sequences import BusyError, Cancelled
 from agent.inference.types import EmptyPrompt, InferenceError, PromptTooLong
 from agent.models.serving import ModelHost, NoModel, QueueFull, Serving
+from shared.strategies import Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +97,9 @@ async def _chat(
         raise HTTPException(503, "no model is loaded yet")
     if request.model not in (None, "", serving.model_id):
         raise HTTPException(404, f"model {request.model!r} is not served here")
-    refine = serving.refine if request.refine is None else request.refine
+    strategy = request.strategy_for(serving.strategy)
     max_tokens = request.max_completion_tokens or request.max_tokens or default_max_tokens
-    call = _Call(host, metrics, request, refine, max_tokens)
+    call = _Call(host, metrics, request, strategy, max_tokens)
     try:
         call.enter()
     except QueueFull:
@@ -119,14 +124,15 @@ class _Call:
         host: ModelHost,
         metrics: ServingMetrics,
         request: ChatRequest,
-        refine: bool,
+        strategy: Strategy,
         max_tokens: int,
     ) -> None:
         self.host, self.metrics, self.request = host, metrics, request
-        self.refine, self.max_tokens = refine, max_tokens
+        self.strategy, self.max_tokens = strategy, max_tokens
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.model_id = host.serving.model_id if host.serving else ""
         self._admission = host.admission()
+        self._gone = threading.Event()  # set when a streaming client disconnects
 
     def enter(self) -> None:
         self._admission.__enter__()
@@ -136,6 +142,12 @@ class _Call:
             outcome = self.host.run(lambda serving: self._generate(serving, on_token))
         except (EmptyPrompt, PromptTooLong) as exc:
             raise HTTPException(400, str(exc)) from None
+        except Cancelled as exc:
+            raise HTTPException(499, str(exc)) from None
+        except BusyError as exc:  # the model's own queue bound, behind the host's
+            self.metrics.record_rejected()
+            retry = str(_retry_after(self.metrics, self.host))
+            raise HTTPException(429, str(exc), headers={"Retry-After": retry}) from None
         except NoModel as exc:
             raise HTTPException(503, str(exc)) from None
         except InferenceError as exc:
@@ -158,8 +170,16 @@ class _Call:
 
     def _generate(self, serving: Serving, on_token: Callable[[str], None] | None) -> Outcome:
         messages = [m.as_dict() for m in self.request.messages]
-        if self.refine:
-            return refined_outcome(serving, messages, self.max_tokens, self.request.temperature)
+        if self.strategy.refines:
+            stage_sink = (lambda _stage, text: on_token(text)) if on_token else None
+            return strategy_outcome(
+                serving,
+                messages,
+                self.strategy,
+                self.max_tokens,
+                self.request.temperature,
+                stage_sink,
+            )
         stop = [self.request.stop] if isinstance(self.request.stop, str) else self.request.stop
         generation = serving.runtime.chat(
             messages,
@@ -177,22 +197,28 @@ class _Call:
         """Start generating now, so the queue place is released even if nobody reads."""
         loop = asyncio.get_running_loop()
         self._pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        self._streamed = not self.refine
+        self._streamed = not self.strategy.refines
 
         def push(piece: str) -> None:
-            loop.call_soon_threadsafe(self._pieces.put_nowait, piece)
+            if self._gone.is_set():  # raising here makes the model free the sequence
+                raise Cancelled("the client disconnected")
+            if self._streamed:
+                loop.call_soon_threadsafe(self._pieces.put_nowait, piece)
 
-        self._task = asyncio.ensure_future(
-            anyio.to_thread.run_sync(self._work, push if self._streamed else None)
-        )
+        self._task = asyncio.ensure_future(anyio.to_thread.run_sync(self._work, push))
         self._task.add_done_callback(lambda _: self._pieces.put_nowait(None))
 
     async def events(self) -> AsyncIterator[str]:
         """Server-sent events in OpenAI's chunk shape, ending with ``[DONE]``."""
         pieces, task, streamed = self._pieces, self._task, self._streamed
-        yield sse(self._chunk({"role": "assistant", "content": ""}, None))
-        while (piece := await pieces.get()) is not None:
-            yield sse(self._chunk({"content": piece}, None))
+        try:
+            yield sse(self._chunk({"role": "assistant", "content": ""}, None))
+            while (piece := await pieces.get()) is not None:
+                yield sse(self._chunk({"content": piece}, None))
+        finally:
+            if not task.done():  # the client went away before the end
+                self._gone.set()
+                task.add_done_callback(lambda t: t.exception())  # retrieved: nobody waits
         try:
             outcome = task.result()
         except HTTPException as exc:
@@ -216,7 +242,20 @@ class _Call:
         }
 
 
+MAX_RETRY_AFTER_S = 600
+
+
 def _retry_after(metrics: ServingMetrics, host: ModelHost) -> int:
-    """Seconds until a place is likely free: the recent mean latency times the queue."""
-    mean_s = metrics.mean_latency_s() or 1.0
-    return max(1, math.ceil(mean_s * max(1, host.admitted)))
+    """Seconds until the requests waiting ahead have likely been served, plus one more.
+
+    From the measured completion rate (requests answered per second, which
+    batching raises); before two answers have been measured, from the mean
+    latency of the ones there are.
+    """
+    ahead = max(0, host.admitted - host.capacity) + 1
+    rate = metrics.completion_rate()
+    if rate:
+        seconds = ahead / rate
+    else:
+        seconds = (metrics.mean_latency_s() or 1.0) * ahead / max(1, host.capacity)
+    return max(1, min(MAX_RETRY_AFTER_S, math.ceil(seconds)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ class ServingMetrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._mean_latency_s: float | None = None
+        self._completed_at: collections.deque[float] = collections.deque(maxlen=32)
         self._reset(time.monotonic())
 
     def _reset(self, now: float) -> None:
@@ -45,6 +47,7 @@ class ServingMetrics:
         """Count one answered request."""
         with self._lock:
             self._samples.append(sample)
+            self._completed_at.append(time.monotonic())
             previous = self._mean_latency_s
             self._mean_latency_s = (
                 sample.total_s if previous is None else 0.8 * previous + 0.2 * sample.total_s
@@ -53,6 +56,14 @@ class ServingMetrics:
     def mean_latency_s(self) -> float | None:
         """A moving average of request latency (survives report windows), for Retry-After."""
         return self._mean_latency_s
+
+    def completion_rate(self) -> float | None:
+        """Requests answered per second over the last (up to) 32 answers; None before two."""
+        with self._lock:
+            times = list(self._completed_at)
+        if len(times) < 2 or times[-1] <= times[0]:
+            return None
+        return (len(times) - 1) / (times[-1] - times[0])
 
     def record_error(self) -> None:
         """Count a request that failed inside the model."""

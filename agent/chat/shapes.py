@@ -8,9 +8,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.inference.refine import StageLimits, answer
+from agent.inference.refine import StageCallback, StageLimits
+from agent.inference.strategies import run
 from agent.inference.types import Generation
 from agent.models.serving import Serving
+from shared.strategies import DIRECT, Strategy, StrategyName
 
 
 class TextPart(BaseModel):
@@ -49,7 +51,18 @@ class ChatRequest(BaseModel):
     temperature: float = Field(0.0, ge=0, le=2)
     stop: str | list[str] | None = None
     stream: bool = False
-    refine: bool | None = Field(None, description="edgefleet extension: self-refine the answer")
+    refine: bool | None = Field(None, description="edgefleet extension: true is refine:1")
+    strategy: StrategyName | None = Field(
+        None,
+        description="edgefleet extension: direct, refine:K, verify-refine or vote:K "
+        "(default: the assignment's; wins over refine)",
+    )
+
+    def strategy_for(self, default: Strategy) -> Strategy:
+        """The strategy asked for: ``strategy``, else ``refine``, else the device's default."""
+        if self.strategy is not None:
+            return Strategy.parse(self.strategy)
+        return default if self.refine is None else Strategy.from_refine(self.refine)
 
 
 class Outcome(BaseModel):
@@ -60,6 +73,7 @@ class Outcome(BaseModel):
     prompt_tokens: int
     generated_tokens: int
     refined: bool
+    strategy: str = DIRECT.name
     fell_back: bool = False
     fallback_reason: str | None = None
     stages: int = 1
@@ -82,10 +96,15 @@ def plain_outcome(generation: Generation) -> Outcome:
     )
 
 
-def refined_outcome(
-    serving: Serving, messages: list[dict[str, str]], max_tokens: int, temperature: float
+def strategy_outcome(
+    serving: Serving,
+    messages: list[dict[str, str]],
+    strategy: Strategy,
+    max_tokens: int,
+    temperature: float,
+    on_token: StageCallback | None = None,
 ) -> Outcome:
-    """Answer, critique and rewrite the last user message (a system message is kept)."""
+    """Serve the last user message with ``strategy`` (a system message is kept)."""
     system = next((m["content"] for m in messages if m["role"] == "system"), None)
     question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     limits = StageLimits(
@@ -94,19 +113,22 @@ def refined_outcome(
         refine_tokens=max_tokens,
         temperature=temperature,
     )
-    result = answer(serving.runtime, question, refine=True, limits=limits, system=system)
-    last = result.stages[-1]
+    result = run(
+        serving.runtime, question, strategy, limits=limits, system=system, on_token=on_token
+    )
+    generations = [stage.generation for stage in result.stages]
     return Outcome(
         text=result.answer,
-        finish_reason=last.finish_reason if result.refined else result.stages[0].finish_reason,
-        prompt_tokens=result.stages[0].prompt_tokens,
+        finish_reason=result.served_stage.finish_reason,
+        prompt_tokens=generations[0].prompt_tokens,
         generated_tokens=result.generated_tokens,
-        refined=result.refined,
+        refined=result.answer != result.initial,
+        strategy=strategy.name,
         fell_back=result.fell_back,
         fallback_reason=result.fallback_reason,
-        stages=len(result.stages),
+        stages=len(generations),
         ttft_s=result.ttft_s,
-        decode_s=sum(stage.decode_s for stage in result.stages),
+        decode_s=sum(g.decode_s for g in generations),
         total_s=result.total_s,
     )
 
@@ -115,6 +137,7 @@ def extension(outcome: Outcome) -> dict[str, Any]:
     """The ``edgefleet`` extension object: refinement and timing."""
     return {
         "refined": outcome.refined,
+        "strategy": outcome.strategy,
         "fell_back": outcome.fell_back,
         "fallback_reason": outcome.fallback_reason,
         "stages": outcome.stages,

@@ -1,4 +1,4 @@
-"""Token-level measurements on a loaded model: next-token probabilities, pp and tg timing.
+"""Token-level measurements on a loaded model: token probabilities, choice scores, pp/tg timing.
 
 A mixin of :class:`agent.inference.runtime.ModelRuntime` (kept apart to keep that module
 small); it talks to the ``Llama`` object the runtime owns and imports no
@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from agent.inference.choice_scoring import ChoiceScores, score_choices
+from agent.inference.sequences import common_prefix
 from agent.inference.types import EmptyPrompt, PromptTooLong
 
 
@@ -55,12 +57,7 @@ class RuntimeMeasurements:
 
     def _eval_with_prefix_reuse(self, tokens: list[int]) -> None:
         llm = self._llm
-        cached = list(llm._input_ids[: llm.n_tokens])
-        keep = 0
-        for a, b in zip(cached, tokens, strict=False):
-            if a != b:
-                break
-            keep += 1
+        keep = common_prefix(list(llm._input_ids[: llm.n_tokens]), tokens)
         keep = min(keep, len(tokens) - 1)  # always evaluate one token, for fresh logits
         if keep == 0 or not llm._ctx.kv_cache_seq_rm(-1, keep, -1):
             keep = 0
@@ -68,6 +65,17 @@ class RuntimeMeasurements:
             llm._ctx.kv_cache_clear()
         llm.n_tokens = keep
         llm.eval(tokens[keep:])
+
+    def score_choices(self, context: str, choices: Sequence[str]) -> ChoiceScores:
+        """Each choice's summed log-probability after ``context`` (lm-evaluation-harness style)."""
+        if not context.strip():
+            raise EmptyPrompt("the context is empty")
+        with self._using():
+            self._conv_text, self._conv_tokens = "", []  # the KV cache will hold other text
+            try:
+                return score_choices(self._llm, context, choices, self.n_ctx)
+            except ValueError as exc:
+                raise PromptTooLong(str(exc)) from None
 
     def time_prefill(self, n_tokens: int) -> float:
         """Seconds to evaluate ``n_tokens`` prompt tokens from an empty cache (llama-bench pp)."""

@@ -7,6 +7,7 @@ model continues naturally, with stop strings at the next speaker's turn.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -15,6 +16,9 @@ import jinja2
 import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from agent.inference.types import EmptyPrompt, InferenceError
+
+logger = logging.getLogger(__name__)
 Message = dict[str, str]
 ROLES = ("system", "user", "assistant")
 
@@ -107,3 +111,31 @@ class PlainFormat:
                 parts.append(f"{self.assistant_label}:{sep}{content}\n")
         parts.append(f"{self.assistant_label}:")
         return "".join(parts)
+
+
+def format_for(template: str | None, *, bos_token: str, eos_token: str) -> PromptFormat:
+    """The model's own chat template, else (none, or one we cannot use) a plain transcript."""
+    if not template:
+        return PlainFormat()
+    try:
+        return ChatTemplateFormat(template, bos_token=bos_token, eos_token=eos_token)
+    except PromptFormatError as exc:
+        logger.warning("%s; using plain completion", exc)
+        return PlainFormat()
+
+
+def chat_prompt(
+    prompt_format: PromptFormat, messages: list[Message], stop: list[str] | None
+) -> tuple[str, tuple[str, ...]]:
+    """The prompt text of a conversation and every stop string (the caller's and the format's).
+
+    Raises ``EmptyPrompt`` for no or only blank messages and ``InferenceError``
+    for messages the format cannot render.
+    """
+    if not messages or not any(m.get("content", "").strip() for m in messages):
+        raise EmptyPrompt("the prompt is empty")
+    try:
+        text = prompt_format.render(messages)
+    except PromptFormatError as exc:
+        raise InferenceError(str(exc)) from None
+    return text, tuple(stop or ()) + tuple(prompt_format.stop)

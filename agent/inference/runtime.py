@@ -8,7 +8,9 @@ can see how much of a prompt the KV cache saved.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,14 +20,10 @@ from typing import Any
 
 import llama_cpp
 
+from agent.engine.build import amx_libraries
 from agent.inference.generation import GenerationRun
 from agent.inference.measurements import RuntimeMeasurements
-from agent.inference.prompt_format import (
-    ChatTemplateFormat,
-    PlainFormat,
-    PromptFormat,
-    PromptFormatError,
-)
+from agent.inference.prompt_format import PlainFormat, PromptFormat, chat_prompt, format_for
 from agent.inference.streaming import StopScanner
 from agent.inference.types import (
     DEFAULT_N_CTX,
@@ -46,7 +44,7 @@ from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
 
-_KV_TYPES = {
+KV_TYPES = {
     "f16": llama_cpp.GGML_TYPE_F16,
     "q8_0": llama_cpp.GGML_TYPE_Q8_0,
     "q4_0": llama_cpp.GGML_TYPE_Q4_0,
@@ -83,12 +81,18 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         )
         self.threads = threads or (profile.threads if profile else 1)
         self.model_id = model_id or model_id_for(path)
+        self.parallel = 1  # one sequence: calls take turns (serving batches with BatchEngine)
         self.seed = seed
+        self._sample_seeds = random.Random(seed)
         self.repeat_penalty = repeat_penalty  # mild: small models loop badly at temperature 0
         self._lock = threading.Lock()
         self._llm = self._load(path, mlock or bool(profile and profile.mlock))
-        self.instruction_tuned: bool = self.info.instruction_tuned
-        self.prompt_format: PromptFormat = self._prompt_format()
+        self.prompt_format: PromptFormat = format_for(
+            self.info.chat_template,
+            bos_token=self._token_text(self._llm.token_bos()),
+            eos_token=self._token_text(self._llm.token_eos()),
+        )
+        self.instruction_tuned = not isinstance(self.prompt_format, PlainFormat)
         self._eog_text = self._token_text(self._llm.token_eos())
         self._conv_text = ""
         self._conv_tokens: list[int] = []
@@ -105,7 +109,8 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         )
 
     def _load(self, path: Path, mlock: bool) -> Any:
-        kv = _KV_TYPES[self.kv_cache_type]
+        kv = KV_TYPES[self.kv_cache_type]
+        load_cpu_backends()
         try:
             return llama_cpp.Llama(
                 str(path),
@@ -123,21 +128,6 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"{path}: llama.cpp could not load the model: {exc}") from None
-
-    def _prompt_format(self) -> PromptFormat:
-        template = self.info.chat_template
-        if not template:
-            return PlainFormat()
-        try:
-            return ChatTemplateFormat(
-                template,
-                bos_token=self._token_text(self._llm.token_bos()),
-                eos_token=self._token_text(self._llm.token_eos()),
-            )
-        except PromptFormatError as exc:
-            logger.warning("%s: %s; using plain completion", self.model_id, exc)
-            self.instruction_tuned = False
-            return PlainFormat()
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -165,13 +155,7 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         on_token: Callable[[str], None] | None = None,
     ) -> Generation:
         """Reply to a conversation; a conversation that extends the last one reuses its KV cache."""
-        if not messages or not any(m.get("content", "").strip() for m in messages):
-            raise EmptyPrompt("the prompt is empty")
-        try:
-            text = self.prompt_format.render(messages)
-        except PromptFormatError as exc:
-            raise InferenceError(str(exc)) from None
-        stops = tuple(stop or ()) + tuple(self.prompt_format.stop)
+        text, stops = chat_prompt(self.prompt_format, messages, stop)
         with self._using():
             return self._generate(text, max_tokens, temperature, stops, on_token)
 
@@ -208,6 +192,8 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         on_token: Callable[[str], None] | None,
     ) -> Generation:
         tokens = self._tokens_for(text)
+        if temperature > 0:  # each sampled reply draws anew (llama.cpp reseeds per call)
+            self._llm.set_seed(self._sample_seeds.getrandbits(32))
         room = self.n_ctx - len(tokens)
         if room < 1:
             raise PromptTooLong(
@@ -264,6 +250,57 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
             llm.close()
 
 
+LIB_DIR = Path(llama_cpp.__file__).parent / "lib"
+
+
+def load_cpu_backends() -> None:
+    """Load ggml's CPU backend, once, before any model.
+
+    A portable build (``GGML_BACKEND_DL``, :mod:`agent.engine.build`) ships one CPU library
+    per CPU generation next to libllama, and ggml loads the best one this CPU supports; but
+    ggml looks for them beside the executable (python's bin/), so it is told where they are.
+    A build with the CPU backend linked in has it registered already.
+    """
+    ggml = _ggml_of_libllama()
+    if ggml.ggml_backend_reg_count() == 0:
+        ggml.ggml_backend_load_all_from_path(str(LIB_DIR).encode())
+
+
+def _ggml_of_libllama() -> ctypes.CDLL:
+    """The ggml registry functions, looked up through libllama's own dependencies.
+
+    ``llama_cpp._ggml`` opens ``libggml.so`` by path while libllama needs ``libggml.so.0``:
+    two copies with two registries, and backends loaded into the first stay invisible to
+    libllama ("no backends are loaded"). A symbol looked up on libllama's handle resolves
+    in the copy libllama uses.
+    """
+    lib = llama_cpp.llama_cpp._lib
+    lib.ggml_backend_reg_count.restype = ctypes.c_size_t
+    lib.ggml_backend_reg_count.argtypes = []
+    lib.ggml_backend_load_all_from_path.restype = None
+    lib.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
+    return lib
+
+
+def loaded_cpu_backends() -> list[Path]:
+    """The ggml CPU libraries mapped into this process (the variant chosen at run time)."""
+    with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+        paths = {line.split()[-1] for line in maps if "libggml-cpu" in line}
+    return sorted(Path(p) for p in paths)
+
+
+def engine_facts() -> dict[str, Any]:
+    """What the engine is: version, the CPU library loaded, llama.cpp's system info, AMX code."""
+    load_cpu_backends()
+    libraries = loaded_cpu_backends()
+    return {
+        "llama_cpp_python": llama_cpp.__version__,
+        "cpu_backend": ", ".join(p.name for p in libraries) or None,
+        "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
+        "amx_kernels": bool(amx_libraries({p.name: p.read_bytes() for p in libraries})),
+    }
+
+
 def _budget(profile: DeviceProfile | None) -> float | None:
     return float(profile.memory_budget_mb) if profile else None
 
@@ -278,6 +315,9 @@ __all__ = [
     "ModelRuntime",
     "ModelTooLarge",
     "PromptTooLong",
+    "engine_facts",
+    "load_cpu_backends",
+    "loaded_cpu_backends",
     "choose_n_ctx",
     "model_id_for",
 ]

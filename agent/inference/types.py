@@ -90,9 +90,13 @@ def model_id_for(path: Path) -> str:
 
 
 def choose_n_ctx(
-    info: GgufInfo, requested: int | None, kv_cache_type: str, budget_mb: float | None
+    info: GgufInfo,
+    requested: int | None,
+    kv_cache_type: str,
+    budget_mb: float | None,
+    parallel: int = 1,
 ) -> int:
-    """The context size to load with: the requested one, else the largest that fits the budget.
+    """The context size per sequence: the requested one, else the largest that fits the budget.
 
     Raises :class:`ModelTooLarge` (with the estimate and the budget) when even
     the smallest usable context does not fit.
@@ -102,14 +106,17 @@ def choose_n_ctx(
     if budget_mb is None:
         return n_ctx
     while True:
-        estimate = estimate_memory(info, n_ctx=n_ctx, kv_cache_type=kv_cache_type)
+        estimate = estimate_memory(
+            info, n_ctx=n_ctx, kv_cache_type=kv_cache_type, parallel=parallel
+        )
         if estimate.total_mb <= budget_mb:
             return n_ctx
         if requested is not None or n_ctx <= MIN_N_CTX:
             raise ModelTooLarge(
                 f"{info.path.name}: needs an estimated {estimate.total_mb:.0f} MB "
                 f"(weights {estimate.weights / 1e6:.0f} MB, "
-                f"KV cache {estimate.kv_cache / 1e6:.0f} MB at n_ctx={n_ctx}), "
+                f"KV cache {estimate.kv_cache / 1e6:.0f} MB at n_ctx={n_ctx} "
+                f"for {parallel} sequence{'s' if parallel > 1 else ''}), "
                 f"memory budget is {budget_mb:.0f} MB"
             )
         n_ctx = max(MIN_N_CTX, n_ctx // 2)

@@ -94,8 +94,9 @@ class CommandDispatcher:
             self._ack(command_id, AckStatus(previous.status), previous.reason, detail)
             return
         if isinstance(command, LONG_COMMANDS):
-            self.outbox.record_command(command_id, AckStatus.ACCEPTED.value)
-            self._ack(command_id, AckStatus.ACCEPTED, None, {"type": command.type})
+            accepted = {"type": command.type}
+            self.outbox.record_command(command_id, AckStatus.ACCEPTED.value, None, accepted)
+            self._ack(command_id, AckStatus.ACCEPTED, None, accepted)
             self._long.put(command)
             return
         self._run(command)
@@ -115,6 +116,17 @@ class CommandDispatcher:
             self._finish(command_id, AckStatus.ERROR, reason, {"type": command.type})
         else:
             self._finish(command_id, AckStatus.OK, None, {"type": command.type, **detail})
+
+    def fail_interrupted(self, reason: str) -> int:
+        """Answer commands a previous run accepted but never finished with an error ack.
+
+        Without it the controller would wait for them forever (a bench the agent's
+        restart cut off stayed ``accepted``). Returns how many there were.
+        """
+        interrupted = self.outbox.fail_unfinished_commands(reason)
+        for record in interrupted:
+            self._ack(record.command_id, AckStatus.ERROR, reason, record.detail)
+        return len(interrupted)
 
     def _finish(
         self, command_id: str, status: AckStatus, reason: str | None, detail: dict[str, Any]

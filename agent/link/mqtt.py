@@ -38,6 +38,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config import AgentSettings
 from agent.link.outbox import Outbox
 from agent.link.session import Backoff, ProtocolChoice
+from shared.doctor import LoginOutcome, connack_outcome
 from shared.messages import Envelope, MessageRejected, parse_message
 from shared.topics import TopicKind, Topics
 
@@ -130,18 +131,7 @@ class MqttLink:
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             clean_session=None if v5 else self.settings.session_expiry_s == 0,
         )
-        if self.settings.mqtt_username:
-            password = self.settings.mqtt_password
-            client.username_pw_set(
-                self.settings.mqtt_username, password.get_secret_value() if password else None
-            )
-        if self.settings.broker_tls:
-            client.tls_set(
-                ca_certs=str(self.settings.tls_ca_file) if self.settings.tls_ca_file else None,
-                certfile=str(self.settings.tls_cert_file) if self.settings.tls_cert_file else None,
-                keyfile=str(self.settings.tls_key_file) if self.settings.tls_key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+        _apply_login(client, self.settings)
         client.max_queued_messages_set(0)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
@@ -338,3 +328,47 @@ class MqttLink:
             handler(*args)
         except Exception:  # noqa: BLE001 - never raise in a paho callback
             logger.exception("command handler failed")
+
+
+def try_login(settings: AgentSettings, *, timeout_s: float) -> LoginOutcome:
+    """Log in once as this device would (login, TLS), under a throwaway client id: doctor's check.
+
+    A separate client id and a clean session, so a running agent's session is left alone.
+    """
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{settings.device_id}-doctor",
+        protocol=paho.MQTTv311,
+        clean_session=True,
+    )
+    _apply_login(client, settings)
+    answers: list[Any] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(reason)
+    try:
+        client.connect(settings.broker_host, settings.broker_port, keepalive=30)
+    except ssl.SSLError as exc:
+        return LoginOutcome(kind="tls", detail=str(exc))
+    except OSError as exc:
+        return LoginOutcome(kind="unreachable", detail=str(exc))
+    deadline = time.monotonic() + timeout_s
+    while not answers and time.monotonic() < deadline:
+        if client.loop(timeout=LOOP_TIMEOUT_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            break
+    client.disconnect()
+    return connack_outcome(answers[0] if answers else None, timeout_s)
+
+
+def _apply_login(client: paho.Client, settings: AgentSettings) -> None:
+    """The device's broker login and TLS settings, on a client before it connects."""
+    if settings.mqtt_username:
+        password = settings.mqtt_password
+        client.username_pw_set(
+            settings.mqtt_username, password.get_secret_value() if password else None
+        )
+    if settings.broker_tls:
+        client.tls_set(
+            ca_certs=str(settings.tls_ca_file) if settings.tls_ca_file else None,
+            certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
+            keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )

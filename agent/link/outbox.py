@@ -207,10 +207,14 @@ class Outbox:
                 (self.keep_commands,),
             )
 
-    def fail_unfinished_commands(self, reason: str) -> int:
-        """Mark commands left ``accepted`` by a previous run as failed (they never finished)."""
+    def fail_unfinished_commands(self, reason: str) -> list[CommandRecord]:
+        """Mark commands left ``accepted`` by a previous run as failed; the ones it marked."""
         with self._lock:
-            return self._db.execute(
+            rows = self._db.execute(
+                "SELECT command_id, detail FROM commands WHERE status = 'accepted'"
+            ).fetchall()
+            self._db.execute(
                 "UPDATE commands SET status = 'error', reason = ? WHERE status = 'accepted'",
                 (reason,),
-            ).rowcount
+            )
+        return [CommandRecord(row[0], "error", reason, json.loads(row[1])) for row in rows]

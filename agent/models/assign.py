@@ -7,23 +7,22 @@ restarted agent serves what it was told to serve.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.link.commands import CommandFailed
+from agent.models.assignment import Assignment, read_assignments, write_assignments
 from agent.models.fetch import fetch_model
 from agent.models.serving import ChatRuntime, ModelHost, Serving
 from agent.inference.types import InferenceError, model_id_for
-from agent.inference.runtime import ModelRuntime
+from agent.inference.batch import BatchEngine
 from agent.models.store import ModelStore
 from agent.models.store import sha256_file
 from shared.messages import AssignCommand
 from shared.profiles import DeviceProfile
+from shared.strategies import DIRECT, Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -31,22 +30,11 @@ RuntimeFactory = Callable[[Path, str, int | None], ChatRuntime]
 """(path, model_id, n_ctx) -> a loaded runtime; raises InferenceError."""
 
 
-@dataclass(frozen=True)
-class Assignment:
-    """What is (or was) served, as persisted."""
-
-    model_id: str
-    sha256: str | None
-    path: str
-    refine: bool = False
-    n_ctx: int | None = None
-
-
 def runtime_factory(profile: Callable[[], DeviceProfile]) -> RuntimeFactory:
-    """Load with llama.cpp under the current profile (budget, threads, KV type)."""
+    """Load for serving under the current profile (budget, threads, KV type, parallel sequences)."""
 
     def load(path: Path, model_id: str, n_ctx: int | None) -> ChatRuntime:
-        return ModelRuntime(path, profile=profile(), n_ctx=n_ctx, model_id=model_id)
+        return BatchEngine(path, profile=profile(), n_ctx=n_ctx, model_id=model_id)
 
     return load
 
@@ -75,10 +63,10 @@ class Assigner:
 
     def assign(self, command: AssignCommand, on_download: Callable[[], None]) -> dict[str, Any]:
         """Serve the commanded model; raise CommandFailed (old model untouched) if not possible."""
-        current = self.current
+        current, strategy = self.current, command.served_strategy().name
         if current and current.sha256 == command.sha256 and self.host.serving is not None:
             reload = command.n_ctx is not None and command.n_ctx != current.n_ctx
-            self._serve(current, command.refine, command.n_ctx or current.n_ctx, reload=reload)
+            self._serve(current, strategy, command.n_ctx or current.n_ctx, reload=reload)
             return {"model_id": command.model_id, "already_serving": True, "reloaded": reload}
         result = fetch_model(
             self.store,
@@ -88,9 +76,9 @@ class Assigner:
             memory_budget_mb=self.memory_budget_mb() if self.memory_budget_mb else None,
         )
         wanted = Assignment(
-            command.model_id, command.sha256, str(result.model.path), command.refine, command.n_ctx
+            command.model_id, command.sha256, str(result.model.path), strategy, command.n_ctx
         )
-        self._serve(wanted, command.refine, command.n_ctx, reload=True)
+        self._serve(wanted, strategy, command.n_ctx, reload=True)
         return {
             "model_id": command.model_id,
             "sha256": command.sha256,
@@ -98,7 +86,7 @@ class Assigner:
             "bytes_transferred": result.bytes_transferred,
         }
 
-    def _serve(self, wanted: Assignment, refine: bool, n_ctx: int | None, *, reload: bool) -> None:
+    def _serve(self, wanted: Assignment, strategy: str, n_ctx: int | None, *, reload: bool) -> None:
         serving = self.host.serving
         if reload or serving is None:
             try:
@@ -108,8 +96,11 @@ class Assigner:
         else:
             runtime = serving.runtime
         old = self.current
-        self.host.swap(Serving(runtime, wanted.model_id, Path(wanted.path), wanted.sha256, refine))
-        self.current = Assignment(wanted.model_id, wanted.sha256, wanted.path, refine, n_ctx)
+        serving = Serving(
+            runtime, wanted.model_id, Path(wanted.path), wanted.sha256, Strategy.parse(strategy)
+        )
+        self.host.swap(serving)
+        self.current = Assignment(wanted.model_id, wanted.sha256, wanted.path, strategy, n_ctx)
         if reload and old is not None and old.sha256 != wanted.sha256:
             self.previous = old
         if wanted.sha256:
@@ -122,7 +113,7 @@ class Assigner:
         problems = []
         for candidate in candidates:
             try:
-                self._serve(candidate, candidate.refine, candidate.n_ctx, reload=True)
+                self._serve(candidate, candidate.strategy, candidate.n_ctx, reload=True)
                 return None
             except CommandFailed as exc:
                 logger.error("cannot serve %s at start: %s", candidate.model_id, exc)
@@ -140,20 +131,11 @@ class Assigner:
         return [Assignment(model_id_for(path), sha256_file(path), str(path))]
 
     def _load_saved(self) -> list[Assignment]:
-        try:
-            data = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return []
-        saved = [Assignment(**data[k]) for k in ("current", "previous") if data.get(k)]
-        if len(saved) == 2:
-            self.previous = saved[1]
+        current, previous = read_assignments(self.state_file)
+        if current is not None and previous is not None:
+            self.previous = previous
+        saved = [a for a in (current, previous) if a is not None]
         return [a for a in saved if Path(a.path).is_file()]
 
     def _save(self) -> None:
-        data = {
-            "current": asdict(self.current) if self.current else None,
-            "previous": asdict(self.previous) if self.previous else None,
-        }
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.state_file)
+        write_assignments(self.state_file, self.current, self.previous)

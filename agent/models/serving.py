@@ -1,4 +1,4 @@
-"""The serving model: swapped atomically, used one request at a time, with a bounded queue."""
+"""The serving model: swapped atomically, shared by concurrent requests, with a bounded queue."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from agent.inference.types import ChatModel
+from shared.strategies import DIRECT, Strategy
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 class ChatRuntime(ChatModel, Protocol):
-    """What serving needs from a loaded model (``agent.inference.runtime.ModelRuntime`` fits)."""
+    """What serving needs from a loaded model (``agent.inference.batch.BatchEngine`` fits)."""
 
     model_id: str
+    parallel: int  # requests it decodes at once; more wait inside it, in arrival order
 
     def close(self) -> None:
         """Free the model."""
@@ -33,11 +35,11 @@ class Serving:
     model_id: str
     path: Path
     sha256: str | None = None
-    refine: bool = False
+    strategy: Strategy = DIRECT
 
 
 class QueueFull(RuntimeError):
-    """More requests are waiting than the queue allows."""
+    """More requests are running and waiting than the host allows."""
 
 
 class NoModel(RuntimeError):
@@ -45,12 +47,15 @@ class NoModel(RuntimeError):
 
 
 class ModelHost:
-    """Holds the serving model; requests take turns; swaps wait for the running request."""
+    """Holds the serving model; requests share it; swaps and benchmarks wait for them to end."""
 
     def __init__(self, queue_size: int = 4) -> None:
         self.queue_size = queue_size
         self._serving: Serving | None = None
-        self._run_lock = threading.Lock()
+        self._gate = threading.Condition()
+        self._running = 0
+        self._exclusive = False
+        self._exclusive_waiting = 0  # a swap or benchmark waiting holds back new requests
         self._admit_lock = threading.Lock()
         self._admitted = 0
         self.on_busy: Callable[[bool], None] | None = None
@@ -65,11 +70,17 @@ class ModelHost:
         """Requests running or waiting."""
         return self._admitted
 
+    @property
+    def capacity(self) -> int:
+        """Requests the serving model decodes at once."""
+        serving = self._serving
+        return serving.runtime.parallel if serving is not None else 1
+
     @contextmanager
     def admission(self) -> Iterator[None]:
-        """Hold a place in the queue: one running plus ``queue_size`` waiting, else QueueFull."""
+        """Hold a place: ``capacity`` running plus ``queue_size`` waiting, else QueueFull."""
         with self._admit_lock:
-            if self._admitted >= self.queue_size + 1:
+            if self._admitted >= self.queue_size + self.capacity:
                 raise QueueFull(f"{self._admitted} requests running or waiting")
             self._admitted += 1
         try:
@@ -79,26 +90,60 @@ class ModelHost:
                 self._admitted -= 1
 
     def run(self, work: Callable[[Serving], T]) -> T:
-        """Run ``work`` with the serving model, alone (llama.cpp contexts are not shared)."""
-        with self._run_lock:
+        """Run ``work`` with the serving model, beside other requests (the model batches them)."""
+        with self._gate:
+            while self._exclusive or self._exclusive_waiting:
+                self._gate.wait()
             serving = self._serving
             if serving is None:
                 raise NoModel("no model is loaded yet")
+            self._running += 1
+            first = self._running == 1
+        if first:
             self._notify(True)
-            try:
-                return work(serving)
-            finally:
+        try:
+            return work(serving)
+        finally:
+            with self._gate:
+                self._running -= 1
+                last = self._running == 0
+                self._gate.notify_all()
+            if last:
                 self._notify(False)
+
+    def _acquire(self, timeout: float | None = None) -> bool:
+        """Take the model for ourselves once the running requests end."""
+        with self._gate:
+            self._exclusive_waiting += 1
+            try:
+                idle = self._gate.wait_for(
+                    lambda: not self._exclusive and not self._running, timeout
+                )
+            finally:
+                self._exclusive_waiting -= 1
+            if idle:
+                self._exclusive = True
+            else:
+                self._gate.notify_all()
+            return idle
+
+    def _release(self) -> None:
+        with self._gate:
+            self._exclusive = False
+            self._gate.notify_all()
 
     @contextmanager
     def paused(self) -> Iterator[None]:
         """Hold off requests (they wait in the queue) while something else uses the cores."""
-        with self._run_lock:
+        self._acquire()
+        try:
             yield
+        finally:
+            self._release()
 
     def swap(self, new: Serving) -> Serving | None:
-        """Make ``new`` the serving model once the running request ends; return the old one."""
-        with self._run_lock:
+        """Make ``new`` the serving model once the running requests end; return the old one."""
+        with self.paused():
             old, self._serving = self._serving, new
         logger.info("now serving %s", new.model_id)
         if old is not None and old.runtime is not new.runtime:
@@ -106,14 +151,14 @@ class ModelHost:
         return old
 
     def close(self, timeout: float = 10.0) -> None:
-        """Unload the serving model once the running request ends (give up after ``timeout``)."""
-        if not self._run_lock.acquire(timeout=timeout):
+        """Unload the serving model once the running requests end (give up after ``timeout``)."""
+        if not self._acquire(timeout):
             logger.warning("a request or benchmark is still running; not unloading the model")
             return
         try:
             old, self._serving = self._serving, None
         finally:
-            self._run_lock.release()
+            self._release()
         if old is not None:
             old.runtime.close()
 

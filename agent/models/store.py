@@ -179,6 +179,20 @@ class ModelStore:
         logger.info("stored %s (%s, %.1f MB)", model_id, sha256[:12], size_bytes / MB)
         return DownloadResult(model, cached=False, attempts=attempts)
 
+    def fetch_bytes(self, url: str, max_bytes: int) -> bytes:
+        """A small file from the same server (a suite), refused once it passes ``max_bytes``."""
+        data = bytearray()
+        try:
+            with self._client.stream("GET", self._absolute(url)) as response:
+                response.raise_for_status()
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise StoreError(f"{url}: larger than {max_bytes} bytes")
+        except httpx.HTTPError as exc:
+            raise StoreError(f"cannot fetch {url}: {exc}") from None
+        return bytes(data)
+
     def _absolute(self, url: str) -> str:
         if "://" in url or self.base_url is None:
             return url

@@ -16,10 +16,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from controller.api.errors import forbidden, unauthorized
-from controller.api.state import AppState
+from controller.api.errors import ApiError, forbidden, unauthorized
+from controller.api.state import AppState, CommandSender
 from controller.core.security import Principal, role_allows
 from controller.models import Role
+from controller.plans.wiring import Planning
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -29,12 +30,32 @@ bearer_scheme = HTTPBearer(auto_error=False, description="an edgefleet API token
 def get_state(request: Request) -> AppState:
     """The app's wired parts (engine, store, command sender, profiles)."""
     state: AppState = request.app.state.edgefleet
-    if state.runtime is None:
-        state.runtime = getattr(request.app.state, "runtime", None)
     return state
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def _no_broker() -> ApiError:
+    return ApiError(503, "no_broker", "this controller has no MQTT connection to send commands")
+
+
+def command_sender(state: StateDep) -> CommandSender:
+    """The app's command sender, or 503 when this controller has no MQTT connection."""
+    if state.command_sender is None:
+        raise _no_broker()
+    return state.command_sender
+
+
+def planning(state: StateDep) -> Planning:
+    """The app's plan applier and profiler, or 503 when it cannot send commands."""
+    if state.planning is None:
+        raise _no_broker()
+    return state.planning
+
+
+SenderDep = Annotated[CommandSender, Depends(command_sender)]
+PlanningDep = Annotated[Planning, Depends(planning)]
 
 
 def get_session(state: StateDep) -> Iterator[Session]:
@@ -87,5 +108,6 @@ def authorize(request: Request, principal: PrincipalDep) -> Principal:
 
 
 require_admin = require_role(Role.ADMIN)
+ViewerDep = Annotated[Principal, Depends(require_role(Role.VIEWER))]
 OperatorDep = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
 AdminDep = Annotated[Principal, Depends(require_admin)]

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,16 @@ class ApiError(Exception):
         self.error = error
         self.detail = detail
         self.headers = headers or {}
+
+
+class BodyTooLarge(HTTPException):
+    """A request body over its route's limit.
+
+    An HTTPException, so FastAPI's body parsing passes it on instead of making it a 400.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than {limit} bytes")
 
 
 def unauthorized(detail: str) -> ApiError:
@@ -70,6 +81,12 @@ async def _render(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
 
 
+async def _too_large(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BodyTooLarge)
+    body = ErrorBody(error="body_too_large", detail=exc.detail)
+    return JSONResponse(body.model_dump(), status_code=413, headers={"Connection": "close"})
+
+
 async def _integrity(_: Request, exc: Exception) -> JSONResponse:
     logger.info("refused a write that breaks a database constraint: %s", type(exc).__name__)
     body = ErrorBody(error="conflict", detail="the change conflicts with existing data")
@@ -85,5 +102,6 @@ async def _data(_: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register the handlers: :class:`ApiError`, and constraint/data errors as 409/422."""
     app.add_exception_handler(ApiError, _render)
+    app.add_exception_handler(BodyTooLarge, _too_large)
     app.add_exception_handler(IntegrityError, _integrity)
     app.add_exception_handler(DataError, _data)

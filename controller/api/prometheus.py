@@ -31,6 +31,10 @@ class FleetSnapshot:
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     db_latency_s: float = 0.0
     models_total: int = 0
+    ingest_healthy: bool | None = None
+    """None when this process runs no ingest."""
+    ingest_takeovers: int = 0
+    ingest_connection_losses: int = 0
 
 
 class FleetCollector(Collector):
@@ -67,6 +71,22 @@ class FleetCollector(Collector):
             "Round-trip time of a trivial database query at scrape time.",
             snap.db_latency_s,
         )
+        if snap.ingest_healthy is not None:
+            yield GaugeMetricFamily(
+                "edgefleet_ingest_healthy",
+                "1 while ingest is connected, owns its session and receives (see /healthz).",
+                1.0 if snap.ingest_healthy else 0.0,
+            )
+            yield CounterMetricFamily(
+                "edgefleet_ingest_session_takeovers",
+                "Times the broker said another client took the controller's session.",
+                value=snap.ingest_takeovers,
+            )
+            yield CounterMetricFamily(
+                "edgefleet_ingest_connection_losses",
+                "Times the broker dropped ingest's connection (a burst: its client id is in use).",
+                value=snap.ingest_connection_losses,
+            )
 
 
 def build_registry(snapshot: Callable[[], FleetSnapshot]) -> CollectorRegistry:

@@ -7,31 +7,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import Engine
 
-from controller.models import Command
+from controller.ingest.commands import CommandSender
+from controller.ingest.health import IngestHealth, assess
 from controller.registry.store import ModelStore
-from shared.messages import AnyCommand
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from controller.core.security import TokenAuthenticator
     from controller.enrollment import Enrollment
+    from controller.ingest.service import IngestService
+    from controller.plans.wiring import Planning
     from controller.registry.devices import DeviceCredentialCheck
 
-
-class CommandSender(Protocol):
-    """Records and delivers one command to one device (``CommandPublisher`` in production)."""
-
-    def send(
-        self,
-        *,
-        device_id: str,
-        command: AnyCommand,
-        created_by: str | None = None,
-        plan_id: int | None = None,
-    ) -> Command:
-        """Record and publish; raise LookupError for an unknown device."""
-        ...
+__all__ = ["AppState", "CommandSender", "StatsSource"]
 
 
 class StatsSource(Protocol):
@@ -51,18 +40,18 @@ class AppState:
     enrollment: Enrollment
     devices: DeviceCredentialCheck
     command_sender: CommandSender | None = None
+    """None: this app has no MQTT connection, so routes that send answer 503."""
+    planning: Planning | None = None
+    """The plan applier and profiler over ``command_sender`` (None without one)."""
     ingest_stats: StatsSource | None = None
+    ingest: IngestService | None = None
+    """The running ingest, whose health ``/healthz`` reports (None: no ingest here)."""
     metrics: CollectorRegistry | None = field(default=None, repr=False)
-    runtime: Any = None
 
-    def sender(self) -> CommandSender | None:
-        """The injected sender, else the running controller's publisher, if any."""
-        if self.command_sender is not None:
-            return self.command_sender
-        return getattr(self.runtime, "commands", None)
-
-    def stats(self) -> StatsSource | None:
-        """The injected ingest counters, else the running ingest's."""
-        if self.ingest_stats is not None:
-            return self.ingest_stats
-        return getattr(getattr(self.runtime, "ingest", None), "stats", None)
+    def ingest_health(self, devices_online: int) -> IngestHealth | None:
+        """The running ingest's health, if this process runs ingest."""
+        if self.ingest is None:
+            return None
+        return assess(
+            self.ingest, devices_online=devices_online, silence_s=self.settings.ingest_silence_s
+        )

@@ -4,9 +4,10 @@ amqtt speaks MQTT 3.1.1 only: no shared subscriptions and no session-expiry
 property, so with it the ingest client connects with 3.1.1 and a persistent
 (``clean_session=False``) session. With :class:`EmbeddedAuth` it checks the
 same logins and per-device ACLs as the generated Mosquitto files
-(``embedded_auth.py``); without, it is anonymous and open, which the
-controller allows only on loopback unless told otherwise. Large fleets use
-Mosquitto with the files ``edgefleet controller mosquitto-config`` writes.
+(``embedded_auth.py``), client ids bound to logins included; without, it
+is anonymous and open (tests only). The controller falls back to it only
+where Mosquitto is not installed (``controller.broker.local``): what it has
+acknowledged but not yet delivered dies with the controller's process.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class EmbeddedAuth:
     db_url: str = field(repr=False)
     controller_user: str
     controller_password_hash: str = field(repr=False)
+    controller_client_id: str
     topic_prefix: str
     allow_anonymous: bool = False
 
@@ -65,6 +67,7 @@ class EmbeddedBroker:
                     "db_url": self.auth.db_url,
                     "controller_user": self.auth.controller_user,
                     "controller_password_hash": self.auth.controller_password_hash,
+                    "controller_client_id": self.auth.controller_client_id,
                     "allow_anonymous": self.auth.allow_anonymous,
                 },
                 f"{PLUGINS}.DeviceTopicPlugin": {
@@ -113,6 +116,10 @@ class EmbeddedBroker:
         started.set_result(None)
         loop.run_forever()
         loop.close()
+
+    def sync(self) -> bool:
+        """Nothing to do: the plugins read the logins from the database at each connect."""
+        return True
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut the broker down and join its thread."""

@@ -1,7 +1,10 @@
 """amqtt plugins giving the embedded broker the same logins and ACLs as the Mosquitto files.
 
 Logins: the controller's account, plus every device's active MQTT credential
-from the database (verified against the stored ``$7$`` hash). ACL: a device
+from the database (verified against the stored ``$7$`` hash). Client ids are
+bound to logins, as Mosquitto's ``use_username_as_clientid`` binds them: a
+device connects only as itself, and no client but the controller's may use
+the controller's id (taking over its session would stop ingest). ACL: a device
 publishes only under its own ``devices/{id}/`` and subscribes to / receives
 only its own ``cmd``; the controller reads every device topic and publishes
 only ``cmd``. Anonymous clients are let in only when configured (loopback
@@ -58,6 +61,7 @@ class RegistryAuthPlugin(BaseAuthPlugin):
         db_url: str = ""
         controller_user: str = "controller"
         controller_password_hash: str = ""
+        controller_client_id: str = "edgefleet-controller"
         allow_anonymous: bool = False
 
     def __init__(self, context: Any) -> None:
@@ -68,22 +72,32 @@ class RegistryAuthPlugin(BaseAuthPlugin):
         return self.context.config
 
     async def authenticate(self, *, session: Any) -> bool | None:
-        """True for a known login with the right password (or anonymous, if allowed)."""
+        """True for a known login with the right password and its own client id."""
         config = self._config()
         username, password = session.username, session.password or ""
-        if username is None:
-            return config.allow_anonymous
+        client_id = session.client_id or ""
         if username == config.controller_user:
             return verify_password(password, config.controller_password_hash)
+        if username is None:
+            return config.allow_anonymous and not self._reserved(client_id)
+        if client_id != username:
+            return False
         return any(verify_password(password, h) for h in self._device_hashes(username))
 
-    def _device_hashes(self, username: str) -> list[str]:
+    def _reserved(self, client_id: str) -> bool:
+        """Client ids an anonymous client may not take: the controller's and any device's."""
+        own = self._config().controller_client_id
+        if client_id == own or client_id.startswith(f"{own}-"):
+            return True
+        return bool(self._device_hashes(client_id, active_only=False))
+
+    def _device_hashes(self, username: str, *, active_only: bool = True) -> list[str]:
         if self._engine is None:
             self._engine = create_db_engine(self._config().db_url)
         table = MqttCredential.__table__  # type: ignore[attr-defined]
-        query = select(table.c.password_hash).where(
-            table.c.username == username, table.c.revoked_at.is_(None)
-        )
+        query = select(table.c.password_hash).where(table.c.username == username)
+        if active_only:
+            query = query.where(table.c.revoked_at.is_(None))
         with self._engine.connect() as conn:
             return list(conn.execute(query).scalars())
 

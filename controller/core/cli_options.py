@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML settings file (env EDGEFLEET_CONTROLLER_* wins)"),
+    typer.Option(
+        "--config", "-c", help="YAML settings file (env EDGEFLEET_CONTROLLER_* wins over it)"
+    ),
 ]
 
 
@@ -23,11 +25,13 @@ def load_cli_settings(config: Path | None, **overrides: Any) -> ControllerSettin
     from pydantic import ValidationError
 
     from controller.core.config import load_settings
+    from shared.settings import describe
 
     try:
         return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
-    except (ValidationError, FileNotFoundError) as exc:
-        typer.echo(f"invalid controller settings: {exc}", err=True)
+    except (ValueError, FileNotFoundError) as exc:
+        reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
+        typer.echo(f"invalid controller settings: {reason}", err=True)
         raise typer.Exit(2) from None
 
 

@@ -2,8 +2,8 @@
 
 Nothing is read at import time; :func:`load_settings` builds the object the
 composition root (``edgefleet controller run``, ``create_app``) passes down.
-Precedence, highest first: explicit keyword arguments, environment, YAML file,
-defaults.
+Precedence, highest first, as for the agent (``shared.settings``): keyword
+arguments, the environment, the YAML file, defaults.
 """
 
 from __future__ import annotations
@@ -13,19 +13,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
+from shared.messages import MAX_PAYLOAD_BYTES
+from shared.settings import (
+    LayeredSettings,
+    check_broker_url,
+    read_settings_file,
+    refuse_placeholders,
+)
 from shared.topics import DEFAULT_PREFIX, TopicError, Topics
 
 ENV_PREFIX = "EDGEFLEET_CONTROLLER_"
-PLACEHOLDER_SECRETS = frozenset(
-    {"", "changeme", "change-me", "change_me", "secret", "password", "admin", "test", "xxx"}
-)
 SECRET_FIELDS = ("mqtt_password", "bootstrap_admin_token")
 
 
@@ -35,7 +34,7 @@ def default_data_dir() -> Path:
     return Path(base) / "edgefleet" / "controller"
 
 
-class ControllerSettings(BaseSettings):
+class ControllerSettings(LayeredSettings):
     """Everything the controller process can be configured with."""
 
     model_config = SettingsConfigDict(
@@ -57,18 +56,34 @@ class ControllerSettings(BaseSettings):
     broker_url: str | None = Field(
         None,
         description="mqtt://host:port of an external broker (Mosquitto); "
-        "unset: the controller starts an embedded broker",
+        "unset: the controller starts a local broker (see local_broker)",
+    )
+    local_broker: Literal["auto", "mosquitto", "embedded"] = Field(
+        "auto",
+        description="the broker started when broker_url is unset: mosquitto (a supervised "
+        "child with persistence in data_dir, nothing acknowledged is lost if the controller "
+        "dies), embedded (amqtt in-process: queued messages die with the controller), or "
+        "auto (mosquitto when installed, else embedded with a warning)",
+    )
+    mosquitto_binary: str = Field(
+        "mosquitto", description="the Mosquitto executable (a name on PATH or in /usr/sbin)"
     )
     embedded_broker_host: str = Field(
-        "127.0.0.1", description="address the embedded broker listens on"
+        "127.0.0.1", description="address the local broker's device listener binds to"
     )
     embedded_broker_port: int = Field(
-        1883, ge=0, le=65535, description="TCP port of the embedded broker (0: any free port)"
+        1883, ge=0, le=65535, description="TCP port of the local broker's device listener (0: any)"
     )
-    embedded_broker_allow_anonymous: bool | None = Field(
-        None,
-        description="let clients without a login use the embedded broker, unrestricted; "
-        "unset: only when it listens on loopback (devices otherwise need enrollment)",
+    embedded_broker_allow_anonymous: bool = Field(
+        False,
+        description="let clients without a login use the embedded (amqtt) broker, unrestricted "
+        "(local experiments only: any local process could then control the fleet)",
+    )
+    mqtt_max_packet_bytes: int = Field(
+        MAX_PAYLOAD_BYTES + 8192,
+        ge=4096,
+        description="largest MQTT packet a broker the controller configures accepts "
+        "(Mosquitto's max_packet_size; the embedded broker has no such limit)",
     )
     topic_prefix: str = Field(DEFAULT_PREFIX, description="MQTT topic prefix of this fleet")
     mqtt_username: str = Field("controller", description="the controller's MQTT account")
@@ -92,7 +107,7 @@ class ControllerSettings(BaseSettings):
     mqtt_protocol: Literal["5", "3.1.1"] | None = Field(
         None,
         description="MQTT version of the controller's client; unset: 3.1.1 with the embedded "
-        "broker (amqtt speaks only 3.1.1), 5 with an external broker",
+        "broker (amqtt speaks only 3.1.1), else 5",
     )
     mqtt_keepalive_s: int = Field(30, ge=5, description="MQTT keepalive interval")
     ingest_batch_size: int = Field(
@@ -110,8 +125,26 @@ class ControllerSettings(BaseSettings):
         description="how long (device_id, seq) entries are kept for deduplication; keep it "
         "above mqtt_session_expiry_s",
     )
+    ingest_silence_s: float = Field(
+        120.0,
+        gt=0,
+        description="/healthz degrades when devices are online but ingest has received nothing "
+        "for this long (keep it above the agents' heartbeat interval)",
+    )
+    ingest_max_future_skew_s: float = Field(
+        3600.0,
+        gt=0,
+        description="a message whose sent_at is further ahead of the controller's clock is a "
+        "dead letter (clock_skew): it would pin the device's timestamps",
+    )
     dead_letter_payload_bytes: int = Field(
-        65_536, ge=0, description="how much of a rejected payload is kept in the dead-letter table"
+        4096, ge=0, description="how much of a rejected payload is kept in the dead-letter table"
+    )
+    dead_letter_max_rows: int = Field(
+        10_000, ge=1, description="dead letters kept; the oldest go first (counters stay exact)"
+    )
+    dead_letter_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="payload bytes kept in dead letters, at most"
     )
     mosquitto_listener_port: int = Field(
         1883, ge=1, le=65535, description="port in the generated mosquitto.conf"
@@ -119,12 +152,27 @@ class ControllerSettings(BaseSettings):
     mosquitto_listener_bind: str = Field(
         "", description="bind address in the generated mosquitto.conf (empty: all)"
     )
+    mosquitto_controller_port: int = Field(
+        1884,
+        ge=1,
+        le=65535,
+        description="port of the controller-only loopback listener in the generated "
+        "mosquitto.conf (the controller's login works only there)",
+    )
     mosquitto_pid_file: Path | None = Field(
         None,
         description="Mosquitto's pid file; when set, it is sent SIGHUP after credentials change",
     )
     enrollment_token_ttl_s: int = Field(
         24 * 3600, ge=60, description="how long a one-time enrollment token stays valid"
+    )
+    http_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="largest request body of any API route but the upload (413)"
+    )
+    http_max_upload_bytes: int = Field(
+        32 * 1024**3,
+        ge=1024,
+        description="largest GGUF file POST /api/v1/models/upload takes (413)",
     )
     api_host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     api_port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP API")
@@ -167,6 +215,12 @@ class ControllerSettings(BaseSettings):
         description="registry model whose judged answers count as q = 1 in profiling "
         "benchmarks (the strongest model the fleet has); needs judge_model_id",
     )
+    profiling_suite_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$",
+        description="suite profiling benches run (uploaded or built in, pinned by sha256 when "
+        "sent); unset: the built-in nine-category set",
+    )
     profiling_questions: int = Field(
         27, ge=1, description="questions per profiled (model, class) pair (3 per category)"
     )
@@ -185,21 +239,6 @@ class ControllerSettings(BaseSettings):
     )
     database_echo: bool = Field(False, description="log every SQL statement (debugging)")
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keywords, then environment, then the YAML file (when one is configured)."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if settings_cls.model_config.get("yaml_file"):
-            sources.append(YamlConfigSettingsSource(settings_cls))
-        return tuple(sources)
-
     @field_validator("topic_prefix")
     @classmethod
     def _valid_prefix(cls, value: str) -> str:
@@ -212,9 +251,7 @@ class ControllerSettings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _valid_broker_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("mqtt://", "mqtts://", "tcp://")):
-            raise ValueError("broker_url must look like mqtt://host:port or mqtts://host:port")
-        return value
+        return None if value is None else check_broker_url(value)
 
     @model_validator(mode="after")
     def _reference_needs_judge(self) -> ControllerSettings:
@@ -226,14 +263,7 @@ class ControllerSettings(BaseSettings):
     def _no_placeholder_secrets(self) -> ControllerSettings:
         if self.dev_mode:
             return self
-        for name in SECRET_FIELDS:
-            secret: SecretStr | None = getattr(self, name)
-            if secret is not None and secret.get_secret_value().strip().lower() in (
-                PLACEHOLDER_SECRETS
-            ):
-                raise ValueError(
-                    f"{name} is empty or a placeholder; set a real secret or enable dev_mode"
-                )
+        refuse_placeholders(self, SECRET_FIELDS)
         if self.broker_url is not None and self.mqtt_password is None:
             raise ValueError(
                 "mqtt_password is required with an external broker_url (or enable dev_mode)"
@@ -245,17 +275,15 @@ class ControllerSettings(BaseSettings):
         """The database URL in effect (the SQLite file in data_dir by default)."""
         return self.database_url or f"sqlite:///{self.data_dir / 'controller.db'}"
 
-    @property
-    def effective_mqtt_protocol(self) -> str:
-        """The MQTT version in effect ("5" or "3.1.1")."""
-        if self.mqtt_protocol is not None:
-            return self.mqtt_protocol
-        return "5" if self.broker_url else "3.1.1"
-
     def model_file_url(self, model_id: str) -> str:
         """The registry's download URL of a model as agents reach it (sent in assign commands)."""
         base = self.public_url or f"http://{self.api_host}:{self.api_port}"
         return f"{base.rstrip('/')}/api/v1/models/{model_id}/file"
+
+    def suite_file_url(self, suite_id: str) -> str:
+        """Where agents fetch an uploaded suite (sent in bench commands that name it)."""
+        base = self.public_url or f"http://{self.api_host}:{self.api_port}"
+        return f"{base.rstrip('/')}/api/v1/suites/{suite_id}/file"
 
     @property
     def topics(self) -> Topics:
@@ -276,21 +304,10 @@ class ControllerSettings(BaseSettings):
 def load_settings(
     config_file: str | os.PathLike[str] | None = None, **overrides: Any
 ) -> ControllerSettings:
-    """Build settings from an optional YAML file, the environment and explicit overrides."""
+    """The YAML file (if any) under the environment under ``overrides``."""
     if config_file is None:
         return ControllerSettings(**overrides)
     path = Path(config_file)
     if not path.is_file():
         raise FileNotFoundError(f"controller config file {path} does not exist")
-    from_yaml = type(
-        "ControllerSettings",
-        (ControllerSettings,),
-        {
-            "model_config": SettingsConfigDict(
-                **{**ControllerSettings.model_config, "yaml_file": path}
-            ),
-            "__module__": __name__,
-        },
-    )
-    settings: ControllerSettings = from_yaml(**overrides)
-    return settings
+    return ControllerSettings.layered(read_settings_file(path), **overrides)

@@ -56,11 +56,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def token_matches(token: str, stored_hash: str) -> bool:
-    """Constant-time check of a presented token against a stored hash."""
-    return hmac.compare_digest(hash_token(token), stored_hash)
-
-
 def token_prefix(token: str) -> str:
     """A short, non-secret label for a token (its first characters), for listings."""
     return token[: len(TOKEN_PREFIX) + 4]

@@ -1,4 +1,10 @@
-"""``edgefleet controller tokens ...``: API tokens from the command line (no server needed)."""
+"""``edgefleet controller tokens create``: an API token written straight into the database.
+
+The one direct-database token command, kept because the API cannot help before you hold a
+token: the first admin token on a controller started without the bootstrap one, or after
+every admin token was lost. Everything else about tokens goes through the API
+(``edgefleet tokens list|create|revoke``, admin role).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,11 @@ import typer
 from controller.core.cli_options import ConfigOption, open_cli_engine
 from controller.models import Role
 
-tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+tokens_app = typer.Typer(
+    help="Bootstrap an API token directly in the controller's database (on the controller "
+    "host, with its config). With a token, use `edgefleet tokens ...` over the API instead.",
+    no_args_is_help=True,
+)
 
 
 @tokens_app.command("create")
@@ -18,7 +28,7 @@ def create(
     role: Annotated[Role, typer.Option(help="viewer, operator or admin")] = Role.VIEWER,
     config: ConfigOption = None,
 ) -> None:
-    """Create a token and print it once (only its hash is stored)."""
+    """Create a token in the database and print it once (only its hash is stored)."""
     from sqlmodel import Session
 
     from controller.core.security import create_api_token
@@ -29,43 +39,3 @@ def create(
     engine.dispose()
     typer.echo(f"token {row.id} ({row.role}) for {name}; shown only now:")
     typer.echo(secret)
-
-
-@tokens_app.command("list")
-def list_tokens(config: ConfigOption = None) -> None:
-    """Every token: id, role, name, prefix, revoked or not (never the secret)."""
-    from sqlmodel import Session, col, select
-
-    from controller.models import ApiToken
-
-    _, engine = open_cli_engine(config)
-    with Session(engine) as session:
-        rows = session.exec(select(ApiToken).order_by(col(ApiToken.id))).all()
-    engine.dispose()
-    for row in rows:
-        state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
-        typer.echo(f"{row.id}\t{row.role}\t{row.name}\t{row.prefix}…\t{state}")
-
-
-@tokens_app.command("revoke")
-def revoke(
-    token_id: Annotated[int, typer.Argument(help="token id (see list)")],
-    config: ConfigOption = None,
-) -> None:
-    """Revoke a token (running controllers stop accepting it within seconds)."""
-    from sqlmodel import Session
-
-    from controller.models import ApiToken, utcnow
-
-    _, engine = open_cli_engine(config)
-    with Session(engine) as session:
-        row = session.get(ApiToken, token_id)
-        if row is None:
-            typer.echo(f"error: token {token_id} not found", err=True)
-            raise typer.Exit(1)
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
-            session.add(row)
-            session.commit()
-    engine.dispose()
-    typer.echo(f"revoked token {token_id}")

@@ -33,6 +33,9 @@ AGENT_DEFAULTS: dict[str, Any] = {
 }
 """Agent settings for a local fleet: short timers, so the demo does not wait on them."""
 
+API_TIMEOUT_S = 60.0
+"""The longest API call of a fleet: importing a model hashes the whole file."""
+
 
 def poll(
     probe: Callable[[], Any], timeout: float, *, between: Callable[[], None] | None = None
@@ -120,7 +123,9 @@ class LocalFleet:
     def client(self, token: str) -> httpx.Client:
         """An API client (``/api/v1``) that sends ``token``; :meth:`stop` closes it."""
         client = httpx.Client(
-            base_url=self.url + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=60
+            base_url=self.url + "/api/v1",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=API_TIMEOUT_S,
         )
         self._clients.append(client)
         return client

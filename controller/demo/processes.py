@@ -23,6 +23,10 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
+STOP_TIMEOUT_S = 30.0
+"""How long a child may take to stop on SIGTERM (an agent finishes its command and
+flushes its outbox) before it is killed."""
+KILL_WAIT_S = 10.0
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -43,13 +47,6 @@ class Child:
     def running(self) -> bool:
         """Whether the process has not exited yet."""
         return self.process.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        """The end of the process's output, for error messages."""
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
 
 
 class ProcessGroup:
@@ -77,7 +74,7 @@ class ProcessGroup:
         self.children.append(child)
         return child
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Stop every child, newest first, each before the next (agents before their broker)."""
         while self.children:
             self._stop_one(self.children.pop(), timeout)
@@ -92,7 +89,7 @@ class ProcessGroup:
         except subprocess.TimeoutExpired:
             logger.warning("%s did not stop in %.0f s: killed", child.name, timeout)
             _signal_group(child, signal.SIGKILL)
-            child.process.wait(timeout=10)
+            child.process.wait(timeout=KILL_WAIT_S)
         _signal_group(child, signal.SIGKILL)  # helpers it started (a benchmark's worker)
 
 

@@ -16,6 +16,8 @@ class DemoReport:
     """Device id -> its class, the class's budgets, status and the model it serves."""
     benches: list[dict[str, Any]] = field(default_factory=list)
     """One entry per bench command: device, models, judge, reference, status, reason."""
+    accuracy: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Device id -> model id -> a verifiable suite's accuracy: k, n, acc, Wilson low/high."""
     scores: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """``GET /scores`` per class: the PeRFICS leaderboard rows, best first."""
     weights: dict[str, float] = field(default_factory=dict)

@@ -2,9 +2,10 @@
 
 Import the two demo models, enroll two devices of different classes, have
 each benchmark the models that fit it (the bigger class with a judge and a
-reference model, so quality is a fraction of the reference's), read the
-PeRFICS leaderboard, apply a plan, wait for its rollout, and ask every device
-a question, with self-refinement on or off as its plan chose.
+reference model, so quality is a fraction of the reference's) on judged
+questions and on a verifiable multiple-choice suite, read the PeRFICS
+leaderboard, apply a plan, wait for its rollout, and ask every device a
+question, with self-refinement on or off as its plan chose.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 
 from controller.demo.local_fleet import LocalFleet
 from controller.demo.report import DemoReport
+from shared.quality import wilson
 
 JUDGE = REFERENCE = "gemma3-270m-q4_k_m"
 """Gemma-3-270M, the fleet's biggest model, grades (by digit probabilities: it is a base
@@ -30,9 +32,23 @@ DEVICES = {"pizero-01": "pizero2w-512mb", "pi4-01": "pi4-4gb"}
 BENCH_CATEGORIES = ["knowledge"]
 """Short factual questions with exact answers: quick to generate, to judge and to check."""
 DEFAULT_QUESTION = "Give three simple ways to keep drinking water safe at home."
+CHOICE_SUITE = "everyday-choice"
+"""Built-in multiple choice, scored by log-likelihood: no judge needed, and prefill only."""
+CHOICE_CHANCE = 0.25
+"""Four choices per item: what guessing scores."""
 FINAL_ACKS = {"ok", "error"}
 NOISY_BELOW = 10
 """Fewer judged questions than this per option: quality is noise-level, say so."""
+
+
+def engine_label(engine: dict[str, Any] | None) -> str:
+    """The device's engine check in a few words: the CPU variant loaded, or how it died."""
+    if not engine:
+        return "not checked"
+    if not engine.get("ok"):
+        return f"broken: {engine.get('crash') or engine.get('reason') or 'see the agent log'}"
+    backend = str(engine.get("cpu_backend") or "")
+    return backend.removeprefix("libggml-cpu-").removesuffix(".so") or "ok"
 
 
 class DemoError(RuntimeError):
@@ -45,9 +61,13 @@ class DemoOptions:
 
     question: str = DEFAULT_QUESTION
     max_questions: int = 2
+    choice_items: int = 108
     max_tokens: int = 96
+    controller_start_s: float = 90.0
+    devices_online_s: float = 120.0
     bench_timeout_s: float = 900.0
     rollout_timeout_s: float = 300.0
+    chat_timeout_s: float = 300.0
 
 
 StepDone = Callable[[str, float], None]
@@ -91,7 +111,9 @@ class FleetDemo:
         return self.report
 
     def _controller(self) -> None:
-        self.fleet.wait(self.fleet.healthy, 90, "the controller's /healthz")
+        self.fleet.wait(
+            self.fleet.healthy, self.options.controller_start_s, "the controller's /healthz"
+        )
         created = self.fleet.api.post("/tokens", json={"name": "demo-operator", "role": "operator"})
         _expect(created, 201, "creating the operator token")
         self.operator_token = created.json()["token"]
@@ -111,11 +133,17 @@ class FleetDemo:
             self.fleet.start_agent(device_id, device_class, password)
             budgets = _budgets(classes[device_class])
             self.report.devices[device_id] = {"device_class": device_class, **budgets}
-        self.fleet.wait(lambda: self.fleet.online(set(DEVICES)), 120, "both devices online")
+        self.fleet.wait(
+            lambda: self.fleet.online(set(DEVICES)),
+            self.options.devices_online_s,
+            "both devices online",
+        )
+        self._record_devices()  # each device's engine check, before it is asked to work
 
     def _bench(self) -> None:
-        sent = {device_id: self._send_bench(device_id, cls) for device_id, cls in DEVICES.items()}
-        for bench in sent.values():
+        sent = [self._send_bench(device_id, cls) for device_id, cls in DEVICES.items()]
+        sent += [self._send_choice_bench(device_id, cls) for device_id, cls in DEVICES.items()]
+        for bench in sent:
             command_id = str(bench["command_id"])
             final = self.fleet.wait(
                 partial(_final, self.api, command_id),
@@ -123,9 +151,38 @@ class FleetDemo:
                 f"the bench on {bench['device_id']}",
             )
             bench.update(status=final["status"], reason=final["reason"])
-        self.report.benches = list(sent.values())
+        self.report.benches = sent
         if all(b["status"] != "ok" for b in self.report.benches):
             raise DemoError("every benchmark failed (see the reasons above)")
+        self._record_accuracy()
+
+    def _send_choice_bench(self, device_id: str, device_class: str) -> dict[str, Any]:
+        command: dict[str, Any] = {
+            "type": "bench",
+            "model_ids": [m for m in self.models if self.fits[m].get(device_class)],
+            "suite_id": CHOICE_SUITE,
+            "max_questions": self.options.choice_items,
+            "refine": False,  # choices are scored, not generated: nothing to refine
+        }
+        if self.fits[REFERENCE].get(device_class):
+            command.update(judge_model_id=JUDGE, reference_model_id=REFERENCE)
+        command_id = self.fleet.send(device_id, command, self.api)
+        return {"device_id": device_id, "command_id": command_id, **command}
+
+    def _record_accuracy(self) -> None:
+        """Choice accuracy per device and model, with a Wilson interval, from per-category rows."""
+        rows = self.api.get("/bench/results", params={"refined": "false", "limit": 500}).json()
+        counts: dict[tuple[str, str], list[int]] = {}
+        for row in rows["items"]:
+            if row["type"] == "choice" and row["exact_accuracy"] is not None:
+                k_n = counts.setdefault((row["device_id"], row["model_id"]), [0, 0])
+                k_n[0] += round(row["exact_accuracy"] * row["n"])
+                k_n[1] += row["n"]
+        for (device_id, model_id), (k, n) in sorted(counts.items()):
+            low, high = wilson(k, n, 0.95)
+            self.report.accuracy.setdefault(device_id, {})[model_id] = {
+                "suite": CHOICE_SUITE, "k": k, "n": n, "acc": k / n, "low": low, "high": high
+            }  # fmt: skip
 
     def _send_bench(self, device_id: str, device_class: str) -> dict[str, Any]:
         fitting = [m for m in self.models if self.fits[m].get(device_class)]
@@ -175,6 +232,7 @@ class FleetDemo:
                     model_id=device["model_id"],
                     refine=bool(device.get("refine")),
                     arch=device["arch"],
+                    engine=engine_label(device.get("engine")),
                 )
 
     def _ask(self) -> None:
@@ -192,7 +250,7 @@ class FleetDemo:
             "refine": self.report.devices[device_id]["refine"],  # as the plan chose
         }
         started = time.monotonic()
-        reply = self.fleet.chat(device_id, body, timeout=300)
+        reply = self.fleet.chat(device_id, body, timeout=self.options.chat_timeout_s)
         return {
             "question": self.options.question,
             "model": reply["model"],
@@ -241,10 +299,38 @@ def caveats(report: DemoReport) -> list[str]:
     elif min(row["n_questions"] for row in rows) < NOISY_BELOW:
         fewest = min(row["n_questions"] for row in rows)
         notes.append(
-            f"quality rests on {fewest} judged question(s) graded by a 270M base model, a weak "
-            "judge: read B and I as noisy signals, not as a verdict on the models"
+            f"B and I rest on as few as {fewest} scored item(s), the judged ones graded by a 270M "
+            "base model, a weak judge: read them as noisy signals, not as a verdict on the models"
         )
+    notes.extend(_accuracy_notes(report))
     state = report.plan.get("state")
     if state not in (None, "done"):
         notes.append(f"the plan's rollout ended {state}: {report.plan.get('reasons')}")
+    return notes
+
+
+def _accuracy_notes(report: DemoReport) -> list[str]:
+    """What the verifiable suite's accuracies can and cannot tell."""
+    results = [(d, m, a) for d, models in report.accuracy.items() for m, a in models.items()]
+    notes = [
+        f"{m} on {d}: {100 * a['acc']:.0f}% of {a['n']} choice items "
+        f"[{100 * a['low']:.0f}, {100 * a['high']:.0f}]%, "
+        + ("above" if a["low"] > CHOICE_CHANCE else "not distinguishable from")
+        + f" guessing ({100 * CHOICE_CHANCE:.0f}%)"
+        for d, m, a in results
+    ]
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for _, model_id, acc in results:
+        by_model.setdefault(model_id, []).append(acc)
+    best = {m: max(accs, key=lambda a: a["n"]) for m, accs in by_model.items()}
+    if len(best) == 2:
+        (m1, a1), (m2, a2) = best.items()
+        overlap = a1["low"] <= a2["high"] and a2["low"] <= a1["high"]
+        verdict = "do not separate the two models" if overlap else "separate the two models"
+        notes.append(f"the choice intervals of {m1} and {m2} {verdict} on this suite")
+    if results:
+        notes.append(
+            "what these numbers cannot tell: how well a model answers your own questions "
+            "(upload a suite of them), or anything finer than their intervals"
+        )
     return notes

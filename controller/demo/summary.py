@@ -21,6 +21,18 @@ def render(console: Console, report: DemoReport) -> None:
         console.print(_devices(report))
     if report.benches:
         console.print(_benches(report))
+    if report.accuracy:
+        console.print(_accuracy(report))
+    _render_plan(console, report)
+    _render_answers(console, report)
+    if report.timings_s:
+        steps = "; ".join(f"{name} {seconds:.0f} s" for name, seconds in report.timings_s.items())
+        console.print(f"[bold]took {report.total_s:.0f} s:[/bold] {steps}", soft_wrap=True)
+    for note in report.caveats:
+        console.print(f"[yellow]caveat:[/yellow] {note}", soft_wrap=True)
+
+
+def _render_plan(console: Console, report: DemoReport) -> None:
     for device_class, rows in sorted(report.scores.items()):
         console.print(_leaderboard(device_class, rows))
     if report.scores:
@@ -28,6 +40,9 @@ def render(console: Console, report: DemoReport) -> None:
         console.print(f"[dim]flags: {FLAGS_LEGEND}\nPeRFICS weights: {weights}[/dim]")
     if report.plan:
         console.print(_plan(report.plan))
+
+
+def _render_answers(console: Console, report: DemoReport) -> None:
     if report.answers:
         question = next(iter(report.answers.values()))["question"]
         console.print(
@@ -35,11 +50,6 @@ def render(console: Console, report: DemoReport) -> None:
         )
     for device_id, answer in report.answers.items():
         console.print(_answer(device_id, answer))
-    if report.timings_s:
-        steps = "; ".join(f"{name} {seconds:.0f} s" for name, seconds in report.timings_s.items())
-        console.print(f"[bold]took {report.total_s:.0f} s:[/bold] {steps}", soft_wrap=True)
-    for note in report.caveats:
-        console.print(f"[yellow]caveat:[/yellow] {note}", soft_wrap=True)
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -58,6 +68,7 @@ def _devices(report: DemoReport) -> Table:
         "latency",
         "n_ctx, KV",
         "threads",
+        "engine",
         "serving",
     )
     for device_id, d in report.devices.items():
@@ -68,27 +79,46 @@ def _devices(report: DemoReport) -> Table:
             f"{d['latency_budget_s']:.0f} s",
             f"{d['n_ctx']}, {d['kv_cache_type']}",
             str(d["threads"]),
+            d.get("engine", "-"),
             f"{d.get('model_id') or '-'} ({d.get('status', '?')})",
         )
     return table
 
 
 def _benches(report: DemoReport) -> Table:
-    first = report.benches[0]
-    questions = f"{first['max_questions']} {'/'.join(first['categories'])} question(s)"
-    table = _table(
-        f"Benchmarks ({questions} per model, refinement on)",
-        "device",
-        "models",
-        "judge / reference",
-        "result",
-    )
+    table = _table("Benchmarks", "device", "suite", "models", "judge / reference", "result")
     for b in report.benches:
         graders = "none: they do not fit its memory"
         if b.get("judge_model_id"):
             graders = f"{b['judge_model_id']} / {b.get('reference_model_id') or '-'}"
         result = b.get("status", "?") + (f": {b['reason']}" if b.get("reason") else "")
-        table.add_row(b["device_id"], "\n".join(b["model_ids"]), graders, result)
+        table.add_row(b["device_id"], _suite(b), "\n".join(b["model_ids"]), graders, result)
+    return table
+
+
+def _suite(bench: dict[str, Any]) -> str:
+    if bench.get("suite_id"):
+        return (
+            f"{bench['suite_id']}, up to {bench['max_questions']} items, scored by log-likelihood"
+        )
+    categories = "/".join(bench.get("categories") or ["all"])
+    refined = ", refined too" if bench.get("refine") else ""
+    return f"{bench['max_questions']} judged {categories} question(s){refined}"
+
+
+def _accuracy(report: DemoReport) -> Table:
+    table = _table(
+        "Verifiable quality: multiple choice, right or wrong without a judge (95% interval)",
+        "device",
+        "model",
+        "suite",
+        "accuracy",
+        "n",
+    )
+    for device_id, models in report.accuracy.items():
+        for model_id, a in models.items():
+            interval = f"{100 * a['acc']:.0f}% [{100 * a['low']:.0f}, {100 * a['high']:.0f}]"
+            table.add_row(device_id, model_id, a["suite"], interval, str(a["n"]))
     return table
 
 

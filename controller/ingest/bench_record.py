@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.models import BenchmarkQuestion, BenchmarkRun
-from controller.planner.types import BenchRun
+from controller.planner.types import BenchRun, suite_label
 from shared.messages import AnswerLatency, BenchBody, Envelope, QuestionResult
 
 LATENCY_MODES = ("zero_shot", "refined")
@@ -44,7 +44,10 @@ def run_row(envelope: Envelope[BenchBody], received_at: datetime) -> dict[str, A
         "seq": envelope.seq,
         "model_ref": body.model.model_dump(mode="json"),
         "judge_model_id": body.judge.model_id if body.judge else None,
+        "judge_sha256": body.judge.sha256 if body.judge else None,
         "reference_model_id": body.reference.model_id if body.reference else None,
+        "suite_name": body.suite.name if body.suite else None,
+        "suite_sha256": body.suite.sha256 if body.suite else None,
         "sent_at": envelope.sent_at,
         "received_at": received_at,
     }
@@ -121,4 +124,7 @@ def bench_run(run: BenchmarkRun, questions: Iterable[BenchmarkQuestion]) -> Benc
         refined=_latency(run, "refined"),
         questions=tuple(map(question_result, questions)),
         contended=run.contended,
+        suite=suite_label(run.suite_name, run.suite_sha256)
+        if run.suite_name and run.suite_sha256
+        else None,
     )

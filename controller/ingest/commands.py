@@ -31,6 +31,26 @@ class Publisher(Protocol):
         ...
 
 
+class CommandSender(Protocol):
+    """Records and delivers one command to one device (:class:`CommandPublisher` in production)."""
+
+    def send(
+        self,
+        *,
+        device_id: str,
+        command: AnyCommand,
+        created_by: str | None = None,
+        plan_id: int | None = None,
+        fence: Callable[[Session], None] | None = None,
+    ) -> Command:
+        """Record (``fence`` first, if given) and publish; LookupError for an unknown device."""
+        ...
+
+    def publish(self, row: Command) -> Command:
+        """Publish a command already recorded (its sender died before publishing it)."""
+        ...
+
+
 class CommandPublisher:
     """Records and publishes commands (the API and the planner call this)."""
 

@@ -11,23 +11,29 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from controller.models import utcnow
+from shared.doctor import LoginOutcome, connack_outcome
+from shared.settings import BrokerAddress
 
 logger = logging.getLogger(__name__)
 
 RECEIVE_MAXIMUM = 65535
 """Unacknowledged QoS 1 messages the broker may have in flight to us (MQTT 5)."""
+SESSION_TAKEN_OVER = 142
+"""MQTT 5 DISCONNECT reason: another client connected with our client id."""
 
 
 @dataclass(frozen=True)
@@ -46,19 +52,13 @@ class MqttOptions:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> MqttOptions:
-        """Options from ``mqtt://[user:pass@]host:port`` (``mqtts://`` for TLS)."""
-        parts = urlsplit(url)
-        tls = parts.scheme == "mqtts"
-        extra: dict[str, object] = {}
-        if parts.username:
-            extra["username"] = unquote(parts.username)
-        if parts.password:
-            extra["password"] = unquote(parts.password)
+        """Options from ``mqtt://host:port`` (``mqtts://`` for TLS; login in ``kwargs``)."""
+        address = BrokerAddress.from_url(url)
         return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or (8883 if tls else 1883),
-            tls=tls,
-            **{**extra, **kwargs},  # type: ignore[arg-type]
+            host=address.host,
+            port=address.port,
+            tls=address.tls,
+            **kwargs,  # type: ignore[arg-type]
         )
 
 
@@ -91,6 +91,14 @@ class MqttConnection:
         self.connected = threading.Event()
         self.callback_errors = 0
         self.generation = 0
+        self.takeovers = 0
+        self.last_takeover: float | None = None
+        """``time.monotonic()`` of the last session takeover the broker told us about."""
+        self.connection_losses: deque[float] = deque(maxlen=100)
+        """When the broker dropped us (not our own disconnect): a client using our id,
+        with a broker that does not say so (Mosquitto 2.0 with MQTT 5), shows as a burst."""
+        self.disconnected_since: float | None = time.monotonic()
+        self._stopping = False
         v5 = options.protocol == "5"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -137,6 +145,7 @@ class MqttConnection:
 
     def stop(self) -> None:
         """Disconnect (the broker keeps the session) and stop the network thread."""
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -173,6 +182,7 @@ class MqttConnection:
             elif self.subscriptions:
                 client.subscribe([(t, 1) for t in self.subscriptions])
             self.generation += 1
+            self.disconnected_since = None
             self.connected.set()
             logger.info(
                 "connected to %s:%s (session present: %s)",
@@ -188,6 +198,17 @@ class MqttConnection:
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:
         self.connected.clear()
+        self.disconnected_since = time.monotonic()
+        if not self._stopping:
+            self.connection_losses.append(self.disconnected_since)
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+            self.takeovers += 1
+            self.last_takeover = self.disconnected_since
+            logger.error(
+                "another client took over this session (client id %r): ingest is interrupted",
+                self.options.client_id,
+            )
+            return
         logger.info("disconnected from broker: %s", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
@@ -210,3 +231,34 @@ class MqttConnection:
         except Exception:
             self.callback_errors += 1
             logger.exception("error handing off a message from %r", getattr(message, "topic", "?"))
+
+
+def try_login(options: MqttOptions, *, timeout_s: float) -> LoginOutcome:
+    """Log in once with ``options`` under a throwaway client id and a clean session.
+
+    For ``edgefleet doctor``: the controller's persistent session is left alone.
+    """
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{options.client_id}-doctor",
+        protocol=mqtt.MQTTv311,
+        clean_session=True,
+    )
+    if options.username:
+        client.username_pw_set(options.username, options.password)
+    if options.tls:
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    answers: list[ReasonCode] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(reason)
+    try:
+        client.connect(options.host, options.port, keepalive=options.keepalive_s)
+    except ssl.SSLError as exc:
+        return LoginOutcome(kind="tls", detail=str(exc))
+    except OSError as exc:
+        return LoginOutcome(kind="unreachable", detail=str(exc))
+    deadline = time.monotonic() + timeout_s
+    while not answers and time.monotonic() < deadline:
+        if client.loop(timeout=0.2) != mqtt.MQTT_ERR_SUCCESS:
+            break
+    client.disconnect()
+    return connack_outcome(answers[0] if answers else None, timeout_s)

@@ -60,6 +60,7 @@ def hello_update(envelope: Envelope[HelloBody]) -> dict[str, Any]:
         "ram_total_mb": hardware.ram_total_mb,
         "disk_free_mb": hardware.disk_free_mb,
         "hardware": hardware.model_dump(mode="json"),
+        "engine": body.engine.model_dump(mode="json") if body.engine else None,
         "cached_models": [m.model_dump(mode="json") for m in body.cached_models],
         "chat_api_url": body.chat_api_url,
         "hello_at": envelope.sent_at,

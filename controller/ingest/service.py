@@ -44,6 +44,8 @@ class IngestStats:
     batches: int = 0
     write_retries: int = 0
     last_batch_seconds: float = 0.0
+    last_received: float | None = None
+    """``time.monotonic()`` when the last message arrived (written by the network thread)."""
 
     @property
     def handled(self) -> int:
@@ -58,10 +60,14 @@ class IngestConfig:
     batch_size: int = 1000
     flush_interval_s: float = 0.2
     queue_size: int = 200_000
-    keep_payload_bytes: int = 65536
+    keep_payload_bytes: int = 4096
+    max_future_skew_s: float = 3600.0
     share_group: str | None = None
     ledger_retention_s: float = 30 * 24 * 3600
     prune_every_s: float = 600.0
+    dead_letter_max_rows: int = 10_000
+    dead_letter_max_bytes: int = 64 * 1024 * 1024
+    dead_letter_prune_every_s: float = 1.0
 
 
 class IngestService:
@@ -74,27 +80,28 @@ class IngestService:
         self.topics = topics
         self.stats = IngestStats()
         self.store = IngestStore(
-            engine, topics=topics, keep_payload_bytes=config.keep_payload_bytes
+            engine,
+            topics=topics,
+            keep_payload_bytes=config.keep_payload_bytes,
+            max_future_skew=timedelta(seconds=config.max_future_skew_s),
         )
         self._queue: queue.Queue[Received] = queue.Queue(maxsize=config.queue_size)
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
         self._abandon = False
-        filters = [
-            topics.subscription(kind, share_group=config.share_group)
-            for kind in ("hello", "state", "heartbeat", "metrics", "bench", "ack")
-        ]
-        self.connection = MqttConnection(options, subscriptions=filters, sink=self._enqueue)
-
-    @property
-    def queue_depth(self) -> int:
-        """Messages received but not yet written."""
-        return self._queue.qsize()
+        self._dead_written = False
+        self.started_at = time.monotonic()
+        self.connection = MqttConnection(
+            options,
+            subscriptions=topics.agent_subscriptions(share_group=config.share_group),
+            sink=self._enqueue,
+        )
 
     def start(self) -> IngestService:
         """Start the writer thread, then connect."""
         self._stopping.clear()
         self._abandon = False
+        self.started_at = time.monotonic()
         self._writer = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._writer.start()
         self.connection.start()
@@ -116,6 +123,7 @@ class IngestService:
 
     def _enqueue(self, message: Received) -> None:
         self.stats.received += 1
+        self.stats.last_received = time.monotonic()
         # Back-pressure: a full queue blocks the network thread (the broker then
         # holds further messages). While stopping, give up instead: the message
         # is not acknowledged, so the broker redelivers it to the next session.
@@ -129,13 +137,33 @@ class IngestService:
 
     def _run(self) -> None:
         next_prune = time.monotonic() + self.config.prune_every_s
+        next_dead_prune = 0.0
         while not (self._stopping.is_set() and (self._abandon or self._queue.empty())):
             batch = self._next_batch()
             if batch:
                 self._write_until_stored(batch)
-            if time.monotonic() >= next_prune:
-                next_prune = time.monotonic() + self.config.prune_every_s
+            now = time.monotonic()
+            if self._dead_written and now >= next_dead_prune:
+                next_dead_prune = now + self.config.dead_letter_prune_every_s
+                self._prune_dead_letters()
+            if now >= next_prune:
+                next_prune = now + self.config.prune_every_s
                 self._prune()
+
+    def _prune_dead_letters(self) -> None:
+        """Keep the dead-letter table within its row and byte bounds (counters stay exact)."""
+        self._dead_written = False
+        try:
+            removed = self.store.prune_dead_letters(
+                max_rows=self.config.dead_letter_max_rows,
+                max_bytes=self.config.dead_letter_max_bytes,
+            )
+        except Exception:  # housekeeping; ingest goes on, the next dead letter retries
+            logger.exception("pruning dead letters failed")
+            self._dead_written = True
+            return
+        if removed:
+            logger.info("removed the %d oldest dead letters (retention bound)", removed)
 
     def _prune(self) -> None:
         before = utcnow() - timedelta(seconds=self.config.ledger_retention_s)
@@ -194,5 +222,7 @@ class IngestService:
         self.stats.stored += outcome.stored
         self.stats.duplicates += outcome.duplicates
         self.stats.dead_letters.update(outcome.dead)
+        if outcome.dead:
+            self._dead_written = True
         self.stats.batches += 1
         self.stats.last_batch_seconds = seconds

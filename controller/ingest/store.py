@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, insert, select, tuple_
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, tuple_
 from sqlalchemy.exc import OperationalError
 
 from controller.ingest import bench_record
@@ -46,6 +46,8 @@ SEQ_CONFLICT = "seq_conflict"
 DUPLICATE_RUN = "duplicate_run"
 """A bench result whose (device, run_id, model) is already stored under another seq."""
 STORE_ERROR = "store_error"
+CLOCK_SKEW = "clock_skew"
+"""A ``sent_at`` further in the future than allowed: it would pin the device's timestamps."""
 """The database refused the message's values (e.g. a string longer than its column)."""
 
 
@@ -106,10 +108,18 @@ class _Batch:
 class IngestStore:
     """Validates and writes batches; raises only :class:`OperationalError` (retry later)."""
 
-    def __init__(self, engine: Engine, *, topics: Topics, keep_payload_bytes: int = 65536) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        topics: Topics,
+        keep_payload_bytes: int = 4096,
+        max_future_skew: timedelta = timedelta(hours=1),
+    ) -> None:
         self.engine = engine
         self.topics = topics
         self.keep_payload_bytes = keep_payload_bytes
+        self.max_future_skew = max_future_skew
 
     def write(self, received: list[Received]) -> Outcome:
         """Store a batch; a value the database refuses dead-letters only its own message."""
@@ -138,6 +148,23 @@ class IngestStore:
             result = conn.execute(delete(LEDGER).where(LEDGER.c.received_at < before))
         return int(result.rowcount)
 
+    def prune_dead_letters(self, *, max_rows: int, max_bytes: int) -> int:
+        """Delete the oldest dead letters beyond ``max_rows`` or ``max_bytes`` of kept payload.
+
+        The per-reason counters live in their own table, so they stay exact.
+        """
+        newest_first = select(
+            DEAD.c.id,
+            func.row_number().over(order_by=DEAD.c.id.desc()).label("n"),
+            func.sum(func.length(DEAD.c.payload)).over(order_by=DEAD.c.id.desc()).label("kept"),
+        ).subquery()
+        beyond = select(newest_first.c.id).where(
+            (newest_first.c.n > max_rows) | (newest_first.c.kept > max_bytes)
+        )
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(DEAD).where(DEAD.c.id.in_(beyond)))
+        return int(result.rowcount)
+
     def _write_one(self, received: Received) -> Outcome:
         batch = self._parse([received])
         try:
@@ -158,6 +185,12 @@ class IngestStore:
                 envelope = parse_message(message.topic, message.payload, topics=self.topics)
             except MessageRejected as exc:
                 batch.dead.append(self._dead_row(message, exc.reason.value, exc.detail))
+                continue
+            if envelope.sent_at > message.received_at + self.max_future_skew:
+                detail = (
+                    f"sent_at {envelope.sent_at.isoformat()} is ahead of the controller's clock"
+                )
+                batch.dead.append(self._dead_row(message, CLOCK_SKEW, detail))
                 continue
             batch.items.append(_Item(message, envelope))
         return batch

@@ -96,6 +96,15 @@ def _current_score(
     return None
 
 
+def unplanned(device: Device) -> Decision:
+    """No option for a device: its engine cannot run one (the reason says why), or none fits."""
+    if device.engine_problem is not None:
+        note = f"engine cannot run models: {device.engine_problem}"
+    else:
+        note = "no feasible option"
+    return Decision(device.device_id, device.device_class, None, None, False, note)
+
+
 def choose_for_device(
     device: Device,
     view: ClassView | None,
@@ -106,6 +115,8 @@ def choose_for_device(
     pins: Mapping[str, Pin] | None = None,
 ) -> Decision:
     """The best feasible option for one device, with hysteresis and reasons."""
+    if device.engine_problem is not None:
+        return unplanned(device)
     if view is None:
         return Decision(
             device.device_id,
@@ -170,9 +181,12 @@ def plan_devices(
     """
     device_excl = [e for e in exclusions if e.device_id is not None]
     by_class: dict[str, list[Device]] = defaultdict(list)
-    for device in devices:
-        by_class[device.device_class].append(device)
     out: list[Decision] = []
+    for device in devices:
+        if device.engine_problem is not None:
+            out.append(unplanned(device))
+        else:
+            by_class[device.device_class].append(device)
     for name, members in by_class.items():
         view = views.get(name)
         if view is None:

@@ -42,7 +42,7 @@ def _gb(mb: float) -> str:
 
 
 def _memory_rejection(
-    score: OptionScore, profile: DeviceProfile, settings: PlannerSettings
+    score: OptionScore, spec: ModelSpec, profile: DeviceProfile, settings: PlannerSettings
 ) -> str | None:
     need = memory_need_mb(score, settings)
     if need is None:
@@ -50,8 +50,10 @@ def _memory_rejection(
     if need <= profile.memory_budget_mb:
         return None
     source = "measured" if score.memory_measured else "estimated"
+    sequences = spec.parallel.get(profile.name, 1)
+    counted = f" with KV for {sequences} parallel sequences" if sequences > 1 else ""
     return (
-        f"needs {_gb(need)} ({source} {score.memory_mb:.0f} MB + "
+        f"needs {_gb(need)} ({source} {score.memory_mb:.0f} MB{counted} + "
         f"{settings.memory_margin_frac:.0%} margin), budget {_gb(profile.memory_budget_mb)}"
     )
 
@@ -89,7 +91,7 @@ def _class_rejection(
             else f"file {_gb(spec.file_size_bytes / MB)}, disk budget "
             f"{_gb(profile.disk_budget_mb)}",
         ),
-        ("memory", _memory_rejection(score, profile, settings)),
+        ("memory", _memory_rejection(score, spec, profile, settings)),
         ("latency", _latency_rejection(score, profile, settings)),
     )
     for name, reason in checks:

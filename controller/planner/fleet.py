@@ -23,7 +23,7 @@ from itertools import islice
 import numpy as np
 from scipy.sparse import coo_array, csr_array, vstack
 
-from controller.planner.assign import Decision
+from controller.planner.assign import Decision, unplanned
 from controller.planner.filters import ClassView
 from controller.planner.fleet_columns import (
     ClassBlock,
@@ -215,10 +215,7 @@ def _solve(
 
 
 def _unplanned(devices: list[Device]) -> list[Decision]:
-    return [
-        Decision(d.device_id, d.device_class, None, None, False, "no feasible option")
-        for d in devices
-    ]
+    return [unplanned(d) for d in devices]
 
 
 def _disaggregate(

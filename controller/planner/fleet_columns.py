@@ -87,11 +87,14 @@ def class_blocks(
     lows: Mapping[tuple[Option, str], float],
     categories: Sequence[str],
 ) -> tuple[list[ClassBlock], list[Device]]:
-    """Feasibility per class (devices in id order); devices with no feasible option apart."""
+    """Feasibility per class (devices in id order); apart: unplannable devices.
+
+    Unplannable: an unknown class, an engine that cannot run models, or no feasible option.
+    """
     by_class: dict[str, list[Device]] = {}
     unplannable = []
     for device in sorted(devices, key=lambda d: d.device_id):
-        if device.device_class in views:
+        if device.device_class in views and device.engine_problem is None:
             by_class.setdefault(device.device_class, []).append(device)
         else:
             unplannable.append(device)

@@ -33,11 +33,6 @@ class ClassCalibration:
     p95_over_p50: float
     n_runs: int
 
-    @property
-    def calibrated(self) -> bool:
-        """Whether any measured run informed the rates."""
-        return self.n_runs > 0
-
 
 @dataclass(frozen=True)
 class LatencyEstimate:

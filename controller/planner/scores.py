@@ -25,16 +25,15 @@ from controller.planner.predict import (
     measured_latency,
     predicted_latency,
 )
-from controller.planner.quality import (
+from controller.planner.types import BenchRun, ModelSpec, Option, PlannerSettings
+from shared.perfics import latency_cost, memory_cost, perfics_score
+from shared.profiles import DeviceProfile
+from shared.quality import (
     Interval,
     QualityEstimate,
     baseline_quality,
     improvement_estimate,
 )
-from controller.planner.types import BenchRun, ModelSpec, Option, PlannerSettings
-from shared.messages import QuestionResult
-from shared.perfics import latency_cost, memory_cost, perfics_score
-from shared.profiles import DeviceProfile
 
 MB = 1_000_000
 
@@ -58,6 +57,7 @@ class OptionScore:
     memory_measured: bool
     latency: LatencyEstimate
     quality_pooled: bool
+    suites: tuple[str, ...] = ()
 
     @property
     def predicted(self) -> bool:
@@ -72,12 +72,14 @@ class Quality:
     b: QualityEstimate
     i: QualityEstimate | None
     pooled: bool
+    suites: tuple[str, ...] = ()
 
 
 def model_quality(
-    questions: Sequence[QuestionResult], settings: PlannerSettings, *, pooled: bool
+    runs: Sequence[BenchRun], settings: PlannerSettings, *, pooled: bool
 ) -> Quality | None:
-    """B and I with bootstrap intervals; None when no zero-shot question was judged."""
+    """B and I with bootstrap intervals; None when no zero-shot item was scored."""
+    questions = [q for r in runs for q in r.questions]
     kwargs = {
         "confidence": settings.confidence,
         "resamples": settings.bootstrap_resamples,
@@ -86,7 +88,9 @@ def model_quality(
     b = baseline_quality(questions, **kwargs)  # type: ignore[arg-type]
     if b is None:
         return None
-    return Quality(b=b, i=improvement_estimate(questions, **kwargs), pooled=pooled)  # type: ignore[arg-type]
+    suites = tuple(sorted({r.suite for r in runs if r.suite and r.questions}))
+    i = improvement_estimate(questions, **kwargs)  # type: ignore[arg-type]
+    return Quality(b=b, i=i, pooled=pooled, suites=suites)
 
 
 class _Runs:
@@ -104,19 +108,22 @@ class _Runs:
         self._pooled: dict[str, Quality | None] = {}
 
     def quality(self, model_id: str, device_class: str) -> Quality | None:
-        own = [q for r in self.by_pair.get((model_id, device_class), []) for q in r.questions]
+        own = self.by_pair.get((model_id, device_class), [])
         measured = model_quality(own, self.settings, pooled=False) if own else None
         if measured is not None:
             return measured  # unjudged own questions (no reference) fall through to the pool
         if model_id not in self._pooled:
-            pooled = [q for r in self.by_model.get(model_id, []) for q in r.questions]
+            pooled = self.by_model.get(model_id, [])
             self._pooled[model_id] = model_quality(pooled, self.settings, pooled=True)
         return self._pooled[model_id]
 
 
 def _memory(spec: ModelSpec, runs: list[BenchRun], device_class: str) -> tuple[float | None, bool]:
+    """Measured peak RSS (one sequence) plus the other parallel ones' KV, else the estimate."""
     if runs:
-        return max(r.peak_rss_mb for r in runs), True
+        extra = spec.parallel.get(device_class, 1) - 1
+        kv = spec.kv_mb_per_sequence.get(device_class, 0.0)
+        return max(r.peak_rss_mb for r in runs) + extra * kv, True
     return spec.memory_estimate_mb.get(device_class), False
 
 
@@ -172,6 +179,7 @@ def _option_scores(
                 memory_measured=measured,
                 latency=lat,
                 quality_pooled=quality.pooled,
+                suites=quality.suites,
             )
         )
     return out

@@ -33,7 +33,11 @@ class ModelSpec:
     """Tensor bytes; all of them are read for each decoded token."""
     file_size_bytes: int
     memory_estimate_mb: Mapping[str, float] = field(default_factory=dict)
-    """GGUF-based memory estimate per device class (its n_ctx and KV type)."""
+    """GGUF-based memory estimate per device class (its n_ctx, KV type and parallel sequences)."""
+    parallel: Mapping[str, int] = field(default_factory=dict)
+    """Sequences a device of each class decodes together (absent: one)."""
+    kv_mb_per_sequence: Mapping[str, float] = field(default_factory=dict)
+    """KV cells of one sequence per class: what each sequence beyond a measured one adds."""
     archs: frozenset[str] | None = None
     """CPU architectures the model is allowed on; None: any."""
     extrinsic: float = 0.0
@@ -54,6 +58,8 @@ class Device:
     cached_models: frozenset[str] = frozenset()
     current: Option | None = None
     online: bool = True
+    engine_problem: str | None = None
+    """Why the device's llama.cpp cannot run a model (its agent's engine check), if it cannot."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,13 @@ class BenchRun:
     refined: AnswerLatency | None = None
     questions: tuple[QuestionResult, ...] = ()
     contended: bool = False
+    suite: str | None = None
+    """``name@sha256[:12]`` of the suite the questions came from."""
+
+
+def suite_label(name: str, sha256: str) -> str:
+    """How a suite is named on the leaderboard: its name and the start of its sha256."""
+    return f"{name}@{sha256[:12]}"
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,7 @@ class ProfilingSettings(BaseModel):
     questions_per_pair: int = Field(
         27, ge=1, description="questions per profiled (model, class) pair (3 per category)"
     )
+    suite_id: str | None = Field(None, description="the suite benches run; none: the default")
     bench_timeout_s: float = Field(
         6 * 3600.0,
         gt=0,

@@ -2,7 +2,7 @@
 
 The decisions are ``rollout.py``'s; this module reads command statuses and
 serving metrics from the database, sends commands through the
-``CommandPublisher`` and records progress on the plan's assignments. Call
+``CommandSender`` and records progress on the plan's assignments. Call
 ``tick`` periodically (the CLI's ``plan apply --wait`` does) until it reports
 the plan finished.
 """
@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from controller import models as db
 from controller.core.db import session_scope
 from controller.core.lease import LeaseLost
-from controller.ingest.commands import CommandPublisher
+from controller.ingest.commands import CommandSender
 from controller.models import utcnow
 from controller.planner.rollout import (
     Change,
@@ -68,7 +68,7 @@ class PlanApplier:
     def __init__(
         self,
         engine: Engine,
-        commands: CommandPublisher,
+        commands: CommandSender,
         *,
         model_url: Callable[[str], str],
         config: RolloutConfig | None = None,

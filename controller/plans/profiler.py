@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from controller import models as db
-from controller.ingest.commands import CommandPublisher
+from controller.ingest.commands import CommandSender
 from controller.models import utcnow
 from controller.planner.filters import build_views
 from controller.planner.outlook import (
@@ -34,6 +34,8 @@ from controller.planner.outlook import (
 from controller.planner.types import PlannerSettings, ProfilingSettings
 from controller.plans.inputs import PlannerInputs, load_inputs
 from controller.registry.sources import registry_sources
+from controller.registry.suites import suite_source
+from shared.messages import SuiteSource
 
 logger = logging.getLogger(__name__)
 UNFINISHED = (
@@ -67,6 +69,7 @@ def profiling_settings(settings: Any) -> ProfilingSettings:
         judge_model_id=settings.judge_model_id,
         reference_model_id=settings.reference_model_id,
         questions_per_pair=settings.profiling_questions,
+        suite_id=settings.profiling_suite_id,
         bench_timeout_s=settings.profiling_bench_timeout_s,
     )
 
@@ -85,14 +88,16 @@ class Profiler:
     def __init__(
         self,
         engine: Engine,
-        commands: CommandPublisher,
+        commands: CommandSender,
         *,
         model_url: Callable[[str], str],
+        suite_url: Callable[[str], str] | None = None,
         profiling: ProfilingSettings | None = None,
         settings: PlannerSettings | None = None,
         fence: Callable[[Session], None] | None = None,
     ) -> None:
         self.engine, self.commands, self.model_url = engine, commands, model_url
+        self.suite_url = suite_url
         self.fence = fence  # the planner lease's check, when rounds run under it
         self.profiling = profiling or ProfilingSettings()
         self.settings = settings or PlannerSettings()
@@ -105,8 +110,9 @@ class Profiler:
             inputs = load_inputs(session)
             in_flight = self._in_flight(session, inputs)
         self._check_graders(inputs)
+        suite = self._suite()  # an unknown suite fails before any pick
         picks = self.choose(inputs, in_flight, limit=limit, device_class=device_class)
-        sent = [self._send(pick, created_by) for pick in picks]
+        sent = [self._send(pick, suite, created_by) for pick in picks]
         logger.info("profiling: %d bench command(s) sent", len(sent))
         return sent
 
@@ -152,6 +158,17 @@ class Profiler:
             busy=in_flight.devices,
         )
 
+    def _suite(self) -> SuiteSource | None:
+        suite_id = self.profiling.suite_id
+        if suite_id is None:
+            return None
+        url = self.suite_url(suite_id) if self.suite_url else None
+        try:
+            with Session(self.engine) as session:
+                return suite_source(session, suite_id, url)
+        except LookupError as exc:
+            raise ProfilingError(str(exc)) from None
+
     def _check_graders(self, inputs: PlannerInputs) -> None:
         for role in ("judge_model_id", "reference_model_id"):
             model_id = getattr(self.profiling, role)
@@ -176,10 +193,12 @@ class Profiler:
         }
         return InFlight(frozenset(row.device_id for row in rows), frozenset(pairs))
 
-    def _send(self, pick: ProfilingPick, created_by: str | None) -> ProfilingSent:
+    def _send(
+        self, pick: ProfilingPick, suite: SuiteSource | None, created_by: str | None
+    ) -> ProfilingSent:
         with Session(self.engine) as session:
             sources = registry_sources(session, pick.command.named_model_ids(), self.model_url)
-        command = pick.command.model_copy(update={"sources": sources})
+        command = pick.command.model_copy(update={"sources": sources, "suite": suite})
         try:
             status = self.commands.send(
                 device_id=pick.device_id, command=command, created_by=created_by,

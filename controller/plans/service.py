@@ -15,10 +15,10 @@ from controller.core.db import session_scope
 from controller.planner.assign import Decision, plan_devices
 from controller.planner.filters import build_views
 from controller.planner.fleet import FleetConstraints, plan_fleet
-from controller.planner.quality import conformance_counts
 from controller.planner.scores import OptionScore
 from controller.planner.types import Option, PlannerSettings
-from controller.plans.inputs import PlannerInputs, current_scores, load_inputs
+from controller.plans.inputs import PlannerInputs, load_inputs
+from shared.quality import conformance_counts
 
 logger = logging.getLogger(__name__)
 
@@ -226,12 +226,13 @@ def plan_history(session: Session, limit: int = 20) -> Sequence[db.Plan]:
     return session.exec(query).all()
 
 
-def leaderboard(engine: Engine, settings: PlannerSettings | None = None) -> dict[str, list[dict]]:
-    """Per class, every scored option best first, with its terms, intervals and flags."""
-    settings = settings or PlannerSettings()
-    with Session(engine) as session:
-        scores = current_scores(session, settings)
-    return {cls: [score_row(s) for s in rows] for cls, rows in scores.items()}
+def ranked_rows(scores: list[OptionScore]) -> list[dict[str, Any]]:
+    """Rows best first; each says whether its B interval overlaps the next row's (order unsure)."""
+    rows: list[dict[str, Any]] = []
+    for score, below in zip(scores, [*scores[1:], None][: len(scores)], strict=True):
+        overlaps = below is not None and score.b_interval.overlaps(below.b_interval)
+        rows.append(score_row(score) | {"B_overlaps_next": overlaps})
+    return rows
 
 
 def score_row(s: OptionScore) -> dict[str, Any]:
@@ -253,4 +254,5 @@ def score_row(s: OptionScore) -> dict[str, Any]:
         "latency_p95_s": s.latency.p95_s,
         "predicted": s.predicted,
         "quality_pooled": s.quality_pooled,
+        "suites": list(s.suites),
     }

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from controller.models import Assignment, Device, Model, Pin, Plan, PlanStatus
 from controller.registry.store import ModelStore, RegistryError, StoredFile
-from shared.gguf_info import GgufInfo, estimate_memory
+from shared.gguf_info import GgufInfo, estimate_memory, parallel_for
 from shared.profiles import DeviceProfile
 
 logger = logging.getLogger(__name__)
@@ -92,14 +92,18 @@ def register(
 
 
 def memory_by_class(model: Model, profiles: list[DeviceProfile]) -> dict[str, dict[str, Any]]:
-    """Estimated MB to run ``model`` under each class's n_ctx and KV type, and whether it fits."""
+    """Estimated MB to run ``model`` under each class's n_ctx, KV type and parallel sequences."""
     info = info_of(model)
     fits: dict[str, dict[str, Any]] = {}
     for profile in profiles:
-        estimate = estimate_memory(info, n_ctx=profile.n_ctx, kv_cache_type=profile.kv_cache_type)
+        parallel = parallel_for(info, profile)
+        estimate = estimate_memory(
+            info, n_ctx=profile.n_ctx, kv_cache_type=profile.kv_cache_type, parallel=parallel
+        )
         fits[profile.name] = {
             "estimate_mb": round(estimate.total_mb, 1),
             "budget_mb": profile.memory_budget_mb,
+            "parallel": parallel,
             "fits": estimate.total_mb <= profile.memory_budget_mb,
         }
     return fits

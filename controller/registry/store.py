@@ -11,6 +11,7 @@ after its header is read with :func:`shared.gguf_info.read_gguf_info`.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
@@ -69,11 +70,16 @@ class IncomingFile:
         if len(self._head) < len(GGUF_MAGIC):
             self._head += chunk[: len(GGUF_MAGIC) - len(self._head)]
             if not GGUF_MAGIC.startswith(self._head):
-                raise RegistryError(
-                    "not_gguf", f"not a GGUF file (starts with {self._head!r}, expected 'GGUF')"
-                )
+                # what it starts with instead is not repeated: it may be a secret file
+                raise RegistryError("not_gguf", "not a GGUF file (it does not start with 'GGUF')")
         self._hash.update(chunk)
-        self._handle.write(chunk)
+        try:
+            self._handle.write(chunk)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            self.abort()
+            raise RegistryError("disk_full", "the registry's disk is full") from None
 
     def finish(self) -> StoredFile:
         """Validate the complete file and move it to its content-addressed name."""
@@ -83,6 +89,9 @@ class IncomingFile:
         except GgufError as exc:
             self.abort()
             raise RegistryError(_gguf_reason(str(exc)), _without_path(str(exc))) from None
+        except BaseException:  # a bug or a full disk: still no orphan file
+            self.abort()
+            raise
         sha256 = self._hash.hexdigest()
         final = self._store.path_for(sha256)
         if final.exists():
@@ -94,8 +103,11 @@ class IncomingFile:
         return StoredFile(path=final, sha256=sha256, size_bytes=self._size, info=info)
 
     def abort(self) -> None:
-        """Drop the partial file."""
-        self._handle.close()
+        """Drop the partial file (also when closing it fails: a full disk cannot flush)."""
+        try:
+            self._handle.close()
+        except OSError:
+            pass
         self._tmp.unlink(missing_ok=True)
 
 

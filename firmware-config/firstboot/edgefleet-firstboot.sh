@@ -44,6 +44,9 @@ fi
 if [[ -x "$EDGEFLEET" ]]; then
     # a broken config should fail here, loudly, not in a restart loop later
     "$EDGEFLEET" agent check-config --config "$ETC/agent.yaml"
+    # does the engine run on this CPU, is the broker reachable with this login: into the
+    # journal now; not fatal (the network may come later, and the agent reports it too)
+    "$EDGEFLEET" doctor agent --config "$ETC/agent.yaml" || log "doctor found problems (above)"
 fi
 
 if real_system; then

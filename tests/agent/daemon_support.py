@@ -20,14 +20,15 @@ from agent.chat.metrics import ServingMetrics
 from agent.chat.server import ChatServer
 from agent.config import load_settings
 from agent.daemon import Agent
-from agent.inference.runtime import ModelRuntime
+from agent.inference.batch import BatchEngine
 from agent.models.serving import ModelHost, Serving
 from shared.messages import ModelSource
+from shared.strategies import Strategy
 
 
-def load_serving(path: Path, *, model_id: str = "tiny", refine: bool = False) -> Serving:
-    runtime = ModelRuntime(path, threads=1, n_ctx=1024, seed=0, model_id=model_id)
-    return Serving(runtime=runtime, model_id=model_id, path=path, refine=refine)
+def load_serving(path: Path, *, model_id: str = "tiny", strategy: str = "direct") -> Serving:
+    runtime = BatchEngine(path, parallel=2, threads=1, n_ctx=1024, seed=0, model_id=model_id)
+    return Serving(runtime=runtime, model_id=model_id, path=path, strategy=Strategy.parse(strategy))
 
 
 @contextmanager

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.bench.evalset import load_questions
-from agent.bench.quality import categories
 from agent.bench.runner import BenchConfig, fastest, run_bench, sweep_threads
 from agent.inference.refine import StageLimits
-from shared.messages import BenchBody, QuestionResult, make_envelope, parse_message
+from shared import quality
+from shared.messages import BenchBody, make_envelope, parse_message
+from shared.strategies import DIRECT, parse_list
+from shared.suites.builtin import load_builtin
+from shared.suites.suite import parse_suite
 from shared.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +27,7 @@ LIMITS = StageLimits(answer_tokens=12, critique_tokens=12, refine_tokens=12)
 def _config(model: Path, **overrides: object) -> BenchConfig:
     base: dict[str, object] = {
         "model_path": model,
-        "questions": load_questions(categories=["math", "writing"], per_category=2),
+        "suite": load_builtin().filtered(["math", "writing"], per_category=2),
         "threads": 1,
         "pp_tokens": 32,
         "tg_tokens": 8,
@@ -72,10 +74,29 @@ def test_bench_measures_speed_latency_and_quality_rows(tiny_gguf: Path) -> None:
 
 
 def test_no_refine_measures_zero_shot_only(tiny_gguf: Path) -> None:
-    body = run_bench(_config(tiny_gguf, refine=False))
+    body = run_bench(_config(tiny_gguf, strategies=(DIRECT,)))
     assert body.refined is None and body.zero_shot is not None
     assert not any(q.refined for q in body.questions)
     assert body.judge is None
+
+
+def test_every_strategy_gets_a_row_per_item_paired_with_direct(tiny_gguf: Path) -> None:
+    chosen = parse_list("refine:2,verify-refine,vote:3")
+    body = run_bench(_config(tiny_gguf, strategies=tuple(chosen)))
+    names = ["direct", "refine:2", "verify-refine", "vote:3"]
+    by_item: dict[str, list[str]] = {}
+    for row in body.questions:
+        by_item.setdefault(row.item_id, []).append(row.served_by)
+    assert len(by_item) == 4 and all(served == names for served in by_item.values())
+    assert {c.strategy for c in body.categories} == set(names)
+    assert quality.strategies_in(body.questions) == names[1:]
+    vote = quality.versus_direct(body.questions, "vote:3")
+    assert len(vote) == 8 and sum(r.refined for r in vote) == 4
+    cost = {
+        row.served_by: row for row in body.questions if row.item_id == body.questions[0].item_id
+    }
+    assert cost["refine:2"].generated_tokens > cost["direct"].generated_tokens
+    assert body.refined is None  # refine:1 was not run, so there is no refine:1 latency
 
 
 def test_thread_sweep_reports_each_count_and_the_fastest(tiny_gguf: Path) -> None:
@@ -84,24 +105,33 @@ def test_thread_sweep_reports_each_count_and_the_fastest(tiny_gguf: Path) -> Non
     assert fastest(rows) == 1
 
 
-def test_percent_of_reference_per_category() -> None:
-    def row(category: str, refined: bool, score: float | None, ref: float) -> QuestionResult:
-        return QuestionResult(
-            question_id=f"{category}-{refined}-{score}",
-            category=category,
-            refined=refined,
-            judge_score=score,
-            reference_judge_score=ref,
-            e2e_ms=1,
-            generated_tokens=1,
-            prompt_tokens_evaluated=1,
-        )
+MIXED = b"""{"suite": "mixed", "version": "3"}
+{"id": "j", "type": "judged", "category": "writing", "question": "Write a haiku about rain."}
+{"id": "e", "type": "exact", "category": "math", "question": "What is 2 + 3?", "answer": "5"}
+{"id": "c", "type": "choice", "category": "knowledge", "context": "Sky:", "choices": [" blue", " green", " loud"], "answer": 0}
+"""  # noqa: E501
 
-    rows = [row("math", False, 4, 8), row("math", False, None, 8), row("math", True, 6, 8)]
-    table = {(c.category, c.refined): c for c in categories(rows, {"math": 8.0})}
-    assert table[("math", False)].pct_of_reference == pytest.approx(50)
-    assert table[("math", False)].judge_missing == 1
-    assert table[("math", True)].pct_of_reference == pytest.approx(75)
+
+def test_every_item_type_gets_its_per_item_row(tiny_gguf: Path) -> None:
+    suite = parse_suite(MIXED, name="mixed")
+    body = run_bench(_config(tiny_gguf, suite=suite, reference_path=tiny_gguf))
+    assert body.suite and (body.suite.name, body.suite.version) == ("mixed", "3")
+    assert body.suite.sha256 == suite.sha256
+    rows = {(q.item_id, q.refined): q for q in body.questions}
+    assert set(rows) == {("j", False), ("j", True), ("e", False), ("e", True), ("c", False)}
+    choice = rows[("c", False)]
+    assert choice.type == "choice" and choice.chosen in (0, 1, 2)
+    assert choice.correct == (choice.chosen == 0) and choice.correct_norm is not None
+    assert choice.reference_correct == choice.correct  # the same model as its own reference
+    assert choice.answer is None and choice.generated_tokens == 0
+    exact = rows[("e", False)]
+    assert exact.type == "exact" and exact.correct is not None and exact.answer is not None
+    assert exact.judge_score is None  # exact items are checked, not judged
+    judged = rows[("j", True)]
+    assert judged.type == "judged" and judged.correct is None and judged.answer is not None
+    assert {(c.category, c.type) for c in body.categories} == {
+        ("writing", "judged"), ("math", "exact"), ("knowledge", "choice")
+    }  # fmt: skip
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -122,7 +152,7 @@ def test_bench_cli_prints_tables_and_writes_the_bench_body(tiny_gguf: Path, tmp_
     )  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout
     assert "tg4 tok/s" in done.stdout and "thread sweep" in done.stdout
-    assert "knowledge" in done.stdout and "mean (eq.w.)" in done.stdout
+    assert "knowledge" in done.stdout and "quality on nine-categories" in done.stdout
     body = BenchBody.model_validate(json.loads(out.read_text()))
     assert body.reference and body.judge and body.threads == 1
     assert {c.category for c in body.categories} == {"math", "knowledge"}
@@ -131,9 +161,10 @@ def test_bench_cli_prints_tables_and_writes_the_bench_body(tiny_gguf: Path, tmp_
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--questions", "/nonexistent/q.jsonl"], "cannot read"),
+        (["--suite-file", "/nonexistent/q.jsonl"], "cannot read"),
+        (["--suite", "nope"], "no built-in suite 'nope'"),
         (["--profile", "no-such-class"], "no device-class profile"),
-        (["--categories", "astrology"], "no questions selected"),
+        (["--categories", "astrology"], "no items selected"),
         (["--judge-mode", "vibes"], "--judge-mode must be"),
     ],
 )
@@ -179,5 +210,6 @@ def test_bench_records_a_base_model_as_not_instruction_tuned(
     tiny_gguf_factory: Callable[..., Path],
 ) -> None:
     base = tiny_gguf_factory("base-for-bench", chat_template=None)
-    body = run_bench(_config(base, refine=False, questions=load_questions(per_category=1)[:2]))
+    suite = load_builtin().filtered([], per_category=1, max_items=2)
+    body = run_bench(_config(base, strategies=(DIRECT,), suite=suite))
     assert body.model.instruction_tuned is False

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 from pathlib import Path
 
 import httpx
@@ -76,6 +76,26 @@ def test_chat_completion_with_refinement_runs_three_stages(host: ModelHost) -> N
     assert metrics.report("tiny").refined_requests == 1
 
 
+def test_a_strategy_named_in_the_request_is_served_and_reported(host: ModelHost) -> None:
+    metrics = ServingMetrics()
+    question = [{"role": "user", "content": "what is 2 + 2"}]
+    body = {"messages": question, "max_tokens": 6, "refine": False, "strategy": "VOTE:3"}
+    reply = _post_once(host, metrics, body)
+    assert reply.status_code == 200, reply.text
+    ext = reply.json()["edgefleet"]
+    assert ext["strategy"] == "vote:3" and ext["stages"] == 3  # strategy wins over refine
+    verify = _post_once(host, metrics, {**body, "strategy": "verify-refine"}).json()["edgefleet"]
+    assert verify["strategy"] == "verify-refine" and verify["stages"] in (2, 3)
+    old = _post_once(host, metrics, {"messages": question, "max_tokens": 6, "refine": True})
+    assert old.json()["edgefleet"]["strategy"] == "refine:1"
+
+
+def test_an_unknown_strategy_is_refused_with_the_accepted_forms(host: ModelHost) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}], "strategy": "vote:99"}
+    reply = _post_once(host, ServingMetrics(), body)
+    assert reply.status_code == 422 and "vote:K needs 2 <= K <= 16" in reply.text
+
+
 def test_streaming_sends_chunks_then_done(host: ModelHost) -> None:
     with chat_server(host, ServingMetrics()) as server:
         with httpx.stream(
@@ -99,26 +119,16 @@ def test_streaming_sends_chunks_then_done(host: ModelHost) -> None:
 
 def test_full_queue_gives_429_with_retry_after(host: ModelHost) -> None:
     metrics = ServingMetrics()
-    release = threading.Event()
-    held = threading.Event()
-
-    def hold(_serving: object) -> None:
-        held.set()
-        release.wait(30)
-
-    blocker = threading.Thread(target=lambda: host.run(hold))
-    with chat_server(host, metrics) as server, host.admission():
-        blocker.start()
-        held.wait(10)
-        # one place is taken by the blocker, queue_size=1 allows one more waiting
-        with host.admission():
-            reply = httpx.post(
-                f"{server.url}/v1/chat/completions",
-                json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
-                timeout=30,
-            )
-        release.set()
-        blocker.join()
+    with chat_server(host, metrics) as server, contextlib.ExitStack() as places:
+        # every place taken: the model's parallel sequences plus queue_size=1 waiting
+        for _ in range(host.capacity + host.queue_size):
+            places.enter_context(host.admission())
+        reply = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+            timeout=30,
+        )
+    assert host.capacity == 2
     assert reply.status_code == 429
     assert int(reply.headers["retry-after"]) >= 1
     assert metrics.report("tiny").rejected == 1

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.config import load_settings
+from agent.daemon import Agent
 from shared.gguf_info import estimate_memory, read_gguf_info
 from shared.messages import (
     AssignCommand,
@@ -215,6 +217,17 @@ def test_assign_with_refine_makes_refinement_the_default(harness, registry, tiny
     reply = harness.chat().json()
     assert reply["model"] == "refiner" and reply["edgefleet"]["refined"] is True
     assert wait_until(lambda: harness.recorder.of_kind("state")[-1]["body"]["refine"] is True)
+    assert harness.recorder.of_kind("state")[-1]["body"]["strategy"] == "refine:1"
+
+
+def test_assign_with_a_strategy_serves_with_it(harness, registry, tiny_gguf_factory):
+    command = _assign(registry, tiny_gguf_factory("voter", seed=12), "voter")
+    command = command.model_copy(update={"strategy": "vote:3"})
+    harness.send(command)
+    assert harness.final_ack(command.command_id)["status"] == "ok"
+    ext = harness.chat().json()["edgefleet"]
+    assert ext["strategy"] == "vote:3" and ext["stages"] == 3
+    assert wait_until(lambda: harness.recorder.of_kind("state")[-1]["body"]["strategy"] == "vote:3")
 
 
 def test_assign_of_a_file_bigger_than_the_memory_budget_is_refused_before_download(
@@ -248,3 +261,21 @@ def test_rollback_to_the_previous_model_needs_no_download(harness, registry, tin
     assert ack["status"] == "ok" and ack["detail"]["cached"] is True
     assert ack["detail"]["bytes_transferred"] == 0 and len(registry.requests) == requests
     assert harness.chat().json()["model"] == "first"
+
+
+def test_a_command_cut_off_by_an_agent_restart_gets_an_error_ack(broker, tmp_path, tiny_gguf):
+    """Finding 9: a bench interrupted by a restart stayed "accepted" on the controller."""
+    harness = Harness(broker, tmp_path, tiny_gguf)
+    try:
+        # what a run killed mid-bench leaves: the command accepted, never finished
+        harness.agent.outbox.record_command("b-cut", "accepted", None, {"type": "bench"})
+        harness.agent.stop()
+        restarted = Agent(load_settings(harness.config_path), config_path=harness.config_path)
+        harness.agent = restarted
+        restarted.start()
+        ack = harness.final_ack("b-cut", timeout=30)
+        assert ack["status"] == "error" and "restart" in ack["reason"]
+        assert ack["detail"] == {"type": "bench"}
+        assert restarted.outbox.command("b-cut").status == "error"
+    finally:
+        harness.close()

@@ -5,6 +5,13 @@ from pathlib import Path
 import pytest
 from llama_cpp import Llama
 
+from agent.inference.runtime import load_cpu_backends
+
+
+@pytest.fixture(autouse=True)
+def _cpu_backends() -> None:
+    load_cpu_backends()  # a portable build's CPU variants are libraries ggml must be shown
+
 
 def test_tiny_generated_gguf_loads_and_generates(tiny_gguf: Path) -> None:
     llm = Llama(str(tiny_gguf), n_ctx=256, n_threads=1, verbose=False, seed=0)

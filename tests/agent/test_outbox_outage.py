@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.engine.smoke import DEFAULT_TIMEOUT_S as ENGINE_CHECK_S
 from shared.messages import parse_message
 from shared.topics import Topics
 from tests.agent.daemon_support import (
@@ -29,7 +30,7 @@ from tests.agent.daemon_support import (
     write_config,
 )
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(600)  # the waits below add up to 420 s at most
 QUEUED = re.compile(rb"queued metrics seq=(\d+)")
 
 
@@ -81,7 +82,9 @@ def test_metrics_survive_broker_outage_and_agent_restart(mosquitto_factory, tmp_
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         second = agent_process(config, logs[1], "-v")
-        time.sleep(2.0)
+        # the restarted agent checks its engine first, then queues while the broker is down
+        start_s = ENGINE_CHECK_S + 30
+        assert wait_until(lambda: len(_queued(logs[1])) >= 100, start_s), logs[1].read_text()
         during_outage = _queued_by_any(logs)
         received_before = _seqs(recorder)
         broker.start()

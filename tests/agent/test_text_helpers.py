@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent.bench.process import is_contended
+from agent.engine.tiny_gguf import CHATML_TEMPLATE
 from agent.inference.prompt_format import ChatTemplateFormat, PlainFormat, PromptFormatError
 from agent.inference.streaming import StopScanner
-from tests.factories.gguf_models import CHATML_TEMPLATE
 
 
 def test_stop_string_split_across_pieces_is_never_streamed() -> None:

@@ -146,9 +146,12 @@ def running(argv: list[str], *, port: int, log: Path, env: dict[str, str]) -> It
                                        env=env, cwd=log.parent))  # fmt: skip
     try:
         try:
-            wait_for_port(port, timeout=30)
+            # a controller's start (imports, migrations, broker) takes 2-5 s on a quiet
+            # machine and over 30 s on a loaded 2-core one; the wait ends when it listens
+            wait_for_port(port, timeout=180)
         except TimeoutError:
-            raise RuntimeError(f"{argv[0]} did not listen on {port}; see {log}") from None
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{argv[0]} did not listen on {port}; {log}:\n{tail}") from None
         yield process
     finally:
         process.stop()

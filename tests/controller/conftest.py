@@ -67,11 +67,13 @@ def ingest_factory() -> Iterator[Callable[..., IngestService]]:
         protocol: str = "5",
         username: str | None = None,
         password: str | None = None,
+        port: int | None = None,
         **config: object,
     ) -> IngestService:
+        """``port``: another of the broker's listeners (the controller's, in generated files)."""
         options = MqttOptions(
             host="127.0.0.1",
-            port=broker.port,
+            port=port or broker.port,
             client_id=client_id,
             protocol=protocol,
             username=username,

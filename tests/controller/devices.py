@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -30,8 +31,10 @@ class FakeDevice:
         self.topics = Topics()
         self.seq = first_seq - 1
         self.refused: list[Any] = []
+        # a device with a login connects as itself (brokers bind client ids to logins)
+        client_id = device_id if username else f"dev-{device_id}"
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"dev-{device_id}", protocol=protocol
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
         )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
@@ -61,12 +64,14 @@ class FakeDevice:
         disconnected (their ``wait_for_publish`` raises, but paho resends them on reconnect)."""
         return wait_until(lambda: all(info.mid in self.acked for info in infos), timeout)
 
-    def publish_body(self, body: Body, *, seq: int | None = None) -> mqtt.MQTTMessageInfo:
-        """Wrap ``body`` in an envelope and publish it on this device's topic."""
+    def publish_body(
+        self, body: Body, *, seq: int | None = None, sent_at: datetime | None = None
+    ) -> mqtt.MQTTMessageInfo:
+        """Wrap ``body`` in an envelope (sent now, or at ``sent_at``) and publish it."""
         if seq is None:
             self.seq += 1
             seq = self.seq
-        envelope = make_envelope(self.device_id, seq, body)
+        envelope = make_envelope(self.device_id, seq, body, sent_at=sent_at)
         return self.publish_raw(envelope.kind, encode(envelope))
 
     def publish_raw(

@@ -1,4 +1,5 @@
-"""Generated Mosquitto files on a real Mosquitto: passwords, per-device ACLs, revocation."""
+"""Generated Mosquitto files on a real Mosquitto: passwords, per-device ACLs, revocation,
+client ids bound to logins, and files that are written whole or not at all."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine
 
-from controller.broker.mosquitto import Account, MosquittoFiles, write_mosquitto_files
+from controller.broker.mosquitto import (
+    Account,
+    BrokerFileError,
+    BrokerOptions,
+    Listeners,
+    MosquittoFiles,
+    write_mosquitto_files,
+)
 from controller.broker.passwords import hash_password, verify_password
 from controller.core.config import ControllerSettings
 from controller.enrollment import Enrollment
@@ -24,17 +32,16 @@ from shared.messages import HeartbeatBody, encode, make_envelope
 from shared.topics import TopicKind, Topics
 from tests.controller.devices import FakeDevice, wait_until
 from tests.support.broker import MosquittoBroker
+from tests.support.ports import free_port
 
 CONTROLLER_PASSWORD = "a-real-controller-secret-42"
 BODY = HeartbeatBody(uptime_s=1, load_1m=0.1, mem_available_mb=10)
 
 
 def _broker_with_files(
-    files: MosquittoFiles, factory: Callable[..., MosquittoBroker]
+    enrollment: Enrollment, factory: Callable[..., MosquittoBroker]
 ) -> MosquittoBroker:
-    return factory(
-        ["allow_anonymous false", f"password_file {files.passwords}", f"acl_file {files.acl}"]
-    )
+    return factory(generated=enrollment.settings)
 
 
 @pytest.fixture
@@ -47,8 +54,23 @@ def broker_dir() -> Iterator[Path]:
 
 
 def _enrollment(engine: Engine, data_dir: Path) -> Enrollment:
-    settings = ControllerSettings(data_dir=data_dir, mqtt_password=CONTROLLER_PASSWORD)
+    settings = ControllerSettings(
+        data_dir=data_dir,
+        mqtt_password=CONTROLLER_PASSWORD,
+        mosquitto_listener_port=free_port(),
+        mosquitto_listener_bind="127.0.0.1",
+        mosquitto_controller_port=free_port(),
+    )
     return Enrollment(engine, settings)
+
+
+def _controller_client(enrollment: Enrollment, client_id: str = "ctl") -> mqtt.Client:
+    """The controller's login on its own listener."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set("controller", CONTROLLER_PASSWORD)
+    client.connect("127.0.0.1", enrollment.settings.mosquitto_controller_port)
+    client.loop_start()
+    return client
 
 
 def test_password_hash_matches_mosquitto_passwd(tmp_path: Path) -> None:
@@ -71,10 +93,11 @@ def test_a_device_cannot_publish_as_another_device(
     enrollment.enroll(DeviceCreate(id="pi-b"))
     files = enrollment.sync_broker_files()
     assert files is not None
-    broker = _broker_with_files(files, mosquitto_factory)
+    broker = _broker_with_files(enrollment, mosquitto_factory)
+    controller_port = enrollment.settings.mosquitto_controller_port
     service = ingest_factory(
         sqlite_engine, broker, client_id="acl-ctl", username="controller",
-        password=CONTROLLER_PASSWORD, share_group="ctl",
+        password=CONTROLLER_PASSWORD, share_group="ctl", port=controller_port,
     )  # fmt: skip
     device = FakeDevice("pi-a", broker.port, username="pi-a", password=creds_a.password)
     assert not device.refused
@@ -98,7 +121,7 @@ def test_device_reads_only_its_own_cmd_and_controller_writes_cmd(
     enrollment.enroll(DeviceCreate(id="pi-b"))
     files = enrollment.sync_broker_files()
     assert files is not None
-    broker = _broker_with_files(files, mosquitto_factory)
+    broker = _broker_with_files(enrollment, mosquitto_factory)
     device = FakeDevice("pi-a", broker.port, username="pi-a", password=creds.password)
     granted: list[int] = []
     device.client.on_subscribe = lambda c, u, mid, codes, p: granted.append(len(codes))
@@ -106,10 +129,7 @@ def test_device_reads_only_its_own_cmd_and_controller_writes_cmd(
     # Mosquitto 2 grants the SUBACK but applies `topic read` when delivering
     device.client.subscribe([(topics.device("pi-b", "cmd"), 1), (topics.device("pi-a", "cmd"), 1)])
     assert wait_until(lambda: bool(granted), 5)
-    controller = mqtt.Client(CallbackAPIVersion.VERSION2, "ctl", protocol=mqtt.MQTTv5)
-    controller.username_pw_set("controller", CONTROLLER_PASSWORD)
-    controller.connect("127.0.0.1", broker.port)
-    controller.loop_start()
+    controller = _controller_client(enrollment)
     got: list[str] = []
     device.client.on_message = lambda c, u, m: got.append(m.topic)
     controller.publish(topics.device("pi-b", "cmd"), b"{}", qos=1).wait_for_publish(5)
@@ -130,7 +150,7 @@ def test_revoked_and_rotated_credentials_stop_working(
     enrollment.enroll(DeviceCreate(id="pi-b"))
     files = enrollment.sync_broker_files()
     assert files is not None
-    broker = _broker_with_files(files, mosquitto_factory)
+    broker = _broker_with_files(enrollment, mosquitto_factory)
     pid_file = broker_dir / "mosquitto.pid"
     assert broker._process is not None
     pid_file.write_text(str(broker._process.pid))
@@ -153,10 +173,14 @@ DEVICE_ACCOUNT = Account("pi-a", hash_password("device-a-secret-123"), "pi-a")
 """A device login as the registry stores it: one hash, read back unchanged every time."""
 
 
-def _write_files(directory: Path, controller_password: str) -> MosquittoFiles:
+def _write_files(
+    directory: Path, controller_password: str, accounts: list[Account] | None = None
+) -> MosquittoFiles:
     return write_mosquitto_files(
         directory, topics=Topics(), controller_user="controller",
-        controller_password=controller_password, accounts=[DEVICE_ACCOUNT],
+        controller_password=controller_password,
+        accounts=[DEVICE_ACCOUNT] if accounts is None else accounts,
+        listeners=Listeners(), options=BrokerOptions(),
     )  # fmt: skip
 
 
@@ -170,9 +194,75 @@ def test_regenerating_unchanged_logins_writes_identical_files(tmp_path: Path) ->
 
 
 def test_a_new_controller_password_gets_a_new_hash(tmp_path: Path) -> None:
-    old_line = _write_files(tmp_path, CONTROLLER_PASSWORD).passwords.read_text().splitlines()[0]
+    first = _write_files(tmp_path, CONTROLLER_PASSWORD)
+    old_line = first.controller_passwords.read_text().splitlines()[0]
     files = _write_files(tmp_path, "a-rotated-controller-secret-7")
-    new_line = files.passwords.read_text().splitlines()[0]
+    new_line = files.controller_passwords.read_text().splitlines()[0]
     assert new_line != old_line
     assert verify_password("a-rotated-controller-secret-7", new_line.split(":", 1)[1])
     assert not verify_password(CONTROLLER_PASSWORD, new_line.split(":", 1)[1])
+
+
+def test_controller_and_device_logins_work_only_on_their_own_listener(
+    sqlite_engine: Engine, broker_dir: Path, mosquitto_factory: Callable[..., MosquittoBroker]
+) -> None:
+    enrollment = _enrollment(sqlite_engine, broker_dir)
+    _, creds = enrollment.enroll(DeviceCreate(id="pi-a"))
+    broker = _broker_with_files(enrollment, mosquitto_factory)
+    controller_port = enrollment.settings.mosquitto_controller_port
+    assert FakeDevice("pi-a", controller_port, username="pi-a", password=creds.password).refused
+    on_device_listener = FakeDevice(
+        "controller", broker.port, username="controller", password=CONTROLLER_PASSWORD
+    )
+    assert on_device_listener.refused
+
+
+def test_a_device_cannot_take_over_the_controllers_or_another_devices_session(
+    sqlite_engine: Engine,
+    broker_dir: Path,
+    mosquitto_factory: Callable[..., MosquittoBroker],
+    ingest_factory: Callable[..., IngestService],
+) -> None:
+    """Finding 1: a device connecting with the controller's client id stopped ingest."""
+    enrollment = _enrollment(sqlite_engine, broker_dir)
+    _, creds_a = enrollment.enroll(DeviceCreate(id="pi-a"))
+    _, creds_b = enrollment.enroll(DeviceCreate(id="pi-b"))
+    broker = _broker_with_files(enrollment, mosquitto_factory)
+    service = ingest_factory(
+        sqlite_engine, broker, client_id="edgefleet-controller", username="controller",
+        password=CONTROLLER_PASSWORD, port=enrollment.settings.mosquitto_controller_port,
+    )  # fmt: skip
+    victim = FakeDevice("pi-b", broker.port, username="pi-b", password=creds_b.password)
+    generation = service.connection.generation
+    for stolen_id in ("edgefleet-controller", "pi-b"):
+        attacker = mqtt.Client(
+            CallbackAPIVersion.VERSION2, stolen_id, protocol=mqtt.MQTTv311, clean_session=False
+        )
+        attacker.username_pw_set("pi-a", creds_a.password)
+        attacker.connect("127.0.0.1", broker.port)
+        attacker.loop_start()
+        time.sleep(0.5)
+        attacker.disconnect()
+        attacker.loop_stop()
+    sent = [victim.publish_body(BODY) for _ in range(20)]
+    assert victim.wait_acked(sent, 10)
+    assert wait_until(lambda: service.stats.stored >= 20, 10)
+    assert service.connection.generation == generation, "the controller was kicked off"
+    assert service.connection.takeovers == 0
+    victim.close()
+    assert service.stats.stored == 20
+
+
+def test_a_login_that_could_forge_a_password_line_is_refused_and_old_files_stay(
+    tmp_path: Path,
+) -> None:
+    """Finding 3: id "x\nzz" wrote a forged ``zz:$7$...`` line into the password file."""
+    good = _write_files(tmp_path, CONTROLLER_PASSWORD)
+    before = {p: p.read_bytes() for p in (good.passwords, good.acl, good.config)}
+    forged = Account("x\nzz", DEVICE_ACCOUNT.password_hash, "x\nzz")
+    with pytest.raises(BrokerFileError):
+        _write_files(tmp_path, CONTROLLER_PASSWORD, [DEVICE_ACCOUNT, forged])
+    with pytest.raises(BrokerFileError):
+        _write_files(tmp_path, CONTROLLER_PASSWORD, [Account("pi-c", "$7$x\nzz:y", "pi-c")])
+    assert {p: p.read_bytes() for p in before} == before
+    assert not list(tmp_path.glob(".*.tmp"))

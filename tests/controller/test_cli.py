@@ -1,4 +1,4 @@
-"""The controller CLI as a real process: `run` with the embedded broker, `mosquitto-config`."""
+"""The controller CLI as a real process: `run` with either local broker, `mosquitto-config`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
+import pytest
 from sqlalchemy import create_engine, select
 from sqlmodel import Session
 
@@ -34,10 +35,14 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
 ADMIN_TOKEN = "cli-test-admin-token-0123456789abcdef"
 
 
-def test_run_with_embedded_broker_ingests_serves_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("local_broker", ["mosquitto", "embedded"])
+def test_run_with_a_local_broker_ingests_serves_and_stops_cleanly(
+    tmp_path: Path, local_broker: str
+) -> None:
     port, api_port = free_port(), free_port()
     env = _env(
         tmp_path,
+        EDGEFLEET_CONTROLLER_LOCAL_BROKER=local_broker,
         EDGEFLEET_CONTROLLER_EMBEDDED_BROKER_PORT=str(port),
         EDGEFLEET_CONTROLLER_API_PORT=str(api_port),
         EDGEFLEET_CONTROLLER_BOOTSTRAP_ADMIN_TOKEN=ADMIN_TOKEN,
@@ -47,29 +52,41 @@ def test_run_with_embedded_broker_ingests_serves_and_stops_cleanly(tmp_path: Pat
     proc = subprocess.Popen(
         [sys.executable, "-m", "shared.cli", "controller", "run"], env=env, stdout=log, stderr=log
     )
+    api = f"http://127.0.0.1:{api_port}"
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     try:
-        wait_for_port(port, timeout=30)
-        device = FakeDevice("pi-cli", port, protocol=mqtt.MQTTv311)
+        wait_for_port(api_port, timeout=60)
+        anonymous = FakeDevice("pi-cli", port, protocol=mqtt.MQTTv311)
+        assert anonymous.refused, "the local broker let an anonymous client in"
+        anonymous.close()
+        enrolled = httpx.post(f"{api}/api/v1/devices", headers=headers, json={"id": "pi-cli"})
+        password = enrolled.json()["credentials"]["password"]
+        device = FakeDevice(
+            "pi-cli", port, protocol=mqtt.MQTTv311, username="pi-cli", password=password
+        )
+        assert not device.refused
         device.publish_body(EXAMPLE_BODIES["hello"]).wait_for_publish(5)
         engine = create_engine(f"sqlite:///{tmp_path / 'controller.db'}")
 
         def seen() -> bool:
             with Session(engine) as session:
-                return session.exec(select(Device.id)).first() is not None  # type: ignore[call-overload]
+                return session.exec(select(Device.hello_at)).first() is not None  # type: ignore[call-overload]
 
         assert wait_until(seen, 20), (tmp_path / "controller.log").read_text()
         device.close()
         with Session(engine) as session:
             assert session.get(DeviceClass, "pi4-4gb") is not None
-        wait_for_port(api_port, timeout=30)
-        api = f"http://127.0.0.1:{api_port}"
-        assert httpx.get(f"{api}/healthz").status_code == 200
-        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        assert httpx.get(f"{api}/healthz").json()["ingest"] == "ok"
         listed = httpx.get(f"{api}/api/v1/devices", headers=headers).json()
         assert [d["id"] for d in listed["items"]] == ["pi-cli"]
-        # /metrics reads the running ingest's counters (the one hello stored)
-        metrics = httpx.get(f"{api}/metrics", headers=headers).text
-        assert "edgefleet_ingest_messages_stored_total 1.0" in metrics
+
+        # /metrics reads the running ingest's counters (the one hello stored); the counter
+        # moves just after the commit that made the row visible, so it is waited for
+        def counted() -> bool:
+            metrics = httpx.get(f"{api}/metrics", headers=headers).text
+            return "edgefleet_ingest_messages_stored_total 1.0" in metrics
+
+        assert wait_until(counted, 10)
         # a command through the API goes out through the runtime's MQTT connection
         sent = httpx.post(
             f"{api}/api/v1/commands", headers=headers,
@@ -102,7 +119,7 @@ def test_placeholder_secret_is_refused_outside_dev_mode(tmp_path: Path) -> None:
     assert result.returncode == 2 and "placeholder" in result.stderr
 
 
-def test_mosquitto_config_writes_the_three_files(tmp_path: Path) -> None:
+def test_mosquitto_config_writes_both_listeners_files(tmp_path: Path) -> None:
     out = tmp_path / "mosq"
     env = _env(tmp_path, EDGEFLEET_CONTROLLER_MQTT_PASSWORD="a-long-random-controller-pw")
     result = subprocess.run(
@@ -110,9 +127,12 @@ def test_mosquitto_config_writes_the_three_files(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert (out / "passwd").read_text().startswith("controller:$7$101$")
-    assert "user controller" in (out / "acl").read_text()
-    assert f"acl_file {out / 'acl'}" in (out / "mosquitto.conf").read_text()
+    assert (out / "controller.passwd").read_text().startswith("controller:$7$101$")
+    assert (out / "passwd").read_text() == ""  # no device enrolled yet
+    assert "user controller" in (out / "controller.acl").read_text()
+    conf = (out / "mosquitto.conf").read_text()
+    assert f"acl_file {out / 'acl'}" in conf and "use_username_as_clientid true" in conf
+    assert "max_packet_size 1056768" in conf
     assert "a-long-random-controller-pw" not in result.stdout + result.stderr
 
 
@@ -128,24 +148,24 @@ def test_run_against_mosquitto_with_generated_acls(
     data.chmod(0o755)
     try:
         password = "controller-secret-for-run-test"
-        settings = ControllerSettings(data_dir=data, mqtt_password=password)
+        settings = ControllerSettings(
+            data_dir=data,
+            mqtt_password=password,
+            mosquitto_listener_port=free_port(),
+            mosquitto_listener_bind="127.0.0.1",
+            mosquitto_controller_port=free_port(),
+        )
         engine = create_db_engine(settings.db_url)
         migrate(engine)
         _, creds = Enrollment(engine, settings).enroll(DeviceCreate(id="pi-prod"))
         engine.dispose()
-        files = settings.broker_dir
-        broker = mosquitto_factory(
-            [
-                "allow_anonymous false",
-                f"password_file {files / 'passwd'}",
-                f"acl_file {files / 'acl'}",
-            ]
-        )
+        broker = mosquitto_factory(generated=settings)
+        api_port = free_port()
         env = _env(
             data,
-            EDGEFLEET_CONTROLLER_BROKER_URL=broker.url,
+            EDGEFLEET_CONTROLLER_BROKER_URL=f"mqtt://127.0.0.1:{settings.mosquitto_controller_port}",
             EDGEFLEET_CONTROLLER_MQTT_PASSWORD=password,
-            EDGEFLEET_CONTROLLER_API_PORT=str(free_port()),
+            EDGEFLEET_CONTROLLER_API_PORT=str(api_port),
         )
         log_path = data / "controller.log"
         proc = subprocess.Popen(
@@ -166,6 +186,8 @@ def test_run_against_mosquitto_with_generated_acls(
 
             assert wait_until(has_state, 30), log_path.read_text()
             device.close()
+            # ingest starts before the API server: stop it only once it is fully up
+            wait_for_port(api_port, timeout=60)
             assert password not in log_path.read_text()
         finally:
             proc.send_signal(signal.SIGTERM)

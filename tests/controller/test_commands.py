@@ -51,7 +51,10 @@ def test_command_round_trip_to_device_and_back(
         assert row is not None and row.status == "ok" and row.created_by == "tester"
         second = publisher.send(device_id="pi-cmd", command=IdentifyCommand(command_id="id-2"))
         assert second.seq == 2  # the cmd topic's seq rises per device
-        assert [c.id for c in crud.list_commands(session, device_id="pi-cmd")] == ["id-2", "id-1"]
+        assert [c.id for c in session.exec(crud.commands_query(device_id="pi-cmd"))] == [
+            "id-2",
+            "id-1",
+        ]
 
 
 def test_command_to_unknown_device_or_reused_id_is_refused(

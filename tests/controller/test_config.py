@@ -37,12 +37,10 @@ def test_placeholder_secrets_are_refused_unless_in_dev_mode(secret: str) -> None
     assert ControllerSettings(mqtt_password=secret, dev_mode=True).dev_mode
 
 
-def test_external_broker_needs_a_password_and_picks_mqtt5() -> None:
+def test_external_broker_needs_a_password() -> None:
     with pytest.raises(ValidationError, match="mqtt_password is required"):
         ControllerSettings(broker_url="mqtt://broker:1883")
     settings = ControllerSettings(broker_url="mqtt://broker:1883", mqtt_password="k3y-x9-long")
-    assert settings.effective_mqtt_protocol == "5"
-    assert ControllerSettings().effective_mqtt_protocol == "3.1.1"  # amqtt speaks 3.1.1 only
     assert "k3y" not in repr(settings)
 
 

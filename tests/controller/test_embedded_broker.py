@@ -73,6 +73,7 @@ def secured(sqlite_engine: Engine, tmp_path: Path) -> Iterator[tuple[EmbeddedBro
         db_url=str(sqlite_engine.url),
         controller_user="controller",
         controller_password_hash=hash_password(CONTROLLER_PW),
+        controller_client_id="edgefleet-controller",
         topic_prefix="edgefleet/v1",
     )
     broker = EmbeddedBroker(port=free_port(), auth=auth).start()

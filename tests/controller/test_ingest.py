@@ -73,7 +73,7 @@ def test_every_agent_message_kind_is_stored(
         assert (result.category, result.refined, result.judge_mean) == ("math", False, 5.5)
         assert result.e2e_ms_p95 == 4200 and result.device_class == "pi4-4gb"
         question = session.exec(select(BenchmarkQuestion)).one()[0]  # type: ignore[call-overload]
-        assert question.question_id == "math-1" and question.exact_correct is True
+        assert question.item_id == "math-1" and question.correct is True
         metric = session.exec(select(ServingMetric)).one()[0]  # type: ignore[call-overload]
         assert metric.requests == 3 and metric.latency_ms_p95 == 4100
     for model in (Heartbeat, DeviceState, CommandAck):
@@ -203,7 +203,7 @@ def test_each_kind_of_bad_message_is_dead_lettered_with_its_reason(
         assert counts == expected
         letters = session.exec(select(DeadLetter)).scalars().all()  # type: ignore[call-overload]
         oversized = next(x for x in letters if x.reason == "oversized")
-        assert oversized.payload_size == 1_048_577 and len(oversized.payload) == 65536
+        assert oversized.payload_size == 1_048_577 and len(oversized.payload) == 4096
         assert all(x.detail for x in letters)
         assert {x.device_id for x in letters if x.reason != "bad_topic"} == {"pi-bad"}
 

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from controller.demo.report import DemoReport
-from controller.demo.scenario import caveats
+from controller.demo.scenario import caveats, engine_label
 from controller.demo.summary import render
 
 SAMPLE = Path(__file__).parents[1] / "data" / "demo_fleet_report.json"
@@ -39,7 +39,7 @@ def test_summary_shows_classes_leaderboards_plan_answers_and_timings(report: Dem
         "Asked every device (refinement on or off as planned): Give three simple ways",
         "y0 -> critique -> y1; 3 stage(s)",
         "took 111 s",
-        "caveat: quality rests on 2 judged question(s)",
+        "caveat: quality rests on 2 judged question(s)",  # as the sample run wrote it
     ):
         assert expected in shown, expected
 
@@ -53,8 +53,8 @@ def test_summary_of_a_run_stopped_early_shows_what_there_is(report: DemoReport) 
 
 def test_caveats_name_missing_quality_and_failed_benches(report: DemoReport) -> None:
     assert caveats(report) == [
-        "quality rests on 2 judged question(s) graded by a 270M base model, a weak judge: read "
-        "B and I as noisy signals, not as a verdict on the models"
+        "B and I rest on as few as 2 scored item(s), the judged ones graded by a 270M base "
+        "model, a weak judge: read them as noisy signals, not as a verdict on the models"
     ]
     report.scores = {"pi4-4gb": [], "pizero2w-512mb": []}
     report.benches[0].update(status="error", reason="the benchmark process died")
@@ -63,3 +63,41 @@ def test_caveats_name_missing_quality_and_failed_benches(report: DemoReport) -> 
     assert notes[0] == "the bench on pizero-01 failed: the benchmark process died"
     assert notes[1].startswith("no quality was measured")
     assert notes[2].startswith("the plan's rollout ended rolled_back")
+
+
+def test_summary_shows_each_devices_engine_variant_or_how_its_check_died(report) -> None:
+    report.devices["pi4-01"]["engine"] = engine_label(
+        {"ok": True, "cpu_backend": "libggml-cpu-haswell.so"}
+    )
+    report.devices["pizero-01"]["engine"] = engine_label(
+        {"ok": False, "crash": "SIGILL", "reason": "the engine check died: SIGILL (...)"}
+    )
+    shown = _shown(report, width=160)
+    assert "haswell" in shown and "broken: SIGILL" in shown
+    assert engine_label(None) == "not checked"
+
+
+def _accuracy(k: int, n: int) -> dict[str, object]:
+    from shared.quality import wilson
+
+    low, high = wilson(k, n, 0.95)
+    return {"suite": "everyday-choice", "k": k, "n": n, "acc": k / n, "low": low, "high": high}
+
+
+def test_verifiable_accuracy_is_shown_with_its_interval_and_what_it_can_tell(
+    report: DemoReport,
+) -> None:
+    report.accuracy = {
+        "pi4-01": {"smol": _accuracy(30, 108), "gemma": _accuracy(60, 108)},
+        "pizero-01": {"smol": _accuracy(30, 108)},
+    }
+    shown = " ".join(_shown(report, width=120).split())
+    assert "Verifiable quality" in shown and "28% [20, 37]" in shown
+    notes = caveats(report)
+    assert (
+        "smol on pi4-01: 28% of 108 choice items [20, 37]%, not distinguishable from guessing"
+        in (" ".join(notes))
+    )
+    assert "gemma on pi4-01: 56% of 108 choice items [46, 65]%, above guessing (25%)" in notes
+    assert "the choice intervals of smol and gemma separate the two models on this suite" in notes
+    assert notes[-1].startswith("what these numbers cannot tell")

@@ -68,11 +68,11 @@ def bench_body(model_id: str = "smollm2", device_class: str = "pi4-4gb") -> Benc
         ],
         questions=[
             QuestionResult(
-                question_id="math-1",
+                item_id="math-1",
                 category="math",
                 refined=False,
                 judge_score=6,
-                exact_correct=True,
+                correct=True,
                 e2e_ms=2900,
                 generated_tokens=110,
                 prompt_tokens_evaluated=60,

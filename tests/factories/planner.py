@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from controller.planner.predict import LatencyEstimate
-from controller.planner.quality import Interval
 from controller.planner.scores import OptionScore
 from controller.planner.types import BenchRun, ModelSpec, Option
 from shared.messages import AnswerLatency, QuestionResult
 from shared.profiles import DeviceProfile, parse_profile
+from shared.quality import Interval
 
 TABLE3_CSV = Path(__file__).parents[1] / "data" / "seed_table3.csv"
 GB = 1_000_000_000

@@ -28,6 +28,7 @@ def write_profiles(directory: Path, classes: dict[str, int] = E2E_CLASSES) -> li
             memory_bandwidth_gbs=8,
             compute_gflops=40,
             standard_answer_tokens=64,
+            parallel=1,  # these classes test planning, not batching: one sequence's KV
         )
         (directory / f"{name}.yaml").write_text(yaml.safe_dump(profile.model_dump(mode="json")))
         profiles.append(profile)

@@ -54,7 +54,23 @@ def test_the_installed_entry_points_give_demo_run_and_fleet() -> None:
     assert {"--max-questions", "--max-tokens"} <= fleet_options
 
 
-ROOT_HELP_GROUPS = ("agent", "controller", "demo", "plan")
+def test_the_models_group_holds_the_agents_and_the_api_clients_commands() -> None:
+    models = get_command(build_app(["models"])).commands["models"]  # type: ignore[attr-defined]
+    assert {"fetch-demo", "list", "import", "rm"} <= set(models.commands)
+
+
+ROOT_HELP_GROUPS = (
+    "agent",
+    "controller",
+    "demo",
+    "plan",
+    "devices",
+    "models",
+    "scores",
+    "commands",
+    "tokens",
+    "suites",
+)
 
 
 @pytest.mark.parametrize(

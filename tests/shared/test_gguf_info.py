@@ -91,3 +91,13 @@ def test_memory_estimate_is_within_20_percent_of_measured_peak_rss(
     for row in rows:
         print(f"{row['model']}: estimate {row['estimate_mb']} MB, peak RSS {row['peak_rss_mb']} MB")
         assert 0.8 <= row["estimate_over_measured"] <= 1.2, row
+
+
+def test_each_parallel_sequence_adds_its_own_kv_cells(tiny_gguf: Path) -> None:
+    info = read_gguf_info(tiny_gguf)
+    one = estimate_memory(info, n_ctx=512)
+    four = estimate_memory(info, n_ctx=512, parallel=4)
+    assert four.kv_cache == 4 * one.kv_cache
+    assert four.weights == one.weights and four.overhead == one.overhead
+    with pytest.raises(ValueError):
+        estimate_memory(info, n_ctx=512, parallel=0)

@@ -6,11 +6,9 @@ from pydantic import ValidationError
 from shared.perfics import (
     PerficsWeights,
     aggregate_quality,
-    improvement,
     latency_cost,
     memory_cost,
     perfics_score,
-    quality_ratio,
 )
 
 
@@ -65,16 +63,9 @@ def test_out_of_range_terms_are_refused(
 
 
 def test_quality_helpers() -> None:
-    assert quality_ratio([6, 8], [8, 8]) == pytest.approx(0.875)
     assert aggregate_quality({"math": 0.5, "writing": 1.0}) == pytest.approx(0.75)
     assert aggregate_quality(
         {"math": 0.5, "writing": 1.0}, {"math": 1, "writing": 3}
     ) == pytest.approx(0.875)
-    assert improvement(0.8, 0.9, refine=True) == pytest.approx(0.1)
-    assert improvement(0.8, 0.9, refine=False) == 0.0
     assert latency_cost(30, 60) == 0.5
     assert memory_cost(1.5e9) == 1.5
-    with pytest.raises(ValueError):
-        improvement(0.8, None, refine=True)
-    with pytest.raises(ValueError):
-        quality_ratio([], [1])

@@ -43,6 +43,8 @@ def test_subscriptions_cover_agent_topics_and_support_shared_groups() -> None:
     assert topics.subscription(share_group="ingest") == "$share/ingest/fleet/x/devices/+/+"
     assert "fleet/x/devices/+/cmd" not in topics.agent_subscriptions()
     assert len(topics.agent_subscriptions()) == 6
+    shared = topics.agent_subscriptions(share_group="ingest")
+    assert "$share/ingest/fleet/x/devices/+/bench" in shared and len(shared) == 6
     with pytest.raises(TopicError):
         topics.subscription(share_group="bad/group")
 

@@ -19,13 +19,17 @@ class MosquittoBroker:
     """One mosquitto process with a config written to ``workdir``.
 
     ``extra_config`` lines are appended to the listener's config (ACL and
-    password files for the controller's tests). Stop/start keep the port, so
-    clients can reconnect to the same address after an outage.
+    password files for the controller's tests). With ``generated_config`` (a
+    mosquitto.conf from ``edgefleet controller mosquitto-config``) that file
+    is used as it is, plus logging (and ``user root`` when root); ``port`` must
+    then be its device listener's. Stop/start keep the port, so clients can
+    reconnect to the same address after an outage.
     """
 
     workdir: Path
     extra_config: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
+    generated_config: Path | None = None
     _process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,15 +45,19 @@ class MosquittoBroker:
     def write_config(self) -> Path:
         """Write mosquitto.conf; anonymous access unless extra_config says otherwise."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "persistence false",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-            "max_queued_messages 100000",
-        ]
-        if not any(line.startswith("allow_anonymous") for line in self.extra_config):
+        logging = ["log_dest stderr", "log_type error", "log_type warning"]
+        if self.generated_config is not None:
+            lines = [self.generated_config.read_text(), *logging]
+        else:
+            lines = [
+                f"listener {self.port} 127.0.0.1",
+                "persistence false",
+                *logging,
+                "max_queued_messages 100000",
+            ]
+        if self.generated_config is None and not any(
+            line.startswith("allow_anonymous") for line in self.extra_config
+        ):
             lines.append("allow_anonymous true")
         if os.geteuid() == 0:
             # Mosquitto started as root drops to its own user, which cannot read the

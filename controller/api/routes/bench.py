@@ -1,18 +1,18 @@
-"""Benchmark results: per-category rows, and means per (model, class, category, mode)."""
+"""Benchmark results: per-category rows, and means per (model, class, suite, category, mode)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, func
 from sqlalchemy import select as sql_select
 from sqlmodel import col, select
 
 from controller.api.deps import SessionDep
 from controller.api.pagination import Page, PageDep, paginate
-from controller.models import BenchmarkResult, BenchmarkResultPublic
+from controller.models import BenchmarkResult, BenchmarkResultPublic, BenchmarkRun
 
 router = APIRouter(prefix="/bench", tags=["benchmarks"])
 
@@ -26,9 +26,11 @@ class BenchSummary(BaseModel):
 
     model_id: str
     device_class: str
+    suite: str | None = Field(description="the suite measured; null: the agent's built-in set")
     category: str
     refined: bool
     runs: int
+    questions: int = Field(description="judged questions over those runs (the n of a mean)")
     judge_mean: float | None
     pct_of_reference: float | None
     exact_accuracy: float | None
@@ -77,13 +79,15 @@ def summary(
     category: CategoryFilter = None,
     refined: bool | None = None,
 ) -> list[BenchSummary]:
-    """Means per (model, class, category, refined), the inputs of the PeRFICS score."""
+    """Means per (model, class, suite, category, refined), the inputs of the PeRFICS score."""
     r = BenchmarkResult
-    keys = (col(r.model_id), col(r.device_class), col(r.category), col(r.refined))
+    suite = col(BenchmarkRun.suite_name)
+    keys = (col(r.model_id), col(r.device_class), suite, col(r.category), col(r.refined))
     means = [func.avg(col(c)) for c in (r.judge_mean, r.pct_of_reference, r.exact_accuracy,
                                          r.decode_tok_s, r.e2e_ms_p50, r.peak_rss_mb)]  # fmt: skip
     stmt = (
-        sql_select(*keys, func.count(), *means)
+        sql_select(*keys, func.count(), func.sum(col(r.n)), *means)
+        .join(BenchmarkRun, col(BenchmarkRun.id) == col(r.run_pk))
         .where(*_filters(model_id, device_class, category, refined))
         .group_by(*keys)
         .order_by(*keys)

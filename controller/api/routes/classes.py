@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import case, func
 from sqlmodel import col, select
 
+from controller import crud
 from controller.api.deps import SessionDep
 from controller.api.errors import not_found
 from controller.models import Device, DeviceClass, DeviceClassPublic
@@ -32,7 +33,7 @@ def _counts(session: SessionDep) -> dict[str, tuple[int, int]]:
 def list_classes(session: SessionDep) -> list[DeviceClassSummary]:
     """Every device class with its budgets and device counts."""
     counts = _counts(session)
-    rows = session.exec(select(DeviceClass).order_by(col(DeviceClass.name))).all()
+    rows = crud.list_device_classes(session)
     return [
         DeviceClassSummary.model_validate(
             {**row.model_dump(), "devices": counts.get(row.name, (0, 0))[0],

@@ -11,13 +11,21 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import Session, col, select
 
-from controller.api.deps import OperatorDep, SessionDep, StateDep
-from controller.api.errors import ApiError, not_found
+from controller import crud
+from controller.api.deps import OperatorDep, SenderDep, SessionDep, StateDep
+from controller.api.errors import not_found
 from controller.api.pagination import Page, PageDep, paginate
-from controller.api.state import CommandSender
 from controller.models import Command, CommandAck, CommandPublic, Device
 from controller.registry.sources import registry_sources
-from shared.messages import AssignCommand, BenchCommand, Category, DeviceId, IdentifyCommand
+from controller.registry.suites import suite_source
+from shared.messages import (
+    AssignCommand,
+    BenchCommand,
+    Category,
+    DeviceId,
+    IdentifyCommand,
+    SuiteSource,
+)
 from shared.profiles import ClassName
 
 router = APIRouter(tags=["commands"])
@@ -38,6 +46,11 @@ class BenchParams(BaseModel):
     )
     refine: bool = True
     max_questions: int | None = Field(None, ge=1, le=10_000)
+    suite_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$",
+        description="an uploaded or built-in suite; none: the built-in nine-category set",
+    )
 
     @model_validator(mode="after")
     def _reference_needs_judge(self) -> BenchParams:
@@ -126,7 +139,28 @@ def _model_url(state: StateDep, http: Request, model_id: str) -> str:
     return f"{base.rstrip('/')}/api/v1/models/{model_id}/file"
 
 
-def _factory(session: Session, params: BaseModel, url_for: Callable[[str], str]) -> Any:
+def _suite_url(state: StateDep, http: Request, suite_id: str) -> str:
+    base = state.settings.public_url or str(http.base_url)
+    return f"{base.rstrip('/')}/api/v1/suites/{suite_id}/file"
+
+
+def _bench_suite(
+    session: Session, params: BenchParams, url_for: Callable[[str], str]
+) -> SuiteSource | None:
+    if params.suite_id is None:
+        return None
+    try:
+        return suite_source(session, params.suite_id, url_for(params.suite_id))
+    except LookupError as exc:
+        raise not_found(f"suite {params.suite_id!r}") from exc
+
+
+def _factory(
+    session: Session,
+    params: BaseModel,
+    url_for: Callable[[str], str],
+    suite_url_for: Callable[[str], str],
+) -> Any:
     """A callable making one command (with a fresh command id) per target device."""
     if isinstance(params, AssignParams):
         found = registry_sources(session, [params.model_id], url_for)
@@ -135,7 +169,11 @@ def _factory(session: Session, params: BaseModel, url_for: Callable[[str], str])
         fields = {**found[0].model_dump(), "refine": params.refine, "n_ctx": params.n_ctx}
         return lambda: AssignCommand(command_id=uuid.uuid4().hex, **fields)
     if isinstance(params, BenchParams):
-        bench = BenchCommand(command_id="template", **params.model_dump(exclude={"type"}))
+        bench = BenchCommand(
+            command_id="template",
+            suite=_bench_suite(session, params, suite_url_for),
+            **params.model_dump(exclude={"type", "suite_id"}),
+        )
         sources = registry_sources(session, bench.named_model_ids(), url_for)
         update = {"sources": sources}
         return lambda: bench.model_copy(update={**update, "command_id": uuid.uuid4().hex})
@@ -143,21 +181,23 @@ def _factory(session: Session, params: BaseModel, url_for: Callable[[str], str])
     return lambda: IdentifyCommand(command_id=uuid.uuid4().hex, seconds=seconds)
 
 
-def _sender(state: StateDep) -> CommandSender:
-    sender = state.sender()
-    if sender is None:
-        raise ApiError(503, "no_broker", "this controller has no MQTT connection to send commands")
-    return sender
-
-
 @router.post("/commands", response_model=CommandsSent, status_code=202)
 def send_command(
-    body: CommandRequest, http: Request, session: SessionDep, state: StateDep, caller: OperatorDep
+    body: CommandRequest,
+    http: Request,
+    session: SessionDep,
+    state: StateDep,
+    sender: SenderDep,
+    caller: OperatorDep,
 ) -> CommandsSent:
     """Send bench, assign or identify to one device or every device of a class."""
     targets = _targets(session, body)
-    make = _factory(session, body.command, lambda model_id: _model_url(state, http, model_id))
-    sender = _sender(state)
+    make = _factory(
+        session,
+        body.command,
+        lambda model_id: _model_url(state, http, model_id),
+        lambda suite_id: _suite_url(state, http, suite_id),
+    )
     sent: list[CommandPublic] = []
     failed: list[SendFailure] = []
     for device_id in targets:
@@ -179,11 +219,7 @@ def list_commands(
     type: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Page[Any]:
     """Commands, newest first, filtered by device, status or type."""
-    stmt = select(Command).order_by(col(Command.created_at).desc(), col(Command.id))
-    for column, value in ((Command.device_id, device_id), (Command.status, status),
-                          (Command.type, type)):  # fmt: skip
-        if value is not None:
-            stmt = stmt.where(col(column) == value)
+    stmt = crud.commands_query(device_id=device_id, status=status, type=type)
     rows, total = paginate(session, stmt, page)
     return Page(items=rows, total=total, limit=page.limit, offset=page.offset)
 

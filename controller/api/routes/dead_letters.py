@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlmodel import col, select
 
 from controller import crud
 from controller.api.deps import SessionDep
@@ -30,12 +29,9 @@ def list_dead_letters(
     device_id: Annotated[str | None, Query(max_length=63)] = None,
 ) -> Page[Any]:
     """Rejected messages, newest first, filtered by reason or device."""
-    stmt = select(DeadLetter).order_by(col(DeadLetter.id).desc())
-    if reason is not None:
-        stmt = stmt.where(col(DeadLetter.reason) == reason)
-    if device_id is not None:
-        stmt = stmt.where(col(DeadLetter.device_id) == device_id)
-    rows, total = paginate(session, stmt, page)
+    rows, total = paginate(
+        session, crud.dead_letters_query(reason=reason, device_id=device_id), page
+    )
     return Page(items=rows, total=total, limit=page.limit, offset=page.offset)
 
 

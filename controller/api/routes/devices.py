@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
+from controller import crud
 from controller.api.deps import SessionDep
 from controller.api.errors import bad_request, not_found
 from controller.api.pagination import Page, PageDep, paginate
@@ -47,6 +47,7 @@ class Series(StrEnum):
     MEM_AVAILABLE_MB = "mem_available_mb"
     RSS_MB = "rss_mb"
     TEMPERATURE_C = "temperature_c"
+    OUTBOX_DEPTH = "outbox_depth"
 
 
 _HEARTBEAT_SERIES = {
@@ -55,6 +56,7 @@ _HEARTBEAT_SERIES = {
     Series.MEM_AVAILABLE_MB,
     Series.RSS_MB,
     Series.TEMPERATURE_C,
+    Series.OUTBOX_DEPTH,
 }
 
 
@@ -86,22 +88,6 @@ def _get_device(session: Session, device_id: str) -> Device:
     return device
 
 
-def _device_filters(
-    device_class: str | None, status: str | None, model_id: str | None, q: str | None
-) -> list[ColumnElement[bool]]:
-    filters: list[ColumnElement[bool]] = []
-    if device_class is not None:
-        filters.append(col(Device.device_class) == device_class)
-    if status is not None:
-        filters.append(col(Device.status) == status)
-    if model_id is not None:
-        filters.append(col(Device.model_id) == model_id)
-    if q:
-        pattern = f"%{q.replace('%', '').replace('_', '')}%"
-        filters.append(or_(col(Device.id).like(pattern), col(Device.name).like(pattern)))
-    return filters
-
-
 @router.get("", response_model=Page[DevicePublic])
 def list_devices(
     session: SessionDep,
@@ -112,8 +98,7 @@ def list_devices(
     q: Annotated[str | None, Query(max_length=64, description="id or name contains")] = None,
 ) -> Page[Any]:
     """Devices, filtered by class, status, served model or a search string, by id."""
-    filters = _device_filters(device_class, status, model_id, q)
-    stmt = select(Device).where(*filters).order_by(col(Device.id))
+    stmt = crud.devices_query(device_class=device_class, status=status, model_id=model_id, search=q)
     rows, total = paginate(session, stmt, page)
     return Page(items=rows, total=total, limit=page.limit, offset=page.offset)
 
@@ -127,10 +112,7 @@ def get_device(device_id: str, session: SessionDep) -> Device:
 @router.patch("/{device_id}", response_model=DevicePublic)
 def update_device(device_id: str, update: DeviceUpdate, session: SessionDep) -> Device:
     """Change a device's display name, class or location."""
-    device = _get_device(session, device_id)
-    for key, value in update.model_dump(exclude_unset=True).items():
-        setattr(device, key, value)
-    session.add(device)
+    device = crud.update_device(session, device=_get_device(session, device_id), device_in=update)
     session.commit()
     session.refresh(device)
     return device

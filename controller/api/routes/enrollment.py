@@ -13,7 +13,7 @@ from sqlmodel import Session
 from controller import crud
 from controller.api.deps import OperatorDep, StateDep, bearer_scheme
 from controller.api.errors import ApiError, not_found, unauthorized
-from controller.enrollment import EnrollmentError, IssuedCredentials
+from controller.enrollment import DeviceIdTaken, EnrollmentError, IssuedCredentials
 from controller.models import Device, DeviceCreate, DevicePublic
 from shared.messages import DeviceId
 from shared.profiles import ClassName
@@ -80,8 +80,14 @@ def _exists(state: StateDep, device_id: str) -> None:
 
 @router.post("/devices", response_model=Enrolled, status_code=201)
 def enroll_device(body: DeviceCreate, state: StateDep, caller: OperatorDep) -> Enrolled:
-    """Enroll a device (or adopt one already seen) and issue its MQTT login."""
-    device, issued = state.enrollment.enroll(body)
+    """Enroll a device (or adopt one seen only on MQTT) and issue its MQTT login.
+
+    An enrolled id is refused (409): its login changes only through rotation.
+    """
+    try:
+        device, issued = state.enrollment.enroll(body)
+    except DeviceIdTaken as exc:
+        raise ApiError(409, "device_id_taken", str(exc)) from None
     state.devices.forget()
     return Enrolled(device=DevicePublic.model_validate(device), credentials=_creds(issued))
 
@@ -149,6 +155,8 @@ def redeem_enrollment_token(
     """A device trades its one-time enrollment token (as Bearer) for its MQTT login."""
     try:
         device, issued = state.enrollment.redeem(token, device_id=body.device_id)
+    except DeviceIdTaken as exc:
+        raise ApiError(409, "device_id_taken", str(exc)) from None
     except EnrollmentError as exc:
         raise ApiError(403, "enrollment_refused", str(exc)) from None
     state.devices.forget()

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from controller.api.deps import AdminDep, SessionDep, StateDep
 from controller.api.errors import ApiError, conflict, not_found
@@ -29,7 +28,7 @@ UPLOAD_BODY = {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
-_STATUS = {"too_large": 413, "not_found": 404}
+_STATUS = {"too_large": 413, "not_found": 404, "disk_full": 507}
 
 
 class ClassFit(BaseModel):
@@ -37,6 +36,7 @@ class ClassFit(BaseModel):
 
     estimate_mb: float
     budget_mb: int
+    parallel: int = Field(description="sequences decoded together, each with its own KV cells")
     fits: bool
 
 
@@ -92,11 +92,23 @@ def get_model(model_id: str, session: SessionDep) -> ModelDetail:
 
 
 def _register(state: Any, stored: StoredFile, **fields: Any) -> Model:
+    """Register a stored file; if that fails, a file no model uses is removed again."""
     with Session(state.engine, expire_on_commit=False) as session:
         try:
             return service.register(session, stored, **fields)
         except service.ModelConflict as exc:
+            _drop_if_unused(state, stored)
             raise conflict(str(exc)) from None
+        except BaseException:
+            _drop_if_unused(state, stored)
+            raise
+
+
+def _drop_if_unused(state: Any, stored: StoredFile) -> None:
+    with Session(state.engine) as session:
+        used = session.exec(select(Model.id).where(Model.sha256 == stored.sha256)).first()
+    if used is None:
+        state.store.delete(stored.sha256)
 
 
 @router.post("", response_model=ModelPublic, status_code=201)
@@ -137,7 +149,7 @@ async def upload_model(
     except RegistryError as exc:
         incoming.abort()
         raise registry_error(exc) from None
-    except (ClientDisconnect, OSError):
+    except BaseException:  # a disconnect, a full disk, a body over its limit: no orphan file
         incoming.abort()
         raise
     try:

@@ -14,7 +14,7 @@ from controller.api.errors import ERROR_RESPONSES
 from controller.planner.scores import hardware_independent_view
 from controller.planner.types import PlannerSettings
 from controller.plans.inputs import current_scores
-from controller.plans.service import score_row
+from controller.plans.service import ranked_rows
 
 
 def make_router(engine: Callable[..., Engine], viewer: Callable[..., str]) -> APIRouter:
@@ -30,7 +30,7 @@ def make_router(engine: Callable[..., Engine], viewer: Callable[..., str]) -> AP
         with Session(engine) as session:
             scores = current_scores(session, settings)
         classes = {
-            cls: [score_row(s) for s in rows]
+            cls: ranked_rows(rows)
             for cls, rows in scores.items()
             if device_class is None or cls == device_class
         }

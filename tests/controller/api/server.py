@@ -11,6 +11,8 @@ from fastapi import FastAPI
 
 from tests.support.ports import free_port
 
+STARTUP_TIMEOUT_S = 120
+
 
 @dataclass
 class UvicornServer:
@@ -34,7 +36,9 @@ class UvicornServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 20
+        # the lifespan migrates a database and starts the app's parts: seconds when quiet,
+        # much longer on a loaded 2-core machine; the wait ends as soon as it has started
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start")

@@ -10,6 +10,7 @@ from sqlmodel import Session
 from controller.ingest.service import IngestService
 from controller.models import Device
 from shared.messages import AckBody, AckStatus, parse_message
+from shared.suites.builtin import builtin_bytes, builtin_source
 from shared.topics import TopicKind, Topics
 from tests.controller.api.conftest import Api
 from tests.controller.devices import FakeDevice, wait_until
@@ -178,3 +179,35 @@ def test_deleting_a_device_revokes_its_login(api: Api) -> None:
         assert client.delete("/api/v1/devices/pi-gone").status_code == 404
     with Session(api.engine) as session:
         assert crud.active_mqtt_credential(session, device_id="pi-gone") is None
+
+
+def test_bench_commands_name_their_suite_by_id_and_sha256(
+    api_with_broker: tuple[Api, IngestService], mosquitto: MosquittoBroker
+) -> None:
+    api, _ = api_with_broker
+    with Session(api.engine) as session:
+        session.add(Device(id="pi-suite", enrolled=True))
+        session.commit()
+    device, received = _listening("pi-suite", mosquitto.port)
+    mine = builtin_bytes("gsm8k-sample")
+    with api.client("operator") as client:
+        uploaded = client.post("/api/v1/suites", params={"suite_id": "school"}, content=mine)
+        assert uploaded.status_code == 201, uploaded.text
+        for suite_id in ("school", "everyday-choice"):
+            command = {"type": "bench", "suite_id": suite_id, "max_questions": 2}
+            sent = client.post(
+                "/api/v1/commands", json={"device_id": "pi-suite", "command": command}
+            )
+            assert sent.status_code == 202, sent.text
+        missing = {"type": "bench", "suite_id": "nope"}
+        refused = client.post(
+            "/api/v1/commands", json={"device_id": "pi-suite", "command": missing}
+        )
+        assert refused.status_code == 404 and "suite 'nope'" in refused.text
+    assert wait_until(lambda: len(received) == 2, 5)
+    uploaded_suite, builtin = (parse_message(*m).body.command.suite for m in received)
+    assert uploaded_suite.suite_id == "school"
+    assert uploaded_suite.sha256 == hashlib.sha256(mine).hexdigest()
+    assert uploaded_suite.url == f"{api.url}/api/v1/suites/school/file"
+    assert builtin == builtin_source("everyday-choice") and builtin.url is None
+    device.close()

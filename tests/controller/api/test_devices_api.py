@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from controller.ingest.service import IngestService
 from controller.models import Device, DeviceState, Heartbeat, ServingMetric
-from shared.messages import DeviceStatus, MetricsBody, StateBody
+from shared.messages import DeviceStatus, EngineReport, MetricsBody, StateBody
 from tests.controller.api.conftest import Api
 from tests.controller.devices import FakeDevice, wait_until
 from tests.factories.messages import hello_body
@@ -129,7 +129,8 @@ def test_ingested_device_shows_up_online_with_metrics(
 ) -> None:
     api, service = api_with_broker
     device = FakeDevice("pi-live", mosquitto.port)
-    device.publish_body(hello_body("pi4-4gb"))
+    engine = EngineReport(ok=False, crash="SIGILL", reason="the engine check died: SIGILL")
+    device.publish_body(hello_body("pi4-4gb").model_copy(update={"engine": engine}))
     device.publish_body(StateBody(status=DeviceStatus.ONLINE, model_id="smol"))
     for n in range(5):
         device.publish_body(MetricsBody(window_s=10, requests=n, decode_tok_s=20.0 + n))
@@ -139,6 +140,7 @@ def test_ingested_device_shows_up_online_with_metrics(
         listed = client.get("/api/v1/devices", params={"status": "online"}).json()
         assert [d["id"] for d in listed["items"]] == ["pi-live"]
         assert listed["items"][0]["device_class"] == "pi4-4gb"
+        assert listed["items"][0]["engine"] == engine.model_dump(mode="json")  # as reported
         series = client.get("/api/v1/devices/pi-live/metrics", params={"max_points": 1}).json()
         assert series["points"][0]["count"] == 5
         assert series["points"][0]["mean"] == statistics.fmean(20.0 + n for n in range(5))

@@ -1,13 +1,16 @@
 """Property-based run of schemathesis against the live OpenAPI schema: no 5xx, ever.
 
 Runs with an admin token (so every route is reachable) against a real
-uvicorn server with a real MQTT command path; a few real rows exist so some
-generated ids hit something. The example count is kept modest (< 2 minutes).
+uvicorn server with a real MQTT command path and a controller MQTT password,
+so every enrollment the fuzzer makes rewrites the Mosquitto files (the path
+where a crafted device id once forged a password-file line); a few real rows
+exist so some generated ids hit something.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +19,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 from sqlalchemy import Engine
@@ -24,11 +28,31 @@ from sqlmodel import Session
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.service import IngestService
 from controller.models import Device
-from shared.topics import Topics
+from shared.topics import Topics, is_valid_device_id
 from tests.controller.api.conftest import ADMIN_TOKEN, Api, start_api
 from tests.support.broker import MosquittoBroker
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 20
+
+# Suite uploads are JSON lines (application/jsonl), which schemathesis cannot write by
+# itself: good lines, broken JSON, wrong types and binary junk, so the route's per-line
+# validation is fuzzed too.
+_JSONL_LINES = st.one_of(
+    st.builds(
+        lambda item_id, q, a: json.dumps(
+            {"id": item_id, "type": "exact", "question": q, "answer": a}
+        ).encode(),
+        st.text(min_size=0, max_size=20),
+        st.text(max_size=60),
+        st.text(max_size=10),
+    ),
+    st.binary(max_size=80),
+    st.just(b'{"id": 1, "type": "choice"}'),
+)
+schemathesis.openapi.media_type(
+    "application/jsonl", st.lists(_JSONL_LINES, max_size=6).map(b"\n".join)
+)
+FUZZ_MQTT_PASSWORD = "fuzz-controller-mqtt-secret"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +70,9 @@ def fuzz_api(tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoBroke
     service = IngestService(engine, options, topics=Topics(), config=IngestConfig()).start()
     assert service.connection.wait_connected(10)
     sender = CommandPublisher(engine, service.connection, topics=Topics())
-    running = start_api(data, engine=engine, sender=sender, stats=service.stats)
+    running = start_api(
+        data, engine=engine, sender=sender, stats=service.stats, mqtt_password=FUZZ_MQTT_PASSWORD
+    )
     with Session(engine) as session:
         session.add(Device(id="0", device_class="pi4-4gb", enrolled=True))
         session.add(Device(id="pi-1", device_class="pi4-4gb", status="online"))
@@ -102,5 +128,10 @@ def test_no_server_errors(fuzz_api: Api) -> None:
     assert statuses[("positive", 401)] == 0
     successes = sum(n for (mode, code), n in statuses.items() if mode == "positive" and code < 300)
     assert successes >= 3 * len(operations)
+    # the broker files the fuzzer's enrollments rewrote hold only well-formed logins
+    passwords = fuzz_api.settings.broker_dir / "passwd"
+    for line in passwords.read_text().splitlines():
+        user, _, hashed = line.partition(":")
+        assert is_valid_device_id(user) and hashed.startswith("$7$"), line
     # invalid cases were really invalid: the API answered them with 4xx
     assert sum(n for (mode, code), n in statuses.items() if mode == "negative" and code >= 400)

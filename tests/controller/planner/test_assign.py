@@ -140,3 +140,16 @@ def test_infeasible_fleet_constraints_are_reported_not_raised(_) -> None:
     world = _one_class_world()
     result = world.plan_fleet(FleetConstraints(min_devices_per_model={"m-a": 1, "m-b": 1}))
     assert result.status.startswith("infeasible") and result.decisions == []
+
+
+def test_a_device_whose_engine_cannot_run_models_is_left_unplanned_with_the_reason() -> None:
+    world = _one_class_world()
+    why = "the engine check died: SIGILL (an instruction this CPU does not have); fix: ..."
+    world.devices = [Device("d0", "c1"), Device("d1", "c1", engine_problem=why)]
+    per_device = _plan(world)
+    fleet = world.plan_fleet(FleetConstraints()).decisions
+    for decisions in (per_device, fleet):
+        healthy, broken = sorted(decisions, key=lambda d: d.device_id)
+        assert healthy.option == Option("m-a", False)
+        assert broken.option is None and broken.chosen is None
+        assert broken.note == f"engine cannot run models: {why}"

@@ -70,7 +70,7 @@ def add_run(session, model_id: str, device_id: str, device_class: str, seq: int)
                 device_id=device_id,
                 device_class=device_class,
                 model_id=model_id,
-                question_id=q.question_id,
+                item_id=q.item_id,
                 category=q.category,
                 refined=q.refined,
                 judge_score=q.judge_score,

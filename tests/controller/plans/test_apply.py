@@ -369,6 +369,21 @@ def test_profiling_benches_carry_the_fleet_judge_and_reference_where_they_fit(ri
         Profiler(engine, applier.commands, model_url=applier.model_url, profiling=missing).run()
 
 
+def test_profiling_benches_name_the_configured_suite_pinned_by_sha256(rig) -> None:
+    from shared.suites.builtin import builtin_source
+
+    engine, service, devices, applier = rig
+    _add_unjudged_model(engine, applier)
+    on_choices = ProfilingSettings(suite_id="everyday-choice", questions_per_pair=2)
+    Profiler(engine, applier.commands, model_url=applier.model_url, profiling=on_choices).run()
+    assert wait_until(lambda: devices["b1"].commands, 5)
+    suite = devices["b1"].commands[0]["suite"]
+    assert suite == builtin_source("everyday-choice").model_dump(exclude_none=True)
+    unknown = ProfilingSettings(suite_id="no-such-suite")
+    with pytest.raises(ProfilingError, match="suite 'no-such-suite' is neither uploaded"):
+        Profiler(engine, applier.commands, model_url=applier.model_url, profiling=unknown).run()
+
+
 def test_the_planner_loop_advances_a_running_rollout(rig) -> None:
     from controller.plans.loop import PlannerLoop
 

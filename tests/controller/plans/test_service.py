@@ -4,12 +4,15 @@ from sqlmodel import Session
 from controller import models as db
 from controller.core.db import session_scope
 from controller.planner.fleet import FleetConstraints
+from controller.planner.types import PlannerSettings
+from controller.plans.inputs import current_scores
 from controller.plans.service import (
     draft_plan,
     dry_run_plan,
-    leaderboard,
     plan_detail,
     plan_history,
+    ranked_rows,
+    score_row,
 )
 from tests.controller.plans.db_world import plan_row_counts, seed_world
 
@@ -102,7 +105,9 @@ def test_fleet_constraint_plan_is_stored_with_the_solver_status(
 
 def test_leaderboard_reports_terms_intervals_and_flags(engine: Engine, tiny_gguf_factory) -> None:
     seed_world(engine, tiny_gguf_factory)
-    board = leaderboard(engine)
+    with Session(engine) as session:
+        scores = current_scores(session, PlannerSettings())
+    board = {cls: [score_row(s) for s in rows] for cls, rows in scores.items()}
     big = board["big-box"]
     assert [r["psi"] for r in big] == sorted((r["psi"] for r in big), reverse=True)
     row = next(r for r in big if r["model_id"] == "m-big" and not r["refine"])
@@ -110,3 +115,31 @@ def test_leaderboard_reports_terms_intervals_and_flags(engine: Engine, tiny_gguf
     assert row["B_ci"][0] < row["B"] < row["B_ci"][1]
     small_on_big = next(r for r in big if r["model_id"] == "m-small" and not r["refine"])
     assert small_on_big["predicted"] and small_on_big["quality_pooled"]
+
+
+def test_ranked_rows_flag_overlap_with_the_next_row_and_take_an_empty_class(
+    engine: Engine, tiny_gguf_factory
+) -> None:
+    seed_world(engine, tiny_gguf_factory)
+    with Session(engine) as session:
+        big = current_scores(session, PlannerSettings())["big-box"]
+    rows = ranked_rows(big)
+    assert len(rows) == len(big) and rows[-1]["B_overlaps_next"] is False
+    assert ranked_rows([]) == []  # a class with no scored option (found by schemathesis)
+
+
+def test_a_device_with_a_failed_engine_check_is_unplanned_with_the_reason(
+    engine: Engine, tiny_gguf_factory
+) -> None:
+    seed_world(engine, tiny_gguf_factory)
+    why = "the engine check died: SIGSEGV (invalid memory access inside llama.cpp); fix: ..."
+    with session_scope(engine) as session:
+        session.get(db.Device, "s2").engine = {"ok": False, "crash": "SIGSEGV", "reason": why}
+    plan_id = draft_plan(engine, created_by="op")
+    with Session(engine) as session:
+        detail = plan_detail(session, plan_id)
+    assert detail is not None
+    rows = {a["device_id"]: a for a in detail["assignments"]}
+    assert (rows["s2"]["model_id"], rows["s2"]["status"]) == (None, "unplanned")
+    assert rows["s2"]["reasons"][0] == f"engine cannot run models: {why}"
+    assert rows["s1"]["model_id"] == "m-small"  # its class-mate is planned as before

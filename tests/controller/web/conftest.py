@@ -8,50 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from controller.core.db import create_db_engine, migrate
-from controller.ingest.commands import CommandPublisher
-from controller.ingest.mqtt import MqttOptions
-from controller.ingest.service import IngestConfig, IngestService
-from shared.topics import Topics
-from tests.controller.api.conftest import Api, start_api
-from tests.controller.web.fleet import CLASSES, populate, upload_models
-from tests.factories.profiles import write_profiles
-from tests.support.broker import MosquittoBroker
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
+from tests.controller.web.fleet import Dashboard, reported_fleet
+from tests.support.browser import ARTIFACTS
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole session."""
-    if not CHROMIUM.exists():
-        pytest.fail("chromium is not installed: run `make system-deps`, which installs it")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@dataclass
-class Dashboard:
-    """The running controller behind the dashboard, and the ingest that filled it."""
-
-    api: Api
-    ingest: IngestService
-    broker: MosquittoBroker
-
-    @property
-    def url(self) -> str:
-        """The dashboard page."""
-        return f"{self.api.url}/dashboard/"
+def screenshots() -> Path:
+    """Where the dashboard tests keep their screenshots ($EDGEFLEET_TEST_ARTIFACTS/dashboard)."""
+    folder = ARTIFACTS / "dashboard"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -59,33 +27,8 @@ def dashboard(
     tmp_path_factory: pytest.TempPathFactory, tiny_gguf_factory: Callable[..., Path]
 ) -> Iterator[Dashboard]:
     """A controller whose fleet reported over MQTT; a private broker keeps it to this module."""
-    root = tmp_path_factory.mktemp("dashboard")
-    broker = MosquittoBroker(root / "broker").start()
-    engine = create_db_engine(f"sqlite:///{root / 'controller.db'}")
-    migrate(engine)
-    write_profiles(root / "classes", CLASSES)
-    options = MqttOptions(host="127.0.0.1", port=broker.port, client_id="dashboard-ctl")
-    ingest = IngestService(
-        engine, options, topics=Topics(), config=IngestConfig(flush_interval_s=0.05)
-    ).start()
-    assert ingest.connection.wait_connected(10), "ingest did not connect"
-    sender = CommandPublisher(engine, ingest.connection, topics=Topics())
-    api = start_api(
-        root / "data",
-        engine=engine,
-        sender=sender,
-        stats=ingest.stats,
-        device_classes_dir=root / "classes",
-    )
-    try:
-        upload_models(api, tiny_gguf_factory)
-        populate(api, broker.port, lambda: ingest.stats.stored)
-        yield Dashboard(api, ingest, broker)
-    finally:
-        api.server.stop()
-        ingest.stop()
-        engine.dispose()
-        broker.stop()
+    with reported_fleet(tmp_path_factory.mktemp("dashboard"), tiny_gguf_factory) as running:
+        yield running
 
 
 @dataclass

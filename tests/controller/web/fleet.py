@@ -8,13 +8,19 @@ class also has a *predicted* score. x1 reports hostile strings; off1 went offlin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from paho.mqtt.client import MQTTMessageInfo
 
+from controller.core.db import create_db_engine, migrate
+from controller.ingest.commands import CommandPublisher
+from controller.ingest.mqtt import MqttOptions
+from controller.ingest.service import IngestConfig, IngestService
 from shared.messages import (
     AnswerLatency,
     BenchBody,
@@ -26,11 +32,15 @@ from shared.messages import (
     Spread,
     StateBody,
 )
-from tests.controller.api.conftest import Api
+from shared.quality import category_rows
+from shared.topics import Topics
+from tests.controller.api.conftest import Api, start_api
 from tests.controller.devices import FakeDevice, wait_until
 from tests.controller.plans.db_world import PCT, RSS, SHAPES
 from tests.factories.messages import hello_body
 from tests.factories.planner import questions_for
+from tests.factories.profiles import write_profiles
+from tests.support.broker import MosquittoBroker
 
 CLASSES = {"small-box": 75, "big-box": 6000}
 HOSTILE_MODEL = '<script>window.__xss = 1</script><img src="x" onerror="window.__xss = 2">'
@@ -77,6 +87,7 @@ def upload_models(api: Api, gguf: Callable[..., Path]) -> None:
 def bench_run(model_id: str, device_class: str, run: int) -> BenchBody:
     """A benchmark run with judged questions (zero-shot and refined) and answer latencies."""
     pct = PCT["small" if model_id == "m-small" else "big"]
+    questions = questions_for(dict.fromkeys(("writing", "math", "coding"), pct), seed=run)
     return BenchBody(
         run_id=f"run-{run}",
         model=ModelRef(model_id=model_id),
@@ -94,7 +105,8 @@ def bench_run(model_id: str, device_class: str, run: int) -> BenchBody:
             generated_tokens_mean=128, n=5,
         ),
         peak_rss_mb=RSS[model_id],
-        questions=questions_for(dict.fromkeys(("writing", "math", "coding"), pct), seed=run),
+        questions=questions,
+        categories=category_rows(questions),  # as the agent sums them
     )  # fmt: skip
 
 
@@ -122,12 +134,37 @@ def report(device: FakeDevice, vitals: Vitals) -> list[MQTTMessageInfo]:
     return [device.publish_body(body) for body in bodies]
 
 
+HISTORY_POINTS = 12
+"""s1's last hour: a heartbeat and a metrics report every 5 minutes, offline for 10 of them."""
+
+
+def history(device: FakeDevice, vitals: Vitals) -> list[MQTTMessageInfo]:
+    """An hour of vitals and serving metrics, oldest first, and an offline span."""
+    now = datetime.now(UTC)
+    sent = []
+    for k in range(HISTORY_POINTS, 0, -1):
+        at = now - timedelta(minutes=5 * k)
+        beat = HeartbeatBody(
+            uptime_s=100 + k, load_1m=0.2 + 0.05 * k, mem_available_mb=1200.0 - 10 * k,
+            rss_mb=40.0 + k, temperature_c=45.0 + k / 2, outbox_depth=k % 4,
+        )  # fmt: skip
+        metrics = MetricsBody(
+            window_s=300, requests=3, decode_tok_s=10.0 + k / 4, latency_ms_p95=3000.0 + 100 * k
+        )
+        sent += [device.publish_body(beat, sent_at=at), device.publish_body(metrics, sent_at=at)]
+    for minutes, status in ((40, DeviceStatus.OFFLINE), (30, DeviceStatus.ONLINE)):
+        state = StateBody(status=status, model_id=vitals.model_id, refine=vitals.refine)
+        sent.append(device.publish_body(state, sent_at=now - timedelta(minutes=minutes)))
+    return sent
+
+
 def populate(api: Api, port: int, stored: Callable[[], int]) -> None:
     """Every device reports, two run a benchmark, one message is garbage; wait for ingest."""
     expected = 0
     for run, (device_id, vitals) in enumerate(DEVICES.items()):
         device = FakeDevice(device_id, port)
-        sent = report(device, vitals)
+        sent = history(device, vitals) if device_id == "s1" else []
+        sent += report(device, vitals)
         if device_id in BENCHED:
             sent.append(device.publish_body(bench_run(*BENCHED[device_id], run)))
         expected += len(sent)
@@ -144,3 +181,48 @@ def populate(api: Api, port: int, stored: Callable[[], int]) -> None:
 
 def _dead_letters(client: httpx.Client) -> int:
     return sum(client.get("/api/v1/dead-letters/counts").json().values())
+
+
+@dataclass
+class Dashboard:
+    """The running controller behind the dashboard, and the ingest that filled it."""
+
+    api: Api
+    ingest: IngestService
+    broker: MosquittoBroker
+
+    @property
+    def url(self) -> str:
+        """The dashboard page."""
+        return f"{self.api.url}/dashboard/"
+
+
+@contextmanager
+def reported_fleet(root: Path, gguf: Callable[..., Path]) -> Iterator[Dashboard]:
+    """A controller on uvicorn whose fleet reported over MQTT to a private Mosquitto."""
+    broker = MosquittoBroker(root / "broker").start()
+    engine = create_db_engine(f"sqlite:///{root / 'controller.db'}")
+    migrate(engine)
+    write_profiles(root / "classes", CLASSES)
+    options = MqttOptions(host="127.0.0.1", port=broker.port, client_id="dashboard-ctl")
+    ingest = IngestService(
+        engine, options, topics=Topics(), config=IngestConfig(flush_interval_s=0.05)
+    ).start()
+    assert ingest.connection.wait_connected(10), "ingest did not connect"
+    sender = CommandPublisher(engine, ingest.connection, topics=Topics())
+    api = start_api(
+        root / "data",
+        engine=engine,
+        sender=sender,
+        stats=ingest.stats,
+        device_classes_dir=root / "classes",
+    )
+    try:
+        upload_models(api, gguf)
+        populate(api, broker.port, lambda: ingest.stats.stored)
+        yield Dashboard(api, ingest, broker)
+    finally:
+        api.server.stop()
+        ingest.stop()
+        engine.dispose()
+        broker.stop()

@@ -65,8 +65,10 @@ def _expect_row_matches_api(row: Locator, score: dict[str, Any]) -> None:
     low, high = score["B_ci"]
     assert cells[4] == f"{_fmt(score['B'])} [{_fmt(low)}, {_fmt(high)}]"
     assert cells[7] == _fmt(score["C"], 3)
-    assert cells[10] == str(score["n_questions"])
+    assert cells[10].startswith(str(score["n_questions"]))
+    assert cells[10].endswith(", ".join(score["suites"]) or "no suite named")
     assert ("predicted" in cells[11]) is score["predicted"]
+    assert ("overlaps" in cells[11]) is score["B_overlaps_next"]
     assert cells[9].startswith("≈") is score["predicted"]
     assert cells[8].endswith("measured" if score["memory_measured"] else "estimate")
 

@@ -53,6 +53,7 @@ export function apiClient(token) {
   return {
     get: (path, params) => call("GET", path, { params }),
     post: (path, body) => call("POST", path, { body }),
+    del: (path) => call("DELETE", path),
   };
 }
 

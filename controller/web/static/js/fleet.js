@@ -36,7 +36,11 @@ function renderCounts(devices, deadLetters) {
 
 function deviceCell(device) {
   return () => [
-    h("span", { className: "device-id", text: device.id }),
+    h("a", {
+      className: "device-id",
+      text: device.id,
+      attrs: { href: `#/device/${encodeURIComponent(device.id)}` },
+    }),
     device.name ? h("span", { className: "sub", text: device.name }) : null,
   ];
 }

@@ -18,6 +18,13 @@ export function megabytes(mb) {
   return value >= 1000 ? `${(value / 1000).toFixed(1)} GB` : `${Math.round(value)} MB`;
 }
 
+/** A file size: "412 KB", "11 MB", "1.9 GB". */
+export function fileSize(bytes) {
+  if (!present(bytes)) return MISSING;
+  const value = Number(bytes);
+  return value < 1e6 ? `${Math.max(1, Math.round(value / 1e3))} KB` : megabytes(value / 1e6);
+}
+
 /** Milliseconds as "850 ms" or "4.2 s". */
 export function millis(ms) {
   if (!present(ms)) return MISSING;

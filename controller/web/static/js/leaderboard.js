@@ -17,7 +17,7 @@ const WEIGHTS = [
 
 const COLUMNS = [
   "Rank", "Model", "Refine", "Psi", "B [95% CI]", "I [95% CI]", "E", "C",
-  "Memory", "p95 latency", "Questions", "Flags",
+  "Memory", "p95 latency", "Items", "Flags",
 ];
 
 /** Fetch the scores and render the weights, the per-class boards and the memory view. */
@@ -82,7 +82,13 @@ function flags(row) {
   const out = [];
   if (row.predicted) out.push(badge("predicted"));
   if (row.quality_pooled) out.push(badge("pooled"));
+  if (row.B_overlaps_next) out.push(badge("overlaps", "pooled"));
   return out.length ? out : MISSING;
+}
+
+function items(row) {
+  const suites = (row.suites || []).join(", ");
+  return [String(row.n_questions), h("span", { className: "sub", text: suites || "no suite named" })];
 }
 
 function memory(row) {
@@ -106,7 +112,7 @@ function scoreRow(row) {
       { spec: num(row.C, 3), className: "num" },
       { spec: () => memory(row), className: "num" },
       { spec: latency, className: "num" },
-      { spec: row.n_questions, className: "num" },
+      { spec: () => items(row), className: "num" },
       { spec: () => flags(row) },
     ],
   };

@@ -1,10 +1,15 @@
-// The dashboard's entry: sign in, refresh every panel on a timer, sign out.
+// The dashboard's entry: sign in, route between views (#/device/ID, #/quality, #/registry,
+// #/events; anything else is the overview), refresh the view's panels on a timer, sign out.
 
 import { ApiError } from "./api.js";
+import { initDeviceActions, refreshDevice } from "./device.js";
 import { say, setText } from "./dom.js";
+import { initEventFilters, refreshEvents } from "./events.js";
 import { refreshFleet } from "./fleet.js";
 import { refreshLeaderboard } from "./leaderboard.js";
 import { forgetPlans, initPlanActions, refreshPlans } from "./plans.js";
+import { initQualityControls, refreshQuality } from "./quality.js";
+import { initRegistryActions, refreshRegistry } from "./registry.js";
 import { forgetToken, signIn, storedToken } from "./session.js";
 
 const REFRESH_MS = 15000;
@@ -12,15 +17,36 @@ const SCORES_EVERY = 4; // scores move only when benchmarks arrive: every 4th re
 
 const $ = (id) => document.getElementById(id);
 
-const PANELS = [
-  ["fleet", (s) => refreshFleet(s.api), 1],
-  ["leaderboard", (s) => refreshLeaderboard(s.api), SCORES_EVERY],
-  ["plans", (s) => refreshPlans(s.api, s.me), 1],
-];
+// Per view: [panel (its error line is #PANEL-error), load(session, argument), every Nth tick]
+const VIEWS = {
+  overview: [
+    ["fleet", (s) => refreshFleet(s.api), 1],
+    ["leaderboard", (s) => refreshLeaderboard(s.api), SCORES_EVERY],
+    ["plans", (s) => refreshPlans(s.api, s.me), 1],
+  ],
+  device: [["device", (s, id) => refreshDevice(s.api, s.me, id), 1]],
+  quality: [["quality", (s) => refreshQuality(s.api), SCORES_EVERY]],
+  registry: [["registry", (s) => refreshRegistry(s.api, s.me), 1]],
+  events: [["events", (s) => refreshEvents(s.api), 1]],
+};
+
+/** The view the address names: {view, arg}. */
+function route() {
+  const device = window.location.hash.match(/^#\/device\/(.+)$/);
+  if (device) return { view: "device", arg: decodeURIComponent(device[1]) };
+  const view = window.location.hash.slice(2);
+  return { view: window.location.hash.startsWith("#/") && VIEWS[view] ? view : "overview" };
+}
+
+function showView() {
+  const { view } = route();
+  for (const name of Object.keys(VIEWS)) $(`view-${name}`).hidden = name !== view;
+}
 
 let current = null; // {api, me} while signed in
 let timer = null;
 let running = null;
+let runningFor = null; // the address the running refresh is for
 let ticks = 0; // timed refreshes since the last full one
 
 /** Sign out when the controller stops accepting the token; true when it did. */
@@ -38,9 +64,10 @@ function panelMessage(error) {
 
 async function refreshPanels(full) {
   const session = current;
-  const due = PANELS.filter(([, , every]) => full || ticks % every === 0);
+  const { view, arg } = route();
+  const due = VIEWS[view].filter(([, , every]) => full || ticks % every === 0);
   ticks = full ? 1 : ticks + 1;
-  const results = await Promise.allSettled(due.map(([, load]) => load(session)));
+  const results = await Promise.allSettled(due.map(([, load]) => load(session, arg)));
   if (session !== current) return;
   const errors = results.map((r) => (r.status === "rejected" ? r.reason : null));
   if (errors.some((e) => e && failedAuth(e))) return;
@@ -50,10 +77,18 @@ async function refreshPanels(full) {
   setText($("refreshed"), failures ? `Refreshed at ${time}, with errors.` : `Updated at ${time}.`);
 }
 
-/** Refresh the panels (all of them when `full`; one refresh at a time), then reschedule. */
-async function refresh(full = true) {
+/**
+ * Refresh the panels (all of them when `full`; one refresh at a time), then reschedule.
+ * `changed`: the caller changed what to show (a filter), so a running refresh is stale.
+ */
+async function refresh(full = true, changed = false) {
   if (!current) return;
-  if (!running) running = refreshPanels(full).finally(() => (running = null));
+  const address = window.location.hash;
+  if (running && (changed || runningFor !== address)) await running; // stale: then ours
+  if (!running) {
+    runningFor = address;
+    running = refreshPanels(full).finally(() => (running = null));
+  }
   await running;
   schedule();
 }
@@ -68,6 +103,7 @@ function start(session) {
   setText($("who-text"), `Signed in as ${session.me.name} (${session.me.role})`);
   $("signin").hidden = true;
   for (const id of ["app", "who", "nav"]) $(id).hidden = false;
+  showView();
   refresh();
 }
 
@@ -78,6 +114,7 @@ function signOut(message = "", kind = "error") {
   for (const id of ["app", "who", "nav"]) $(id).hidden = true;
   for (const body of $("app").querySelectorAll("tbody")) body.replaceChildren();
   $("class-boards").replaceChildren();
+  $("quality-charts").replaceChildren();
   forgetPlans();
   $("signin").hidden = false;
   say($("signin-error"), message, kind);
@@ -122,6 +159,15 @@ function boot() {
   $("refresh-button").addEventListener("click", () => refresh());
   document.addEventListener("visibilitychange", () => (document.hidden ? schedule() : refresh()));
   initPlanActions(() => current, refresh, failedAuth);
+  initDeviceActions(() => current, refresh, failedAuth);
+  initRegistryActions(() => current, refresh, failedAuth);
+  initEventFilters(refresh);
+  initQualityControls();
+  window.addEventListener("hashchange", () => {
+    showView();
+    if (window.location.hash.startsWith("#/")) $("main").focus();
+    refresh();
+  });
   const token = storedToken();
   if (!token) return;
   signIn(token).then(start, (error) => {

@@ -23,8 +23,9 @@ export function forgetToken() {
 }
 
 /**
- * Check `token` with the controller and keep it: resolves to `{api, me}` where `me` is
- * `{name, role}`; rejects with the ApiError (401 unknown token, 0 unreachable).
+ * Check `token` with the controller and keep it: resolves to `{api, me, token}` where `me` is
+ * `{name, role}` (the token itself is for the upload, which needs XMLHttpRequest's progress);
+ * rejects with the ApiError (401 unknown token, 0 unreachable).
  */
 export async function signIn(token) {
   const api = apiClient(token);
@@ -34,7 +35,7 @@ export async function signIn(token) {
   } catch {
     // Without storage the session lasts until the page reloads.
   }
-  return { api, me };
+  return { api, me, token };
 }
 
 const RANK = { viewer: 0, operator: 1, admin: 2 };

@@ -1,0 +1,1 @@
+"""`edgefleet doctor`: what is wrong on an agent or controller host, each finding with its fix."""

@@ -1,0 +1,284 @@
+"""Continuous batching and conversation KV reuse, side by side in one run.
+
+For 1, 2 and 4 concurrent clients (each sending two questions one after the
+other; greedy, same token limit): aggregate tok/s (generated tokens over wall
+time, prefill included) when they are batched by
+:class:`agent.inference.batch.BatchEngine` against the same requests served one
+at a time by the same engine, and the p50/p95 time to first token (from
+submission) under that load; and what one decode step
+costs in CPU time with 1, 2 and 4 sequences' tokens in it. Then a five-turn
+conversation, TTFT of each turn with the conversation's KV kept (prefix reuse
+on) and with every turn re-prefilled (off). Throughput is measured without
+prefix reuse, so both sides evaluate every prompt whole. Usage:
+
+    python bench/batching.py MODEL.gguf [MODEL.gguf ...] [--profile dev-x86-1core]
+        [--tokens 64] [--rounds 1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.inference.batch import BatchEngine
+from agent.inference.llama_batch import LlamaSequences
+from agent.inference.types import Generation
+from shared.profiles import DeviceProfile, parse_profile
+from shared.stats import percentile
+
+QUESTIONS = (
+    "Give three simple ways to keep drinking water safe at home.",
+    "Explain in two sentences why the sky looks blue.",
+    "What should a student bring to a science exam? List four things.",
+    "A shop sells pencils at 3 for 45 cents. How much do 12 pencils cost?",
+    "How can a family save water during a dry season?",
+    "What is the difference between weather and climate?",
+    "Name three animals that live in the desert and one thing each needs to survive.",
+    "Why should we wash our hands before eating?",
+)
+PER_CLIENT = 2
+"""Requests each client sends, one after the other, so the batch stays full while they run."""
+SYSTEM = (
+    "You are the helper of a small rural school. Answer the pupils' questions in plain words, "
+    "briefly and correctly. If you are not sure, say so. Do not invent facts or numbers."
+)
+TURNS = (
+    "What is photosynthesis?",
+    "Which part of the plant does it happen in?",
+    "Why are most leaves green?",
+    "What do plants need besides light?",
+    "Summarise what we discussed in one sentence.",
+)
+CONCURRENCY = (1, 2, 4)
+
+
+def _ask(engine: BatchEngine, question: str, tokens: int) -> Generation:
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+    return engine.chat(messages, max_tokens=tokens)
+
+
+def _requests(n: int) -> list[list[str]]:
+    """The questions each of ``n`` clients asks in turn (every client a different series)."""
+    return [
+        [QUESTIONS[(client + k * n) % len(QUESTIONS)] for k in range(PER_CLIENT)]
+        for client in range(n)
+    ]
+
+
+def one_at_a_time(engine: BatchEngine, n: int, tokens: int) -> tuple[float, list[Generation]]:
+    """All of ``n`` clients' requests answered in turn: (wall seconds, generations)."""
+    engine.reset()
+    started = time.perf_counter()
+    out = []
+    for series in _requests(n):
+        for question in series:
+            out.append(_ask(engine, question, tokens))
+            engine.reset()
+    return time.perf_counter() - started, out
+
+
+def together(engine: BatchEngine, n: int, tokens: int) -> tuple[float, list[Generation]]:
+    """``n`` clients at once, each sending its next request when its last is answered."""
+    engine.reset()
+    out: list[list[Generation]] = [[] for _ in range(n)]
+
+    def client(i: int, series: list[str]) -> None:
+        out[i] = [_ask(engine, question, tokens) for question in series]
+
+    threads = [
+        threading.Thread(target=client, args=(i, series)) for i, series in enumerate(_requests(n))
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done = [g for generations in out for g in generations]
+    assert len(done) == n * PER_CLIENT
+    return time.perf_counter() - started, done
+
+
+class _Side:
+    """Totals of one side (batched or one at a time) over the rounds."""
+
+    def __init__(self) -> None:
+        self.wall_s = self.cpu_s = 0.0
+        self.tokens = 0
+        self.generations: list[Generation] = []
+
+    def run(self, serve: Serve, engine: BatchEngine, n: int, tokens: int) -> None:
+        cpu = time.process_time()
+        wall, generations = serve(engine, n, tokens)
+        self.cpu_s += time.process_time() - cpu
+        self.wall_s += wall
+        self.tokens += sum(g.generated_tokens for g in generations)
+        self.generations += generations
+
+
+Serve = Callable[[BatchEngine, int, int], tuple[float, list[Generation]]]
+
+
+def throughput(engine: BatchEngine, tokens: int, rounds: int) -> list[dict[str, object]]:
+    """Batched vs one at a time for each concurrency, alternating so load hits both.
+
+    CPU seconds of this process are reported beside wall time: on a shared machine
+    they show the work each side needed, whatever the other processes took.
+    """
+    rows = []
+    for n in CONCURRENCY:
+        serial, batched = _Side(), _Side()
+        for _ in range(rounds):
+            serial.run(one_at_a_time, engine, n, tokens)
+            batched.run(together, engine, n, tokens)
+        ttft = [g.ttft_s * 1000 for g in batched.generations]
+        pairs = zip(serial.generations, batched.generations, strict=True)
+        rows.append(
+            {
+                "concurrent": n,
+                "serial_tok_s": round(serial.tokens / serial.wall_s, 2),
+                "batched_tok_s": round(batched.tokens / batched.wall_s, 2),
+                "speedup": round(
+                    (batched.tokens / batched.wall_s) / (serial.tokens / serial.wall_s), 2
+                ),
+                "cpu_speedup": round(
+                    (batched.tokens / batched.cpu_s) / (serial.tokens / serial.cpu_s), 2
+                ),
+                "ttft_ms_p50": round(percentile(ttft, 50), 1),
+                "ttft_ms_p95": round(percentile(ttft, 95), 1),
+                "same_text": f"{sum(a.text == b.text for a, b in pairs)}/{len(ttft)}",
+            }
+        )
+    return rows
+
+
+def conversation(engine: BatchEngine, tokens: int) -> list[dict[str, float]]:
+    """TTFT and prompt tokens evaluated of each turn of one conversation."""
+    engine.reset()
+    messages = [{"role": "system", "content": SYSTEM}]
+    rows = []
+    for turn, question in enumerate(TURNS, 1):
+        messages.append({"role": "user", "content": question})
+        reply = engine.chat(messages, max_tokens=tokens)
+        messages.append({"role": "assistant", "content": reply.text})
+        rows.append(
+            {
+                "turn": turn,
+                "prompt_tokens": reply.prompt_tokens,
+                "evaluated": reply.prompt_tokens_evaluated,
+                "ttft_ms": round(reply.ttft_s * 1000, 1),
+            }
+        )
+    return rows
+
+
+def step_cost(path: Path, profile: DeviceProfile, steps: int = 40) -> list[dict[str, float]]:
+    """CPU and wall milliseconds of one decode step carrying 1, 2 or 4 sequences' tokens.
+
+    Each sequence holds 64 prompt tokens; every step adds one token per sequence
+    at the same position and removes it again, so all steps see the same cache.
+    If a step of 4 tokens costs 4 steps of 1, batching cannot raise throughput.
+    """
+    n_ctx = 256
+    llama = LlamaSequences(
+        path, n_ctx=n_ctx, parallel=max(CONCURRENCY), threads=profile.threads, kv_cache_type="f16"
+    )
+    prompt = llama.tokenize(" ".join(QUESTIONS), add_bos=True)[:64]
+    try:
+        for seq in range(max(CONCURRENCY)):
+            llama.clear_batch()
+            for position, token in enumerate(prompt):
+                llama.add(token, position, seq, logits=False)
+            assert llama.decode() == 0
+        rows = []
+        for n in CONCURRENCY:
+            cpu, wall = [], []
+            for _ in range(steps):
+                llama.clear_batch()
+                for seq in range(n):
+                    llama.add(prompt[-1], len(prompt), seq, logits=True)
+                started_cpu, started = time.process_time(), time.perf_counter()
+                assert llama.decode() == 0
+                cpu.append(time.process_time() - started_cpu)
+                wall.append(time.perf_counter() - started)
+                for seq in range(n):
+                    llama.forget(seq, len(prompt))
+            cpu_ms = statistics.median(cpu) * 1000
+            rows.append(
+                {
+                    "sequences": n,
+                    "cpu_ms_per_step": round(cpu_ms, 1),
+                    "wall_ms_per_step": round(statistics.median(wall) * 1000, 1),
+                    "cpu_ms_per_token": round(cpu_ms / n, 1),
+                }
+            )
+        return rows
+    finally:
+        llama.close()
+
+
+def bench_model(path: Path, profile: DeviceProfile, tokens: int, rounds: int) -> dict[str, object]:
+    """Every measurement for one model, under one profile."""
+    # no prefix reuse while measuring throughput: both sides evaluate every prompt whole
+    engine = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY), prefix_reuse=False)
+    try:
+        rows = throughput(engine, tokens, rounds)
+    finally:
+        engine.close()
+    warm = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY))
+    try:
+        reused = conversation(warm, tokens)
+    finally:
+        warm.close()
+    cold = BatchEngine(path, profile=profile, parallel=1, prefix_reuse=False)
+    try:
+        fresh = conversation(cold, tokens)
+    finally:
+        cold.close()
+    steps = step_cost(path, profile)
+    on5, off5 = reused[-1]["ttft_ms"], fresh[-1]["ttft_ms"]
+    return {
+        "model": engine.model_id,
+        "threads": engine.threads,
+        "throughput": rows,
+        "decode_step": steps,
+        "conversation_reuse_on": reused,
+        "conversation_reuse_off": fresh,
+        "turn5_over_turn1_on": round(on5 / reused[0]["ttft_ms"], 2),
+        "turn5_over_turn1_off": round(off5 / fresh[0]["ttft_ms"], 2),
+        "turn5_on_over_off": round(on5 / off5, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--profile", default="dev-x86-1core")
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    source = Path("firmware-config/classes") / f"{args.profile}.yaml"
+    profile = parse_profile(source.read_text(), source=str(source))
+    load_before = os.getloadavg()[0]
+    results = [bench_model(path, profile, args.tokens, args.rounds) for path in args.models]
+    report = {
+        "profile": profile.name,
+        "load_1m_before": round(load_before, 2),
+        "load_1m_after": round(os.getloadavg()[0], 2),
+        "cores": os.cpu_count(),
+        "results": results,
+    }
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
