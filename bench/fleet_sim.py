@@ -2,8 +2,9 @@
 
 Starts a throwaway PostgreSQL, ``edgefleet controller run`` replicas (one MQTT
 5 shared subscription, a client id each, the planner lease), enrolls N devices
-through the API (each gets its own MQTT login), then starts Mosquitto with the
-password and ACL files the controller wrote, and plays the devices from a few
+(each gets its own MQTT login: ``--api-enroll`` of them through the API, the
+rest through the same enrollment code in bulk), then starts Mosquitto with the
+config, password and ACL files the controller wrote, and plays the devices from a few
 worker processes (``bench/fleet_devices.py``): hello, state with last will,
 heartbeats, metrics, bench results, acks to commands, a mix of classes from
 ``firmware-config/classes`` and churn. While they run it samples the
@@ -39,23 +40,26 @@ from sqlmodel import Session, col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.engine.tiny_gguf import TinyModelSpec, write_tiny_gguf  # noqa: E402
 from bench.fleet_devices import SimDevice, Tally, Timers, run_worker  # noqa: E402
 from bench.fleet_measure import (  # noqa: E402
     Sampler,
     command_round_trip,
-    enroll_all,
     http_p99,
     ingest_lag,
     kill_and_restart_leader,
+    provision,
     stored_pairs,
     wait_drained,
 )
 from controller import models as db  # noqa: E402
-from controller.core.db import create_db_engine  # noqa: E402
+from controller.core.config import ControllerSettings  # noqa: E402
+from controller.core.db import create_db_engine, migrate  # noqa: E402
 from controller.demo.processes import ProcessGroup  # noqa: E402
+from controller.enrollment import Enrollment  # noqa: E402
 from tests.controller.postgres import TempPostgres  # noqa: E402
-from tests.factories.gguf_models import TinyModelSpec, write_tiny_gguf  # noqa: E402
 from tests.support.broker import MosquittoBroker  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 from tests.support.replicas import ControllerReplicas  # noqa: E402
 
 CLASSES_DIR = Path(__file__).resolve().parent.parent / "firmware-config" / "classes"
@@ -124,16 +128,17 @@ def _fleet(n: int) -> list[tuple[str, str]]:
     return [(f"sim-{i:05d}", device_class) for i, device_class in enumerate(classes)]
 
 
-def _broker(workdir: Path, broker_dir: Path) -> MosquittoBroker:
-    """Mosquitto with the controller's generated logins and ACLs (no anonymous access)."""
+def _broker(workdir: Path, device_port: int) -> MosquittoBroker:
+    """Mosquitto with the config, logins and ACLs the controller generated (no anonymous access).
+
+    Devices use the device listener; the replicas log in on the loopback controller
+    listener. Enrollment sends it SIGHUP (its pid file) to re-read the logins.
+    """
     return MosquittoBroker(
         workdir / "mosquitto",
-        extra_config=[
-            "allow_anonymous false",
-            f"password_file {broker_dir / 'passwd'}",
-            f"acl_file {broker_dir / 'acl'}",
-            "max_inflight_messages 1000",
-        ],
+        port=device_port,
+        generated_config=workdir / "controller" / "broker" / "mosquitto.conf",
+        extra_config=[f"pid_file {workdir / 'mosquitto' / 'mosquitto.pid'}"],
     )
 
 
@@ -163,24 +168,32 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     database_url = postgres.create_database("fleet")
     engine = create_db_engine(database_url)
     group = ProcessGroup()
-    broker = _broker(workdir, workdir / "controller" / "broker")
+    device_port, controller_port = free_port(), free_port()
+    broker = _broker(workdir, device_port)
     replicas = ControllerReplicas(
-        workdir, group, database_url=database_url, broker_url=broker.url,
-        classes_dir=CLASSES_DIR, count=max(args.replicas),
+        workdir, group, database_url=database_url,
+        broker_url=f"mqtt://127.0.0.1:{controller_port}", classes_dir=CLASSES_DIR,
+        count=max(args.replicas), mosquitto_listener_port=str(device_port),
+        mosquitto_listener_bind="127.0.0.1", mosquitto_controller_port=str(controller_port),
+        mosquitto_pid_file=str(workdir / "mosquitto" / "mosquitto.pid"),
     )  # fmt: skip
+    enrollment = Enrollment(engine, ControllerSettings(**replicas.settings))  # type: ignore[arg-type]
     phases = []
     try:
+        migrate(engine)
+        enrollment.sync_broker_files()  # the controller's login; the devices' follow
+        broker.start()
         _start_replicas(replicas, 1)
         _import_models(replicas, workdir)
-        started = time.monotonic()
-        devices = enroll_all(replicas, _fleet(args.devices))
-        enroll_per_s = round(args.devices / (time.monotonic() - started), 1)
-        broker.start()
+        devices, enroll_rates = provision(
+            replicas, enrollment, _fleet(args.devices),
+            through_api=min(args.api_enroll, args.devices),
+        )  # fmt: skip
         setup_s = _wait_subscribed(devices[0], broker.port, engine, seq=SEQ_SPAN)
         for phase, count in enumerate(args.replicas, start=1):
             _start_replicas(replicas, count)
             out = _phase(args, replicas, broker, engine, devices, seq_base=phase * SEQ_SPAN)
-            setup = {"devices": args.devices, "replicas": count, "enroll_per_s": enroll_per_s}
+            setup = {"devices": args.devices, "replicas": count, "enroll": enroll_rates}
             setup["ingest_subscribed_after_s"] = setup_s
             phases.append(setup | out)
             print(json.dumps(_printable(phases[-1]), indent=2), flush=True)
@@ -300,6 +313,10 @@ def main() -> None:
     parser.add_argument("--ramp-s", type=float, default=60.0, help="devices connect over this")
     parser.add_argument("--run-s", type=float, default=180.0)
     parser.add_argument("--http-n", type=int, default=200, help="requests per latency figure")
+    parser.add_argument(
+        "--api-enroll", type=int, default=200,
+        help="devices enrolled through the API (timed); the rest in bulk (Enrollment.enroll_many)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     phases = run(args)
