@@ -274,6 +274,8 @@ def _phase(
     out["commands"] = command_round_trip(replicas, devices, n=min(100, len(devices)))
     if args.kill:
         out["kill"] = kill_and_restart_leader(replicas, engine, restart_after_s=10)
+    # The figures above describe a live fleet only if the devices were still running.
+    out["measured_within_run"] = time.monotonic() - started < timers.ramp_s + timers.run_s
     tallies: list[Tally] = [results.get() for _ in workers]
     for worker in workers:
         worker.join(60)
