@@ -75,6 +75,18 @@ class AgentSettings(LayeredSettings):
     outbox_max_messages: int = Field(
         20_000, ge=10, description="outbox bound; heartbeats are dropped first, bench never"
     )
+    outbox_max_unconfirmed: int = Field(
+        5_000,
+        ge=0,
+        description="published messages kept until the controller confirms storing them; "
+        "beyond it the oldest are forgotten (the broker acknowledged them)",
+    )
+    confirm_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="publish a message again when the controller has not confirmed it this "
+        "long after the broker did, but has confirmed a later one",
+    )
     mqtt_protocol: MqttProtocol = Field(
         "auto",
         description="MQTT version: 5, 3.1.1, or auto (5, falling back to 3.1.1 if refused)",
@@ -89,6 +101,14 @@ class AgentSettings(LayeredSettings):
     chat_host: str = Field("127.0.0.1", description="chat API bind address (loopback by default)")
     chat_port: int = Field(8080, ge=0, le=65535, description="chat API port (0: pick a free one)")
     chat_token: SecretStr | None = Field(None, description="bearer token for the chat API")
+    chat_public_url: str | None = Field(
+        None,
+        max_length=512,
+        pattern=r"^https?://[^/@?#\s]+/?$",
+        description="the chat API's base URL as the controller's gateway reaches it, "
+        "announced in the hello (default: http://chat_host:chat_port; set it when binding "
+        "0.0.0.0 or behind a port mapping)",
+    )
     chat_queue_size: int = Field(4, ge=1, description="waiting chat requests before 429")
     chat_max_tokens: int = Field(256, ge=1, description="default max_tokens of a chat request")
     gpio_mock: bool | None = Field(

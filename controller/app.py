@@ -33,6 +33,7 @@ from controller.api.routes import (
     devices,
     downloads,
     enrollment,
+    gateway,
     health,
     me,
     models,
@@ -46,6 +47,7 @@ from controller.core.config import ControllerSettings
 from controller.core.db import create_db_engine, migrate, session_scope, startup_lock
 from controller.core.security import TokenAuthenticator, ensure_bootstrap_admin
 from controller.enrollment import Enrollment
+from controller.gateway.service import Gateway
 from controller.ingest.service import IngestService
 from controller.models import Device, IngestedMessage, Model
 from controller.plans.wiring import Planning, build_planning
@@ -123,11 +125,13 @@ def create_app(
         ingest=ingest,
     )
     state.metrics = build_registry(lambda: fleet_snapshot(state))
+    gateway_service = state.gateway = Gateway(engine, settings.gateway, state.metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         _start(state, sink, migrate_db=migrate_db)
         yield
+        await gateway_service.aclose()
         if owns_engine:
             state.engine.dispose()
 
@@ -175,6 +179,7 @@ def _mount(app: FastAPI) -> None:
     app.include_router(downloads.router, prefix=API_PREFIX)
     app.include_router(suites.file_router, prefix=API_PREFIX)
     app.include_router(enrollment.redeem_router, prefix=API_PREFIX)
+    app.include_router(gateway.router)
     mount_dashboard(app)
 
 
@@ -219,6 +224,7 @@ def fleet_snapshot(state: AppState) -> FleetSnapshot:
             devices_total=devices_total,
             devices_online=devices_online,
             messages_stored_total=stored,
+            confirmations_total=0 if stats is None else stats.confirmations,
             dead_letters_by_reason=crud.dead_letter_counts(session),
             db_latency_s=latency,
             models_total=models_total,

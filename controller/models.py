@@ -67,8 +67,9 @@ def _json_opt() -> Any:
 
 
 class Role(StrEnum):
-    """API token roles, in increasing power."""
+    """API token roles, in increasing power; a client key may only chat through the gateway."""
 
+    CLIENT = "client"
     VIEWER = "viewer"
     OPERATOR = "operator"
     ADMIN = "admin"

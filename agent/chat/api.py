@@ -28,17 +28,18 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from agent.chat.metrics import RequestSample, ServingMetrics
 from agent.chat.shapes import (
-    ChatRequest,
     Outcome,
     completion,
     extension,
     plain_outcome,
     sse,
     strategy_outcome,
+    usage,
 )
 from agent.inference.sequences import BusyError, Cancelled
 from agent.inference.types import EmptyPrompt, InferenceError, PromptTooLong
 from agent.models.serving import ModelHost, NoModel, QueueFull, Serving
+from shared.chat import ChatRequest
 from shared.strategies import Strategy
 
 logger = logging.getLogger(__name__)
@@ -226,7 +227,8 @@ class _Call:
             return
         if not streamed:
             yield sse(self._chunk({"content": outcome.text}, None))
-        yield sse(self._chunk({}, outcome.finish_reason, edgefleet=extension(outcome)))
+        extra = {"edgefleet": extension(outcome), "usage": usage(outcome)}
+        yield sse(self._chunk({}, outcome.finish_reason, **extra))
         yield "data: [DONE]\n\n"
 
     def _chunk(

@@ -1,68 +1,18 @@
-"""OpenAI chat shapes: the request we accept and the replies (whole and streamed) we send."""
+"""OpenAI chat replies (whole and streamed) the device sends; the request shape is in shared."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from agent.inference.refine import StageCallback, StageLimits
 from agent.inference.strategies import run
 from agent.inference.types import Generation
 from agent.models.serving import Serving
-from shared.strategies import DIRECT, Strategy, StrategyName
-
-
-class TextPart(BaseModel):
-    """A text part of a message (OpenAI's content-parts form); other part types are refused."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    type: Literal["text"]
-    text: str
-
-
-class ChatMessage(BaseModel):
-    """One OpenAI chat message: a string, or a list of text parts (joined)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    role: Literal["system", "user", "assistant", "developer"]
-    content: str | list[TextPart]
-
-    def as_dict(self) -> dict[str, str]:
-        """The plain ``{role, content}`` the runtime takes (``developer`` acts as ``system``)."""
-        content = self.content
-        text = content if isinstance(content, str) else "".join(p.text for p in content)
-        return {"role": "system" if self.role == "developer" else self.role, "content": text}
-
-
-class ChatRequest(BaseModel):
-    """The OpenAI request fields we honour; other OpenAI fields are accepted and ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1, le=8192)
-    max_completion_tokens: int | None = Field(None, ge=1, le=8192)
-    temperature: float = Field(0.0, ge=0, le=2)
-    stop: str | list[str] | None = None
-    stream: bool = False
-    refine: bool | None = Field(None, description="edgefleet extension: true is refine:1")
-    strategy: StrategyName | None = Field(
-        None,
-        description="edgefleet extension: direct, refine:K, verify-refine or vote:K "
-        "(default: the assignment's; wins over refine)",
-    )
-
-    def strategy_for(self, default: Strategy) -> Strategy:
-        """The strategy asked for: ``strategy``, else ``refine``, else the device's default."""
-        if self.strategy is not None:
-            return Strategy.parse(self.strategy)
-        return default if self.refine is None else Strategy.from_refine(self.refine)
+from shared.strategies import DIRECT, Strategy
 
 
 class Outcome(BaseModel):
@@ -146,6 +96,15 @@ def extension(outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def usage(outcome: Outcome) -> dict[str, int]:
+    """OpenAI's token counts (also on the last streamed chunk, as with ``include_usage``)."""
+    return {
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.generated_tokens,
+        "total_tokens": outcome.prompt_tokens + outcome.generated_tokens,
+    }
+
+
 def completion(call_id: str, model_id: str, outcome: Outcome) -> dict[str, Any]:
     """A whole ``chat.completion`` reply."""
     return {
@@ -160,11 +119,7 @@ def completion(call_id: str, model_id: str, outcome: Outcome) -> dict[str, Any]:
                 "finish_reason": outcome.finish_reason,
             }
         ],
-        "usage": {
-            "prompt_tokens": outcome.prompt_tokens,
-            "completion_tokens": outcome.generated_tokens,
-            "total_tokens": outcome.prompt_tokens + outcome.generated_tokens,
-        },
+        "usage": usage(outcome),
         "edgefleet": extension(outcome),
     }
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from controller.core.security import TokenAuthenticator
     from controller.enrollment import Enrollment
+    from controller.gateway.service import Gateway
     from controller.ingest.service import IngestService
     from controller.plans.wiring import Planning
     from controller.registry.devices import DeviceCredentialCheck
@@ -27,6 +28,7 @@ class StatsSource(Protocol):
     """Ingest counters (``IngestService.stats``)."""
 
     stored: int
+    confirmations: int
 
 
 @dataclass
@@ -47,6 +49,8 @@ class AppState:
     ingest: IngestService | None = None
     """The running ingest, whose health ``/healthz`` reports (None: no ingest here)."""
     metrics: CollectorRegistry | None = field(default=None, repr=False)
+    gateway: Gateway | None = field(default=None, repr=False)
+    """The chat gateway (its series are in ``metrics``); built by ``create_app``."""
 
     def ingest_health(self, devices_online: int) -> IngestHealth | None:
         """The running ingest's health, if this process runs ingest."""

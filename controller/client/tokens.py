@@ -59,7 +59,10 @@ def list_tokens(
 @tokens_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="who or what the token is for")],
-    role: Annotated[str, typer.Option(help="viewer, operator or admin")] = "viewer",
+    role: Annotated[
+        str,
+        typer.Option(help="client (may only chat through the gateway), viewer, operator or admin"),
+    ] = "viewer",
     url: UrlOption = None,
     token: TokenOption = None,
     client_config: ClientConfigOption = None,

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from controller.gateway.settings import GatewaySettings
 from shared.messages import MAX_PAYLOAD_BYTES
 from shared.settings import (
     LayeredSettings,
@@ -238,6 +239,9 @@ class ControllerSettings(LayeredSettings):
         "loaded into the database at start",
     )
     database_echo: bool = Field(False, description="log every SQL statement (debugging)")
+    gateway: GatewaySettings = Field(
+        default_factory=GatewaySettings, description="the chat gateway's limits and timeouts"
+    )
 
     @field_validator("topic_prefix")
     @classmethod
@@ -264,6 +268,8 @@ class ControllerSettings(LayeredSettings):
         if self.dev_mode:
             return self
         refuse_placeholders(self, SECRET_FIELDS)
+        if self.gateway.device_token is not None:
+            refuse_placeholders(self.gateway, ("device_token",))
         if self.broker_url is not None and self.mqtt_password is None:
             raise ValueError(
                 "mqtt_password is required with an external broker_url (or enable dev_mode)"

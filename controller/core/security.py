@@ -35,7 +35,9 @@ MIN_TOKEN_CHARS = 24
 """Shortest token accepted from the environment for the bootstrap admin."""
 
 
-ROLE_RANK: dict[Role, int] = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+ROLE_RANK: dict[Role, int] = {Role.CLIENT: 0, Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
+"""Each role may do what the roles below it may; only the gateway's chat routes need no more
+than ``client``, so a client key reaches nothing of the operators' API."""
 
 
 def role_allows(have: Role | str, needed: Role) -> bool:

@@ -25,7 +25,9 @@ tokens_app = typer.Typer(
 @tokens_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="who or what the token is for")],
-    role: Annotated[Role, typer.Option(help="viewer, operator or admin")] = Role.VIEWER,
+    role: Annotated[
+        Role, typer.Option(help="client (may only chat), viewer, operator or admin")
+    ] = Role.VIEWER,
     config: ConfigOption = None,
 ) -> None:
     """Create a token in the database and print it once (only its hash is stored)."""

@@ -129,7 +129,7 @@ def _run(
         if outputs.json_out is not None:
             report.write_json(outputs.json_out)
         if outputs.keep_running:
-            _serve_until_interrupted(fleet, demo.operator_token)
+            _serve_until_interrupted(fleet, demo.operator_token, report.gateway)
     except (DemoError, FleetError) as exc:
         demo.report.caveats = caveats(demo.report)
         render(console, demo.report)
@@ -142,12 +142,19 @@ def _run(
         fleet.stop()
 
 
-def _serve_until_interrupted(fleet: LocalFleet, token: str) -> None:
+def _serve_until_interrupted(fleet: LocalFleet, token: str, gateway: dict[str, str] | None) -> None:
     console.print(
         f"[bold]dashboard:[/bold] {fleet.url}/dashboard/ (sign in with the operator token "
-        f"[bold]{token}[/bold])\nthe fleet keeps running; Ctrl-C stops it",
+        f"[bold]{token}[/bold])",
         soft_wrap=True,
     )
+    if gateway is not None:
+        console.print(
+            f"[bold]chat page:[/bold] {gateway['chat_page']} (sign in with the client key "
+            f"[bold]{gateway['client_key']}[/bold]); OpenAI clients: {gateway['url']}/v1",
+            soft_wrap=True,
+        )
+    console.print("the fleet keeps running; Ctrl-C stops it")
     try:
         while all(child.running for child in fleet.group.children):
             time.sleep(1)

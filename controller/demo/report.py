@@ -28,8 +28,13 @@ class DemoReport:
     timings_s: dict[str, float] = field(default_factory=dict)
     """Wall-clock seconds per step, in order."""
     caveats: list[str] = field(default_factory=list)
+    gateway_answer: dict[str, Any] | None = None
+    """The answer to the same question through the gateway (``model: auto``), with its device."""
     dashboard: dict[str, str] | None = None
-    """With ``--keep-running``: the dashboard's URL (the token is never written here)."""
+    """With ``--keep-running``: the dashboard's URL (the operator token is never written here)."""
+    gateway: dict[str, str] | None = None
+    """The gateway's URL, the chat page and a client key: it may only chat, so a script can
+    talk to a kept-running fleet at ``{url}/v1/chat/completions``."""
 
     def write_json(self, path: Path) -> None:
         """Save the report (for scripts and tests)."""

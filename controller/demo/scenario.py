@@ -101,6 +101,7 @@ class FleetDemo:
             ("models benchmarked on the devices", self._bench),
             ("plan applied and rolled out", self._plan),
             ("devices answered", self._ask),
+            ("answered through the gateway", self._ask_gateway),
         ]
         for name, step in steps:
             started = time.monotonic()
@@ -118,6 +119,13 @@ class FleetDemo:
         _expect(created, 201, "creating the operator token")
         self.operator_token = created.json()["token"]
         self.operator = self.fleet.client(self.operator_token)
+        key = self.fleet.api.post("/tokens", json={"name": "demo-chat", "role": "client"})
+        _expect(key, 201, "creating the chat client key")
+        self.report.gateway = {
+            "url": self.fleet.url,
+            "chat_page": f"{self.fleet.url}/chat/",
+            "client_key": key.json()["token"],
+        }
 
     def _import_models(self) -> None:
         for model_id, path in self.models.items():
@@ -251,6 +259,28 @@ class FleetDemo:
         }
         started = time.monotonic()
         reply = self.fleet.chat(device_id, body, timeout=self.options.chat_timeout_s)
+        return self._answer(reply, started)
+
+    def _ask_gateway(self) -> None:
+        """One question to the fleet's single address, as an end user's OpenAI client asks."""
+        assert self.report.gateway is not None, "the controller step creates the client key"
+        body = {
+            "model": "auto",
+            "messages": [{"role": "user", "content": self.options.question}],
+            "max_tokens": self.options.max_tokens,
+        }
+        started = time.monotonic()
+        reply = httpx.post(
+            f"{self.report.gateway['url']}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {self.report.gateway['client_key']}"},
+            timeout=self.options.chat_timeout_s,
+        )
+        _expect(reply, 200, "asking through the gateway")
+        self.report.gateway_answer = self._answer(reply.json(), started)
+
+    def _answer(self, reply: dict[str, Any], started: float) -> dict[str, Any]:
+        """A chat reply as the report keeps it: text, model, tokens and the device's timings."""
         return {
             "question": self.options.question,
             "model": reply["model"],

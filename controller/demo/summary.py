@@ -50,6 +50,10 @@ def _render_answers(console: Console, report: DemoReport) -> None:
         )
     for device_id, answer in report.answers.items():
         console.print(_answer(device_id, answer))
+    if report.gateway_answer:
+        answer = report.gateway_answer
+        console.print("[bold]Asked the fleet's gateway (model auto, one address):[/bold]")
+        console.print(_answer(f"gateway -> {answer['device_id']}", answer))
 
 
 def _table(title: str, *columns: str) -> Table:

@@ -19,6 +19,9 @@ from starlette.types import Scope
 
 STATIC_DIR = Path(__file__).parent / "static"
 DASHBOARD_PATH = "/dashboard"
+CHAT_DIR = Path(__file__).parent / "chat"
+CHAT_PATH = "/chat"
+"""The end users' chat page: the same rules, and it calls only the gateway (``/v1``)."""
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -56,10 +59,11 @@ class DashboardFiles(StaticFiles):
 
 
 def mount_dashboard(app: FastAPI) -> None:
-    """Serve the dashboard at ``/dashboard/`` and send ``/`` there."""
+    """Serve the dashboard at ``/dashboard/`` (``/`` goes there) and the chat page at ``/chat/``."""
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse(f"{DASHBOARD_PATH}/", headers=SECURITY_HEADERS)
 
     app.mount(DASHBOARD_PATH, DashboardFiles(directory=STATIC_DIR, html=True), name="dashboard")
+    app.mount(CHAT_PATH, DashboardFiles(directory=CHAT_DIR, html=True), name="chat")

@@ -45,6 +45,9 @@ def test_a_typo_in_the_file_is_an_error_naming_the_key_and_file(tmp_path) -> Non
         ("broker_url", "mqtt://dev:s3cret@broker:1883", "must not contain credentials"),
         ("mqtt_password", "changeme", "placeholder"),
         ("topic_prefix", "bad prefix", "invalid topic prefix"),
+        ("chat_public_url", "http://user:pw@10.0.0.7:8080", "chat_public_url"),
+        ("chat_public_url", "ftp://10.0.0.7", "chat_public_url"),
+        ("chat_public_url", "http://10.0.0.7:8080/v1", "chat_public_url"),
     ],
 )
 def test_bad_values_are_refused_with_a_reason(tmp_path, field, value, message) -> None:

@@ -101,3 +101,11 @@ def test_verifiable_accuracy_is_shown_with_its_interval_and_what_it_can_tell(
     assert "gemma on pi4-01: 56% of 108 choice items [46, 65]%, above guessing (25%)" in notes
     assert "the choice intervals of smol and gemma separate the two models on this suite" in notes
     assert notes[-1].startswith("what these numbers cannot tell")
+
+
+def test_summary_shows_the_answer_through_the_gateway_and_its_device(report: DemoReport) -> None:
+    through = {**report.answers["pi4-01"], "device_id": "pi4-01"}
+    report.gateway_answer = through
+    shown = " ".join(_shown(report).split())
+    assert "Asked the fleet's gateway (model auto, one address):" in shown
+    assert f"gateway -> pi4-01 ({through['model']})" in shown

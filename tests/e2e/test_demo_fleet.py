@@ -210,6 +210,7 @@ def test_demo_fleet_plans_a_feasible_model_per_device_and_each_answers(
     _assert_plan_is_feasible(report)
     _assert_every_device_answered(report)
     assert report["dashboard"] == {"url": url}
+    _assert_the_gateway_answers_with_the_client_key(report, url)
     page = httpx.get(url, timeout=10)
     assert page.status_code == 200 and "<html" in page.text.lower()
     me = httpx.get(
@@ -289,6 +290,23 @@ def _assert_benches_and_scores(report: dict[str, Any]) -> None:
     assert small[(GEMMA3, False)]["predicted"] and not small[(GEMMA3, False)]["memory_measured"]
 
 
+def _assert_the_gateway_answers_with_the_client_key(report: dict[str, Any], url: str) -> None:
+    """The report's client key chats with the kept-running fleet, and may do nothing else."""
+    gateway = report["gateway"]
+    assert gateway["url"] == url.removesuffix("/dashboard/")
+    assert gateway["chat_page"] == gateway["url"] + "/chat/"
+    served = report["gateway_answer"]
+    assert served["device_id"] in DEVICES and served["answer"].strip()
+    assert served["model"] == report["plan"]["assignments"][served["device_id"]]["model_id"]
+    headers = {"Authorization": f"Bearer {gateway['client_key']}"}
+    body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    chat = httpx.post(
+        f"{gateway['url']}/v1/chat/completions", json=body, headers=headers, timeout=120
+    )
+    assert chat.status_code == 200, chat.text
+    assert httpx.get(f"{gateway['url']}/api/v1/devices", headers=headers).status_code == 403
+
+
 def _assert_plan_is_feasible(report: dict[str, Any]) -> None:
     plan = report["plan"]
     assert (plan["status"], plan["state"]) == ("applied", "done")
@@ -326,4 +344,5 @@ def _assert_every_device_answered(report: dict[str, Any]) -> None:
         "models benchmarked on the devices",
         "plan applied and rolled out",
         "devices answered",
+        "answered through the gateway",
     ]

@@ -11,9 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicC
 from sqlmodel import Session
 
 from controller.api.deps import StateDep, bearer_scheme
-from controller.api.errors import ERROR_RESPONSES, ApiError, not_found
+from controller.api.errors import ERROR_RESPONSES, ApiError, forbidden, not_found
 from controller.api.state import AppState
-from controller.models import Model
+from controller.core.security import role_allows
+from controller.models import Model, Role
 from controller.registry.serve import GGUF_MEDIA_TYPE, file_response
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -58,11 +59,13 @@ def download_caller(
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     _basic_creds: Annotated[HTTPBasicCredentials | None, Depends(basic_scheme)],
 ) -> str:
-    """An API token (any role) or a device's MQTT login; returns who it is."""
+    """An API token (viewer or above: not a client key) or a device's MQTT login; who it is."""
     if _bearer is not None and _bearer.credentials:
         principal = state.tokens.authenticate(_bearer.credentials)
         if principal is None:
             raise _denied("unknown or revoked token")
+        if not role_allows(principal.role, Role.VIEWER):
+            raise forbidden(f"downloads need the viewer role; your token has {principal.role}")
         return f"token:{principal.name}"
     pair = _basic(request)
     if pair is not None:

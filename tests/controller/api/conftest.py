@@ -71,7 +71,7 @@ def start_api(
     )
     api = Api(UvicornServer(app).start(), engine, settings, {"admin": ADMIN_TOKEN}, printed)
     with api.client("admin") as client:
-        for role in ("operator", "viewer"):
+        for role in ("operator", "viewer", "client"):
             response = client.post("/api/v1/tokens", json={"name": f"{role}-1", "role": role})
             assert response.status_code == 201, response.text
             api.tokens[role] = response.json()["token"]

@@ -29,6 +29,9 @@ ADMIN_ONLY = {("POST", "/api/v1/models")} | {
                                                                        "/api/v1/tokens/{token_id}")
 }  # fmt: skip
 """Mutating (or secret-listing) operations that an operator may not call."""
+GATEWAY = {("POST", "/v1/chat/completions"), ("GET", "/v1/models")}
+"""The gateway's routes, which any token may call, and a client key nothing else."""
+FASTAPI_DOCS = {"/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"}
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -43,7 +46,13 @@ def _operations() -> list[tuple[str, str]]:
 
 
 OPERATIONS = _operations()
-MUTATING_OPERATIONS = [op for op in OPERATIONS if op[0] in MUTATING and op not in OWN_AUTH]
+MUTATING_OPERATIONS = [
+    op for op in OPERATIONS if op[0] in MUTATING and op not in OWN_AUTH | GATEWAY
+]
+OPERATOR_OPERATIONS = [
+    op for op in OPERATIONS if op not in PUBLIC | OWN_AUTH | GATEWAY and op[1] not in FASTAPI_DOCS
+]
+"""Everything but the gateway, for the operators: a client key may call none of it."""
 
 
 def _concrete(path: str) -> str:
@@ -72,7 +81,7 @@ def test_schema_lists_the_expected_mutating_routes() -> None:
 
 @pytest.mark.parametrize(("method", "path"), [op for op in OPERATIONS if op not in PUBLIC])
 def test_every_route_refuses_a_missing_token(shared_api: Api, method: str, path: str) -> None:
-    if path in {"/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"}:
+    if path in FASTAPI_DOCS:
         pytest.skip("FastAPI's own schema and docs pages")
     response = _call(shared_api, None, method, path)
     assert response.status_code == 401
@@ -89,6 +98,27 @@ def test_every_mutating_route_refuses_a_viewer(shared_api: Api, method: str, pat
     body = response.json()
     assert body["error"] == "forbidden"
     assert "viewer" in body["detail"]
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATOR_OPERATIONS)
+def test_a_client_key_is_refused_on_every_operator_route(
+    shared_api: Api, method: str, path: str
+) -> None:
+    response = _call(shared_api, "client", method, path)
+    assert response.status_code == 403, response.text
+    if method != "HEAD":
+        assert "your token has client" in response.json()["detail"]
+
+
+def test_a_client_key_reaches_the_gateway(shared_api: Api) -> None:
+    with shared_api.client("client") as client:
+        listed = client.get("/v1/models")
+        chat = client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}]}
+        )
+    assert listed.status_code == 200 and listed.json()["data"][0]["id"] == "auto"
+    assert chat.status_code == 503  # allowed, but no device is online to answer
+    assert chat.json()["error"] == "no_device"
 
 
 @pytest.mark.parametrize(("method", "path"), MUTATING_OPERATIONS)

@@ -87,6 +87,15 @@ def _operation_ids(schema: Any) -> list[Any]:
     return [result.ok() for result in schema.get_all_operations()]
 
 
+def _deliberate(path: str, response: Any) -> bool:
+    """The gateway's documented 503 when no online device serves the model (none does here)."""
+    return (
+        path == "/v1/chat/completions"
+        and response.status_code == 503
+        and response.json().get("error") == "no_device"
+    )
+
+
 def test_no_server_errors(fuzz_api: Api) -> None:
     """Every operation, valid and invalid cases (MAX_EXAMPLES each); collect every 5xx."""
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -110,7 +119,7 @@ def test_no_server_errors(fuzz_api: Api) -> None:
             assume(case.formatted_path != "/api/v1/tokens/1")
             response = case.call(base_url=fuzz_api.url, headers=headers, timeout=30)
             statuses[(case.meta.generation.mode.value, response.status_code)] += 1
-            if response.status_code >= 500:
+            if response.status_code >= 500 and not _deliberate(case.path, response):
                 failures.append(
                     f"{case.method} {case.formatted_path} -> {response.status_code}: "
                     f"{response.text[:200]}"

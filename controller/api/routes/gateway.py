@@ -1,0 +1,87 @@
+"""The gateway's OpenAI-compatible routes for end users: ``/v1/models``, ``/v1/chat/completions``.
+
+Any token may chat (a ``client`` key may do nothing else); each key is rate limited.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from controller.api.deps import StateDep, require_role
+from controller.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
+from controller.core.security import Principal
+from controller.gateway.ratelimit import retry_after_header
+from controller.gateway.relay import Relay
+from controller.gateway.routing import Route
+from controller.gateway.service import AUTO_MODEL, Gateway, Refusal
+from controller.models import Role
+from shared.chat import ChatRequest
+
+router = APIRouter(prefix="/v1", tags=["gateway"], responses=ERROR_RESPONSES)
+ClientDep = Annotated[Principal, Depends(require_role(Role.CLIENT))]
+
+
+def get_gateway(state: StateDep) -> Gateway:
+    """The app's gateway."""
+    assert state.gateway is not None, "create_app wires the gateway"
+    return state.gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+@router.get("/models")
+async def list_models(_: ClientDep, gateway: GatewayDep) -> dict[str, Any]:
+    """``auto`` and every model an online device serves, in OpenAI's list shape."""
+    ids = [AUTO_MODEL, *await gateway.models()]
+    models = [{"id": i, "object": "model", "created": 0, "owned_by": "edgefleet"} for i in ids]
+    return {"object": "list", "data": models}
+
+
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={
+        429: {"model": ErrorBody, "description": "the key's rate, or every device, is used up"},
+        502: {"model": ErrorBody, "description": "two devices failed before a first token"},
+        503: {"model": ErrorBody, "description": "no online device serves the model"},
+    },
+)
+async def chat_completions(
+    request: ChatRequest, caller: ClientDep, gateway: GatewayDep
+) -> JSONResponse | StreamingResponse:
+    """Answer on the least loaded device serving ``model`` (``auto``: any); 429 if all busy."""
+    try:
+        gateway.admit(caller.token_id)
+        if request.stream:
+            relay, route = await gateway.stream(request)
+            return RelayResponse(relay, headers=_served_by(route))
+        answer, route = await gateway.complete(request)
+        return JSONResponse(answer, headers=_served_by(route))
+    except Refusal as refusal:
+        wait = refusal.retry_after_s
+        headers = {} if wait is None else {"Retry-After": retry_after_header(wait)}
+        raise ApiError(refusal.status, refusal.code, refusal.detail, headers=headers) from None
+
+
+class RelayResponse(StreamingResponse):
+    """Server-sent events from a device; the relay is finished whatever ends the response."""
+
+    def __init__(self, relay: Relay, headers: dict[str, str]) -> None:
+        super().__init__(relay.lines(), media_type="text/event-stream", headers=headers)
+        self.relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the stream; then release the device even if the client left before it began."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.relay.finish()
+
+
+def _served_by(route: Route) -> dict[str, str]:
+    return {"X-Edgefleet-Device": route.device_id, "X-Edgefleet-Model": route.model_id}

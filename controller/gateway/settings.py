@@ -1,0 +1,37 @@
+"""The gateway's settings, nested in the controller's as ``gateway`` (YAML, or JSON in the env)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class GatewaySettings(BaseModel):
+    """Limits and timeouts of the chat gateway (``EDGEFLEET_CONTROLLER_GATEWAY='{...}'``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: float = Field(
+        60.0, gt=0, le=60_000, description="sustained chat requests per minute per client key"
+    )
+    burst: int = Field(10, ge=1, le=10_000, description="requests a key may send at once")
+    max_inflight_per_device: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="requests the gateway has open on one device; when every device serving "
+        "the model is at it, the gateway answers 429 with Retry-After",
+    )
+    connect_timeout_s: float = Field(
+        3.0, gt=0, le=60, description="to open a connection to a device's chat API"
+    )
+    first_token_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="a device that sends nothing for this long has failed the request",
+    )
+    device_token: SecretStr | None = Field(
+        None,
+        description="bearer token sent to the devices' chat APIs (their chat_token); "
+        "unset: devices whose chat API needs a token refuse the gateway",
+    )

@@ -1,0 +1,62 @@
+"""The OpenAI chat request both the device's chat API and the controller's gateway accept."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.strategies import Strategy, StrategyName
+
+MAX_MESSAGES = 256
+"""Most messages one request may carry (a long chat is summarised or cut by the client)."""
+
+
+class TextPart(BaseModel):
+    """A text part of a message (OpenAI's content-parts form); other part types are refused."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    """One OpenAI chat message: a string, or a list of text parts (joined)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant", "developer"]
+    content: str | list[TextPart]
+
+    def as_dict(self) -> dict[str, str]:
+        """The plain ``{role, content}`` the runtime takes (``developer`` acts as ``system``)."""
+        content = self.content
+        text = content if isinstance(content, str) else "".join(p.text for p in content)
+        return {"role": "system" if self.role == "developer" else self.role, "content": text}
+
+
+class ChatRequest(BaseModel):
+    """The OpenAI request fields we honour; other OpenAI fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_tokens: int | None = Field(None, ge=1, le=8192)
+    max_completion_tokens: int | None = Field(None, ge=1, le=8192)
+    temperature: float = Field(0.0, ge=0, le=2)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    refine: bool | None = Field(None, description="edgefleet extension: true is refine:1")
+    strategy: StrategyName | None = Field(
+        None,
+        description="edgefleet extension: direct, refine:K, verify-refine or vote:K "
+        "(default: the assignment's; wins over refine)",
+    )
+
+    def strategy_for(self, default: Strategy) -> Strategy:
+        """The strategy asked for: ``strategy``, else ``refine``, else the device's default."""
+        if self.strategy is not None:
+            return Strategy.parse(self.strategy)
+        return default if self.refine is None else Strategy.from_refine(self.refine)

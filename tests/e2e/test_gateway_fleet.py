@@ -1,0 +1,274 @@
+"""The gateway end to end: ``controller run`` and two ``agent run`` serving one model.
+
+A client key chats through the controller's ``/v1/chat/completions`` (whole and
+streamed) and is refused everywhere else; requests spread over the devices by load;
+with every device at the gateway's bound (one open request each here) the next request
+gets 429 + Retry-After; a hung device (SIGSTOP: its socket still accepts) and a killed
+one (SIGKILL) cost no answer, the other device gives it; ``/metrics`` accounts it all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.factories.profiles import write_profiles
+from tests.support.browser import ARTIFACTS
+from tests.support.fleet import Fleet
+
+pytestmark = pytest.mark.timeout(300)
+DEVICES = {"agent-a": "e2e-big", "agent-b": "e2e-big"}
+MODEL = "m-chat"
+SHAPE = {"n_embd": 512, "n_layers": 8, "n_ff": 1024}
+"""~110 tok/s on one busy thread: a 1024-token answer keeps a device busy for seconds."""
+FIRST_TOKEN_TIMEOUT_S = 6.0
+GATEWAY = {"max_inflight_per_device": 1, "first_token_timeout_s": FIRST_TOKEN_TIMEOUT_S}
+SHORT = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
+SCREENSHOTS = ARTIFACTS / "chat"
+LONG = {"messages": [{"role": "user", "content": "Tell me a story"}], "max_tokens": 1024}
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    tmp_path_factory: pytest.TempPathFactory, tiny_gguf_factory: Callable[..., Path]
+) -> Iterator[Fleet]:
+    """Both agents serving m-chat; the gateway holds one request per device at most."""
+    tmp_path = tmp_path_factory.mktemp("gateway-fleet")
+    classes = tmp_path / "classes"
+    write_profiles(classes)
+    with Fleet(tmp_path, classes, gateway=json.dumps(GATEWAY)) as running:
+        running.wait(running.healthy, 30, "the controller's /healthz")
+        running.upload_model(MODEL, tiny_gguf_factory(MODEL, **SHAPE))
+        running.enroll(DEVICES)
+        for device_id in DEVICES:
+            running.assign(device_id, MODEL)
+        running.wait(lambda: _serving(running) == set(DEVICES), 60, "both devices serving")
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client_key(fleet: Fleet) -> str:
+    created = fleet.api.post("/tokens", json={"name": "clinic-desk", "role": "client"})
+    assert created.status_code == 201, created.text
+    return str(created.json()["token"])
+
+
+@pytest.fixture
+def gateway(fleet: Fleet, client_key: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the gateway with the client key, as an OpenAI SDK would call it."""
+    headers = {"Authorization": f"Bearer {client_key}"}
+    with httpx.Client(base_url=fleet.url + "/v1", headers=headers, timeout=120) as client:
+        yield client
+
+
+def _serving(fleet: Fleet) -> set[str]:
+    items = fleet.api.get("/devices").json()["items"]
+    return {d["id"] for d in items if d["status"] == "online" and d["model_id"] == MODEL}
+
+
+def _stream(gateway: httpx.Client, body: dict[str, Any]) -> tuple[int, dict[str, str], list[Any]]:
+    """Status, headers and decoded events of a streamed chat (``[DONE]`` kept as a string)."""
+    with gateway.stream("POST", "/chat/completions", json={**body, "stream": True}) as response:
+        if response.status_code != 200:
+            response.read()
+            return response.status_code, dict(response.headers), [response.json()]
+        events = [
+            line[6:] if line == "data: [DONE]" else json.loads(line[6:])
+            for line in response.iter_lines()
+            if line.startswith("data: ")
+        ]
+        return 200, dict(response.headers), events
+
+
+def _metric(fleet: Fleet, name: str, **labels: str) -> float:
+    """The sum of a series in the controller's /metrics over every label set matching ``labels``."""
+    text = fleet.api.get(fleet.url + "/metrics").text
+    total = 0.0
+    for match in re.finditer(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+def test_models_lists_auto_and_the_served_model(gateway: httpx.Client) -> None:
+    listed = gateway.get("/models")
+    assert listed.status_code == 200, listed.text
+    assert [m["id"] for m in listed.json()["data"]] == ["auto", MODEL]
+
+
+def test_a_whole_answer_names_the_device_that_gave_it(gateway: httpx.Client) -> None:
+    response = gateway.post("/chat/completions", json={**SHORT, "model": MODEL})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    device = response.headers["X-Edgefleet-Device"]
+    assert device in DEVICES and answer["edgefleet"]["device_id"] == device
+    assert answer["model"] == MODEL and answer["choices"][0]["message"]["content"]
+    assert 1 <= answer["usage"]["completion_tokens"] <= SHORT["max_tokens"]
+
+
+def test_a_streamed_answer_arrives_in_chunks_and_ends_once(gateway: httpx.Client) -> None:
+    status, headers, events = _stream(gateway, {**SHORT, "model": "auto"})
+    assert status == 200, events
+    assert events[-1] == "[DONE]" and events.count("[DONE]") == 1
+    chunks = [e for e in events[:-1] if isinstance(e, dict)]
+    pieces = [c["choices"][0]["delta"].get("content") for c in chunks]
+    assert len([p for p in pieces if p]) >= 2  # token by token, not one block
+    assert chunks[-1]["edgefleet"]["device_id"] == headers["x-edgefleet-device"]
+    assert chunks[-1]["usage"]["completion_tokens"] == SHORT["max_tokens"]
+
+
+def test_a_client_key_is_refused_on_operator_routes(fleet: Fleet, client_key: str) -> None:
+    with fleet.client(client_key) as client:
+        assert client.get("/devices").status_code == 403
+        sent = client.post("/commands", json={"device_id": "agent-a", "command": {}})
+        assert sent.status_code == 403
+        assert client.get(f"/models/{MODEL}/file").status_code == 403
+        assert client.post("/tokens", json={"name": "x", "role": "admin"}).status_code == 403
+
+
+COUNT_ANSWER_UPDATES = """() => {
+  window.__updates = 0;
+  new MutationObserver((records) => {
+    for (const r of records) if (r.target.closest?.(".assistant .text")) window.__updates += 1;
+  }).observe(document.getElementById("log"), {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_the_chat_page_streams_an_answer_on_a_phone_by_keyboard(
+    fleet: Fleet, client_key: str, browser: Browser
+) -> None:
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(fleet.url + "/chat/")
+        page.get_by_label("Chat key").fill(client_key)
+        page.keyboard.press("Enter")
+        expect(page.get_by_label("Model")).to_contain_text(MODEL)
+        expect(page.get_by_label("Chat key")).to_be_hidden()
+        page.evaluate(COUNT_ANSWER_UPDATES)
+        question = '<img src=x onerror="window.__xss = 1">Hi'
+        expect(page.get_by_label("Your question")).to_be_focused()
+        page.keyboard.type(question)
+        page.keyboard.press("Enter")
+        meta = page.locator(".msg.assistant .meta")
+        expect(meta).to_contain_text("answered by agent-", timeout=60_000)
+        expect(meta).to_contain_text(MODEL)
+        assert page.locator(".msg.user .text").inner_text() == question  # shown as text
+        assert page.locator("#log img").count() == 0 and page.evaluate("window.__xss") is None
+        assert page.evaluate("window.__updates") >= 3  # the answer grew piece by piece
+        assert page.locator(".msg.assistant .text").inner_text().strip()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "chat-phone.png"), full_page=True)
+    finally:
+        context.close()
+    assert errors == []
+
+
+def test_with_every_device_at_its_bound_the_next_request_gets_429(
+    fleet: Fleet, gateway: httpx.Client
+) -> None:
+    with ExitStack() as held:
+        opened = [  # two long streams, held open after their first token
+            held.enter_context(
+                gateway.stream("POST", "/chat/completions", json={**LONG, "stream": True})
+            )
+            for _ in DEVICES
+        ]
+        assert [r.status_code for r in opened] == [200, 200]
+        assert {r.headers["X-Edgefleet-Device"] for r in opened} == set(DEVICES)
+        refused = gateway.post("/chat/completions", json=SHORT)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"] == "busy"
+        assert int(refused.headers["Retry-After"]) >= 1
+    # Closing the streams frees the devices (the gateway's count falls as its relay ends).
+    fleet.wait(
+        lambda: gateway.post("/chat/completions", json=SHORT).status_code == 200,
+        60,
+        "a device free again",
+    )
+
+
+def test_a_hung_device_costs_no_answer(fleet: Fleet, gateway: httpx.Client) -> None:
+    """Two concurrent requests: one goes to each device; the frozen one's goes to the other."""
+    failovers = _metric(fleet, "edgefleet_gateway_failovers_total", device="agent-a")
+    fleet.agents["agent-a"].send_signal(signal.SIGSTOP)
+    results: list[httpx.Response] = []
+    try:
+        body = {**LONG, "max_tokens": 64}
+        threads = [
+            threading.Thread(
+                target=lambda: results.append(gateway.post("/chat/completions", json=body))
+            )
+            for _ in range(2)
+        ]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        elapsed = time.monotonic() - started
+    finally:
+        fleet.agents["agent-a"].send_signal(signal.SIGCONT)
+    assert [r.status_code for r in results] == [200, 200], [r.text for r in results]
+    assert {r.headers["X-Edgefleet-Device"] for r in results} == {"agent-b"}
+    assert _metric(fleet, "edgefleet_gateway_failovers_total", device="agent-a") == failovers + 1
+    assert elapsed >= FIRST_TOKEN_TIMEOUT_S  # the frozen device was waited for, then left
+
+
+def test_requests_are_accounted_per_device_in_metrics(fleet: Fleet) -> None:
+    for device_id in DEVICES:
+        assert (
+            _metric(fleet, "edgefleet_gateway_requests_total", outcome="ok", device=device_id) >= 1
+        )
+    assert _metric(fleet, "edgefleet_gateway_requests_total", outcome="busy") >= 1
+    completion = _metric(fleet, "edgefleet_gateway_tokens_total", kind="completion", model=MODEL)
+    assert completion >= SHORT["max_tokens"] * 2
+    assert _metric(fleet, "edgefleet_gateway_latency_seconds_count", model=MODEL) >= 4
+
+
+def test_a_killed_device_costs_no_answer(fleet: Fleet, gateway: httpx.Client) -> None:
+    agent = fleet.agents["agent-a"]
+    agent.send_signal(signal.SIGKILL)
+    agent.wait(10)
+    for _ in range(3):  # whether the gateway tries the dead device or already knows it is gone
+        response = gateway.post("/chat/completions", json=SHORT)
+        assert response.status_code == 200, response.text
+        assert response.headers["X-Edgefleet-Device"] == "agent-b"
+    fleet.wait(lambda: _serving(fleet) == {"agent-b"}, 60, "agent-a offline (its last will)")
+    assert [m["id"] for m in gateway.get("/models").json()["data"]] == ["auto", MODEL]
+
+
+def test_a_device_killed_mid_answer_ends_the_stream_with_an_error_not_a_second_answer(
+    fleet: Fleet, gateway: httpx.Client
+) -> None:
+    fleet.restart_agent("agent-a")
+    fleet.wait(lambda: _serving(fleet) == set(DEVICES), 60, "agent-a back on m-chat")
+    cut = _metric(fleet, "edgefleet_gateway_requests_total", outcome="cut")
+    with gateway.stream("POST", "/chat/completions", json={**LONG, "stream": True}) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        first = next(line for line in lines if line.startswith("data: "))
+        assert json.loads(first[6:])["choices"][0]["delta"]
+        fleet.agents[response.headers["X-Edgefleet-Device"]].send_signal(signal.SIGKILL)
+        rest = [line[6:] for line in lines if line.startswith("data: ")]
+    assert "[DONE]" not in rest
+    assert "failed mid-answer" in json.loads(rest[-1])["error"]["message"]
+    assert not any("edgefleet" in json.loads(e) for e in rest)  # no final chunk of any device
+    assert _metric(fleet, "edgefleet_gateway_requests_total", outcome="cut") == cut + 1
