@@ -134,7 +134,7 @@ def _timed(call: Any) -> float:
 
 
 def _dashboard_refresh(api: httpx.Client) -> None:
-    """The HTTP calls of the dashboard's fleet view: every /devices page, serving, dead letters."""
+    """Every /devices page, serving, dead letters: the whole-fleet read of the unpaged view."""
     offset, total = 0, 1
     while offset < total:
         page = api.get("/devices", params={"limit": 500, "offset": offset})
