@@ -44,7 +44,7 @@ from controller.api.routes import (
 )
 from controller.api.state import AppState, CommandSender, StatsSource
 from controller.core.config import ControllerSettings
-from controller.core.db import create_db_engine, migrate, session_scope
+from controller.core.db import create_db_engine, migrate, session_scope, startup_lock
 from controller.core.security import TokenAuthenticator, ensure_bootstrap_admin
 from controller.enrollment import Enrollment
 from controller.gateway.service import Gateway
@@ -184,7 +184,12 @@ def _mount(app: FastAPI) -> None:
 
 
 def _start(state: AppState, token_sink: TokenSink, *, migrate_db: bool) -> None:
-    """Migrate, load device classes, make sure an admin can log in."""
+    """Migrate, load device classes, make sure an admin can log in (one replica at a time)."""
+    with startup_lock(state.engine):
+        _seed(state, token_sink, migrate_db=migrate_db)
+
+
+def _seed(state: AppState, token_sink: TokenSink, *, migrate_db: bool) -> None:
     if migrate_db:
         migrate(state.engine)
     classes_dir = state.settings.device_classes_dir or DEFAULT_CLASSES_DIR

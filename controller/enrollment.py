@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from controller.broker.mosquitto import (
     BrokerOptions,
     Listeners,
     MosquittoFiles,
+    broker_files_lock,
     reload_mosquitto,
     write_mosquitto_files,
 )
@@ -91,12 +93,25 @@ class Enrollment:
 
     def enroll(self, device_in: DeviceCreate) -> tuple[Device, IssuedCredentials]:
         """Create (or adopt a device seen only on MQTT) and issue its MQTT login."""
+        return self.enroll_many([device_in])[0]
+
+    def enroll_many(
+        self, devices_in: Sequence[DeviceCreate]
+    ) -> list[tuple[Device, IssuedCredentials]]:
+        """Enroll every device in one transaction (all or none), then sync the broker once.
+
+        For provisioning a site (or a simulated fleet) at once: each single
+        enrollment rewrites the whole broker password and ACL files, so N of them
+        cost N² lines written; this costs N.
+        """
+        enrolled = []
         with session_scope(self.engine) as session:
-            self._check_free(session, device_in.id)
-            device = crud.create_device(session, device_in=device_in)
-            issued = _issue(session, device.id)
+            for device_in in devices_in:
+                self._check_free(session, device_in.id)
+                device = crud.create_device(session, device_in=device_in)
+                enrolled.append((device, _issue(session, device.id)))
         self.sync_broker_files()
-        return device, issued
+        return enrolled
 
     def rotate(self, device_id: str) -> IssuedCredentials:
         """Replace a device's MQTT password (the old one stops working)."""
@@ -181,22 +196,23 @@ class Enrollment:
         settings = self.settings
         target = directory or settings.broker_dir
         try:
-            files = write_mosquitto_files(
-                target,
-                topics=settings.topics,
-                controller_user=settings.mqtt_username,
-                controller_password=password.get_secret_value(),
-                accounts=broker_accounts(self.engine),
-                listeners=Listeners(
-                    device_port=settings.mosquitto_listener_port,
-                    device_bind=settings.mosquitto_listener_bind,
-                    controller_port=settings.mosquitto_controller_port,
-                ),
-                options=BrokerOptions(
-                    max_packet_bytes=settings.mqtt_max_packet_bytes,
-                    persistence_dir=target / "data",
-                ),
-            )
+            with broker_files_lock(target):
+                files = write_mosquitto_files(
+                    target,
+                    topics=settings.topics,
+                    controller_user=settings.mqtt_username,
+                    controller_password=password.get_secret_value(),
+                    accounts=broker_accounts(self.engine),
+                    listeners=Listeners(
+                        device_port=settings.mosquitto_listener_port,
+                        device_bind=settings.mosquitto_listener_bind,
+                        controller_port=settings.mosquitto_controller_port,
+                    ),
+                    options=BrokerOptions(
+                        max_packet_bytes=settings.mqtt_max_packet_bytes,
+                        persistence_dir=target / "data",
+                    ),
+                )
         except (OSError, BrokerFileError) as exc:
             logger.error("could not write the Mosquitto files (%s); the old ones stay", exc)
             return None

@@ -736,3 +736,17 @@ class EnrollmentToken(SQLModel, table=True):
     expires_at: datetime | None = _ts()
     used_at: datetime | None = _ts()
     used_by_device: str | None = Field(default=None, max_length=63)
+
+
+# --- coordination ----------------------------------------------------------
+
+
+class Lease(SQLModel, table=True):
+    """Who runs a piece of singleton work (the planner loop) until when; see ``core/lease.py``."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=200)
+    token: int = Field(
+        sa_type=BigInteger, description="fencing token: rises each time the lease changes hands"
+    )
+    expires_epoch_s: float = Field(description="expiry, seconds since the epoch, database clock")

@@ -16,7 +16,8 @@ from controller import crud
 from controller.broker.local import LocalBroker, start_local_broker
 from controller.broker.passwords import generate_password
 from controller.core.config import ControllerSettings
-from controller.core.db import create_db_engine, migrate, session_scope
+from controller.core.db import create_db_engine, migrate, session_scope, startup_lock
+from controller.core.lease import PLANNER_LEASE, Lease, replica_name
 from controller.enrollment import Enrollment, broker_accounts
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.mqtt import MqttOptions
@@ -44,13 +45,13 @@ class ControllerRuntime:
         """Migrate the database, start the local broker unless one is configured, then ingest."""
         settings = self.settings
         self.engine = create_db_engine(settings.db_url, echo=settings.database_echo)
-        migrate(self.engine)
-        if settings.device_classes_dir is not None:
-            with session_scope(self.engine) as session:
-                loaded = crud.load_device_classes(session, directory=settings.device_classes_dir)
-            logger.info(
-                "loaded %d device classes from %s", len(loaded), settings.device_classes_dir
-            )
+        with startup_lock(self.engine):
+            migrate(self.engine)
+            if settings.device_classes_dir is not None:
+                with session_scope(self.engine) as session:
+                    directory = settings.device_classes_dir
+                    loaded = crud.load_device_classes(session, directory=directory)
+                logger.info("loaded %d device classes from %s", len(loaded), directory)
         options = self._mqtt_options(self.engine)
         self.enrollment = Enrollment(self.engine, settings, broker=self.broker)
         self.ingest = IngestService(
@@ -63,11 +64,23 @@ class ControllerRuntime:
         if not self.ingest.connection.wait_connected(15):
             logger.warning("MQTT broker not reachable yet; ingest keeps retrying in the background")
         if settings.planner_loop:
-            self.planner = self._planner_loop(self.engine, self.planning).start()
+            self.planner = self._planner_loop(self.engine, self.commands).start()
         return self
 
-    def _planner_loop(self, engine: Engine, planning: Planning) -> PlannerLoop:
+    def _planner_loop(self, engine: Engine, commands: CommandPublisher) -> PlannerLoop:
+        """The loop under the planner lease: with replicas, one of them runs it at a time.
+
+        Its applier and profiler are fenced by the lease; the API's (``self.planning``)
+        are not, so an operator's apply or profiling round works on any replica.
+        """
         settings = self.settings
+        lease = Lease(
+            engine,
+            PLANNER_LEASE,
+            replica_name(settings.mqtt_client_id),
+            ttl_s=settings.planner_lease_ttl_s,
+        )
+        planning = build_planning(engine, commands, settings, fence=lease.fence)
         return PlannerLoop(
             engine,
             planning.applier,
@@ -76,6 +89,7 @@ class ControllerRuntime:
             profiler=planning.profiler if settings.planner_auto_profile else None,
             profile_interval_s=settings.planner_profile_interval_s,
             grader=planning.grader,
+            lease=lease,
         )
 
     def _mqtt_options(self, engine: Engine) -> MqttOptions:

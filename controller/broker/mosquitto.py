@@ -19,12 +19,14 @@ unchanged registry regenerates byte-identical files.
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import logging
 import os
 import pwd
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,6 +203,23 @@ def _broker_gid() -> int | None:
         return grp.getgrnam(BROKER_GROUP).gr_gid
     except KeyError:
         return None
+
+
+@contextmanager
+def broker_files_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory``'s generated files (threads and processes alike).
+
+    Controller replicas sharing a data dir enroll at the same time; each sync
+    reads the registry and writes the files under this lock, so the last write
+    always holds every committed login and no two writers share a temp file.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _persistence_dir(path: Path, *, broker_owned: bool) -> None:

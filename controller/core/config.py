@@ -183,6 +183,14 @@ class ControllerSettings(LayeredSettings):
     planner_loop: bool = Field(
         True, description="run the planner loop: advance rollouts, draft plans on fleet events"
     )
+    planner_lease_ttl_s: float = Field(
+        10.0,
+        ge=1.0,
+        le=300.0,
+        description="how long the planner lease lasts unrenewed: with several controller "
+        "replicas, another takes over the planner loop and rollouts this long after the "
+        "holder died",
+    )
     planner_auto_apply: bool = Field(
         False, description="apply the planner loop's drafts without an operator (off: drafts only)"
     )

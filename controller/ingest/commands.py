@@ -7,9 +7,11 @@ command the database does not know; acks then move it on (see ``acks.py``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from controller import crud
@@ -39,8 +41,13 @@ class CommandSender(Protocol):
         command: AnyCommand,
         created_by: str | None = None,
         plan_id: int | None = None,
+        fence: Callable[[Session], None] | None = None,
     ) -> Command:
-        """Record and publish; raise LookupError for an unknown device."""
+        """Record (``fence`` first, if given) and publish; LookupError for an unknown device."""
+        ...
+
+    def publish(self, row: Command) -> Command:
+        """Publish a command already recorded (its sender died before publishing it)."""
         ...
 
 
@@ -59,23 +66,40 @@ class CommandPublisher:
         command: AnyCommand,
         created_by: str | None = None,
         plan_id: int | None = None,
+        fence: Callable[[Session], None] | None = None,
     ) -> Command:
         """Record, publish at QoS 1 and return the command (status sent or publish_failed).
 
+        ``fence`` runs in the recording transaction (the planner's lease check).
         Raises LookupError for an unknown device and ValueError for a reused command id.
         """
-        with session_scope(self.engine) as session:
-            row = crud.create_command(
-                session, device_id=device_id, command=command, created_by=created_by,
-                plan_id=plan_id,
-            )  # fmt: skip
-            seq = row.seq or 0
-        envelope = make_envelope(device_id, seq, CmdBody(command=command))
+        try:
+            with session_scope(self.engine) as session:
+                if fence is not None:
+                    fence(session)
+                row = crud.create_command(
+                    session, device_id=device_id, command=command, created_by=created_by,
+                    plan_id=plan_id,
+                )  # fmt: skip
+        except IntegrityError as exc:  # another replica recorded the same id a moment earlier
+            raise ValueError(f"command id {command.command_id!r} is already used") from exc
+        return self.publish(row)
+
+    def publish(self, row: Command) -> Command:
+        """Publish a recorded command with its seq and note the result.
+
+        Also how a command recorded by a replica that died before publishing it
+        goes out: same id and seq, so a device that did get it acks it again.
+        """
+        body = CmdBody.model_validate({"command": row.body})
+        envelope = make_envelope(row.device_id, row.seq or 0, body)
         published = self.publisher.publish(
-            self.topics.device(device_id, TopicKind.CMD), encode(envelope), qos=1
+            self.topics.device(row.device_id, TopicKind.CMD), encode(envelope), qos=1
         )
         if not published:
-            logger.warning("command %s to %s was not acknowledged by the broker", row.id, device_id)
+            logger.warning(
+                "command %s to %s was not acknowledged by the broker", row.id, row.device_id
+            )
         with session_scope(self.engine) as session:
             crud.mark_command_published(session, command_id=row.id, published=published)
         with Session(self.engine) as session:

@@ -10,9 +10,10 @@ the plan finished.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.orm.attributes import flag_modified
@@ -20,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from controller import models as db
 from controller.core.db import session_scope
+from controller.core.lease import LeaseLost
 from controller.ingest.commands import CommandSender
 from controller.models import utcnow
 from controller.planner.rollout import (
@@ -34,6 +36,11 @@ from controller.planner.types import Option
 from shared.messages import AssignCommand
 
 logger = logging.getLogger(__name__)
+
+RESEND_AFTER_S = 5.0
+"""A wave's command recorded but still unpublished this long ago lost its sender: resend it."""
+
+Fence = Callable[[Session], None]
 
 
 class PlanError(ValueError):
@@ -51,7 +58,12 @@ class RolloutConfig:
 
 
 class PlanApplier:
-    """Applies drafts wave by wave and rolls back a failing wave."""
+    """Applies drafts wave by wave and rolls back a failing wave.
+
+    With a ``fence`` (the planner lease's check), every write of a rollout step
+    happens in a transaction that first checks this replica still holds the
+    lease, so a replica that lost it cannot advance, roll back or send.
+    """
 
     def __init__(
         self,
@@ -60,15 +72,25 @@ class PlanApplier:
         *,
         model_url: Callable[[str], str],
         config: RolloutConfig | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self.engine = engine
         self.commands = commands
         self.model_url = model_url
         self.config = config or RolloutConfig()
+        self.fence = fence
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A committing session, fenced when this applier runs under a lease."""
+        with session_scope(self.engine) as session:
+            if self.fence is not None:
+                self.fence(session)
+            yield session
 
     def apply(self, plan_id: int, *, created_by: str | None = None) -> str:
         """Mark the draft applied, split its changes into waves and send the first wave."""
-        with session_scope(self.engine) as session:
+        with self._writing() as session:
             plan = session.get(db.Plan, plan_id)
             if plan is None or plan.status != db.PlanStatus.DRAFT.value:
                 raise PlanError(f"plan {plan_id} is not a draft")
@@ -130,6 +152,8 @@ class PlanApplier:
                 continue
             try:
                 self._send_one(plan_id, device_id, target, by, rollback=rollback is not None)
+            except LeaseLost:
+                raise  # not ours to record any more
             except Exception:
                 # Recorded, so the next tick fails the wave now instead of waiting for it.
                 self._mark(plan_id, device_id, "failed", None)
@@ -150,11 +174,15 @@ class PlanApplier:
             refine=target.refine,
         )
         sent = self._already_sent(command_id)
+        if sent is not None and _orphaned(sent):
+            logger.info("plan %d: publishing %s, recorded by a sender that died", plan_id, sent.id)
+            sent = self.commands.publish(sent)
         if sent is None:
             try:
                 sent = self.commands.send(
-                    device_id=device_id, plan_id=plan_id, created_by=by, command=command
-                )
+                    device_id=device_id, plan_id=plan_id, created_by=by, command=command,
+                    fence=self.fence,
+                )  # fmt: skip
             except ValueError:
                 sent = self._already_sent(command_id)
                 if sent is None:
@@ -201,7 +229,7 @@ class PlanApplier:
         ).first()
 
     def _mark(self, plan_id: int, device_id: str, status: str, command_id: str | None) -> None:
-        with session_scope(self.engine) as session:
+        with self._writing() as session:
             row = self._assignment(session, plan_id, device_id)
             if row is not None:
                 # A device that failed keeps saying so; its rollback command is on record.
@@ -224,6 +252,7 @@ class PlanApplier:
             wave = rollout["waves"][rollout["wave"]]
             started = _started_at(rollout, plan)
             facts = {d: self._facts(session, plan_id, d, started) for d in wave}
+        self._resume(plan_id, facts)
         verdict, states = wave_verdict(
             facts, now, self.config.timeout_s, require_metrics=self.config.require_metrics
         )
@@ -243,6 +272,17 @@ class PlanApplier:
         self._save(plan_id, rollout, None)
         self._send(plan_id, rollout["waves"][rollout["wave"]], None)
         return "running"
+
+    def _resume(self, plan_id: int, facts: dict[str, StepFacts]) -> None:
+        """Finish sending a wave whose sender died (another replica, or this one restarted).
+
+        Step command ids are fixed, so a step is never sent twice: ``_send_one``
+        records what another sender recorded, and publishes it if that sender
+        died before publishing.
+        """
+        unsent = [d for d, f in facts.items() if f.command_status == "unsent"]
+        if unsent:
+            self._send(plan_id, unsent, None)
 
     def _facts(
         self, session: Session, plan_id: int, device_id: str, wave_started_at: datetime
@@ -287,7 +327,7 @@ class PlanApplier:
         return "rolled_back"
 
     def _save(self, plan_id: int, rollout: dict, failure: str | None) -> None:
-        with session_scope(self.engine) as session:
+        with self._writing() as session:
             plan = session.get(db.Plan, plan_id)
             assert plan is not None
             plan.params = {**plan.params, "rollout": rollout}
@@ -297,6 +337,12 @@ class PlanApplier:
                 plan.reasons = [*plan.reasons, failure]
                 flag_modified(plan, "reasons")
             session.add(plan)
+
+
+def _orphaned(command: db.Command) -> bool:
+    """Recorded but unpublished for :data:`RESEND_AFTER_S`: whoever recorded it is gone."""
+    stale = utcnow() - timedelta(seconds=RESEND_AFTER_S)
+    return command.status == db.CommandStatus.PENDING.value and command.created_at < stale
 
 
 def _started_at(rollout: dict, plan: db.Plan) -> datetime:

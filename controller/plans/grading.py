@@ -64,8 +64,10 @@ class Grader:
         timeout_s: float = 6 * 3600.0,
         retry_after_s: float = 600.0,
         settings: PlannerSettings | None = None,
+        fence: Callable[[Session], None] | None = None,
     ) -> None:
         self.engine, self.commands, self.model_url = engine, commands, model_url
+        self.fence = fence  # the planner lease's check, when steps run under it
         self.judge_model_id, self.reference_model_id = judge_model_id, reference_model_id
         self.timeout_s, self.retry_after_s = timeout_s, retry_after_s
         self.settings = settings or PlannerSettings()
@@ -179,8 +181,9 @@ class Grader:
         )
         try:
             status = self.commands.send(
-                device_id=site.device_id, command=command, created_by=created_by
-            ).status
+                device_id=site.device_id, command=command, created_by=created_by,
+                fence=self.fence,
+            ).status  # fmt: skip
         except (LookupError, ValueError) as exc:
             status = f"refused: {exc}"
         logger.info("judge step %s, %d answer(s): %s", command.command_id, len(tasks), site.reason)

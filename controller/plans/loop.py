@@ -8,6 +8,10 @@ burst gives one new draft; with ``auto_apply`` the draft is also applied
 ``profile_interval_s``; the profiler itself skips devices still benchmarking.
 With a ``grader`` (a fleet judge is configured), it sends judged answers that no
 device graded yet to the device best able to hold the judge, every ``grade_interval_s``.
+
+With several controller replicas, each runs a loop but only the holder of
+the planner :class:`~controller.core.lease.Lease` steps it; the others wait
+and take over within the lease's ttl when the holder dies.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from controller import models as db
+from controller.core.lease import Lease, LeaseLost
 from controller.planner.scores import OptionScore
 from controller.planner.triggers import ReplanTrigger, score_shifts
 from controller.planner.types import PlannerSettings
@@ -50,6 +55,7 @@ class PlannerLoop:
         profile_interval_s: float = 600.0,
         grader: Grader | None = None,
         grade_interval_s: float = 10.0,
+        lease: Lease | None = None,
     ) -> None:
         self.engine, self.applier = engine, applier
         self.settings = settings or PlannerSettings()
@@ -58,6 +64,7 @@ class PlannerLoop:
         self.profiler, self.profile_interval_s = profiler, profile_interval_s
         self.grader, self.grade_interval_s = grader, grade_interval_s
         self._next_grade: float | None = None
+        self.lease = lease
         self._next_profile: float | None = None
         self._devices: dict[str, str | None] | None = None
         self._runs = -1
@@ -67,7 +74,9 @@ class PlannerLoop:
         self.drafts: list[int] = []
 
     def start(self) -> PlannerLoop:
-        """Run :meth:`step` every ``interval_s`` in a daemon thread."""
+        """Run :meth:`step` every ``interval_s`` in a daemon thread (while holding the lease)."""
+        if self.lease is not None:
+            self.lease.start()
         self._thread = threading.Thread(target=self._run, name="planner-loop", daemon=True)
         self._thread.start()
         return self
@@ -77,13 +86,24 @@ class PlannerLoop:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self.lease is not None:
+            self.lease.stop()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
+            if self.lease is not None and not self.lease.held:
+                self._forget()
+                continue
             try:
                 self.step()
+            except LeaseLost as exc:
+                logger.info("planner step stopped: %s", exc)
             except Exception:  # the loop must survive one bad step (logged with traceback)
                 logger.exception("planner loop step failed")
+
+    def _forget(self) -> None:
+        """Drop what this replica saw while it led: the next leadership starts from the DB."""
+        self._devices, self._runs, self._scores, self._next_profile = None, -1, {}, None
 
     def step(self, now: float | None = None) -> list[str] | None:
         """One pass; returns the reasons when it drafted a new plan."""

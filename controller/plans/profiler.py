@@ -94,9 +94,11 @@ class Profiler:
         suite_url: Callable[[str], str] | None = None,
         profiling: ProfilingSettings | None = None,
         settings: PlannerSettings | None = None,
+        fence: Callable[[Session], None] | None = None,
     ) -> None:
         self.engine, self.commands, self.model_url = engine, commands, model_url
         self.suite_url = suite_url
+        self.fence = fence  # the planner lease's check, when rounds run under it
         self.profiling = profiling or ProfilingSettings()
         self.settings = settings or PlannerSettings()
 
@@ -199,8 +201,9 @@ class Profiler:
         command = pick.command.model_copy(update={"sources": sources, "suite": suite})
         try:
             status = self.commands.send(
-                device_id=pick.device_id, command=command, created_by=created_by
-            ).status
+                device_id=pick.device_id, command=command, created_by=created_by,
+                fence=self.fence,
+            ).status  # fmt: skip
         except (LookupError, ValueError) as exc:
             status = f"refused: {exc}"
         return ProfilingSent(

@@ -1,9 +1,9 @@
-"""The planner's applier and profiler, built in one place from an engine, a sender and settings.
+"""The planner's applier, profiler and grader, built in one place from engine, sender, settings.
 
 The composition roots (``ControllerRuntime`` for the planner loop, ``create_app``
 for the HTTP routes, the ``plan`` CLI) all call :func:`build_planning`, so the
-applier the loop uses and the one the API uses are the same object with the
-same rollout rules and download URLs.
+applier the loop uses and the one the API uses have the same rollout rules and
+download URLs (the loop's is also fenced by the planner lease).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from controller.ingest.commands import CommandSender
-from controller.plans.apply import PlanApplier, RolloutConfig
+from controller.plans.apply import Fence, PlanApplier, RolloutConfig
 from controller.plans.grading import Grader
 from controller.plans.profiler import Profiler, profiling_settings
 
@@ -37,14 +37,20 @@ def build_planning(
     settings: ControllerSettings,
     *,
     rollout: RolloutConfig | None = None,
+    fence: Fence | None = None,
 ) -> Planning:
-    """The applier (rollout timeout from ``settings`` unless given) and the fleet's profiler."""
+    """The applier (rollout timeout from ``settings`` unless given) and the fleet's profiler.
+
+    With a ``fence`` (the planner lease's check) all three refuse to write unless this
+    replica holds the lease: the planner loop's; the API's have none.
+    """
     return Planning(
         applier=PlanApplier(
             engine,
             commands,
             model_url=settings.model_file_url,
             config=rollout or RolloutConfig(timeout_s=settings.planner_rollout_timeout_s),
+            fence=fence,
         ),
         profiler=Profiler(
             engine,
@@ -52,6 +58,7 @@ def build_planning(
             model_url=settings.model_file_url,
             suite_url=settings.suite_file_url,
             profiling=profiling_settings(settings),
+            fence=fence,
         ),
         grader=Grader(
             engine,
@@ -60,5 +67,6 @@ def build_planning(
             judge_model_id=settings.judge_model_id,
             reference_model_id=settings.reference_model_id,
             timeout_s=settings.profiling_bench_timeout_s,
+            fence=fence,
         ),
     )

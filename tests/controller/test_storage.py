@@ -199,6 +199,23 @@ def test_enrollment_tokens_are_one_time_and_store_only_hashes(
         enrollment.redeem(fixed, device_id="pi-other")
 
 
+def test_a_batch_is_enrolled_whole_with_one_broker_sync_or_not_at_all(
+    engine: Engine, tmp_path: Path
+) -> None:
+    settings = ControllerSettings(data_dir=tmp_path, dev_mode=True, mqtt_password="ctl-secret")
+    enrollment = Enrollment(engine, settings)
+    batch = [DeviceCreate(id=f"pi-{i}", device_class="pi4-4gb") for i in range(3)]
+    enrolled = enrollment.enroll_many(batch)
+    assert [creds.username for _, creds in enrolled] == ["pi-0", "pi-1", "pi-2"]
+    passwd = (settings.broker_dir / "passwd").read_text().splitlines()
+    assert sorted(line.split(":")[0] for line in passwd) == ["pi-0", "pi-1", "pi-2"]
+    with pytest.raises(EnrollmentError, match="pi-1"):
+        enrollment.enroll_many([DeviceCreate(id="pi-9"), DeviceCreate(id="pi-1")])
+    with Session(engine) as session:
+        assert crud.get_device(session, device_id="pi-9") is None
+        assert len(crud.active_mqtt_credentials(session)) == 3
+
+
 def test_a_bench_run_stored_twice_under_new_seqs_is_dead_lettered(engine: Engine) -> None:
     store = IngestStore(engine, topics=Topics())
     bench = EXAMPLE_BODIES[TopicKind.BENCH]

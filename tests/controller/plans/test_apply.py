@@ -11,7 +11,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from controller import crud
 from controller import models as db
+from controller.core.db import session_scope
+from controller.core.lease import Lease, LeaseLost
 from controller.ingest.commands import CommandPublisher
 from controller.ingest.service import IngestService
 from controller.models import utcnow
@@ -19,7 +22,7 @@ from controller.planner.types import ProfilingSettings
 from controller.plans.apply import PlanApplier, PlanError, RolloutConfig
 from controller.plans.profiler import Profiler, ProfilingError
 from controller.plans.service import draft_plan, plan_detail
-from shared.messages import AckBody, AckStatus, MetricsBody
+from shared.messages import AckBody, AckStatus, AssignCommand, MetricsBody
 from shared.topics import TopicKind, Topics
 from tests.controller.devices import FakeDevice, wait_until
 from tests.controller.plans.db_world import seed_world
@@ -180,7 +183,7 @@ class LoopLooksWhileSending:
         return self.inner.send(**kwargs)
 
 
-def test_a_tick_while_a_wave_is_being_sent_waits_for_its_commands(rig) -> None:
+def test_a_tick_while_a_wave_is_being_sent_sends_each_command_once(rig) -> None:
     engine, _, devices, loop_applier = rig
     _move_small_box(engine)
     plan_id = draft_plan(engine)
@@ -189,10 +192,13 @@ def test_a_tick_while_a_wave_is_being_sent_waits_for_its_commands(rig) -> None:
         engine, publisher, model_url=loop_applier.model_url, config=loop_applier.config
     )
     assert api_applier.apply(plan_id) == "3 changes in 2 waves"
-    assert publisher.seen == ["running", "running"]
+    # The tick inside the first send sent the wave itself; the API found both commands.
+    assert publisher.seen == ["running"]
     assert _statuses(engine, plan_id) == {"b1": "sent", "s1": "sent", "s2": "change"}
     assert wait_until(lambda: devices["b1"].commands and devices["s1"].commands, 5)
+    wait_until(lambda: False, 0.5)
     assert [c["command_id"] for c in devices["b1"].commands] == [f"p{plan_id}-as-b1"]
+    assert [c["command_id"] for c in devices["s1"].commands] == [f"p{plan_id}-as-s1"]
 
 
 class BreaksOffSending:
@@ -215,15 +221,63 @@ def _apply_broken_off(engine: Engine, applier: PlanApplier, error: BaseException
     return plan_id
 
 
-def test_a_wave_cut_off_mid_send_times_out_and_rolls_back(rig) -> None:
-    engine, _, _, applier = rig
+def test_a_wave_cut_off_mid_send_is_sent_by_the_next_tick(rig) -> None:
+    """A controller (or replica) that stopped mid-wave: whoever ticks next finishes sending."""
+    engine, _, devices, applier = rig
     plan_id = _apply_broken_off(engine, applier, SystemExit(0))
-    assert applier.tick(plan_id) == "running"  # not sent yet is not failed yet
-    later = utcnow() + timedelta(seconds=61)
-    assert applier.tick(plan_id, now=later) == "rolled_back"
+    assert applier.tick(plan_id) == "running"
+    assert _statuses(engine, plan_id)["b1"] == "sent"
+    assert wait_until(lambda: devices["b1"].commands, 5)
+    assert applier.tick(plan_id) == "running"  # sent once: the second tick only waits
+    wait_until(lambda: False, 0.5)
+    assert [c["command_id"] for c in devices["b1"].commands] == [f"p{plan_id}-as-b1"]
+
+
+def test_a_command_recorded_by_a_sender_that_died_is_published_once(rig) -> None:
+    """Recorded (pending) but never published: after RESEND_AFTER_S the next tick publishes it."""
+    engine, _, devices, applier = rig
+    plan_id = _apply_broken_off(engine, applier, SystemExit(0))
+    command_id = f"p{plan_id}-as-b1"
+    with session_scope(engine) as session:
+        crud.create_command(
+            session, device_id="b1", plan_id=plan_id,
+            command=AssignCommand(command_id=command_id, model_id="m-big", sha256="0" * 64,
+                                  url="http://x/m-big", size_bytes=1),
+        )  # fmt: skip
+        session.get(db.Command, command_id).created_at = utcnow() - timedelta(seconds=10)
+    assert applier.tick(plan_id) == "running"
+    assert wait_until(lambda: devices["b1"].commands, 5)
+    assert [c["command_id"] for c in devices["b1"].commands] == [command_id]
     with Session(engine) as session:
-        reasons = session.get(db.Plan, plan_id).reasons
-    assert "b1: no ok ack and healthy metrics after 6" in reasons[-1]
+        assert session.get(db.Command, command_id).status == "sent"
+
+
+def test_a_replica_that_lost_the_lease_neither_applies_nor_sends(rig) -> None:
+    engine, _, devices, applier = rig
+    old, new = (Lease(engine, "planner", name, ttl_s=60) for name in ("old", "new"))
+    assert old.renew()
+    with session_scope(engine) as session:
+        session.execute(db.Lease.__table__.update().values(expires_epoch_s=0.0))
+    assert new.renew()
+    fenced = PlanApplier(
+        engine, applier.commands, model_url=applier.model_url, config=applier.config,
+        fence=old.fence,
+    )  # fmt: skip
+    plan_id = draft_plan(engine)
+    with pytest.raises(LeaseLost):
+        fenced.apply(plan_id)
+    with Session(engine) as session:
+        assert session.get(db.Plan, plan_id).status == "draft"
+    leader = PlanApplier(
+        engine, applier.commands, model_url=applier.model_url, config=applier.config,
+        fence=new.fence,
+    )  # fmt: skip
+    leader.apply(plan_id)
+    assert wait_until(lambda: devices["b1"].commands, 5)
+    with pytest.raises(LeaseLost):
+        fenced.tick(plan_id, now=utcnow() + timedelta(seconds=61))  # would roll back
+    with Session(engine) as session:
+        assert session.get(db.Plan, plan_id).params["rollout"]["state"] == "running"
 
 
 def test_a_command_that_cannot_be_sent_fails_its_wave_at_once(rig) -> None:
