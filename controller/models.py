@@ -66,6 +66,11 @@ def _json_opt() -> Any:
     return Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
+def _strategy() -> Any:
+    """A canonical ``shared.strategies`` name; None in rows from before strategies (by refine)."""
+    return Field(default=None, max_length=24)
+
+
 class Role(StrEnum):
     """API token roles, in increasing power."""
 
@@ -181,6 +186,7 @@ class Device(DeviceBase, table=True):
     model_id: str | None = Field(default=None, max_length=128)
     model_sha256: str | None = Field(default=None, max_length=64)
     refine: bool | None = None
+    strategy: str | None = _strategy()
     activity: str | None = Field(default=None, max_length=32)
     state_detail: str | None = Field(default=None, max_length=1024)
     state_at: datetime | None = _ts()
@@ -220,6 +226,7 @@ class DevicePublic(DeviceBase):
     status: str | None
     model_id: str | None
     refine: bool | None
+    strategy: str | None
     activity: str | None
     state_at: datetime | None
     last_heartbeat_at: datetime | None
@@ -386,6 +393,7 @@ class BenchmarkResult(SQLModel, table=True):
     category: str = Field(max_length=40, index=True)
     type: str = Field(default="judged", max_length=8)
     refined: bool
+    strategy: str | None = _strategy()
     n: int
     judge_mean: float | None = None
     judge_missing: int = 0
@@ -413,6 +421,7 @@ class BenchmarkQuestion(SQLModel, table=True):
     type: str = Field(default="judged", max_length=8)
     category: str = Field(max_length=40)
     refined: bool
+    strategy: str | None = _strategy()
     judge_score: float | None = None
     reference_judge_score: float | None = None
     correct: bool | None = None
@@ -437,6 +446,7 @@ class BenchmarkResultPublic(SQLModel):
     category: str
     type: str
     refined: bool
+    strategy: str | None = _strategy()
     n: int
     judge_mean: float | None
     judge_missing: int
@@ -513,6 +523,7 @@ class DeviceState(SQLModel, table=True):
     model_id: str | None = Field(default=None, max_length=128)
     model_sha256: str | None = Field(default=None, max_length=64)
     refine: bool = False
+    strategy: str | None = _strategy()
     activity: str = Field(default="idle", max_length=32)
     detail: str | None = Field(default=None, max_length=1024)
 
@@ -606,6 +617,7 @@ class Assignment(SQLModel, table=True):
     device_class: str | None = Field(default=None, max_length=64)
     model_id: str | None = Field(default=None, max_length=128)
     refine: bool = False
+    strategy: str | None = _strategy()
     score: float | None = None
     reasons: list[Any] = _json(list)
     command_id: str | None = Field(default=None, max_length=64)
@@ -621,6 +633,7 @@ class Pin(SQLModel, table=True):
     device_class: str | None = Field(default=None, max_length=64, index=True)
     model_id: str = Field(max_length=128)
     refine: bool | None = None
+    strategy: str | None = _strategy()
     reason: str = ""
     created_by: str | None = Field(default=None, max_length=128)
     created_at: datetime = _created()
