@@ -182,6 +182,9 @@ class Device(DeviceBase, table=True):
     cached_models: list[dict[str, Any]] | None = _json_opt()
     chat_api_url: str | None = Field(default=None, max_length=512)
     hello_at: datetime | None = _ts()
+    schema_version: int | None = Field(
+        default=None, description="message version of its last hello; commands are sent in it"
+    )
     status: str | None = Field(default=None, max_length=16, index=True)
     model_id: str | None = Field(default=None, max_length=128)
     model_sha256: str | None = Field(default=None, max_length=64)

@@ -14,8 +14,8 @@ from sqlmodel import Session
 
 from controller import crud
 from controller.core.db import session_scope
-from controller.models import Command
-from shared.messages import AnyCommand, CmdBody, encode, make_envelope
+from controller.models import Command, Device
+from shared.messages import SCHEMA_VERSION, AnyCommand, CmdBody, encode, make_envelope
 from shared.topics import TopicKind, Topics
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ class CommandPublisher:
     ) -> Command:
         """Record, publish at QoS 1 and return the command (status sent or publish_failed).
 
+        The envelope is written in the version of the device's last hello, so an
+        agent from before strategies still accepts it (and reads ``refine``).
+
         Raises LookupError for an unknown device and ValueError for a reused command id.
         """
         with session_scope(self.engine) as session:
@@ -70,7 +73,9 @@ class CommandPublisher:
                 plan_id=plan_id,
             )  # fmt: skip
             seq = row.seq or 0
-        envelope = make_envelope(device_id, seq, CmdBody(command=command))
+            device = session.get(Device, device_id)
+            version = min(SCHEMA_VERSION, (device and device.schema_version) or SCHEMA_VERSION)
+        envelope = make_envelope(device_id, seq, CmdBody(command=command), version=version)
         published = self.publisher.publish(
             self.topics.device(device_id, TopicKind.CMD), encode(envelope), qos=1
         )

@@ -67,6 +67,7 @@ def hello_update(envelope: Envelope[HelloBody]) -> dict[str, Any]:
         "cached_models": [m.model_dump(mode="json") for m in body.cached_models],
         "chat_api_url": body.chat_api_url,
         "hello_at": envelope.sent_at,
+        "schema_version": envelope.version,
     }
 
 

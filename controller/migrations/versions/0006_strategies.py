@@ -1,5 +1,7 @@
 """Options are (model, strategy): a strategy column beside every refine flag, filled from it.
 
+Also the message version of each device's last hello (commands are written in it).
+
 Revision ID: 0006
 Revises: 0004
 Create Date: 2026-12-07 06:00:00.000000
@@ -45,10 +47,14 @@ def upgrade() -> None:
                 f"ELSE 'direct' END WHERE {flag} IS NOT NULL"
             )
         )
+    with op.batch_alter_table("device", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("schema_version", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    with op.batch_alter_table("device", schema=None) as batch_op:
+        batch_op.drop_column("schema_version")
     for table in reversed(FLAGS):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("strategy")

@@ -91,7 +91,9 @@ def worlds(draw: st.DrawFn, max_devices: int = 4) -> World:
     n_devices = draw(st.integers(1, max_devices))
     devices = []
     for i in range(n_devices):
-        current = draw(st.one_of(st.none(), st.tuples(st.sampled_from(MODEL_IDS), st.sampled_from(STRATEGIES))))
+        current = draw(
+            st.one_of(st.none(), st.tuples(st.sampled_from(MODEL_IDS), st.sampled_from(STRATEGIES)))
+        )
         devices.append(
             Device(
                 device_id=f"d{i}",

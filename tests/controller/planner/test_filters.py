@@ -36,7 +36,9 @@ def test_memory_rejection_says_need_and_budget() -> None:
 
 def test_latency_rejection_counts_refinement_and_widens_predictions() -> None:
     slow = option_score("small", "small", "refine:1", psi=2.0, memory_mb=400, p95_s=61)
-    pred = option_score("small", "small", "direct", psi=2.0, memory_mb=400, p95_s=50, predicted=True)
+    pred = option_score(
+        "small", "small", "direct", psi=2.0, memory_mb=400, p95_s=50, predicted=True
+    )
     pred = pred.__class__(
         **{
             **pred.__dict__,

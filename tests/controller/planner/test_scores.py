@@ -96,7 +96,12 @@ def test_calibration_falls_back_to_the_profiles_nominal_bandwidth() -> None:
     spec = model_spec("m", 1)
     cal = calibrate(pi4, [], {"m": spec}, SETTINGS)
     assert cal.n_runs == 0 and cal.bandwidth_gbs == pi4.memory_bandwidth_gbs
-    lat = predicted_latency(spec, pi4, cal, SETTINGS, )
+    lat = predicted_latency(
+        spec,
+        pi4,
+        cal,
+        SETTINGS,
+    )
     decode = pi4.memory_bandwidth_gbs * 1e9 / spec.weights_bytes
     prefill = pi4.compute_gflops * 1e9 / (2 * spec.parameters)
     assert lat.p50_s == pytest.approx(128 / prefill + 256 / decode)
