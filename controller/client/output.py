@@ -54,3 +54,10 @@ def cell(value: Any) -> str:
 def megabytes(size_bytes: int | None) -> str:
     """A byte count in MB."""
     return "-" if size_bytes is None else f"{size_bytes / 1e6:.1f} MB"
+
+
+def option_label(row: dict[str, Any]) -> str:
+    """``model`` or ``model strategy`` (an API row from before strategies: by its refine flag)."""
+    model = row.get("model_id") or "-"
+    strategy = row.get("strategy") or ("refine:1" if row.get("refine") else "direct")
+    return model if strategy == "direct" or model == "-" else f"{model} {strategy}"
