@@ -95,5 +95,16 @@ def canonical(name: str) -> str:
     return Strategy.parse(name).name
 
 
+def option_label(model_id: str | None, strategy: str | None, refine: bool | None = None) -> str:
+    """An option as plans and tables show it: ``m`` (direct) or ``m vote:5``; ``-``: no model.
+
+    ``strategy`` None is a record from before strategies, read by its ``refine`` flag.
+    """
+    if not model_id:
+        return "-"
+    name = strategy or Strategy.from_refine(bool(refine)).name
+    return model_id if name == DIRECT.name else f"{model_id} {name}"
+
+
 StrategyName = Annotated[str, StringConstraints(max_length=24), AfterValidator(canonical)]
 """A strategy name in a message or request: refused unless it parses, stored canonical."""

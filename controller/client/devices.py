@@ -15,7 +15,7 @@ from controller.client.options import (
     UrlOption,
     connect,
 )
-from controller.client.output import echo_json, echo_table, option_label
+from controller.client.output import echo_json, echo_table, row_label
 
 devices_app = typer.Typer(
     help=f"Enroll, list, inspect and revoke devices through the API. {EXIT_CODES_HELP}",
@@ -47,7 +47,7 @@ def list_devices(
                 d["id"],
                 d["device_class"],
                 d["status"],
-                option_label(d) if d["model_id"] else None,
+                row_label(d) if d["model_id"] else None,
                 d["last_seen_at"],
                 d["enrolled"],
             )

@@ -13,6 +13,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from shared.strategies import option_label
+
 
 def echo_json(data: Any) -> None:
     """The API's JSON, indented."""
@@ -56,8 +58,6 @@ def megabytes(size_bytes: int | None) -> str:
     return "-" if size_bytes is None else f"{size_bytes / 1e6:.1f} MB"
 
 
-def option_label(row: dict[str, Any]) -> str:
-    """``model`` or ``model strategy`` (an API row from before strategies: by its refine flag)."""
-    model = row.get("model_id") or "-"
-    strategy = row.get("strategy") or ("refine:1" if row.get("refine") else "direct")
-    return model if strategy == "direct" or model == "-" else f"{model} {strategy}"
+def row_label(row: dict[str, Any]) -> str:
+    """The option an API row names (``model``, ``model vote:5``; ``-``: none)."""
+    return option_label(row.get("model_id"), row.get("strategy"), row.get("refine"))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.messages import AnswerLatency, QuestionResult
 from shared.perfics import PerficsWeights
-from shared.strategies import DIRECT, REFINE_1, Strategy, StrategyName
+from shared.strategies import DIRECT, REFINE_1, Strategy, StrategyName, option_label
 
 
 class Option(NamedTuple):
@@ -27,7 +27,7 @@ class Option(NamedTuple):
 
     def label(self) -> str:
         """Short text for reasons and tables."""
-        return self.model_id if not self.refine else f"{self.model_id} {self.strategy}"
+        return option_label(self.model_id, self.strategy)
 
 
 def stored_option(model_id: str, strategy: object, refine: object = False) -> Option:

@@ -116,9 +116,10 @@ def test_the_chosen_option_is_the_brute_force_best_over_models_and_strategies(
     reason = strategy_runner_up(decision)
     assert reason is not None and reason.startswith(f"strategy runner-up on {best.model_id}:")
     rivals = {o: p for o, p in psi.items() if o.model_id == best.model_id and o != best}
-    if rivals:
-        rival = max(rivals, key=lambda o: rivals[o])
-        assert f" {rival.strategy} lost to {best.strategy}, Psi" in reason
+    if rivals:  # the best other strategy of that model (any of several tied ones)
+        top = max(rivals.values())
+        named = {o.strategy for o, p in rivals.items() if math.isclose(p, top, rel_tol=1e-9)}
+        assert any(f" {n} lost to {best.strategy}, Psi" in reason for n in named), reason
 
 
 class _approx(float):
@@ -153,7 +154,7 @@ def test_a_strategy_that_fixes_items_for_little_time_is_chosen_over_direct(
     assert decision.option == Option("m-a", strategy)
     by = {s.option.strategy: s for s in scores}
     assert by[strategy].i > 0 and by["direct"].i == 0
-    assert by[strategy].c >= by["direct"].c
+    assert by[strategy].c >= by["direct"].c - 1e-12  # never cheaper (up to rounding)
     reason = strategy_runner_up(decision)
     assert reason is not None and f"direct lost to {strategy}" in reason
 
