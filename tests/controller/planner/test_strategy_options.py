@@ -20,7 +20,7 @@ from controller.planner.filters import build_views
 from controller.planner.predict import standard_tokens
 from controller.planner.runner_up import strategy_runner_up
 from controller.planner.scores import compute_scores
-from controller.planner.types import BenchRun, Device, Option, PlannerSettings
+from controller.planner.types import BenchRun, Device, Option, PlannerSettings, stored_option
 from shared.messages import AnswerLatency, QuestionResult
 from shared.profiles import DeviceProfile
 from tests.factories.planner import model_spec
@@ -180,3 +180,10 @@ def test_predicted_tokens_follow_each_strategy_stage_structure() -> None:
     assert tokens["refine:2"] == (prompt + 4 * instr, answer * (1 + 2 * (1 + frac)))
     assert tokens["verify-refine"] == tokens["refine:1"]  # costed as one full round, its bound
     assert tokens["vote:5"] == (prompt, 5 * answer)  # the samples share one prefill
+
+
+def test_options_stored_before_strategies_are_read_by_their_refine_flag() -> None:
+    assert stored_option("m", None, True) == Option("m", "refine:1")  # a device or pin row
+    assert stored_option("m", True) == Option("m", "refine:1")  # a rollout's [model, refine]
+    assert stored_option("m", False) == Option("m", "direct")
+    assert stored_option("m", "vote:5", False) == Option("m", "vote:5")
