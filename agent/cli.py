@@ -91,7 +91,10 @@ def agent_status(
         console.print(f"{settings.device_id}: no agent data in {settings.data_dir} yet")
         return
     outbox = Outbox(settings.db_path)
-    console.print(f"device {settings.device_id}: outbox depth {outbox.depth()}")
+    console.print(
+        f"device {settings.device_id}: outbox depth {outbox.depth()}, "
+        f"{outbox.unconfirmed()} published awaiting the controller's confirmation"
+    )
     outbox.close()
     assignment = settings.data_dir / "assignment.json"
     if assignment.exists():

@@ -75,6 +75,18 @@ class AgentSettings(LayeredSettings):
     outbox_max_messages: int = Field(
         20_000, ge=10, description="outbox bound; heartbeats are dropped first, bench never"
     )
+    outbox_max_unconfirmed: int = Field(
+        5_000,
+        ge=0,
+        description="published messages kept until the controller confirms storing them; "
+        "beyond it the oldest are forgotten (the broker acknowledged them)",
+    )
+    confirm_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="publish a message again when the controller has not confirmed it this "
+        "long after the broker did, but has confirmed a later one",
+    )
     mqtt_protocol: MqttProtocol = Field(
         "auto",
         description="MQTT version: 5, 3.1.1, or auto (5, falling back to 3.1.1 if refused)",

@@ -27,7 +27,7 @@ from agent.gpio import Activity, StatusLight
 from agent.link.commands import CommandDispatcher, CommandFailed
 from agent.link.messenger import Messenger
 from agent.link.mqtt import MqttLink
-from agent.link.outbox import Outbox
+from agent.link.outbox import Outbox, OutboxFull
 from agent.models.assign import Assigner, runtime_factory
 from agent.models.assignment import ASSIGNMENT_FILE
 from agent.models.serving import ModelHost
@@ -68,7 +68,11 @@ class Agent:
         self.activity = Activity.STARTING
         self.detail: str | None = None
         self.download: DownloadProgress | None = None
-        self.outbox = Outbox(settings.db_path, max_messages=settings.outbox_max_messages)
+        self.outbox = Outbox(
+            settings.db_path,
+            max_messages=settings.outbox_max_messages,
+            max_unconfirmed=settings.outbox_max_unconfirmed,
+        )
         self.messenger = Messenger(settings.device_id, self.outbox, Topics(settings.topic_prefix))
         self.metrics = ServingMetrics()
         self.host = ModelHost(settings.chat_queue_size)
@@ -269,6 +273,8 @@ class Agent:
     def _report(send: Any) -> None:
         try:
             send()
+        except OutboxFull as exc:  # the report is skipped; what is queued stays and drains
+            logger.error("periodic report not queued: %s", exc)
         except Exception:  # noqa: BLE001 - one failed report must not end reporting
             logger.exception("periodic report failed")
 

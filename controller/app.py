@@ -214,6 +214,7 @@ def fleet_snapshot(state: AppState) -> FleetSnapshot:
             devices_total=devices_total,
             devices_online=devices_online,
             messages_stored_total=stored,
+            confirmations_total=0 if stats is None else stats.confirmations,
             dead_letters_by_reason=crud.dead_letter_counts(session),
             db_latency_s=latency,
             models_total=models_total,

@@ -15,6 +15,7 @@ except to a device whose last hello was version 1 (it would refuse a 2).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -455,6 +456,23 @@ class AckBody(Body):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+MAX_STORED_RANGES = 1000
+"""Seq ranges in one ``stored`` confirmation (the controller splits longer lists)."""
+SeqRange = tuple[NonNegInt, NonNegInt]
+
+
+class StoredBody(Body):
+    """The controller's end-to-end acknowledgement: these of the device's seqs are stored.
+
+    ``seqs`` are inclusive ``[first, last]`` ranges. Every message the
+    controller has handled for good is named (stored, a duplicate of a stored
+    one, or kept as a dead letter), so the agent may forget it; until then the
+    agent keeps it even after the broker's PUBACK (the broker can still lose it).
+    """
+
+    seqs: list[SeqRange] = Field(max_length=MAX_STORED_RANGES)
+
+
 BODY_MODELS: dict[TopicKind, type[Body]] = {
     TopicKind.HELLO: HelloBody,
     TopicKind.STATE: StateBody,
@@ -463,6 +481,7 @@ BODY_MODELS: dict[TopicKind, type[Body]] = {
     TopicKind.BENCH: BenchBody,
     TopicKind.CMD: CmdBody,
     TopicKind.ACK: AckBody,
+    TopicKind.STORED: StoredBody,
 }
 
 BodyT = TypeVar("BodyT", bound=Body)
@@ -516,6 +535,17 @@ def make_envelope(
         sent_at=sent_at or datetime.now(UTC),
         body=body,
     )
+
+
+def seq_ranges(seqs: Iterable[int]) -> list[SeqRange]:
+    """Sorted seqs folded into inclusive ``(first, last)`` ranges: the ``stored`` body's form."""
+    ranges: list[SeqRange] = []
+    for seq in sorted(set(seqs)):
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
 
 
 def encode(envelope: Envelope[Any]) -> bytes:

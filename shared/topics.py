@@ -28,11 +28,12 @@ class TopicKind(StrEnum):
     BENCH = "bench"
     CMD = "cmd"
     ACK = "ack"
+    STORED = "stored"
 
     @property
     def from_agent(self) -> bool:
-        """True for topics an agent publishes; only ``cmd`` flows to the agent."""
-        return self is not TopicKind.CMD
+        """True for topics an agent publishes; ``cmd`` and ``stored`` flow to the agent."""
+        return self not in (TopicKind.CMD, TopicKind.STORED)
 
     @property
     def retained(self) -> bool:

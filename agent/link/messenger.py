@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from agent.link.outbox import Outbox
+from agent.link.outbox import Outbox, OutboxFull
 from shared.messages import BODY_MODELS, Body, encode, make_envelope
 from shared.topics import TopicKind, Topics
 
@@ -50,8 +50,14 @@ class Messenger:
         kind = _kind_of(body)
         if not kind.retained:
             raise ValueError(f"{kind.value} is not retained; use send()")
-        if self.sink is not None:
-            self.sink.set_retained(kind, self.encode(body))
+        if self.sink is None:
+            return
+        try:
+            payload = self.encode(body)
+        except OutboxFull as exc:  # the next retain (or reconnect) sets it again
+            logger.error("%s not published: %s", kind.value, exc)
+            return
+        self.sink.set_retained(kind, payload)
 
 
 def _kind_of(body: Body) -> TopicKind:

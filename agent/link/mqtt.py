@@ -5,11 +5,17 @@ jitter) with a session the broker keeps for ``session_expiry_s`` (MQTT 5) or
 a persistent ``clean_session=False`` session (3.1.1), so commands sent while
 the device was away are delivered when it comes back (duplicates are answered
 from the command log). On every successful connect it resubscribes to the
-device's ``cmd`` topic, republishes the retained ``hello`` and ``state`` and
-replays the outbox from its oldest row. Outbox rows are handed to paho in
-order with a bounded window and deleted only in ``on_publish`` (the PUBACK).
-paho's own in-memory retransmission is dropped at connect so the outbox stays
-the single source of truth (and the replay order is the insertion order).
+device's ``cmd`` and ``stored`` topics, republishes the retained ``hello``
+and ``state`` and replays every unconfirmed outbox row from the oldest. Rows
+are handed to paho in order with a bounded window; the PUBACK marks a row
+published and the controller's ``stored`` notice deletes it (end to end: the
+broker may die with the controller and lose what it acknowledged). While
+connected, rows acknowledged by the broker more than ``confirm_timeout_s``
+ago are published again once the controller has confirmed a later seq (they
+were lost on the way); a controller that never confirms costs nothing but
+the outbox's bounded window. paho's own in-memory retransmission is dropped
+at connect so the outbox stays the single source of truth (and the replay
+order is the insertion order).
 
 ``mqtt_protocol: auto`` tries MQTT 5; when the broker answers "unsupported
 protocol version", or sends no CONNACK within ``CONNACK_TIMEOUT_S`` (the
@@ -36,10 +42,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import AgentSettings
-from agent.link.outbox import Outbox
+from agent.link.outbox import Outbox, OutboxFull
 from agent.link.session import Backoff, ProtocolChoice
 from shared.doctor import LoginOutcome, connack_outcome
-from shared.messages import Envelope, MessageRejected, parse_message
+from shared.messages import Envelope, MessageRejected, StoredBody, parse_message
 from shared.topics import TopicKind, Topics
 
 logger = logging.getLogger(__name__)
@@ -48,6 +54,8 @@ WINDOW = 64
 LOOP_TIMEOUT_S = 0.05
 CONNACK_TIMEOUT_S = 3.0
 """A broker that accepted TCP but sent no CONNACK by then is treated as not speaking it."""
+MAINTAIN_EVERY_S = 1.0
+"""How often the unconfirmed rows are checked against their bound and timeout."""
 
 
 class MqttLink:
@@ -72,10 +80,14 @@ class MqttLink:
         self._retained_dirty: set[TopicKind] = set()
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}
-        self._cursor = 0
+        self._next_maintenance = 0.0
+        self.confirmed_up_to: int | None = None
+        """The highest seq the controller confirmed to this process (None: none yet)."""
+        self.confirmed = 0
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self._final_state: bytes | None = None
+        self._will: bytes | None = None
         self._flush_s = 2.0
         self._thread: threading.Thread | None = None
         self.backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
@@ -158,7 +170,12 @@ class MqttLink:
 
     def _connect_once(self) -> bool:
         state_topic = self.topics.device(self.settings.device_id, TopicKind.STATE)
-        self.client.will_set(state_topic, self._will_payload(), qos=1, retain=True)
+        try:
+            self._will = self._will_payload()
+        except OutboxFull as exc:  # keep the last will; connecting matters more
+            logger.error("will not renewed: %s", exc)
+        if self._will is not None:
+            self.client.will_set(state_topic, self._will, qos=1, retain=True)
         extra: dict[str, Any] = {}
         if self.protocol == "5":
             properties = Properties(PacketTypes.CONNECT)
@@ -214,15 +231,31 @@ class MqttLink:
         for kind, payload in dirty:
             topic = self.topics.device(self.settings.device_id, kind)
             self.client.publish(topic, payload, qos=1, retain=True)
+        self._maintain()
         room = WINDOW - len(self._inflight)
         if room <= 0:
             return
-        for row in self.outbox.pending(after_id=self._cursor, limit=room):
+        for row in self.outbox.pending(skip=set(self._inflight.values()), limit=room):
             info = self.client.publish(row.topic, row.payload, qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
             self._inflight[info.mid] = row.id
-            self._cursor = row.id
+
+    def _maintain(self) -> None:
+        """Now and then: bound the unconfirmed rows and republish the ones overtaken."""
+        now = time.monotonic()
+        if now < self._next_maintenance:
+            return
+        self._next_maintenance = now + MAINTAIN_EVERY_S
+        self.outbox.save_published_marks()
+        self.outbox.enforce_unconfirmed_bound()
+        if self.confirmed_up_to is not None:
+            again = self.outbox.republish_stale(
+                published_before=time.time() - self.settings.confirm_timeout_s,
+                below_seq=self.confirmed_up_to,
+            )
+            if again:
+                logger.warning("%d message(s) not confirmed by the controller; resending", again)
 
     def _shutdown(self) -> None:
         if self.connected and self._final_state is not None:
@@ -233,7 +266,7 @@ class MqttLink:
                 self._pump()
                 if self.client.loop(timeout=LOOP_TIMEOUT_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     break
-                if info.is_published() and not self._inflight:
+                if info.is_published() and not self._inflight and self._settled():
                     break
         try:
             self.client.disconnect()
@@ -241,6 +274,10 @@ class MqttLink:
         except Exception:  # noqa: BLE001 - best effort on the way out
             logger.debug("disconnect failed", exc_info=True)
         self._connected.clear()
+
+    def _settled(self) -> bool:
+        """Nothing waits for the controller (or it never confirmed anything to this process)."""
+        return self.confirmed_up_to is None or self.outbox.unconfirmed() == 0
 
     # --- callbacks (never raise) -------------------------------------------
 
@@ -264,11 +301,12 @@ class MqttLink:
             self.protocol_choice.connected()
             client.drop_out_messages()
             self._inflight.clear()
-            self._cursor = 0
+            self.outbox.republish_all()  # the broker may have lost what it acknowledged
             with self._lock:
                 self._retained_dirty = set(self._retained)
             cmd = self.topics.device(self.settings.device_id, TopicKind.CMD)
-            client.subscribe(cmd, qos=1)
+            stored = self.topics.device(self.settings.device_id, TopicKind.STORED)
+            client.subscribe([(cmd, 1), (stored, 0)])
             self.backoff.reset()
             self._connected.set()
             logger.info(
@@ -307,7 +345,9 @@ class MqttLink:
             if reason_code.is_failure:
                 # A negative PUBACK (e.g. not authorised) would fail again forever.
                 logger.error("broker refused outbox row %d: %s; dropping it", row_id, reason_code)
-            self.outbox.delete(row_id)
+                self.outbox.delete(row_id)
+            else:
+                self.outbox.published(row_id)
         except Exception:  # noqa: BLE001 - never raise in a paho callback
             logger.exception("error in on_publish")
 
@@ -320,7 +360,17 @@ class MqttLink:
             if self._on_rejected is not None:
                 self._safely(self._on_rejected, message.payload, str(exc))
             return
-        self._safely(self._on_command, envelope)
+        if isinstance(envelope.body, StoredBody):
+            self._safely(self._confirm, envelope.body)
+        else:
+            self._safely(self._on_command, envelope)
+
+    def _confirm(self, body: StoredBody) -> None:
+        """The controller stored these seqs: the outbox may forget them."""
+        self.confirmed += self.outbox.confirm(body.seqs)
+        if body.seqs:
+            highest = max(last for _first, last in body.seqs)
+            self.confirmed_up_to = max(highest, self.confirmed_up_to or 0)
 
     @staticmethod
     def _safely(handler: Callable[..., None], *args: Any) -> None:

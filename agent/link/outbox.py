@@ -1,16 +1,30 @@
 """The on-disk outbox: every non-retained message is stored here before it is published.
 
-A row is deleted only when the broker acknowledges it (PUBACK), so messages
-survive broker outages and agent restarts and are replayed in insertion order.
-The same SQLite file (WAL mode) keeps the per-device ``seq`` counter, which
-must keep rising across restarts, and the commands already handled.
+A row lives until the controller confirms it stored its ``seq`` (the
+``stored`` topic, end-to-end acknowledgement). The broker's PUBACK only marks
+it published: a broker killed with the controller loses what it acknowledged
+since its last save, so unconfirmed rows are published again on every
+reconnect (and after ``confirm_timeout_s`` when the controller has confirmed
+later seqs meanwhile); ingest dedupes by ``(device_id, seq)``. Messages
+survive broker outages, controller crashes and agent restarts and are
+replayed in insertion order. The same SQLite file (WAL mode) keeps the
+per-device ``seq`` counter, which must keep rising across restarts, and the
+commands already handled.
 
-Bound and drop policy: when ``max_messages`` rows are waiting, the oldest
-heartbeat is dropped first, then the oldest metrics report, then the oldest
-ack; a new message is itself dropped when only more valuable rows are left
-(a new heartbeat never pushes out a metrics report). Bench results are never
-dropped: if only bench rows remain, the bound is exceeded by bench rows
-rather than losing a measurement that took minutes to make.
+Bound and drop policy: at most ``max_unconfirmed`` published rows wait for
+confirmation; beyond that the oldest are forgotten, falling back to the
+broker's PUBACK as the guarantee (an old controller that never confirms
+thus costs a bounded window, replayed on reconnect, not a growing file).
+When ``max_messages`` rows are stored, published rows waiting for
+confirmation go first (the broker has them), then the oldest heartbeat,
+then the oldest metrics report, then the oldest ack; a new message is itself
+dropped when only more valuable rows are left (a new heartbeat never pushes
+out a metrics report). Bench results are never dropped: if only bench rows
+remain, the bound is exceeded by bench rows rather than losing a measurement
+that took minutes to make.
+
+A full disk makes :meth:`Outbox.put_sequenced` raise :class:`OutboxFull`
+(the caller logs it and goes on); rows already stored stay and drain.
 """
 
 from __future__ import annotations
@@ -20,7 +34,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +52,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     kind TEXT NOT NULL,
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    seq INTEGER,
+    published_at REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_kind ON outbox (kind, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -50,6 +66,23 @@ CREATE TABLE IF NOT EXISTS commands (
     handled_at REAL NOT NULL
 );
 """
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS outbox_seq ON outbox (seq);
+CREATE INDEX IF NOT EXISTS outbox_published ON outbox (published_at, id);
+"""
+_ADDED_COLUMNS = {"seq": "INTEGER", "published_at": "REAL"}
+"""Columns an outbox written by an older agent lacks (its rows have no seq: PUBACK ends them)."""
+
+
+class OutboxFull(OSError):
+    """The outbox could not store a message: the disk (or the file's size limit) is full."""
+
+
+def _full_or(exc: sqlite3.OperationalError, what: str) -> Exception:
+    """:class:`OutboxFull` for a full disk or file-size limit, else the error itself."""
+    if "full" in str(exc) or "disk I/O" in str(exc):
+        return OutboxFull(f"outbox cannot store {what}: {exc} (free disk space)")
+    return exc
 
 
 @dataclass(frozen=True)
@@ -75,16 +108,32 @@ class CommandRecord:
 class Outbox:
     """Thread-safe SQLite outbox, seq counter and command log of one agent."""
 
-    def __init__(self, path: Path, *, max_messages: int = 20_000, keep_commands: int = 1000):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_messages: int = 20_000,
+        max_unconfirmed: int = 5_000,
+        keep_commands: int = 1000,
+    ):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        for column, sql_type in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {column} {sql_type}")
+        self._db.executescript(_INDEXES)
         self._lock = threading.Lock()
         self.max_messages = max_messages
+        self.max_unconfirmed = max_unconfirmed
         self.keep_commands = keep_commands
         self.dropped: dict[str, int] = {}
+        self.released = 0
+        self._published_unsaved: set[int] = set()
+        """Published rows forgotten unconfirmed (``max_unconfirmed`` or ``max_messages``)."""
 
     def close(self) -> None:
         """Close the database; later calls fail."""
@@ -94,9 +143,12 @@ class Outbox:
     # --- seq -------------------------------------------------------------
 
     def next_seq(self) -> int:
-        """The next envelope seq; persisted, so it rises across restarts."""
+        """The next envelope seq, persisted so it rises across restarts (else OutboxFull)."""
         with self._lock:
-            return self._bump_seq()
+            try:
+                return self._bump_seq()
+            except sqlite3.OperationalError as exc:
+                raise _full_or(exc, "the next seq") from exc
 
     def _bump_seq(self) -> int:
         row = self._db.execute(
@@ -117,27 +169,35 @@ class Outbox:
         """Take the next seq and store ``build(seq)`` in one step; return (row id, seq).
 
         One lock around both keeps seq order equal to replay order across threads.
+        Raises :class:`OutboxFull` when the disk is full; nothing stored before is touched.
         """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                seq = self._bump_seq()
-                row_id: int | None = 0
-                if self._make_room(kind):
-                    row_id = self._db.execute(
-                        "INSERT INTO outbox (kind, topic, payload, created_at) VALUES (?, ?, ?, ?)",
-                        (kind.value, topic, build(seq), time.time()),
-                    ).lastrowid
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    seq = self._bump_seq()
+                    row_id: int | None = 0
+                    if self._make_room(kind):
+                        row_id = self._db.execute(
+                            "INSERT INTO outbox (kind, topic, payload, created_at, seq) "
+                            "VALUES (?, ?, ?, ?, ?)",
+                            (kind.value, topic, build(seq), time.time(), seq),
+                        ).lastrowid
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise _full_or(exc, f"a {kind.value} message") from exc
         return int(row_id or 0), seq
 
     def _make_room(self, incoming: TopicKind) -> bool:
         """Drop by policy until one more row fits; False if the incoming one is dropped instead."""
         (depth,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         excess = depth - self.max_messages + 1
+        if excess > 0:
+            excess -= self._release_oldest_published(excess)
         for kind in DROP_ORDER:
             if excess <= 0:
                 return True
@@ -156,24 +216,141 @@ class Outbox:
                 return False
         return True
 
-    def pending(self, *, after_id: int = 0, limit: int = 100) -> list[OutboxRow]:
-        """Rows waiting to be published, oldest first, with ids above ``after_id``."""
+    def pending(self, *, skip: Collection[int] = (), limit: int = 100) -> list[OutboxRow]:
+        """Rows to publish (never published, or due again), oldest first, except ``skip``."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, kind, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit),
+                "SELECT id, kind, topic, payload FROM outbox WHERE published_at IS NULL "
+                "ORDER BY id LIMIT ?",
+                (limit + len(skip) + len(self._published_unsaved),),
             ).fetchall()
-        return [OutboxRow(r[0], TopicKind(r[1]), r[2], bytes(r[3])) for r in rows]
+            unsaved = set(self._published_unsaved)
+        fresh = [OutboxRow(r[0], TopicKind(r[1]), r[2], bytes(r[3])) for r in rows]
+        return [row for row in fresh if row.id not in skip and row.id not in unsaved][:limit]
+
+    def published(self, row_id: int) -> None:
+        """The broker acknowledged a row: it now waits for the controller's confirmation.
+
+        A row without a seq (written by an older agent) is forgotten at once.
+        On a full disk the mark is kept in memory, so the row is not sent again
+        until the next reconnect.
+        """
+        with self._lock:
+            marked = self._write(
+                "UPDATE outbox SET published_at = ? WHERE id = ? AND seq IS NOT NULL",
+                (time.time(), row_id),
+            )
+            if marked is None:
+                self._published_unsaved.add(row_id)
+            self._write("DELETE FROM outbox WHERE id = ? AND seq IS NULL", (row_id,))
 
     def delete(self, row_id: int) -> None:
-        """Forget a row once the broker has acknowledged it."""
+        """Forget a row (one the broker refused for good)."""
         with self._lock:
             self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+
+    def confirm(self, ranges: Iterable[tuple[int, int]]) -> int:
+        """Forget the rows whose seq the controller confirmed stored; how many went.
+
+        On a full disk they stay, and are published again (then confirmed again) later.
+        """
+        removed = 0
+        with self._lock:
+            for first, last in ranges:
+                gone = self._write("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (first, last))
+                removed += gone or 0
+        return removed
+
+    def republish_all(self) -> int:
+        """Mark every unconfirmed row for publishing again (after a reconnect); how many."""
+        with self._lock:
+            self._published_unsaved.clear()
+            return (
+                self._write(
+                    "UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL", ()
+                )
+                or 0
+            )
+
+    def save_published_marks(self) -> None:
+        """Write the published marks a full disk kept in memory (called now and then)."""
+        with self._lock:
+            unsaved = list(self._published_unsaved)
+            if not unsaved:
+                return
+            marks = ",".join("?" * len(unsaved))
+            saved = self._write(
+                f"UPDATE outbox SET published_at = ? WHERE id IN ({marks}) AND seq IS NOT NULL",
+                (time.time(), *unsaved),
+            )
+            if saved is not None:
+                self._published_unsaved.difference_update(unsaved)
+
+    def republish_stale(self, *, published_before: float, below_seq: int) -> int:
+        """Publish again rows acknowledged before ``published_before`` with seq < ``below_seq``.
+
+        A later seq was confirmed, so these were lost on the way; how many.
+        """
+        with self._lock:
+            return (
+                self._write(
+                    "UPDATE outbox SET published_at = NULL WHERE published_at < ? AND seq < ?",
+                    (published_before, below_seq),
+                )
+                or 0
+            )
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> int | None:
+        """Run a bookkeeping write; rows changed, or None on a full disk (logged; retried later)."""
+        try:
+            return int(self._db.execute(sql, params).rowcount)
+        except sqlite3.OperationalError as exc:
+            error = _full_or(exc, "bookkeeping")
+            if not isinstance(error, OutboxFull):
+                raise
+            logger.error("%s", error)
+            return None
+
+    def enforce_unconfirmed_bound(self) -> int:
+        """Forget the oldest published rows beyond ``max_unconfirmed``; how many."""
+        with self._lock:
+            (waiting,) = self._db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL"
+            ).fetchone()
+            excess = int(waiting) - self.max_unconfirmed
+            return self._release_oldest_published(excess) if excess > 0 else 0
+
+    def _release_oldest_published(self, count: int) -> int:
+        removed = int(
+            self._db.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
+                "WHERE published_at IS NOT NULL ORDER BY id LIMIT ?)",
+                (count,),
+            ).rowcount
+        )
+        if removed:
+            self.released += removed
+            logger.warning(
+                "outbox: forgot %d published message(s) the controller has not confirmed "
+                "(bound reached; the broker acknowledged them)",
+                removed,
+            )
+        return removed
 
     def depth(self) -> int:
         """How many messages wait for a PUBACK."""
         with self._lock:
-            (count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL"
+            ).fetchone()
+        return int(count)
+
+    def unconfirmed(self) -> int:
+        """How many published messages wait for the controller's confirmation."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL"
+            ).fetchone()
         return int(count)
 
     # --- commands --------------------------------------------------------

@@ -28,6 +28,7 @@ class FleetSnapshot:
     devices_total: int
     devices_online: int
     messages_stored_total: int
+    confirmations_total: int = 0
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     db_latency_s: float = 0.0
     models_total: int = 0
@@ -50,6 +51,11 @@ class FleetCollector(Collector):
             "edgefleet_ingest_messages_stored",
             "Agent messages stored by ingest (rate() of this is the ingest rate).",
             value=snap.messages_stored_total,
+        )
+        yield CounterMetricFamily(
+            "edgefleet_ingest_confirmations",
+            "'stored' notices sent to devices (end-to-end acks: their outboxes may then forget).",
+            value=snap.confirmations_total,
         )
         dead = CounterMetricFamily(
             "edgefleet_dead_letters",

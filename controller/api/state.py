@@ -27,6 +27,7 @@ class StatsSource(Protocol):
     """Ingest counters (``IngestService.stats``)."""
 
     stored: int
+    confirmations: int
 
 
 @dataclass

@@ -32,14 +32,14 @@ def topic_allowed(
     """Whether ``username`` may do ``action`` (publish/subscribe/receive) on ``topic``."""
     if username == controller_user:
         if action == Action.PUBLISH:
-            return _is_kind(topics, topic, lambda kind: kind is TopicKind.CMD)
+            return _is_kind(topics, topic, lambda kind: not kind.from_agent)
         return topic.startswith(f"{topics.prefix}/devices/")
     if username is None:
         return False
     try:
         if action == Action.PUBLISH:
             return topic in {topics.device(username, k) for k in TopicKind if k.from_agent}
-        return topic == topics.device(username, TopicKind.CMD)
+        return topic in {topics.device(username, k) for k in TopicKind if not k.from_agent}
     except TopicError:  # a username that is not a device id owns no topics
         return False
 

@@ -170,6 +170,11 @@ class MqttConnection:
             return False
         return info.is_published()
 
+    def notify(self, topic: str, payload: bytes) -> bool:
+        """Publish at QoS 0 without waiting (a lost notice is repeated by its sender's retry)."""
+        info = self._client.publish(topic, payload, qos=0, retain=False)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:

@@ -4,7 +4,10 @@ The network thread only enqueues. The writer drains up to ``batch_size``
 messages (or what arrived within ``flush_interval``), writes them in one
 transaction, then acknowledges them to the broker. If the database is
 unavailable the batch is retried, never dropped and never acknowledged, so
-the broker still holds it if the controller dies meanwhile.
+the broker still holds it if the controller dies meanwhile. After the
+acknowledgement it tells each device which seqs are stored (``stored``
+topic, QoS 0): the agent keeps a message until then, because a broker that
+dies with the controller may lose what it had acknowledged to the device.
 
 Trust: a Mosquitto subscriber cannot see which account published a message,
 so the publisher's identity is enforced by the broker's ACLs (a device may
@@ -28,7 +31,8 @@ from sqlalchemy.exc import OperationalError
 from controller.ingest.mqtt import MqttConnection, MqttOptions, Received
 from controller.ingest.store import IngestStore, Outcome
 from controller.models import utcnow
-from shared.topics import Topics
+from shared.messages import MAX_STORED_RANGES, StoredBody, encode, make_envelope, seq_ranges
+from shared.topics import TopicKind, Topics
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ class IngestStats:
     dead_letters: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     write_retries: int = 0
+    confirmations: int = 0
+    """``stored`` notices published to devices (end-to-end acknowledgements)."""
     last_batch_seconds: float = 0.0
     last_received: float | None = None
     """``time.monotonic()`` when the last message arrived (written by the network thread)."""
@@ -216,7 +222,18 @@ class IngestService:
             self._record(outcome, time.perf_counter() - started)
             for message in batch:
                 self.connection.ack(message.mid, message.qos, message.generation)
+            self._confirm(outcome.handled)
             return
+
+    def _confirm(self, handled: dict[str, set[int]]) -> None:
+        """Tell each device which of its seqs are stored, so its outbox may forget them."""
+        for device_id, seqs in handled.items():
+            ranges = seq_ranges(seqs)
+            topic = self.topics.device(device_id, TopicKind.STORED)
+            for start in range(0, len(ranges), MAX_STORED_RANGES):
+                body = StoredBody(seqs=ranges[start : start + MAX_STORED_RANGES])
+                if self.connection.notify(topic, encode(make_envelope(device_id, 0, body))):
+                    self.stats.confirmations += 1
 
     def _record(self, outcome: Outcome, seconds: float) -> None:
         self.stats.stored += outcome.stored

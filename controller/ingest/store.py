@@ -9,6 +9,7 @@ so concurrent controller replicas cannot store a message twice.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from controller.models import (
     IngestedMessage,
     ServingMetric,
 )
-from shared.messages import Envelope, MessageRejected, parse_message
+from shared.messages import MAX_PAYLOAD_BYTES, Envelope, MessageRejected, parse_message
 from shared.topics import TopicError, TopicKind, Topics
 
 logger = logging.getLogger(__name__)
@@ -76,12 +77,17 @@ class Outcome:
     stored: int = 0
     duplicates: int = 0
     dead: Counter[str] = field(default_factory=Counter)
+    handled: dict[str, set[int]] = field(default_factory=dict)
+    """Per device, the seqs this batch settled for good (stored, duplicate or dead letter):
+    what the controller confirms to the device (see :class:`shared.messages.StoredBody`)."""
 
     def add(self, other: Outcome) -> None:
         """Accumulate another outcome into this one."""
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.dead.update(other.dead)
+        for device_id, seqs in other.handled.items():
+            self.handled.setdefault(device_id, set()).update(seqs)
 
 
 @dataclass
@@ -103,6 +109,8 @@ class _Batch:
     items: list[_Item] = field(default_factory=list)
     dead: list[dict[str, Any]] = field(default_factory=list)
     duplicates: int = 0
+    refused_keys: list[tuple[str, int]] = field(default_factory=list)
+    """(device, seq) of refused payloads whose topic and seq could still be read."""
 
 
 class IngestStore:
@@ -174,7 +182,11 @@ class IngestStore:
             raise
         except Exception as exc:
             detail = str(getattr(exc, "orig", exc)).splitlines()[0][:500]
-            dead = _Batch(dead=[self._dead_row(received, STORE_ERROR, detail)])
+            key = self._claimed_key(received)
+            dead = _Batch(
+                dead=[self._dead_row(received, STORE_ERROR, detail)],
+                refused_keys=[key] if key is not None else [],
+            )
             with self.engine.begin() as conn:
                 return self._write(conn, dead)
 
@@ -185,6 +197,9 @@ class IngestStore:
                 envelope = parse_message(message.topic, message.payload, topics=self.topics)
             except MessageRejected as exc:
                 batch.dead.append(self._dead_row(message, exc.reason.value, exc.detail))
+                key = self._claimed_key(message)
+                if key is not None:
+                    batch.refused_keys.append(key)
                 continue
             if envelope.sent_at > message.received_at + self.max_future_skew:
                 detail = (
@@ -194,6 +209,17 @@ class IngestStore:
                 continue
             batch.items.append(_Item(message, envelope))
         return batch
+
+    def _claimed_key(self, message: Received) -> tuple[str, int] | None:
+        """The (device, seq) a refused payload claims, so the device is told to stop resending."""
+        if len(message.payload) > MAX_PAYLOAD_BYTES:
+            return None
+        try:
+            device_id = self.topics.parse(message.topic).device_id
+            seq = json.loads(message.payload).get("seq")
+        except (TopicError, ValueError, AttributeError):
+            return None
+        return (device_id, seq) if type(seq) is int and seq >= 0 else None
 
     def _dead_row(self, message: Received, reason: str, detail: str) -> dict[str, Any]:
         try:
@@ -219,6 +245,8 @@ class IngestStore:
         self._store_dead(conn, batch.dead)
         outcome = Outcome(stored=len(fresh) - stored_bench, duplicates=batch.duplicates)
         outcome.dead.update(row["reason"] for row in batch.dead)
+        for device_id, seq in [item.key for item in batch.items] + batch.refused_keys:
+            outcome.handled.setdefault(device_id, set()).add(seq)
         return outcome
 
     def _claim(self, conn: Connection, batch: _Batch) -> list[_Item]:

@@ -113,33 +113,42 @@ def test_a_device_cannot_publish_as_another_device(
     assert service.stats.stored == 1
 
 
-def test_device_reads_only_its_own_cmd_and_controller_writes_cmd(
-    sqlite_engine: Engine, broker_dir: Path, mosquitto_factory: Callable[..., MosquittoBroker]
+@pytest.mark.parametrize("kind", ["cmd", "stored"])
+def test_device_reads_only_its_own_cmd_and_stored_and_only_the_controller_writes_them(
+    kind: str,
+    sqlite_engine: Engine,
+    broker_dir: Path,
+    mosquitto_factory: Callable[..., MosquittoBroker],
 ) -> None:
+    """``stored`` matters as much as ``cmd``: a forged confirmation would make a device
+    forget messages the controller never stored."""
     enrollment = _enrollment(sqlite_engine, broker_dir)
     _, creds = enrollment.enroll(DeviceCreate(id="pi-a"))
-    enrollment.enroll(DeviceCreate(id="pi-b"))
+    _, creds_b = enrollment.enroll(DeviceCreate(id="pi-b"))
     files = enrollment.sync_broker_files()
     assert files is not None
     broker = _broker_with_files(enrollment, mosquitto_factory)
     device = FakeDevice("pi-a", broker.port, username="pi-a", password=creds.password)
+    other = FakeDevice("pi-b", broker.port, username="pi-b", password=creds_b.password)
     granted: list[int] = []
     device.client.on_subscribe = lambda c, u, mid, codes, p: granted.append(len(codes))
     topics = Topics()
     # Mosquitto 2 grants the SUBACK but applies `topic read` when delivering
-    device.client.subscribe([(topics.device("pi-b", "cmd"), 1), (topics.device("pi-a", "cmd"), 1)])
+    device.client.subscribe([(topics.device("pi-b", kind), 1), (topics.device("pi-a", kind), 1)])
     assert wait_until(lambda: bool(granted), 5)
     controller = _controller_client(enrollment)
     got: list[str] = []
     device.client.on_message = lambda c, u, m: got.append(m.topic)
-    controller.publish(topics.device("pi-b", "cmd"), b"{}", qos=1).wait_for_publish(5)
-    controller.publish(topics.device("pi-a", "cmd"), b"{}", qos=1).wait_for_publish(5)
+    other.client.publish(topics.device("pi-a", kind), b"{}", qos=1).wait_for_publish(5)
+    controller.publish(topics.device("pi-b", kind), b"{}", qos=1).wait_for_publish(5)
+    controller.publish(topics.device("pi-a", kind), b"{}", qos=1).wait_for_publish(5)
     assert wait_until(lambda: bool(got), 5)
     time.sleep(0.2)
-    assert got == [topics.device("pi-a", "cmd")]  # pi-b's command never reached pi-a
+    assert got == [topics.device("pi-a", kind)]  # neither pi-b's own nor pi-b's forgery
     controller.disconnect()
     controller.loop_stop()
     device.close()
+    other.close()
 
 
 def test_revoked_and_rotated_credentials_stop_working(

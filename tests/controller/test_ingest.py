@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 
 from sqlalchemy import Engine, func, select
@@ -31,10 +33,13 @@ from shared.messages import (
     DeviceStatus,
     HeartbeatBody,
     StateBody,
+    StoredBody,
     encode,
     make_envelope,
+    parse_message,
+    seq_ranges,
 )
-from shared.topics import TopicKind
+from shared.topics import TopicKind, Topics
 from tests.controller.devices import FakeDevice, wait_until
 from tests.factories.messages import EXAMPLE_BODIES, bench_body
 from tests.support.broker import MosquittoBroker
@@ -225,3 +230,50 @@ def test_two_replicas_in_a_shared_subscription_split_ingest(
     assert [r.stats.stored > 0 for r in replicas] == [True, True]  # both took a share
     assert sum(r.stats.stored for r in replicas) == 200  # and no message went to both
     assert count(sqlite_engine, Heartbeat) == 200
+
+
+def test_every_settled_seq_is_confirmed_to_its_device_only(
+    sqlite_engine: Engine, mosquitto: MosquittoBroker, ingest_factory: Callable[..., IngestService]
+) -> None:
+    """End-to-end acks: stored, duplicate and dead-lettered seqs are all named on the device's
+    ``stored`` topic (so its outbox forgets them); another device's seqs are not."""
+    service = ingest_factory(sqlite_engine, mosquitto, client_id="confirmations")
+    listener = FakeDevice("pi-listen", mosquitto.port)
+    notices: list[tuple[str, StoredBody]] = []
+    listener.client.on_message = lambda _c, _u, message: notices.append(
+        (message.topic, parse_message(message.topic, message.payload).body)
+    )
+    listener.client.subscribe(Topics().subscription(TopicKind.STORED), qos=0)
+    time.sleep(0.5)  # the SUBACK; Mosquitto on loopback answers in milliseconds
+    device = FakeDevice("pi-confirm", mosquitto.port)
+    other = FakeDevice("pi-other", mosquitto.port)
+    heartbeat = HeartbeatBody(uptime_s=1, load_1m=0.1, mem_available_mb=10)
+    payloads = [encode(make_envelope("pi-confirm", seq, heartbeat)) for seq in (1, 2, 3)]
+    payloads.append(payloads[1])  # a resend of the same bytes: a duplicate
+    infos = [device.publish_raw(TopicKind.HEARTBEAT, payload) for payload in payloads]
+    bad = {"schema": "heartbeat/1", "device_id": "pi-confirm", "seq": 9, "sent_at": "x", "body": {}}
+    infos.append(device.publish_raw(TopicKind.HEARTBEAT, json.dumps(bad).encode()))
+    infos.append(other.publish_body(heartbeat, seq=5))
+    assert device.wait_acked(infos[:5]) and other.wait_acked(infos[5:])
+    assert wait_until(lambda: service.stats.handled >= 6)
+
+    def confirmed(device_id: str) -> set[int]:
+        topic = Topics().device(device_id, TopicKind.STORED)
+        return {
+            seq
+            for notice_topic, body in list(notices)
+            if notice_topic == topic
+            for first, last in body.seqs
+            for seq in range(first, last + 1)
+        }
+
+    assert wait_until(lambda: confirmed("pi-confirm") == {1, 2, 3, 9})
+    assert confirmed("pi-other") == {5}
+    assert service.stats.duplicates == 1 and service.stats.dead_letters["bad_schema"] == 1
+    for client in (device, other, listener):
+        client.close()
+
+
+def test_seqs_fold_into_ranges() -> None:
+    assert seq_ranges([5, 1, 2, 3, 9, 3, 10]) == [(1, 3), (5, 5), (9, 10)]
+    assert seq_ranges([]) == []

@@ -20,6 +20,7 @@ from shared.messages import (
     QuestionResult,
     Spread,
     StateBody,
+    StoredBody,
 )
 from shared.topics import TopicKind
 
@@ -101,4 +102,5 @@ EXAMPLE_BODIES: dict[TopicKind, Body] = {
         )
     ),
     TopicKind.ACK: AckBody(command_id="c-1", status=AckStatus.OK),
+    TopicKind.STORED: StoredBody(seqs=[(1, 4), (7, 7)]),
 }

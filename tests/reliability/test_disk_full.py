@@ -1,4 +1,4 @@
-"""The controller's disk fills up under load: nothing acknowledged is lost, it catches up.
+"""Disks fill up under load: nothing acknowledged is lost, and everything catches up.
 
 The data dir (SQLite, broker files, Mosquitto's persistence) is a small tmpfs;
 a filler file takes the rest. Ingest cannot commit, so it acknowledges
@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from agent.link.outbox import OutboxFull
 from controller.demo.local_fleet import poll
+from shared.topics import TopicKind
 from tests.controller.api.conftest import start_api
 from tests.support.controller_process import ControllerProcess
+from tests.support.device_link import DeviceLink
 from tests.support.load import LoadPublisher
 
 DEVICE = "pi-disk-01"
@@ -95,3 +98,68 @@ def test_an_upload_to_a_full_registry_disk_is_refused_and_leaves_no_file(
     finally:
         running.server.stop()
         running.engine.dispose()
+
+
+def _fill_to_the_last_byte(path: Path) -> None:
+    """Take every free byte (a megabyte at a time, down to a byte at a time)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for size in (1_048_576, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def test_a_full_agent_disk_refuses_new_messages_and_keeps_the_queued_ones(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """The agent's outbox on a full disk: a clear OutboxFull for new messages, the link keeps
+    working, and everything queued before is stored once space is back."""
+    controller = ControllerProcess(tmp_path / "ctl").start()
+    device_id = "pi-disk-02"
+    device = DeviceLink(
+        small_disk / "agent",
+        device_id=device_id,
+        mqtt_username=device_id,
+        mqtt_password=controller.enroll(device_id),
+        broker_url=f"mqtt://127.0.0.1:{controller.broker_port}",
+        confirm_timeout_s=3,  # confirmations the full disk could not record come again soon
+    )
+    filler = small_disk / "filler"
+    try:
+        for _ in range(2000):  # queued while the device is offline
+            device.send()
+        queued = set(device.sent)
+        _fill_to_the_last_byte(filler)
+        device.start_load(200)
+        poll(lambda: device.refused > 0, 60)
+        device.stop_load()
+        with pytest.raises(OutboxFull, match="free disk space"):
+            for _ in range(10_000):
+                device.outbox.put_sequenced(TopicKind.HEARTBEAT, "t", lambda _seq: b"x" * 4096)
+        sent_while_full = set(device.sent)
+        device.connect()  # the link works on a full disk: publishing only reads the outbox
+        assert device.link is not None and device.link.wait_connected(30)
+        poll(lambda: sent_while_full <= controller.stored_seqs(device_id), 60)
+        full_since = time.monotonic()
+        filler.unlink()
+        device.start_load(50)  # and the agent goes on once space is back
+        time.sleep(2)
+        device.stop_load()
+        sent = set(device.sent)
+        poll(lambda: sent <= controller.stored_seqs(device_id), 60)
+        poll(lambda: device.outbox.depth() + device.outbox.unconfirmed() == 0, 60)
+        print(
+            f"queued offline {len(queued)}, sent in all {len(sent)}, refused {device.refused}, "
+            f"stored {len(sent & controller.stored_seqs(device_id))}, "
+            f"drained {time.monotonic() - full_since:.1f} s after space was freed"
+        )
+        assert queued <= controller.stored_seqs(device_id)
+        assert device.link.connected
+    finally:
+        device.close()
+        controller.stop()

@@ -81,6 +81,21 @@ class ControllerProcess:
         os.kill(self.child.process.pid, signal.SIGKILL)
         self.child.process.wait(10)
 
+    def kill_with_broker(self) -> None:
+        """SIGKILL the supervised Mosquitto and the controller together (a power cut):
+        the broker gets no SIGTERM to save its state on."""
+        assert self.child is not None
+        pid = self.child.process.pid
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+        assert children, "the controller runs no broker child"
+        for child in children:
+            os.kill(child, signal.SIGKILL)
+        self.kill()
+
     def log_tail(self, chars: int = 4000) -> str:
         """The end of the controller's log."""
         path = self.workdir / "controller.log"
@@ -99,6 +114,14 @@ class ControllerProcess:
                 "SELECT seq FROM ingested_message WHERE device_id = ?", (device_id,)
             ).fetchall()
         return {int(seq) for (seq,) in rows}
+
+    def heartbeat_rows(self, device_id: str) -> int:
+        """How many heartbeat rows are stored for ``device_id`` (duplicates would show here)."""
+        with sqlite3.connect(self.db_file, timeout=30) as conn:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM heartbeat WHERE device_id = ?", (device_id,)
+            ).fetchone()
+        return int(count)
 
     def stop(self) -> None:
         """Stop the process (and what it started); close the API client."""

@@ -147,6 +147,8 @@ def test_ingested_device_shows_up_online_with_metrics(
         metrics = client.get("/metrics").text
     assert "edgefleet_devices_online 1.0" in metrics
     assert "edgefleet_ingest_messages_stored_total 7.0" in metrics
+    assert f"edgefleet_ingest_confirmations_total {service.stats.confirmations}.0" in metrics
+    assert service.stats.confirmations >= 1  # pi-live was told its seqs are stored
 
 
 def test_latest_serving_metrics_are_the_newest_report_of_each_device(
@@ -170,3 +172,12 @@ def test_latest_serving_metrics_are_the_newest_report_of_each_device(
         ("pi-b", 11.0, None),
     ]
     assert latest[1]["model_id"] == "smol" and latest[1]["window_s"] == 30
+    with api.client("viewer") as client:
+        page = client.get("/api/v1/serving/latest", params={"device_id": ["pi-b", "pi-quiet"]})
+        too_many = client.get(
+            "/api/v1/serving/latest", params={"device_id": [f"d{i}" for i in range(101)]}
+        )
+        bad_id = client.get("/api/v1/serving/latest", params={"device_id": "../x"})
+    assert [m["device_id"] for m in page.json()] == ["pi-b"]  # a page of the fleet table
+    assert too_many.status_code == 400 and "at most 100" in too_many.json()["detail"]
+    assert bad_id.status_code == 422

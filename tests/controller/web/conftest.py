@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from playwright.sync_api import Browser, Page
 
+from tests.controller.api.conftest import Api
 from tests.controller.web.fleet import Dashboard, reported_fleet
 from tests.support.browser import ARTIFACTS
 
@@ -31,6 +33,15 @@ def dashboard(
         yield running
 
 
+class Served(Protocol):
+    """A running controller behind a dashboard: its API (with role tokens) and page address."""
+
+    api: Api
+
+    @property
+    def url(self) -> str: ...
+
+
 @dataclass
 class Tab:
     """A fresh browser context (its own sessionStorage) with what its console reported."""
@@ -38,7 +49,7 @@ class Tab:
     page: Page
     errors: list[str] = field(default_factory=list)
 
-    def sign_in(self, dashboard: Dashboard, role: str) -> None:
+    def sign_in(self, dashboard: Served, role: str) -> None:
         """Open the dashboard and sign in with the role's token; wait for the first refresh."""
         self.page.goto(dashboard.url)
         self.page.get_by_label("API token").fill(dashboard.api.tokens[role])

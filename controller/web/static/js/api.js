@@ -32,7 +32,9 @@ async function errorFrom(response) {
 export function apiClient(token) {
   async function call(method, path, { params, body } = {}) {
     const url = new URL(path, BASE);
-    for (const [name, value] of Object.entries(params || {})) url.searchParams.set(name, value);
+    for (const [name, value] of Object.entries(params || {})) {
+      for (const one of [value].flat()) url.searchParams.append(name, one); // arrays repeat
+    }
     const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;

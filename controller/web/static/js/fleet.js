@@ -1,32 +1,82 @@
-// Fleet overview: counts per status, dead letters, and one row per device with its vitals.
+// Fleet overview: counts per status, dead letters, and one page of devices with their vitals,
+// filtered and paged on the server (a fleet of thousands would otherwise be fetched whole).
 
-import { allPages } from "./api.js";
 import { badge, h, setText, syncRows } from "./dom.js";
 import { ago, megabytes, millis, MISSING, num, strategyOf, when } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
+const PAGE = 100; // the API's serving/latest takes up to 100 device ids
+let offset = 0;
 
-/** Fetch devices, their newest serving metrics and the dead-letter counts; render them. */
+function filters() {
+  const q = $("fleet-search").value.trim();
+  const status = $("fleet-status").value;
+  return { ...(q ? { q } : {}), ...(status ? { status } : {}) };
+}
+
+/** A listing's total only: the count for one status (or all), without its rows. */
+async function total(api, params = {}) {
+  return (await api.get("devices", { ...params, limit: 1 })).total;
+}
+
+/** Fetch the counts, the page of devices the filters ask for and their newest serving
+ * metrics; render them. */
 export async function refreshFleet(api) {
-  const [devices, serving, deadLetters] = await Promise.all([
-    allPages(api, "devices"),
-    api.get("serving/latest"),
+  const [page, all, online, offline, deadLetters] = await Promise.all([
+    api.get("devices", { ...filters(), limit: PAGE, offset }),
+    total(api),
+    total(api, { status: "online" }),
+    total(api, { status: "offline" }),
     api.get("dead-letters/counts"),
   ]);
+  if (page.items.length === 0 && offset > 0 && page.total > 0) {
+    offset = Math.floor((page.total - 1) / PAGE) * PAGE; // the fleet shrank under this page
+    return refreshFleet(api);
+  }
+  const ids = page.items.map((d) => d.id);
+  const serving = ids.length ? await api.get("serving/latest", { device_id: ids }) : [];
   const metrics = new Map(serving.map((m) => [m.device_id, m]));
-  renderCounts(devices, deadLetters);
-  renderDevices(devices, metrics, Date.now());
+  renderCounts({ all, online, offline }, deadLetters);
+  renderDevices(page.items, metrics, Date.now());
+  renderPager(page);
+}
+
+/** Filters and paging refresh at once; a new filter starts at the first page. */
+export function initFleetControls(refresh) {
+  const again = () => refresh(true, true);
+  const fromStart = () => {
+    offset = 0;
+    again();
+  };
+  let typing = null;
+  $("fleet-status").addEventListener("change", fromStart);
+  $("fleet-search").addEventListener("input", () => {
+    clearTimeout(typing); // one refresh when typing pauses, not one per key
+    typing = setTimeout(fromStart, 300);
+  });
+  $("fleet-filter").addEventListener("submit", (event) => {
+    event.preventDefault();
+    fromStart();
+  });
+  $("fleet-previous").addEventListener("click", () => {
+    offset = Math.max(0, offset - PAGE);
+    again();
+  });
+  $("fleet-next").addEventListener("click", () => {
+    offset += PAGE;
+    again();
+  });
 }
 
 function statusOf(device) {
   return device.status === "online" || device.status === "offline" ? device.status : "unknown";
 }
 
-function renderCounts(devices, deadLetters) {
-  const counts = { online: 0, offline: 0, unknown: 0 };
-  for (const device of devices) counts[statusOf(device)] += 1;
-  setText($("count-total"), devices.length);
-  for (const [status, count] of Object.entries(counts)) setText($(`count-${status}`), count);
+function renderCounts({ all, online, offline }, deadLetters) {
+  setText($("count-total"), all);
+  setText($("count-online"), online);
+  setText($("count-offline"), offline);
+  setText($("count-unknown"), all - online - offline);
   const reasons = Object.entries(deadLetters).sort(([a], [b]) => a.localeCompare(b));
   const total = reasons.reduce((sum, [, count]) => sum + count, 0);
   setText($("count-dead-letters"), total);
@@ -100,5 +150,16 @@ function renderDevices(devices, metrics, now) {
     };
   });
   updateAges(tbody, now);
-  $("devices-empty").hidden = devices.length > 0;
+  const empty = $("devices-empty");
+  const filtered = Object.keys(filters()).length > 0;
+  setText(empty, filtered ? "No device matches these filters." : "No device has reported yet.");
+  empty.hidden = devices.length > 0;
+}
+
+function renderPager(page) {
+  const last = page.offset + page.items.length;
+  const range = page.total ? `${page.offset + 1}–${last} of ${page.total}` : "none";
+  setText($("fleet-range"), `Devices ${range}`);
+  $("fleet-previous").disabled = page.offset === 0;
+  $("fleet-next").disabled = last >= page.total;
 }

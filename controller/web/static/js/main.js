@@ -5,7 +5,7 @@ import { ApiError } from "./api.js";
 import { initDeviceActions, refreshDevice } from "./device.js";
 import { say, setText } from "./dom.js";
 import { initEventFilters, refreshEvents } from "./events.js";
-import { refreshFleet } from "./fleet.js";
+import { initFleetControls, refreshFleet } from "./fleet.js";
 import { refreshLeaderboard } from "./leaderboard.js";
 import { forgetPlans, initPlanActions, refreshPlans } from "./plans.js";
 import { initQualityControls, refreshQuality } from "./quality.js";
@@ -162,6 +162,7 @@ function boot() {
   initDeviceActions(() => current, refresh, failedAuth);
   initRegistryActions(() => current, refresh, failedAuth);
   initEventFilters(refresh);
+  initFleetControls(refresh);
   initQualityControls();
   window.addEventListener("hashchange", () => {
     showView();
