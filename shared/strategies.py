@@ -9,6 +9,7 @@ bad one is refused with the accepted forms.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -38,6 +39,7 @@ class Strategy:
     k: int = 1
 
     @classmethod
+    @functools.lru_cache(maxsize=256)
     def parse(cls, name: str) -> Strategy:
         """``direct``, ``refine`` (= ``refine:1``), ``refine:k``, ``verify-refine``, ``vote:k``."""
         match = _NAME.match(name.strip().lower())

@@ -35,7 +35,6 @@ from shared.quality import (
     baseline_quality,
     improvement_estimate,
     strategies_in,
-    versus_direct,
 )
 from shared.strategies import DIRECT
 
@@ -100,7 +99,7 @@ def model_quality(
     gains = {
         strategy: gain
         for strategy in strategies_in(questions)
-        if (gain := improvement_estimate(versus_direct(questions, strategy), **kwargs))  # type: ignore[arg-type]
+        if (gain := improvement_estimate(questions, strategy=strategy, **kwargs))  # type: ignore[arg-type]
     }
     return Quality(b=b, gains=gains, pooled=pooled, suites=suites)
 
