@@ -3,6 +3,7 @@
 Usage (from the repo root):
 
     PYTHONPATH=. python bench/planner.py [--devices 100000] [--classes 200] [--models 100]
+        [--strategies verify-refine,vote:5]
 
 Part 1 times the per-device planner (class filters + per-device choice) and
 the fleet MILP on a synthetic fleet. Part 2 plans the firmware-config classes
@@ -30,6 +31,7 @@ from controller.planner.specs import model_spec_from_gguf
 from controller.planner.types import BenchRun, Device, Option, PlannerSettings
 from shared.profiles import DeviceProfile
 from shared.quality import conformance_counts
+from shared.strategies import parse_list
 from tests.factories.planner import load_profiles, questions_for
 
 
@@ -75,6 +77,35 @@ def synthetic_models(n: int, profiles: dict[str, DeviceProfile], rng: np.random.
             )
         )
     return models, runs
+
+
+def with_strategies(runs: list[BenchRun], names: list[str], rng: np.random.Generator):
+    """Each run's refined rows again under every named strategy, judge scores moved by -1..+1."""
+    out = []
+    for run in runs:
+        extra = [
+            q.model_copy(
+                update={
+                    "strategy": name,
+                    "judge_score": min(10.0, max(1.0, (q.judge_score or 1) + rng.integers(-1, 2))),
+                }
+            )
+            for name in names
+            for q in run.questions
+            if q.refined
+        ]
+        out.append(dataclasses.replace(run, questions=run.questions + tuple(extra)))
+    return out
+
+
+def conformance_of(runs: list[BenchRun]) -> dict[Option, dict[str, tuple[int, int]]]:
+    """Per (model, strategy): conforming / judged per category."""
+    out = {}
+    for r in runs:
+        for name in dict.fromkeys(q.served_by for q in r.questions):
+            rows = [q for q in r.questions if q.served_by == name]
+            out[Option(r.model_id, name)] = conformance_counts(rows, refined=name != "direct")
+    return out
 
 
 def synthetic_devices(n, profiles, scores, rng, mem_low: float = 0.5) -> list[Device]:
@@ -127,12 +158,15 @@ def best_of(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
     return best, result
 
 
-def speed(n_devices: int, n_classes: int, n_models: int, mem_low: float) -> None:
+def speed(
+    n_devices: int, n_classes: int, n_models: int, mem_low: float, strategies: list[str]
+) -> None:
     """Part 1: the per-device planner and the MILP at scale."""
     rng = np.random.default_rng(0)
     settings = PlannerSettings(bootstrap_resamples=200)
     profiles = synthetic_classes(n_classes, rng)
     models, runs = synthetic_models(n_models, profiles, rng)
+    runs = with_strategies(runs, strategies, rng)
     t0 = time.perf_counter()
     scores = compute_scores(profiles, models, runs, settings)
     t_scores = time.perf_counter() - t0
@@ -147,7 +181,7 @@ def speed(n_devices: int, n_classes: int, n_models: int, mem_low: float) -> None
     n_opts = sum(len(s) for s in scores.values())
     print(
         f"## fleet (free memory {mem_low}-1.3 x budget): {n_devices} devices, "
-        f"{n_classes} classes, {n_models} models x refine "
+        f"{n_classes} classes, {n_models} models x {2 + len(strategies)} strategies "
         f"({n_opts} scored options)"
     )
     print(f"scores (incl. bootstrap CIs)      {t_scores:7.3f} s")
@@ -157,11 +191,7 @@ def speed(n_devices: int, n_classes: int, n_models: int, mem_low: float) -> None
     print(f"class filters                     {t_views:7.3f} s")
     print(f"per-device choice                 {t_plan:7.3f} s  ({planned} devices assigned)")
     print(f"per-device planning total         {t_views + t_plan:7.3f} s  (target < 1 s)")
-    conformance = {
-        Option(r.model_id, refined): conformance_counts(r.questions, refined=refined)
-        for r in runs
-        for refined in (False, True)
-    }
+    conformance = conformance_of(runs)
     top = sorted({d.chosen.option.model_id for d in decisions if d.chosen})
     cons = FleetConstraints(
         min_devices_per_model=dict.fromkeys(top[:10], 50),
@@ -210,8 +240,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--mem-low", type=float, default=0.5, help="free memory low end x budget")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument(
+        "--strategies", default="", help="more strategies besides direct and refine:1"
+    )
     args = parser.parse_args()
-    speed(args.devices, args.classes, args.models, args.mem_low)
+    extra = [s.name for s in parse_list(args.strategies)] if args.strategies else []
+    speed(args.devices, args.classes, args.models, args.mem_low, extra)
     if not args.skip_quality:
         quality_comparison(args.sim_devices, args.seeds)
 

@@ -64,7 +64,7 @@ def same_everywhere(world, views, devices, rng) -> list[Option | None]:
         m for m in world.models if all(_fits(world, Device("x", c), m, s) for c in world.profiles)
     ]
     model = max(ok, key=lambda m: world.models[m].parameters)
-    return [Option(model, False) for _ in devices]
+    return [Option(model) for _ in devices]
 
 
 def largest_fit(world, views, devices, rng) -> list[Option | None]:
@@ -73,9 +73,7 @@ def largest_fit(world, views, devices, rng) -> list[Option | None]:
     out: list[Option | None] = []
     for d in sorted(devices, key=lambda x: x.device_id):
         fit = [m for m in world.models if _fits(world, d, m, s)]
-        out.append(
-            Option(max(fit, key=lambda m: world.models[m].parameters), False) if fit else None
-        )
+        out.append(Option(max(fit, key=lambda m: world.models[m].parameters)) if fit else None)
     return out
 
 
@@ -108,7 +106,7 @@ def grade(
         ):
             continue
         p = world.profiles[d.device_class]
-        pre, dec = standard_tokens(p, s, refine=o.refine)
+        pre, dec = standard_tokens(p, s, strategy=o.strategy)
         key = (o.model_id, d.device_class)
         p50 = pre / world.true_prefill[key] + dec / world.true_decode[key]
         lat = p50 * rng.lognormal(0, 0.1, size=REQUESTS_PER_DEVICE)

@@ -66,6 +66,11 @@ def _json_opt() -> Any:
     return Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
+def _strategy() -> Any:
+    """A canonical ``shared.strategies`` name; None in rows from before strategies (by refine)."""
+    return Field(default=None, max_length=24)
+
+
 class Role(StrEnum):
     """API token roles, in increasing power; a client key may only chat through the gateway."""
 
@@ -178,10 +183,14 @@ class Device(DeviceBase, table=True):
     cached_models: list[dict[str, Any]] | None = _json_opt()
     chat_api_url: str | None = Field(default=None, max_length=512)
     hello_at: datetime | None = _ts()
+    schema_version: int | None = Field(
+        default=None, description="message version of its last hello; commands are sent in it"
+    )
     status: str | None = Field(default=None, max_length=16, index=True)
     model_id: str | None = Field(default=None, max_length=128)
     model_sha256: str | None = Field(default=None, max_length=64)
     refine: bool | None = None
+    strategy: str | None = _strategy()
     activity: str | None = Field(default=None, max_length=32)
     state_detail: str | None = Field(default=None, max_length=1024)
     state_at: datetime | None = _ts()
@@ -221,6 +230,7 @@ class DevicePublic(DeviceBase):
     status: str | None
     model_id: str | None
     refine: bool | None
+    strategy: str | None
     activity: str | None
     state_at: datetime | None
     last_heartbeat_at: datetime | None
@@ -387,6 +397,7 @@ class BenchmarkResult(SQLModel, table=True):
     category: str = Field(max_length=40, index=True)
     type: str = Field(default="judged", max_length=8)
     refined: bool
+    strategy: str | None = _strategy()
     n: int
     judge_mean: float | None = None
     judge_missing: int = 0
@@ -414,6 +425,7 @@ class BenchmarkQuestion(SQLModel, table=True):
     type: str = Field(default="judged", max_length=8)
     category: str = Field(max_length=40)
     refined: bool
+    strategy: str | None = _strategy()
     judge_score: float | None = None
     reference_judge_score: float | None = None
     correct: bool | None = None
@@ -441,6 +453,7 @@ class BenchmarkResultPublic(SQLModel):
     category: str
     type: str
     refined: bool
+    strategy: str | None = _strategy()
     n: int
     judge_mean: float | None
     judge_missing: int
@@ -517,6 +530,7 @@ class DeviceState(SQLModel, table=True):
     model_id: str | None = Field(default=None, max_length=128)
     model_sha256: str | None = Field(default=None, max_length=64)
     refine: bool = False
+    strategy: str | None = _strategy()
     activity: str = Field(default="idle", max_length=32)
     detail: str | None = Field(default=None, max_length=1024)
 
@@ -610,6 +624,7 @@ class Assignment(SQLModel, table=True):
     device_class: str | None = Field(default=None, max_length=64)
     model_id: str | None = Field(default=None, max_length=128)
     refine: bool = False
+    strategy: str | None = _strategy()
     score: float | None = None
     reasons: list[Any] = _json(list)
     command_id: str | None = Field(default=None, max_length=64)
@@ -625,6 +640,7 @@ class Pin(SQLModel, table=True):
     device_class: str | None = Field(default=None, max_length=64, index=True)
     model_id: str = Field(max_length=128)
     refine: bool | None = None
+    strategy: str | None = _strategy()
     reason: str = ""
     created_by: str | None = Field(default=None, max_length=128)
     created_at: datetime = _created()

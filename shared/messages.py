@@ -6,6 +6,11 @@ device and makes ingest idempotent under QoS 1 redelivery. Inbound bodies
 tolerate unknown fields (a newer agent may add some); the envelope does not.
 Parsing never raises anything but :class:`MessageRejected`, whose ``reason``
 is a stable code for counting dead letters.
+
+Version 2: an option is (model, strategy). State, assign and bench rows carry a
+``strategy`` name; a version-1 peer sends only the ``refine`` flag, which
+means ``refine:1`` (``served_by``). Both versions are read; a side writes 2,
+except to a device whose last hello was version 1 (it would refuse a 2).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from pydantic import (
 from shared.strategies import DIRECT, Strategy, StrategyName
 from shared.topics import DEVICE_ID_PATTERN, TopicError, TopicKind, Topics
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SUPPORTED_VERSIONS = frozenset({1, 2})
+"""Versions this side reads: 1 is an agent or controller from before strategies."""
 MAX_PAYLOAD_BYTES = 1_048_576
 """Larger payloads are refused before JSON parsing (a bench report is ~50 kB)."""
 
@@ -551,21 +558,33 @@ class Envelope(BaseModel, Generic[BodyT]):
         """The topic kind named by ``schema``."""
         return TopicKind(self.schema_id.split("/", 1)[0])
 
+    @property
+    def version(self) -> int:
+        """The schema version the sender wrote."""
+        return int(self.schema_id.rsplit("/", 1)[1])
 
-def schema_id(kind: TopicKind) -> str:
-    """The ``schema`` value for a kind at the current version."""
-    return f"{kind.value}/{SCHEMA_VERSION}"
+
+def schema_id(kind: TopicKind, version: int = SCHEMA_VERSION) -> str:
+    """The ``schema`` value for a kind (at the current version unless told)."""
+    if version not in SUPPORTED_VERSIONS:
+        raise ValueError(f"schema version {version} is not one of {sorted(SUPPORTED_VERSIONS)}")
+    return f"{kind.value}/{version}"
 
 
 def make_envelope(
-    device_id: str, seq: int, body: Body, *, sent_at: datetime | None = None
+    device_id: str,
+    seq: int,
+    body: Body,
+    *,
+    sent_at: datetime | None = None,
+    version: int = SCHEMA_VERSION,
 ) -> Envelope[Any]:
     """Wrap ``body`` for ``device_id``; the kind follows from the body type."""
     kind = next((k for k, model in BODY_MODELS.items() if isinstance(body, model)), None)
     if kind is None:
         raise TypeError(f"{type(body).__name__} is not a message body")
     return Envelope[Any](
-        schema_id=schema_id(kind),
+        schema_id=schema_id(kind, version),
         device_id=device_id,
         seq=seq,
         sent_at=sent_at or datetime.now(UTC),
@@ -663,10 +682,10 @@ def _check_schema(schema: object, kind: TopicKind) -> None:
         raise MessageRejected(
             RejectReason.WRONG_KIND, f"schema {schema!r} sent on a {kind.value} topic"
         )
-    if version != str(SCHEMA_VERSION):
+    if not version.isdigit() or int(version) not in SUPPORTED_VERSIONS:
         raise MessageRejected(
             RejectReason.UNSUPPORTED_VERSION,
-            f"schema version {version!r}, this side speaks {SCHEMA_VERSION}",
+            f"schema version {version[:8]!r}, this side reads {sorted(SUPPORTED_VERSIONS)}",
         )
 
 

@@ -127,12 +127,21 @@ def versus_direct(rows: Iterable[QuestionResult], strategy: str) -> list[Questio
     The paired statistics here (I, McNemar, bootstrap) then measure that
     strategy's gain over answering once, on the same items.
     """
+    return [row.model_copy(update={"refined": mode}) for mode, row in _modes(rows, strategy)]
+
+
+def _modes(
+    rows: Iterable[QuestionResult], strategy: str | None
+) -> Iterable[tuple[bool, QuestionResult]]:
+    """(refined?, row): by the rows' flag, or ``strategy`` against ``direct`` (others left out).
+
+    The second form is :func:`versus_direct` without copying rows (the planner
+    scores every strategy of every model).
+    """
+    if strategy is None:
+        return ((row.refined, row) for row in rows)
     wanted = {DIRECT.name: False, canonical(strategy): True}
-    return [
-        row.model_copy(update={"refined": wanted[row.served_by]})
-        for row in rows
-        if row.served_by in wanted
-    ]
+    return ((wanted[row.served_by], row) for row in rows if row.served_by in wanted)
 
 
 def strategies_in(rows: Iterable[QuestionResult]) -> list[str]:
@@ -179,12 +188,14 @@ def _ratios(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def _matched(rows: Iterable[QuestionResult]) -> dict[str, list[tuple[float, float, float]]]:
+def _matched(
+    rows: Iterable[QuestionResult], strategy: str | None
+) -> dict[str, list[tuple[float, float, float]]]:
     """Per stratum: (zero-shot, refined, reference) for items scored in both modes."""
     by_item: dict[tuple[str, str], dict[bool, QuestionResult]] = defaultdict(dict)
-    for row in rows:
+    for refined, row in _modes(rows, strategy):
         if score(row) is not None and reference_score(row) is not None:
-            by_item[(stratum(row), row.item_id)][row.refined] = row
+            by_item[(stratum(row), row.item_id)][refined] = row
     out: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for (key, _), modes in sorted(by_item.items()):
         if True in modes and False in modes:
@@ -204,9 +215,13 @@ def improvement_estimate(
     confidence: float = 0.95,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    strategy: str | None = None,
 ) -> QualityEstimate | None:
-    """``I`` on items scored in both modes, with a paired, stratified bootstrap interval."""
-    strata = {k: t for k, t in _matched(rows).items() if _has_ref(t)}
+    """``I`` on items scored in both modes, with a paired, stratified bootstrap interval.
+
+    ``strategy``: that strategy's gain over ``direct`` (as on :func:`versus_direct`'s rows).
+    """
+    strata = {k: t for k, t in _matched(rows, strategy).items() if _has_ref(t)}
     if not strata:
         return None
     per_stratum = {k: _gain(t) for k, t in strata.items()}

@@ -9,6 +9,7 @@ bad one is refused with the accepted forms.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -38,6 +39,7 @@ class Strategy:
     k: int = 1
 
     @classmethod
+    @functools.lru_cache(maxsize=256)
     def parse(cls, name: str) -> Strategy:
         """``direct``, ``refine`` (= ``refine:1``), ``refine:k``, ``verify-refine``, ``vote:k``."""
         match = _NAME.match(name.strip().lower())
@@ -93,6 +95,17 @@ def parse_list(text: str) -> list[Strategy]:
 def canonical(name: str) -> str:
     """A name as stored: parsed and written back (``REFINE`` -> ``refine:1``)."""
     return Strategy.parse(name).name
+
+
+def option_label(model_id: str | None, strategy: str | None, refine: bool | None = None) -> str:
+    """An option as plans and tables show it: ``m`` (direct) or ``m vote:5``; ``-``: no model.
+
+    ``strategy`` None is a record from before strategies, read by its ``refine`` flag.
+    """
+    if not model_id:
+        return "-"
+    name = strategy or Strategy.from_refine(bool(refine)).name
+    return model_id if name == DIRECT.name else f"{model_id} {name}"
 
 
 StrategyName = Annotated[str, StringConstraints(max_length=24), AfterValidator(canonical)]

@@ -32,14 +32,17 @@ class Kind(StrEnum):
     ASSIGN = "assign"
 
 
-def _command(kind: Kind, models: list[str], refine: bool, seconds: float) -> dict[str, Any]:
+def _command(
+    kind: Kind, models: list[str], refine: bool, strategy: str | None, seconds: float
+) -> dict[str, Any]:
     if kind is Kind.IDENTIFY:
         return {"type": "identify", "seconds": seconds}
     if kind is Kind.ASSIGN:
         if len(models) != 1:
             raise CliError(ExitCode.API_ERROR, "assign needs exactly one --model")
-        return {"type": "assign", "model_id": models[0], "refine": refine}
-    return {"type": "bench", "model_ids": models, "refine": refine}
+        return {"type": "assign", "model_id": models[0], "refine": refine, "strategy": strategy}
+    names = [n.strip() for n in (strategy or "").split(",") if n.strip()]
+    return {"type": "bench", "model_ids": models, "refine": refine, "strategies": names}
 
 
 @commands_app.command("send")
@@ -52,7 +55,14 @@ def send(
     models: Annotated[
         list[str] | None, typer.Option("--model", help="model id (repeat for bench)")
     ] = None,
-    refine: Annotated[bool, typer.Option(help="with self-refinement")] = False,
+    refine: Annotated[bool, typer.Option(help="with self-refinement (refine:1)")] = False,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="assign: the strategy to serve with (direct, refine:K, verify-refine, "
+            "vote:K); bench: a comma-separated list to measure beside direct"
+        ),
+    ] = None,
     seconds: Annotated[float, typer.Option(min=0.1, max=600, help="identify: blink time")] = 10,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -67,7 +77,7 @@ def send(
         body = {
             "device_id": device_id,
             "device_class": device_class,
-            "command": _command(kind, models or [], refine, seconds),
+            "command": _command(kind, models or [], refine, strategy, seconds),
         }
         sent = api.call("POST", "/commands", json={k: v for k, v in body.items() if v})
     if as_json:

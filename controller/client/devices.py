@@ -15,7 +15,7 @@ from controller.client.options import (
     UrlOption,
     connect,
 )
-from controller.client.output import echo_json, echo_table
+from controller.client.output import echo_json, echo_table, row_label
 
 devices_app = typer.Typer(
     help=f"Enroll, list, inspect and revoke devices through the API. {EXIT_CODES_HELP}",
@@ -41,14 +41,13 @@ def list_devices(
         echo_json(rows)
         return
     echo_table(
-        ("id", "class", "status", "model", "refine", "last seen", "enrolled"),
+        ("id", "class", "status", "model", "last seen", "enrolled"),
         (
             (
                 d["id"],
                 d["device_class"],
                 d["status"],
-                d["model_id"],
-                d["refine"],
+                row_label(d) if d["model_id"] else None,
                 d["last_seen_at"],
                 d["enrolled"],
             )
@@ -86,7 +85,7 @@ def _device_fields(device: dict[str, Any]) -> list[tuple[str, Any]]:
             "status",
             "activity",
             "model_id",
-            "refine",
+            "strategy",
             "last_seen_at",
             "agent_version",
             "arch",

@@ -13,6 +13,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from shared.strategies import option_label
+
 
 def echo_json(data: Any) -> None:
     """The API's JSON, indented."""
@@ -54,3 +56,8 @@ def cell(value: Any) -> str:
 def megabytes(size_bytes: int | None) -> str:
     """A byte count in MB."""
     return "-" if size_bytes is None else f"{size_bytes / 1e6:.1f} MB"
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """The option an API row names (``model``, ``model vote:5``; ``-``: none)."""
+    return option_label(row.get("model_id"), row.get("strategy"), row.get("refine"))

@@ -14,7 +14,7 @@ from controller.client.options import (
     UrlOption,
     connect,
 )
-from controller.client.output import echo_json, echo_table
+from controller.client.output import echo_json, echo_table, row_label
 
 plan_app = typer.Typer(
     help=f"Show, draft, apply and profile model-to-device plans through the API. {EXIT_CODES_HELP}",
@@ -34,8 +34,7 @@ def echo_plan(detail: dict[str, Any], heading: str, *, reasons: bool) -> None:
                 row["device_id"],
                 row["device_class"],
                 row["status"],
-                (row["model_id"] or "-")
-                + (" +refine" if row["refine"] and row["model_id"] else ""),
+                row_label(row),
                 None if row["score"] is None else f"{row['score']:.4f}",
                 "\n".join(row["reasons"]) if reasons else row["reasons"][0],
             )

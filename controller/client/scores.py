@@ -14,7 +14,7 @@ from controller.client.options import (
     UrlOption,
     connect,
 )
-from controller.client.output import echo_json, echo_table
+from controller.client.output import echo_json, echo_table, row_label
 
 scores_app = typer.Typer(help="The PeRFICS leaderboard per device class (viewer).")
 
@@ -54,7 +54,7 @@ def _row(r: dict[str, Any]) -> tuple[Any, ...]:
     )
     flags = " ".join(f for f, on in marks if on)
     return (
-        r["model_id"] + (" +refine" if r["refine"] else ""),
+        row_label(r),
         f"{r['psi']:.4f}",
         _interval(r["B"], r.get("B_ci")),
         _interval(r["I"], r.get("I_ci"), "+"),

@@ -23,6 +23,7 @@ from shared.settings import (
     read_settings_file,
     refuse_placeholders,
 )
+from shared.strategies import REFINE_1, StrategyName
 from shared.topics import DEFAULT_PREFIX, TopicError, Topics
 
 ENV_PREFIX = "EDGEFLEET_CONTROLLER_"
@@ -226,6 +227,12 @@ class ControllerSettings(LayeredSettings):
     )
     profiling_questions: int = Field(
         27, ge=1, description="questions per profiled (model, class) pair (3 per category)"
+    )
+    profiling_strategies: list[StrategyName] = Field(
+        default_factory=lambda: [REFINE_1.name],
+        max_length=8,
+        description="test-time strategies every profiling bench measures beside direct, "
+        "e.g. refine:1, verify-refine, vote:5 (each adds its device time per question)",
     )
     profiling_bench_timeout_s: float = Field(
         6 * 3600.0,

@@ -239,6 +239,7 @@ class FleetDemo:
                     status=device["status"],
                     model_id=device["model_id"],
                     refine=bool(device.get("refine")),
+                    strategy=device.get("strategy"),
                     arch=device["arch"],
                     engine=engine_label(device.get("engine")),
                 )
@@ -255,7 +256,8 @@ class FleetDemo:
         body = {
             "messages": [{"role": "user", "content": self.options.question}],
             "max_tokens": self.options.max_tokens,
-            "refine": self.report.devices[device_id]["refine"],  # as the plan chose
+            "refine": self.report.devices[device_id]["refine"],
+            "strategy": self.report.devices[device_id].get("strategy"),  # as the plan chose
         }
         started = time.monotonic()
         reply = self.fleet.chat(device_id, body, timeout=self.options.chat_timeout_s)
@@ -309,7 +311,7 @@ def _budgets(device_class: dict[str, Any]) -> dict[str, Any]:
 
 
 def _assignment(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("device_class", "model_id", "refine", "score", "status", "reasons")
+    keys = ("device_class", "model_id", "refine", "strategy", "score", "status", "reasons")
     return {key: row[key] for key in keys}
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from controller.demo.report import DemoReport
+from shared.strategies import option_label
 
 ANSWER_CHARS = 600
 
@@ -144,7 +145,7 @@ def _leaderboard(device_class: str, rows: list[dict[str, Any]]) -> Table:
         low, high = row["B_ci"]
         memory = f"{row['memory_mb']:.0f} MB" if row["memory_mb"] is not None else "?"
         table.add_row(
-            row["model_id"] + ("\n+refine" if row["refine"] else ""),
+            option_label(row["model_id"], row.get("strategy"), row["refine"]).replace(" ", "\n", 1),
             f"{row['psi']:.3f}",
             f"{row['B']:.2f}\n[{low:.2f}, {high:.2f}]",
             f"{row['I']:+.2f}",
@@ -178,7 +179,7 @@ def _plan(plan: dict[str, Any]) -> Panel:
         if a["model_id"] is None:
             choice = "nothing fits"
         else:
-            choice = a["model_id"] + (" +refine" if a["refine"] else "")
+            choice = option_label(a["model_id"], a.get("strategy"), a["refine"])
         score = f", Psi {a['score']:.3f}" if a["score"] is not None else ""
         lines.append(Text(f"{device_id} ({a['device_class']}): {choice}{score}, {a['status']}"))
         lines.extend(Text(f"  - {reason}", style="dim") for reason in a["reasons"])

@@ -16,6 +16,8 @@ from typing import Any
 from controller.models import BenchmarkQuestion, BenchmarkRun
 from controller.planner.types import BenchRun, suite_label
 from shared.messages import AnswerLatency, BenchBody, Envelope, QuestionResult
+from shared.served_latency import served_latency_ms
+from shared.strategies import Strategy
 
 LATENCY_MODES = ("zero_shot", "refined")
 """Column prefixes of the two answer modes (``BenchBody.zero_shot`` and ``.refined``)."""
@@ -84,15 +86,19 @@ def detail_rows(
     }
     results = []
     for cat in body.categories:
-        latency = body.refined if cat.refined else body.zero_shot
+        strategy = cat.strategy or Strategy.from_refine(cat.refined).name
+        latency = served_latency_ms(
+            strategy, zero_shot=body.zero_shot, refined=body.refined, questions=body.questions
+        )
         results.append(
             common
             | cat.model_dump()
             | {
+                "strategy": strategy,
                 "decode_tok_s": body.decode_tok_s.mean if body.decode_tok_s else None,
                 "prefill_tok_s": body.prefill_tok_s.mean if body.prefill_tok_s else None,
-                "e2e_ms_p50": latency.e2e_ms_p50 if latency else None,
-                "e2e_ms_p95": latency.e2e_ms_p95 if latency else None,
+                "e2e_ms_p50": latency[0] if latency else None,
+                "e2e_ms_p95": latency[1] if latency else None,
                 "peak_rss_mb": body.peak_rss_mb,
             }
         )
@@ -100,7 +106,10 @@ def detail_rows(
     ungraded = {"judge_model_id": None, "judge_sha256": None}  # every row has the same keys
     graded = {"judge_model_id": judge.model_id, "judge_sha256": judge.sha256} if judge else ungraded
     questions = [
-        common | q.model_dump() | (graded if q.type == "judged" else ungraded)
+        common
+        | q.model_dump()
+        | (graded if q.type == "judged" else ungraded)
+        | {"strategy": q.served_by}
         for q in body.questions
     ]
     return results, questions

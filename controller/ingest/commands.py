@@ -16,8 +16,8 @@ from sqlmodel import Session
 
 from controller import crud
 from controller.core.db import session_scope
-from controller.models import Command
-from shared.messages import AnyCommand, CmdBody, encode, make_envelope
+from controller.models import Command, Device
+from shared.messages import SCHEMA_VERSION, AnyCommand, CmdBody, encode, make_envelope
 from shared.topics import TopicKind, Topics
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ class CommandPublisher:
         """Record, publish at QoS 1 and return the command (status sent or publish_failed).
 
         ``fence`` runs in the recording transaction (the planner's lease check).
+        The envelope is written in the version of the device's last hello, so an
+        agent from before strategies still accepts it (and reads ``refine``).
         Raises LookupError for an unknown device and ValueError for a reused command id.
         """
         try:
@@ -91,8 +93,11 @@ class CommandPublisher:
         Also how a command recorded by a replica that died before publishing it
         goes out: same id and seq, so a device that did get it acks it again.
         """
+        with Session(self.engine) as session:
+            device = session.get(Device, row.device_id)
+            version = min(SCHEMA_VERSION, (device and device.schema_version) or SCHEMA_VERSION)
         body = CmdBody.model_validate({"command": row.body})
-        envelope = make_envelope(row.device_id, row.seq or 0, body)
+        envelope = make_envelope(row.device_id, row.seq or 0, body, version=version)
         published = self.publisher.publish(
             self.topics.device(row.device_id, TopicKind.CMD), encode(envelope), qos=1
         )

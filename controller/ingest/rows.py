@@ -38,8 +38,11 @@ def metric_row(envelope: Envelope[MetricsBody], received_at: datetime) -> dict[s
 
 
 def state_row(envelope: Envelope[StateBody], received_at: datetime) -> dict[str, Any]:
-    """A ``device_state`` (history) table row."""
-    return _base(envelope, received_at) | envelope.body.model_dump(mode="json")
+    """A ``device_state`` (history) row; an older agent's refine flag is read as its strategy."""
+    body = envelope.body
+    return (
+        _base(envelope, received_at) | body.model_dump(mode="json") | {"strategy": body.served_by}
+    )
 
 
 def ack_row(envelope: Envelope[AckBody], received_at: datetime) -> dict[str, Any]:
@@ -64,6 +67,7 @@ def hello_update(envelope: Envelope[HelloBody]) -> dict[str, Any]:
         "cached_models": [m.model_dump(mode="json") for m in body.cached_models],
         "chat_api_url": body.chat_api_url,
         "hello_at": envelope.sent_at,
+        "schema_version": envelope.version,
     }
 
 
@@ -75,6 +79,7 @@ def state_update(envelope: Envelope[StateBody]) -> dict[str, Any]:
         "model_id": body.model_id,
         "model_sha256": body.model_sha256,
         "refine": body.refine,
+        "strategy": body.served_by,
         "activity": body.activity,
         "state_detail": body.detail,
         "state_at": envelope.sent_at,

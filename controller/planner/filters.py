@@ -65,7 +65,7 @@ def _latency_rejection(
     if bound <= profile.latency_budget_s:
         return None
     what = "predicted p95 upper bound" if score.latency.predicted else "measured p95"
-    stages = " (all three refinement stages)" if score.option.refine else ""
+    stages = f" (every stage of {score.option.strategy})" if score.option.refine else ""
     return f"{what} {bound:.1f} s{stages}, latency budget {profile.latency_budget_s:g} s"
 
 
@@ -161,9 +161,10 @@ def device_rejection(
     option, device = score.option, ctx.device
     pin = ctx.pin
     if pin is not None and (
-        pin.model_id != option.model_id or (pin.refine is not None and pin.refine != option.refine)
+        pin.model_id != option.model_id
+        or (pin.strategy is not None and pin.strategy != option.strategy)
     ):
-        want = Option(pin.model_id, pin.refine).label() if pin.refine is not None else pin.model_id
+        want = Option(pin.model_id, pin.strategy).label() if pin.strategy else pin.model_id
         return Rejection(option, "pin", f"device is pinned to {want}")
     if option.model_id in ctx.excluded:
         return Rejection(option, "excluded", "excluded by the operator for this device")

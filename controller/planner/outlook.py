@@ -31,6 +31,7 @@ from controller.planner.types import (
 from shared.messages import BenchCommand
 from shared.perfics import perfics_score
 from shared.profiles import DeviceProfile
+from shared.strategies import REFINE_1
 
 QUESTIONS_PER_PAIR = ProfilingSettings().questions_per_pair
 """Three questions per category: enough for a first bound, cheap on a Pi."""
@@ -45,7 +46,7 @@ def _optimistic(
     questions: int,
 ) -> tuple[float, float, str]:
     """(optimistic Psi, predicted seconds to profile, where its quality came from)."""
-    lat = predicted_latency(spec, profile, cal, settings, refine=True)
+    lat = predicted_latency(spec, profile, cal, settings, strategy=REFINE_1.name)
     fast = lat.p50_s / math.exp(settings.z_upper * lat.sigma)
     mine = [s for s in scores if s.option.model_id == spec.model_id]
     b_hi = max((s.b_interval.high for s in mine), default=1.0)
@@ -151,6 +152,7 @@ def bench_commands(
     tag: str = "prof",
     grading: Mapping[str, Grading] | None = None,
     questions: int = QUESTIONS_PER_PAIR,
+    strategies: Sequence[str] = (REFINE_1.name,),
     busy: Collection[str] = (),
 ) -> list[ProfilingPick]:
     """One bench command per chosen pair, each to a different idle online device of its class.
@@ -177,6 +179,7 @@ def bench_commands(
             judge_model_id=grade.judge_model_id,
             reference_model_id=grade.reference_model_id,
             refine=True,
+            strategies=list(strategies),
             max_questions=questions,
         )
         reason = f"{o.reason()}; {grade.note}"

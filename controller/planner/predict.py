@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from controller.planner.types import BenchRun, ModelSpec, PlannerSettings
 from shared.profiles import DeviceProfile
+from shared.served_latency import served_latency_ms
+from shared.strategies import DIRECT, Strategy
 
 CALIBRATED_MIN_SIGMA = 0.10
 """Even many agreeing runs leave model-to-model variation in effective bandwidth."""
@@ -94,18 +96,22 @@ def calibrate(
 
 
 def standard_tokens(
-    profile: DeviceProfile, settings: PlannerSettings, *, refine: bool
+    profile: DeviceProfile, settings: PlannerSettings, *, strategy: str = DIRECT.name
 ) -> tuple[float, float]:
-    """(prefill, decode) tokens of the standard answer; refinement adds critique and rewrite.
+    """(prefill, decode) tokens of the standard answer served with ``strategy``.
 
-    The three stages share one KV cache, so each later stage prefills only its
-    instruction; it decodes the critique and a second full answer.
+    Refinement stages share one KV cache, so each later stage prefills only its
+    instruction and decodes a critique and a rewrite; ``verify-refine`` is
+    costed as one full round (its bound: the rewrite may not run). ``vote:k``
+    prefills the prompt once (the samples share it) and decodes k answers.
     """
     prompt, answer = profile.standard_prompt_tokens, profile.standard_answer_tokens
-    if not refine:
-        return float(prompt), float(answer)
-    prefill = prompt + 2 * settings.refine_instruction_tokens
-    decode = answer * (2 + settings.critique_tokens_frac)
+    chosen = Strategy.parse(strategy)
+    if chosen.kind == "vote":
+        return float(prompt), float(answer * chosen.k)
+    rounds = {"direct": 0, "verify-refine": 1}.get(chosen.kind, chosen.k)
+    prefill = prompt + 2 * rounds * settings.refine_instruction_tokens
+    decode = answer * (1 + rounds * (1 + settings.critique_tokens_frac))
     return float(prefill), float(decode)
 
 
@@ -127,22 +133,22 @@ def measured_latency(
     cal: ClassCalibration,
     settings: PlannerSettings,
     *,
-    refine: bool,
+    strategy: str = DIRECT.name,
 ) -> LatencyEstimate | None:
     """Latency from a run's measured p50/p95, rescaled to the class's standard answer length."""
-    answer = run.refined if refine else run.zero_shot
+    answer = served_latency_ms(
+        strategy, zero_shot=run.zero_shot, refined=run.refined, questions=run.questions
+    )
     if answer is None or run.zero_shot is None:
         return None
     prefill, decode = predicted_rates(spec, cal)
     prefill = run.prefill_tok_s or prefill
     decode = run.decode_tok_s or decode
     bench_tokens = (float(profile.standard_prompt_tokens), run.zero_shot.generated_tokens_mean)
-    std_tokens = standard_tokens(profile, settings, refine=False)
+    std_tokens = standard_tokens(profile, settings)
     scale = _time(std_tokens, prefill, decode) / max(_time(bench_tokens, prefill, decode), 1e-9)
     return LatencyEstimate(
-        p50_s=answer.e2e_ms_p50 / 1000 * scale,
-        p95_s=answer.e2e_ms_p95 / 1000 * scale,
-        predicted=False,
+        p50_s=answer[0] / 1000 * scale, p95_s=answer[1] / 1000 * scale, predicted=False
     )
 
 
@@ -152,9 +158,9 @@ def predicted_latency(
     cal: ClassCalibration,
     settings: PlannerSettings,
     *,
-    refine: bool,
+    strategy: str = DIRECT.name,
 ) -> LatencyEstimate:
     """Latency from the calibrated rates; marked predicted, with the class's sigma."""
     prefill, decode = predicted_rates(spec, cal)
-    p50 = _time(standard_tokens(profile, settings, refine=refine), prefill, decode)
+    p50 = _time(standard_tokens(profile, settings, strategy=strategy), prefill, decode)
     return LatencyEstimate(p50_s=p50, p95_s=p50 * cal.p95_over_p50, predicted=True, sigma=cal.sigma)

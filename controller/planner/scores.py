@@ -1,8 +1,9 @@
-"""PeRFICS scores per (model, device class, refine) from benchmark runs, and the leaderboards.
+"""PeRFICS scores per (model, device class, strategy) from benchmark runs, and the leaderboards.
 
-Terms as PERFICS.md section 3 defines them (edgefleet's own reading of the
-seed paper): ``B`` zero-shot quality as a fraction of the reference, ``I`` the
-refinement gain (0 with refinement off), ``E`` operator merit, ``C`` the
+Terms as PERFICS.md sections 3 and 6 define them (edgefleet's own reading of
+the seed paper): ``B`` the model's ``direct`` quality as a fraction of the
+reference, ``I`` the strategy's paired gain over ``direct`` on the same items
+(0 for ``direct``), ``E`` operator merit, ``C`` the strategy's measured
 standard answer's device time over the class's latency budget (p50, so the
 score reflects the typical answer; the latency filter uses p95). The
 hardware-independent view uses ``C`` = peak memory in GB instead.
@@ -33,7 +34,9 @@ from shared.quality import (
     QualityEstimate,
     baseline_quality,
     improvement_estimate,
+    strategies_in,
 )
+from shared.strategies import DIRECT
 
 MB = 1_000_000
 
@@ -67,18 +70,22 @@ class OptionScore:
 
 @dataclass(frozen=True)
 class Quality:
-    """B and (when refined answers were judged) I for one model from one set of questions."""
+    """B, and I per strategy that was scored on the same items, for one model."""
 
     b: QualityEstimate
-    i: QualityEstimate | None
+    gains: Mapping[str, QualityEstimate]
     pooled: bool
     suites: tuple[str, ...] = ()
+
+    def options(self) -> list[tuple[str, QualityEstimate | None]]:
+        """``direct`` (no gain) first, then each measured strategy with its gain."""
+        return [(DIRECT.name, None), *sorted(self.gains.items())]
 
 
 def model_quality(
     runs: Sequence[BenchRun], settings: PlannerSettings, *, pooled: bool
 ) -> Quality | None:
-    """B and I with bootstrap intervals; None when no zero-shot item was scored."""
+    """B and each strategy's I with bootstrap intervals; None when no direct item was scored."""
     questions = [q for r in runs for q in r.questions]
     kwargs = {
         "confidence": settings.confidence,
@@ -89,8 +96,12 @@ def model_quality(
     if b is None:
         return None
     suites = tuple(sorted({r.suite for r in runs if r.suite and r.questions}))
-    i = improvement_estimate(questions, **kwargs)  # type: ignore[arg-type]
-    return Quality(b=b, i=i, pooled=pooled, suites=suites)
+    gains = {
+        strategy: gain
+        for strategy in strategies_in(questions)
+        if (gain := improvement_estimate(questions, strategy=strategy, **kwargs))  # type: ignore[arg-type]
+    }
+    return Quality(b=b, gains=gains, pooled=pooled, suites=suites)
 
 
 class _Runs:
@@ -133,13 +144,13 @@ def _latency(
     cal: ClassCalibration,
     runs: list[BenchRun],
     settings: PlannerSettings,
-    refine: bool,
+    strategy: str,
 ) -> LatencyEstimate:
-    for run in reversed(runs):  # the latest run with answer latencies wins
-        est = measured_latency(run, spec, profile, cal, settings, refine=refine)
+    for run in reversed(runs):  # the latest run that timed this strategy wins
+        est = measured_latency(run, spec, profile, cal, settings, strategy=strategy)
         if est is not None:
             return est
-    return predicted_latency(spec, profile, cal, settings, refine=refine)
+    return predicted_latency(spec, profile, cal, settings, strategy=strategy)
 
 
 def _option_scores(
@@ -155,15 +166,15 @@ def _option_scores(
     runs = index.by_pair.get((spec.model_id, profile.name), [])
     memory_mb, measured = _memory(spec, runs, profile.name)
     out = []
-    for refine in (False, True) if quality.i is not None else (False,):
-        lat = _latency(spec, profile, cal, runs, settings, refine)
-        i = quality.i.value if refine and quality.i else 0.0
+    for strategy, gain in quality.options():
+        lat = _latency(spec, profile, cal, runs, settings, strategy)
+        i = gain.value if gain else 0.0
         c = latency_cost(lat.p50_s, profile.latency_budget_s)
         w = settings.weights
         out.append(
             OptionScore(
                 device_class=profile.name,
-                option=Option(spec.model_id, refine),
+                option=Option(spec.model_id, strategy),
                 b=quality.b.value,
                 i=i,
                 e=spec.extrinsic,
@@ -173,7 +184,7 @@ def _option_scores(
                     quality.b.value, i, spec.extrinsic, memory_cost((memory_mb or 0) * MB), w
                 ),
                 b_interval=quality.b.interval,
-                i_interval=quality.i.interval if refine and quality.i else None,
+                i_interval=gain.interval if gain else None,
                 n_questions=quality.b.n_questions,
                 memory_mb=memory_mb,
                 memory_measured=measured,
@@ -191,7 +202,7 @@ def compute_scores(
     runs: Sequence[BenchRun],
     settings: PlannerSettings | None = None,
 ) -> dict[str, list[OptionScore]]:
-    """Scores of every scoreable option per class, best first (ties: model id, refine off first).
+    """Scores of every scoreable option per class, best first (ties: model id, then strategy).
 
     A model with no judged question anywhere has no score: profiling picks it up.
     """
@@ -210,9 +221,9 @@ def compute_scores(
     return out
 
 
-def rank_key(score: OptionScore) -> tuple[float, str, bool]:
-    """Best Psi first; equal Psi: model id, then refinement off before on (deterministic)."""
-    return (-score.psi, score.option.model_id, score.option.refine)
+def rank_key(score: OptionScore) -> tuple[float, str, bool, str]:
+    """Best Psi first; equal Psi: model id, then ``direct`` first, then by name (deterministic)."""
+    return (-score.psi, score.option.model_id, score.option.refine, score.option.strategy)
 
 
 @dataclass(frozen=True)
@@ -240,4 +251,6 @@ def hardware_independent_view(
         HardwareIndependentRow(o, s.b, s.i, (s.memory_mb or 0) / 1000, s.psi_memory)
         for o, s in worst.items()
     ]
-    return sorted(rows, key=lambda r: (-r.psi_memory, r.option.model_id, r.option.refine))
+    return sorted(
+        rows, key=lambda r: (-r.psi_memory, r.option.model_id, r.option.refine, r.option.strategy)
+    )

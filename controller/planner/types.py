@@ -10,17 +10,31 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.messages import AnswerLatency, QuestionResult
 from shared.perfics import PerficsWeights
+from shared.strategies import DIRECT, REFINE_1, Strategy, StrategyName, option_label
 
 
 class Option(NamedTuple):
-    """What a device can be told to run: a model, with or without self-refinement."""
+    """What a device can be told to run: a model and the test-time strategy it serves with."""
 
     model_id: str
-    refine: bool
+    strategy: str = DIRECT.name
+    """A canonical ``shared.strategies`` name (``direct``, ``refine:1``, ``vote:5``...)."""
+
+    @property
+    def refine(self) -> bool:
+        """Whether the option spends more than one answer (older agents' ``refine`` flag)."""
+        return self.strategy != DIRECT.name
 
     def label(self) -> str:
         """Short text for reasons and tables."""
-        return f"{self.model_id}{' +refine' if self.refine else ''}"
+        return option_label(self.model_id, self.strategy)
+
+
+def stored_option(model_id: str, strategy: object, refine: object = False) -> Option:
+    """An option as stored: its strategy, or (rows and plans from before strategies) the flag."""
+    if isinstance(strategy, str) and strategy:
+        return Option(model_id, strategy)
+    return Option(model_id, Strategy.from_refine(bool(refine or strategy)).name)
 
 
 @dataclass(frozen=True)
@@ -86,11 +100,11 @@ def suite_label(name: str, sha256: str) -> str:
 
 @dataclass(frozen=True)
 class Pin:
-    """Operator pin: this device must run this model (and refine setting, if given)."""
+    """Operator pin: this device must run this model (and strategy, if given)."""
 
     device_id: str
     model_id: str
-    refine: bool | None = None
+    strategy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,9 @@ class ProfilingSettings(BaseModel):
         27, ge=1, description="questions per profiled (model, class) pair (3 per category)"
     )
     suite_id: str | None = Field(None, description="the suite benches run; none: the default")
+    strategies: tuple[StrategyName, ...] = Field(
+        (REFINE_1.name,), max_length=8, description="strategies each bench measures beside direct"
+    )
     bench_timeout_s: float = Field(
         6 * 3600.0,
         gt=0,

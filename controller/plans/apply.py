@@ -32,8 +32,9 @@ from controller.planner.rollout import (
     make_waves,
     wave_verdict,
 )
-from controller.planner.types import Option
+from controller.planner.types import Option, stored_option
 from shared.messages import AssignCommand
+from shared.strategies import REFINE_1
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +126,16 @@ class PlanApplier:
             device = session.get(db.Device, row.device_id)
             if device is None or row.model_id is None:
                 continue
-            previous = Option(device.model_id, bool(device.refine)) if device.model_id else None
+            previous = (
+                stored_option(device.model_id, device.strategy, device.refine)
+                if device.model_id
+                else None
+            )
             out.append(
                 Change(
                     row.device_id,
                     row.device_class or "",
-                    Option(row.model_id, row.refine),
+                    stored_option(row.model_id, row.strategy, row.refine),
                     previous,
                     device.status == "online",
                 )
@@ -171,7 +176,8 @@ class PlanApplier:
             sha256=model.sha256,
             url=self.model_url(model.id),
             size_bytes=model.size_bytes,
-            refine=target.refine,
+            refine=target.strategy == REFINE_1.name,  # all an older agent reads
+            strategy=target.strategy,
         )
         sent = self._already_sent(command_id)
         if sent is not None and _orphaned(sent):
@@ -211,7 +217,11 @@ class PlanApplier:
             return rollback.get(device_id)
         with Session(self.engine) as session:
             row = self._assignment(session, plan_id, device_id)
-            return Option(row.model_id, row.refine) if row and row.model_id else None
+            return (
+                stored_option(row.model_id, row.strategy, row.refine)
+                if row and row.model_id
+                else None
+            )
 
     def _model(self, model_id: str) -> db.Model:
         with Session(self.engine) as session:
@@ -314,7 +324,7 @@ class PlanApplier:
     def _roll_back(self, plan_id: int, rollout: dict, wave: list[str], states: dict) -> str:
         reasons = [f"{d}: {why}" for d, (s, why) in states.items() if s.value == "failed"]
         previous = {
-            d: Option(p[0], bool(p[1]))
+            d: stored_option(p[0], p[1])
             for d, p in rollout["previous"].items()
             if p is not None and d in wave
         }

@@ -19,9 +19,9 @@ from controller.planner.types import (
     Device,
     Exclusion,
     ModelSpec,
-    Option,
     Pin,
     PlannerSettings,
+    stored_option,
 )
 from shared.gguf_info import GgufError, read_gguf_info
 from shared.profiles import DeviceProfile
@@ -107,7 +107,7 @@ def _device(row: db.Device) -> Device | None:
         rss_mb=_num(beat, "rss_mb"),
         disk_free_mb=_num(beat, "disk_free_mb") or row.disk_free_mb,
         cached_models=cached,
-        current=Option(row.model_id, bool(row.refine)) if row.model_id else None,
+        current=stored_option(row.model_id, row.strategy, row.refine) if row.model_id else None,
         online=row.status == "online",
         engine_problem=_engine_problem(row.engine),
     )
@@ -120,6 +120,13 @@ def _engine_problem(engine: dict[str, Any] | None) -> str | None:
     return str(engine.get("reason") or engine.get("crash") or "the engine check failed")
 
 
+def _pinned_strategy(pin: db.Pin) -> str | None:
+    """The strategy a pin names; None (any) when it names neither a strategy nor a flag."""
+    if pin.strategy is None and pin.refine is None:
+        return None
+    return stored_option(pin.model_id, pin.strategy, pin.refine).strategy
+
+
 def load_inputs(session: Session) -> PlannerInputs:
     """One read of the database; the pure core runs on what this returns."""
     profiles = _profiles(session)
@@ -129,7 +136,7 @@ def load_inputs(session: Session) -> PlannerInputs:
     exclusions: list[Exclusion] = []
     for p in session.exec(select(db.Pin).order_by(col(db.Pin.id))).all():
         if p.kind == db.PinKind.PIN.value and p.device_id:
-            pins[p.device_id] = Pin(p.device_id, p.model_id, p.refine)
+            pins[p.device_id] = Pin(p.device_id, p.model_id, _pinned_strategy(p))
         elif p.kind == db.PinKind.EXCLUDE.value:
             exclusions.append(Exclusion(p.model_id, p.device_id, p.device_class))
     return PlannerInputs(

@@ -69,6 +69,7 @@ def profiling_settings(settings: Any) -> ProfilingSettings:
         judge_model_id=settings.judge_model_id,
         reference_model_id=settings.reference_model_id,
         questions_per_pair=settings.profiling_questions,
+        strategies=tuple(settings.profiling_strategies),
         suite_id=settings.profiling_suite_id,
         bench_timeout_s=settings.profiling_bench_timeout_s,
     )
@@ -155,6 +156,7 @@ class Profiler:
             tag=f"prof-{uuid.uuid4().hex[:8]}",  # unique per round: a pair may be tried again
             grading=grading,
             questions=questions,
+            strategies=self.profiling.strategies,
             busy=in_flight.devices,
         )
 

@@ -15,10 +15,12 @@ from controller.core.db import session_scope
 from controller.planner.assign import Decision, plan_devices
 from controller.planner.filters import build_views
 from controller.planner.fleet import FleetConstraints, plan_fleet
+from controller.planner.runner_up import strategy_runner_up
 from controller.planner.scores import OptionScore
 from controller.planner.types import Option, PlannerSettings
 from controller.plans.inputs import PlannerInputs, load_inputs
-from shared.quality import conformance_counts
+from shared.quality import conformance_counts, strategies_in
+from shared.strategies import DIRECT
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +38,10 @@ def _conformance(inputs: PlannerInputs) -> dict[Option, dict[str, tuple[int, int
     """Per option and category: conforming / judged, pooled over every run of the model."""
     pooled: dict[Option, dict[str, list[int]]] = {}
     for run in inputs.runs:
-        for refined in (False, True):
-            counts = conformance_counts(run.questions, refined=refined)
-            per = pooled.setdefault(Option(run.model_id, refined), {})
+        for strategy in [DIRECT.name, *strategies_in(run.questions)]:
+            rows = [q for q in run.questions if q.served_by == strategy]
+            counts = conformance_counts(rows, refined=strategy != DIRECT.name)
+            per = pooled.setdefault(Option(run.model_id, strategy), {})
             for category, (k, n) in counts.items():
                 acc = per.setdefault(category, [0, 0])
                 acc[0] += k
@@ -89,7 +92,8 @@ def _reasons(decision: Decision) -> list[str]:
         head.append(
             f"runner-up: {decision.runner_up.option.label()} (Psi {decision.runner_up.psi:.4f})"
         )
-    return head + decision.reasons()
+    strategy = strategy_runner_up(decision)
+    return head + ([strategy] if strategy else []) + decision.reasons()
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,7 @@ def _assignment_row(decision: Decision, status: str) -> db.Assignment:
         device_class=decision.device_class,
         model_id=chosen.option.model_id if chosen else None,
         refine=chosen.option.refine if chosen else False,
+        strategy=chosen.option.strategy if chosen else None,
         score=chosen.psi if chosen else None,
         reasons=_reasons(decision),
         status=status,
@@ -240,6 +245,7 @@ def score_row(s: OptionScore) -> dict[str, Any]:
     return {
         "model_id": s.option.model_id,
         "refine": s.option.refine,
+        "strategy": s.option.strategy,
         "psi": s.psi,
         "psi_memory": s.psi_memory,
         "B": s.b,

@@ -10,7 +10,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from shared.messages import Body, encode, make_envelope
+from shared.messages import SCHEMA_VERSION, Body, encode, make_envelope
 from shared.topics import TopicKind, Topics
 
 
@@ -65,13 +65,18 @@ class FakeDevice:
         return wait_until(lambda: all(info.mid in self.acked for info in infos), timeout)
 
     def publish_body(
-        self, body: Body, *, seq: int | None = None, sent_at: datetime | None = None
+        self,
+        body: Body,
+        *,
+        seq: int | None = None,
+        sent_at: datetime | None = None,
+        version: int = SCHEMA_VERSION,
     ) -> mqtt.MQTTMessageInfo:
         """Wrap ``body`` in an envelope (sent now, or at ``sent_at``) and publish it."""
         if seq is None:
             self.seq += 1
             seq = self.seq
-        envelope = make_envelope(self.device_id, seq, body, sent_at=sent_at)
+        envelope = make_envelope(self.device_id, seq, body, sent_at=sent_at, version=version)
         return self.publish_raw(envelope.kind, encode(envelope))
 
     def publish_raw(

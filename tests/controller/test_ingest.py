@@ -113,7 +113,8 @@ def test_a_stored_bench_reads_back_as_the_planners_run_field_for_field(
             decode_tok_s=body.decode_tok_s.mean,
             zero_shot=body.zero_shot,
             refined=refined,
-            questions=tuple(body.questions),
+            # an older agent's row is stored with the strategy its flag meant
+            questions=tuple(q.model_copy(update={"strategy": q.served_by}) for q in body.questions),
             contended=True,
         )
     ]
@@ -177,7 +178,7 @@ def test_ack_moves_the_command_to_its_final_status(
 def _bad_messages(device: FakeDevice) -> dict[str, tuple[TopicKind | str, bytes, str | None]]:
     good = encode(make_envelope("pi-bad", 1, EXAMPLE_BODIES[TopicKind.HEARTBEAT]))
     other = encode(make_envelope("pi-other", 2, EXAMPLE_BODIES[TopicKind.HEARTBEAT]))
-    wrong_version = good.replace(b'"heartbeat/1"', b'"heartbeat/9"')
+    wrong_version = good.replace(b'"heartbeat/2"', b'"heartbeat/9"')
     bad_body = good.replace(b'"load_1m":0.4', b'"load_1m":-1')
     return {
         "bad_json": (TopicKind.HEARTBEAT, b"{not json", None),

@@ -1,5 +1,6 @@
-"""End to end: the planner assigns two real agents of different classes, then a lying
-measurement makes a canary fail for real and the wave is rolled back.
+"""End to end: the planner assigns two real agents of different classes, then moves the
+big one to a test-time strategy that measured better (it serves its chat with it), then a
+lying measurement makes a canary fail for real and the wave is rolled back.
 
 Real parts: Mosquitto, the controller's ingest into SQLite, model files served
 by the registry's ``file_response`` on uvicorn, two ``edgefleet agent run``
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import Engine
@@ -26,6 +28,7 @@ from controller.ingest.service import IngestService
 from controller.plans.apply import PlanApplier, RolloutConfig
 from controller.plans.service import draft_plan, plan_detail
 from controller.registry.serve import file_response
+from shared.strategies import DIRECT
 from shared.topics import Topics
 from tests.agent.daemon_support import agent_config, agent_process, write_config
 from tests.controller import conftest as controller_fixtures
@@ -34,6 +37,7 @@ from tests.controller.devices import wait_until
 from tests.controller.plans.db_world import add_run
 from tests.factories.profiles import write_profiles
 from tests.support.broker import MosquittoBroker
+from tests.support.ports import free_port
 
 # The controller's fixtures (a migrated SQLite database, ingest services), reused here.
 sqlite_engine = controller_fixtures.sqlite_engine
@@ -78,6 +82,26 @@ def _seed(engine: Engine, profiles_dir: Path, files: dict[str, Path]) -> None:
         add_run(session, "m-big", "judge", "judge-server", 2)
 
 
+VOTE = "vote:3"
+
+
+def _measure_votes(engine: Engine) -> None:
+    """m-big's judged run also answered every item voting: two judge points better each."""
+    with session_scope(engine) as session:
+        run = session.exec(select(db.BenchmarkRun).where(db.BenchmarkRun.run_id == "r2")).one()
+        direct = session.exec(
+            select(db.BenchmarkQuestion).where(db.BenchmarkQuestion.run_pk == run.id)
+        ).all()
+        for q in direct:
+            if q.strategy not in (None, DIRECT.name):
+                continue
+            fields = q.model_dump(exclude={"id", "refined", "strategy", "judge_score"})
+            better = min(10.0, (q.judge_score or 1.0) + 2)
+            session.add(
+                db.BenchmarkQuestion(**fields, refined=True, strategy=VOTE, judge_score=better)
+            )
+
+
 def _device(engine: Engine, device_id: str) -> db.Device | None:
     with Session(engine) as session:
         return session.get(db.Device, device_id)
@@ -110,9 +134,11 @@ def test_planner_assigns_two_agents_then_rolls_back_a_failing_canary(
     service = ingest_factory(engine, mosquitto, client_id="e2e-ctl")
     registry = _registry(engine, files)
     agents, logs = [], []
+    chat_port = free_port()  # the big agent's chat shows the strategy it serves with
     for device_id, device_class in (("agent-small", "e2e-small"), ("agent-big", "e2e-big")):
         home = tmp_path / device_id
         home.mkdir()
+        chat = {"chat_enabled": True, "chat_port": chat_port} if device_id == "agent-big" else {}
         config = agent_config(
             home,
             mosquitto.port,
@@ -120,11 +146,12 @@ def test_planner_assigns_two_agents_then_rolls_back_a_failing_canary(
             device_class=device_class,
             profiles_dir=str(profiles_dir),
             dev_mode=True,
+            **chat,
         )
         logs.append(home / "agent.log")
         agents.append(agent_process(write_config(home, config), logs[-1]))
     try:
-        _scenario(engine, service, registry, logs)
+        _scenario(engine, service, registry, logs, chat_port)
     finally:
         for proc in agents:
             proc.terminate()
@@ -134,7 +161,11 @@ def test_planner_assigns_two_agents_then_rolls_back_a_failing_canary(
 
 
 def _scenario(
-    engine: Engine, service: IngestService, registry: UvicornServer, logs: list[Path]
+    engine: Engine,
+    service: IngestService,
+    registry: UvicornServer,
+    logs: list[Path],
+    chat_port: int,
 ) -> None:
     def announced() -> bool:
         return all(
@@ -161,6 +192,7 @@ def _scenario(
     assert _run_until_settled(applier, first) == "done", [p.read_text()[-3000:] for p in logs]
     assert wait_until(lambda: _device(engine, "agent-small").model_id == "m-small", 20)
     assert wait_until(lambda: _device(engine, "agent-big").model_id == "m-big", 20)
+    _serve_with_a_strategy(engine, applier, logs, chat_port)
 
     # 2. A lying measurement says m-big fits the small class; the agent knows better.
     with session_scope(engine) as session:
@@ -185,6 +217,35 @@ def _scenario(
         rollback = session.get(db.Command, f"p{second}-rb-agent-small")
         assert rollback is not None
     assert wait_until(lambda: _command_status(engine, f"p{second}-rb-agent-small") == "ok", 20)
+
+
+def _serve_with_a_strategy(
+    engine: Engine, applier: PlanApplier, logs: list[Path], chat_port: int
+) -> None:
+    """Voting measured better for m-big: the plan moves agent-big to it, and it serves so."""
+    _measure_votes(engine)
+    plan_id = draft_plan(engine)
+    with Session(engine) as session:
+        rows = {a["device_id"]: a for a in plan_detail(session, plan_id)["assignments"]}
+    big = rows["agent-big"]
+    assert (big["model_id"], big["strategy"], big["status"]) == ("m-big", VOTE, "change")
+    [why] = [r for r in big["reasons"] if r.startswith("strategy runner-up on m-big: ")]
+    assert f"lost to {VOTE}, Psi" in why, big["reasons"]
+    assert rows["agent-small"]["status"] == "unchanged"
+    assert applier.apply(plan_id) == "1 changes in 1 waves"
+    assert _run_until_settled(applier, plan_id) == "done", [p.read_text()[-3000:] for p in logs]
+    with Session(engine) as session:
+        command = session.get(db.Command, f"p{plan_id}-as-agent-big")
+        assert command is not None and command.body["strategy"] == VOTE
+    assert wait_until(lambda: _device(engine, "agent-big").strategy == VOTE, 20)
+    answer = httpx.post(
+        f"http://127.0.0.1:{chat_port}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    served = answer.json()["edgefleet"]
+    assert served["strategy"] == VOTE and served["stages"] == 3, served
 
 
 def _command_status(engine: Engine, command_id: str) -> str | None:

@@ -93,7 +93,7 @@ def test_canary_refusing_a_model_over_its_memory_rolls_its_wave_back(
     detail = _settled(fleet, plan_id)
     plan = detail["plan"]
     assert (plan["status"], plan["params"]["rollout"]["state"]) == ("failed", "rolled_back")
-    assert plan["params"]["rollout"]["previous"] == dict.fromkeys(DEVICES, ["m-small", True])
+    assert plan["params"]["rollout"]["previous"] == dict.fromkeys(DEVICES, ["m-small", "refine:1"])
     failure = plan["reasons"][-1]
     assert failure.startswith("wave 0 failed: agent-small: command error: "), failure
     assert "memory budget is 60 MB" in failure and "agent-big" not in failure

@@ -124,7 +124,7 @@ def bench_run(
 def option_score(
     device_class: str,
     model_id: str,
-    refine: bool,
+    strategy: str,
     *,
     psi: float,
     memory_mb: float,
@@ -135,7 +135,7 @@ def option_score(
     b = math.log(psi)
     return OptionScore(
         device_class=device_class,
-        option=Option(model_id, refine),
+        option=Option(model_id, strategy),
         b=b,
         i=0.0,
         e=0.0,

@@ -150,17 +150,18 @@ def test_command_union_is_discriminated_by_type() -> None:
     ).reason is (RejectReason.BAD_SCHEMA)
 
 
-def test_bench_command_reference_and_sources_are_optional_and_stay_cmd_1() -> None:
+def test_bench_command_reference_and_sources_are_optional_and_read_at_cmd_1() -> None:
     topic = TOPICS.device("pi-1", TopicKind.CMD)
     payload = json.loads(_payload(TopicKind.CMD))
-    # as an older controller sends it: no reference, no sources
+    # as an older controller sends it: schema 1, no reference, no sources, no strategies
+    payload["schema"] = "cmd/1"
     payload["body"]["command"] = {"type": "bench", "command_id": "b-1", "model_ids": ["m"]}
     old = parse_message(topic, json.dumps(payload).encode()).body.command
     assert isinstance(old, BenchCommand)
     assert old.reference_model_id is None and old.sources == [] and old.source("m") is None
+    assert [s.name for s in old.strategy_list()] == ["direct", "refine:1"]
     source = {"model_id": "ref", "sha256": "a" * 64, "url": "http://c/ref", "size_bytes": 5}
     payload["body"]["command"].update(reference_model_id="ref", sources=[source])
-    assert payload["schema"] == "cmd/1"
     new = parse_message(topic, json.dumps(payload).encode()).body.command
     assert new.reference_model_id == "ref" and new.source("ref").size_bytes == 5
     payload["body"]["command"]["sources"] = [{**source, "sha256": "not-a-hash"}]

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from controller.api.deps import SessionDep
 from controller.api.pagination import Page, PageDep, paginate
 from controller.models import BenchmarkResult, BenchmarkResultPublic, BenchmarkRun
+from shared.strategies import StrategyName
 
 router = APIRouter(prefix="/bench", tags=["benchmarks"])
 
@@ -28,7 +29,7 @@ class BenchSummary(BaseModel):
     device_class: str
     suite: str | None = Field(description="the suite measured; null: the agent's built-in set")
     category: str
-    refined: bool
+    strategy: str = Field(description="the test-time strategy (direct, refine:1, vote:5...)")
     runs: int
     questions: int = Field(description="judged questions over those runs (the n of a mean)")
     judge_mean: float | None
@@ -39,14 +40,22 @@ class BenchSummary(BaseModel):
     peak_rss_mb: float | None
 
 
+StrategyFilter = Annotated[StrategyName | None, Query(description="e.g. direct, vote:5")]
+
+
 def _filters(
-    model_id: str | None, device_class: str | None, category: str | None, refined: bool | None
+    model_id: str | None,
+    device_class: str | None,
+    category: str | None,
+    refined: bool | None,
+    strategy: str | None = None,
 ) -> list[ColumnElement[bool]]:
     pairs = (
         (BenchmarkResult.model_id, model_id),
         (BenchmarkResult.device_class, device_class),
         (BenchmarkResult.category, category),
         (BenchmarkResult.refined, refined),
+        (BenchmarkResult.strategy, strategy),
     )
     return [col(column) == value for column, value in pairs if value is not None]
 
@@ -59,10 +68,11 @@ def list_results(
     device_class: ClassFilter = None,
     category: CategoryFilter = None,
     refined: bool | None = None,
+    strategy: StrategyFilter = None,
     device_id: Annotated[str | None, Query(max_length=63)] = None,
 ) -> Page[Any]:
-    """Per-category results, newest first, filtered by model, class, category, mode or device."""
-    filters = _filters(model_id, device_class, category, refined)
+    """Per-category results, newest first, by model, class, category, strategy or device."""
+    filters = _filters(model_id, device_class, category, refined, strategy)
     if device_id is not None:
         filters.append(col(BenchmarkResult.device_id) == device_id)
     stmt = select(BenchmarkResult).where(*filters)
@@ -78,17 +88,18 @@ def summary(
     device_class: ClassFilter = None,
     category: CategoryFilter = None,
     refined: bool | None = None,
+    strategy: StrategyFilter = None,
 ) -> list[BenchSummary]:
-    """Means per (model, class, suite, category, refined), the inputs of the PeRFICS score."""
+    """Means per (model, class, suite, category, strategy), the inputs of the PeRFICS score."""
     r = BenchmarkResult
     suite = col(BenchmarkRun.suite_name)
-    keys = (col(r.model_id), col(r.device_class), suite, col(r.category), col(r.refined))
+    keys = (col(r.model_id), col(r.device_class), suite, col(r.category), col(r.strategy))
     means = [func.avg(col(c)) for c in (r.judge_mean, r.pct_of_reference, r.exact_accuracy,
                                          r.decode_tok_s, r.e2e_ms_p50, r.peak_rss_mb)]  # fmt: skip
     stmt = (
         sql_select(*keys, func.count(), func.sum(col(r.n)), *means)
         .join(BenchmarkRun, col(BenchmarkRun.id) == col(r.run_pk))
-        .where(*_filters(model_id, device_class, category, refined))
+        .where(*_filters(model_id, device_class, category, refined, strategy))
         .group_by(*keys)
         .order_by(*keys)
     )

@@ -27,6 +27,7 @@ from shared.messages import (
     SuiteSource,
 )
 from shared.profiles import ClassName
+from shared.strategies import REFINE_1, Strategy, StrategyName
 
 router = APIRouter(tags=["commands"])
 
@@ -45,6 +46,12 @@ class BenchParams(BaseModel):
         "with both, results carry q(m, k)",
     )
     refine: bool = True
+    strategies: list[StrategyName] = Field(
+        default_factory=list,
+        max_length=8,
+        description="strategies to bench beside direct, e.g. refine:1, verify-refine, vote:5; "
+        "empty: by refine",
+    )
     max_questions: int | None = Field(None, ge=1, le=10_000)
     suite_id: str | None = Field(
         None,
@@ -65,6 +72,9 @@ class AssignParams(BaseModel):
     type: Literal["assign"] = "assign"
     model_id: str = Field(max_length=128)
     refine: bool = False
+    strategy: StrategyName | None = Field(
+        None, description="the strategy to serve with (direct, refine:K, verify-refine, vote:K)"
+    )
     n_ctx: int | None = Field(None, ge=64, le=1_048_576)
 
 
@@ -166,7 +176,13 @@ def _factory(
         found = registry_sources(session, [params.model_id], url_for)
         if not found:
             raise not_found(f"model {params.model_id!r}")
-        fields = {**found[0].model_dump(), "refine": params.refine, "n_ctx": params.n_ctx}
+        strategy = params.strategy or Strategy.from_refine(params.refine).name
+        fields = {
+            **found[0].model_dump(),
+            "refine": strategy == REFINE_1.name,  # all an agent from before strategies reads
+            "strategy": strategy,
+            "n_ctx": params.n_ctx,
+        }
         return lambda: AssignCommand(command_id=uuid.uuid4().hex, **fields)
     if isinstance(params, BenchParams):
         bench = BenchCommand(

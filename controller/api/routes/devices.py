@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from controller import crud
@@ -127,6 +127,7 @@ class StatePublic(BaseModel):
     status: str
     model_id: str | None
     refine: bool
+    strategy: str | None = Field(None, description="the strategy served; null: by refine")
     activity: str
     detail: str | None
 

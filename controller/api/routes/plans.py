@@ -23,6 +23,7 @@ from controller.core.db import session_scope
 from controller.planner.fleet import FleetConstraints
 from controller.plans.apply import PlanApplier, PlanError
 from controller.plans.service import draft_plan, dry_run_plan, plan_detail, plan_history
+from shared.strategies import StrategyName
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ class PinIn(BaseModel):
     device_id: str | None = Field(None, max_length=63)
     device_class: str | None = Field(None, max_length=64)
     refine: bool | None = None
+    strategy: StrategyName | None = Field(
+        None, description="pin this strategy too (overrides refine); null: by refine, else any"
+    )
     reason: str = Field("", max_length=1024)
 
     @model_validator(mode="after")

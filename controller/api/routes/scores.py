@@ -38,6 +38,7 @@ def make_router(engine: Callable[..., Engine], viewer: Callable[..., str]) -> AP
             {
                 "model_id": r.option.model_id,
                 "refine": r.option.refine,
+                "strategy": r.option.strategy,
                 "B": r.b,
                 "I": r.i,
                 "memory_gb": r.memory_gb,

@@ -62,3 +62,35 @@ def test_dead_letters_are_listed_counted_and_exported(
         metrics = client.get("/metrics").text
     assert 'edgefleet_dead_letters_total{reason="bad_json"} 1.0' in metrics
     assert "edgefleet_db_latency_seconds" in metrics
+
+
+def test_bench_summary_has_a_row_per_strategy_timed_by_its_own_items(
+    api_with_broker: tuple[Api, IngestService], mosquitto: MosquittoBroker
+) -> None:
+    api, service = api_with_broker
+    body = bench_body("smollm2", "pi4-4gb")
+    direct_row = body.questions[0]
+    votes = [
+        direct_row.model_copy(
+            update={"item_id": f"math-{i}", "refined": True, "strategy": "vote:5", "e2e_ms": ms}
+        )
+        for i, ms in enumerate((14_000.0, 16_000.0, 18_000.0))
+    ]
+    vote_cat = body.categories[0].model_copy(update={"refined": True, "strategy": "vote:5"})
+    body = body.model_copy(
+        update={"questions": [direct_row, *votes], "categories": [*body.categories, vote_cat]}
+    )
+    device = FakeDevice("pi-votes", mosquitto.port)
+    device.publish_body(body)
+    assert wait_until(lambda: service.stats.stored >= 1, 10)
+    device.close()
+    with api.client("viewer") as client:
+        summary = client.get("/api/v1/bench/summary").json()
+        voted = client.get("/api/v1/bench/results", params={"strategy": "VOTE:5"}).json()
+        refused = client.get("/api/v1/bench/results", params={"strategy": "vote:99"})
+    by_strategy = {s["strategy"]: s for s in summary}
+    assert set(by_strategy) == {"direct", "vote:5"}
+    assert by_strategy["direct"]["e2e_ms_p50"] == 3000  # the run's zero-shot latency
+    assert by_strategy["vote:5"]["e2e_ms_p50"] == 16_000  # the median of its own items
+    assert voted["total"] == 1 and voted["items"][0]["strategy"] == "vote:5"
+    assert refused.status_code == 422 and "vote:K" in refused.text

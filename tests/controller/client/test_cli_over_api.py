@@ -31,7 +31,9 @@ def test_devices_list_is_a_table_for_people_and_json_for_scripts(cli: Cli) -> No
 def test_device_show_and_an_unknown_device(cli: Cli) -> None:
     shown = cli("viewer", "devices", "show", "b1")
     assert shown.code == 0 and "big-box" in shown.stdout and "m-small" in shown.stdout
-    assert cli("viewer", "devices", "show", "b1", "--json").json()["refine"] is True
+    shown_json = cli("viewer", "devices", "show", "b1", "--json").json()
+    assert shown_json["refine"] is True and shown_json["strategy"] == "refine:1"
+    assert "refine:1" in shown.stdout  # its schema-1 flag, read as the strategy it means
     missing = cli("viewer", "devices", "show", "no-such-box")
     assert missing.code == ExitCode.NOT_FOUND == 6
     assert "device 'no-such-box' not found" in missing.stderr and missing.stdout == ""
@@ -136,6 +138,17 @@ def test_commands_are_sent_by_an_operator_and_listed_with_their_status(cli: Cli)
     assert unknown.code == ExitCode.NOT_FOUND and "ghost" in unknown.stderr
     both = cli("operator", "commands", "send", "identify", "--device", "s1", "--class", "x")
     assert both.code == 2
+
+
+def test_an_operator_assigns_a_model_with_a_strategy_and_a_bad_name_is_refused(cli: Cli) -> None:
+    args = ("operator", "commands", "send", "assign", "--device", "s2", "--model", "m-small")
+    sent = cli(*args, "--strategy", "vote:5", "--json").json()
+    [command] = sent["commands"]
+    listed = cli("viewer", "commands", "list", "--device", "s2", "--json").json()
+    body = next(c for c in listed if c["id"] == command["id"])["body"]
+    assert body["strategy"] == "vote:5" and body["refine"] is False
+    refused = cli(*args, "--strategy", "think-hard")
+    assert refused.code != 0 and "unknown strategy 'think-hard'" in refused.stderr
 
 
 def test_tokens_are_an_admin_matter(cli: Cli) -> None:

@@ -17,6 +17,7 @@ from shared.profiles import DeviceProfile
 from tests.factories.planner import model_spec, option_score
 
 MODEL_IDS = ("m-a", "m-b", "m-c")
+STRATEGIES = ("direct", "refine:1", "vote:5")
 CATEGORIES = ("math", "writing")
 
 
@@ -71,26 +72,28 @@ def worlds(draw: st.DrawFn, max_devices: int = 4) -> World:
     conformance: dict[Option, dict[str, tuple[int, int]]] = {}
     for c in classes:
         opts = []
-        for m, refine in itertools.product(MODEL_IDS, (False, True)):
+        for m, strategy in itertools.product(MODEL_IDS, STRATEGIES):
             if draw(st.booleans()):
                 opts.append(
                     option_score(
                         c,
                         m,
-                        refine,
+                        strategy,
                         psi=draw(st.sampled_from([1.0, 1.5, 2.0, 2.02, 2.5, 3.0])),
                         memory_mb=draw(st.integers(100, 3000)),
                         p95_s=draw(st.sampled_from([5.0, 20.0, 45.0, 70.0])),
                     )
                 )
         scores[c] = sorted(opts, key=rank_key)
-    for m, refine in itertools.product(MODEL_IDS, (False, True)):
+    for m, strategy in itertools.product(MODEL_IDS, STRATEGIES):
         n = draw(st.integers(5, 60))
-        conformance[Option(m, refine)] = {k: (draw(st.integers(0, n)), n) for k in CATEGORIES}
+        conformance[Option(m, strategy)] = {k: (draw(st.integers(0, n)), n) for k in CATEGORIES}
     n_devices = draw(st.integers(1, max_devices))
     devices = []
     for i in range(n_devices):
-        current = draw(st.one_of(st.none(), st.tuples(st.sampled_from(MODEL_IDS), st.booleans())))
+        current = draw(
+            st.one_of(st.none(), st.tuples(st.sampled_from(MODEL_IDS), st.sampled_from(STRATEGIES)))
+        )
         devices.append(
             Device(
                 device_id=f"d{i}",

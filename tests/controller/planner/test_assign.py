@@ -87,9 +87,9 @@ def _one_class_world(current=None, hysteresis=0.02):
 
     scores = {
         "c1": [
-            option_score("c1", "m-a", False, psi=2.00, memory_mb=500, p95_s=10),
-            option_score("c1", "m-b", False, psi=1.99, memory_mb=500, p95_s=10),
-            option_score("c1", "m-c", False, psi=1.50, memory_mb=9000, p95_s=10),
+            option_score("c1", "m-a", "direct", psi=2.00, memory_mb=500, p95_s=10),
+            option_score("c1", "m-b", "direct", psi=1.99, memory_mb=500, p95_s=10),
+            option_score("c1", "m-c", "direct", psi=1.50, memory_mb=9000, p95_s=10),
         ]
     }
     return World(
@@ -104,11 +104,11 @@ def _one_class_world(current=None, hysteresis=0.02):
 
 
 def test_hysteresis_keeps_a_near_equal_current_model_and_names_the_runner_up() -> None:
-    [kept] = _plan(_one_class_world(current=Option("m-b", False)))
-    assert kept.option == Option("m-b", False) and kept.kept_current
-    assert kept.runner_up is not None and kept.runner_up.option == Option("m-a", False)
-    [moved] = _plan(_one_class_world(current=Option("m-b", False), hysteresis=0.0))
-    assert moved.option == Option("m-a", False)
+    [kept] = _plan(_one_class_world(current=Option("m-b")))
+    assert kept.option == Option("m-b") and kept.kept_current
+    assert kept.runner_up is not None and kept.runner_up.option == Option("m-a")
+    [moved] = _plan(_one_class_world(current=Option("m-b"), hysteresis=0.0))
+    assert moved.option == Option("m-a")
 
 
 def test_decision_reasons_cover_every_other_option_with_numbers() -> None:
@@ -130,9 +130,9 @@ def test_min_devices_per_model_moves_a_device_off_its_best_option() -> None:
 
 def test_change_cap_limits_devices_moving_at_once() -> None:
     world = _one_class_world(hysteresis=0.0)
-    world.devices = [Device(f"d{i}", "c1", current=Option("m-b", False)) for i in range(4)]
+    world.devices = [Device(f"d{i}", "c1", current=Option("m-b")) for i in range(4)]
     result = world.plan_fleet(FleetConstraints(max_changes=1))
-    assert sum(d.option != Option("m-b", False) for d in result.decisions) == 1
+    assert sum(d.option != Option("m-b") for d in result.decisions) == 1
 
 
 @given(st.just(None))
@@ -150,6 +150,6 @@ def test_a_device_whose_engine_cannot_run_models_is_left_unplanned_with_the_reas
     fleet = world.plan_fleet(FleetConstraints()).decisions
     for decisions in (per_device, fleet):
         healthy, broken = sorted(decisions, key=lambda d: d.device_id)
-        assert healthy.option == Option("m-a", False)
+        assert healthy.option == Option("m-a")
         assert broken.option is None and broken.chosen is None
         assert broken.note == f"engine cannot run models: {why}"

@@ -25,18 +25,20 @@ MODELS = {
 
 
 def test_memory_rejection_says_need_and_budget() -> None:
-    big = option_score("small", "big", False, psi=2.0, memory_mb=1727, p95_s=10)
-    ok = option_score("small", "small", False, psi=1.5, memory_mb=400, p95_s=10)
+    big = option_score("small", "big", "direct", psi=2.0, memory_mb=1727, p95_s=10)
+    ok = option_score("small", "small", "direct", psi=1.5, memory_mb=400, p95_s=10)
     survivors, reasons = class_filter([big, ok], PROFILE, MODELS, SETTINGS)
     assert survivors == [ok]
-    reason = reasons[Option("big", False)]
+    reason = reasons[Option("big")]
     assert reason.filter == "memory"
     assert reason.reason == "needs 1.90 GB (measured 1727 MB + 10% margin), budget 1.50 GB"
 
 
 def test_latency_rejection_counts_refinement_and_widens_predictions() -> None:
-    slow = option_score("small", "small", True, psi=2.0, memory_mb=400, p95_s=61)
-    pred = option_score("small", "small", False, psi=2.0, memory_mb=400, p95_s=50, predicted=True)
+    slow = option_score("small", "small", "refine:1", psi=2.0, memory_mb=400, p95_s=61)
+    pred = option_score(
+        "small", "small", "direct", psi=2.0, memory_mb=400, p95_s=50, predicted=True
+    )
     pred = pred.__class__(
         **{
             **pred.__dict__,
@@ -45,29 +47,29 @@ def test_latency_rejection_counts_refinement_and_widens_predictions() -> None:
     )
     survivors, reasons = class_filter([slow, pred], PROFILE, MODELS, SETTINGS)
     assert survivors == []
-    assert reasons[Option("small", True)].reason == (
-        "measured p95 61.0 s (all three refinement stages), latency budget 60 s"
+    assert reasons[Option("small", "refine:1")].reason == (
+        "measured p95 61.0 s (every stage of refine:1), latency budget 60 s"
     )
-    assert reasons[Option("small", False)].reason.startswith("predicted p95 upper bound 81.")
+    assert reasons[Option("small")].reason.startswith("predicted p95 upper bound 81.")
 
 
 def test_arch_disk_and_class_exclusion() -> None:
     scores = [
-        option_score("small", "x86", False, psi=3.0, memory_mb=400, p95_s=10),
-        option_score("small", "huge-file", False, psi=2.5, memory_mb=400, p95_s=10),
-        option_score("small", "small", False, psi=2.0, memory_mb=400, p95_s=10),
+        option_score("small", "x86", "direct", psi=3.0, memory_mb=400, p95_s=10),
+        option_score("small", "huge-file", "direct", psi=2.5, memory_mb=400, p95_s=10),
+        option_score("small", "small", "direct", psi=2.0, memory_mb=400, p95_s=10),
     ]
     survivors, reasons = class_filter(
         scores, PROFILE, MODELS, SETTINGS, [Exclusion("small", device_class="small")]
     )
     assert survivors == []
-    assert reasons[Option("x86", False)].reason == "built for x86_64, class is aarch64"
-    assert reasons[Option("huge-file", False)].reason == "file 3.38 GB, disk budget 3.00 GB"
-    assert reasons[Option("small", False)].filter == "excluded"
+    assert reasons[Option("x86")].reason == "built for x86_64, class is aarch64"
+    assert reasons[Option("huge-file")].reason == "file 3.38 GB, disk budget 3.00 GB"
+    assert reasons[Option("small")].filter == "excluded"
 
 
 def test_free_memory_counts_what_unloading_the_current_model_frees() -> None:
-    score = option_score("small", "small", False, psi=2.0, memory_mb=1000, p95_s=10)
+    score = option_score("small", "small", "direct", psi=2.0, memory_mb=1000, p95_s=10)
     tight = Device("d1", "small", mem_available_mb=900, rss_mb=0)
     freed = Device("d2", "small", mem_available_mb=900, rss_mb=400)
     r = device_rejection(score, device_context(tight, [], {}), MODELS, SETTINGS)
@@ -77,7 +79,7 @@ def test_free_memory_counts_what_unloading_the_current_model_frees() -> None:
 
 
 def test_disk_free_is_not_needed_for_a_cached_model() -> None:
-    score = option_score("small", "big", False, psi=2.0, memory_mb=100, p95_s=10)
+    score = option_score("small", "big", "direct", psi=2.0, memory_mb=100, p95_s=10)
     full = Device("d1", "small", disk_free_mb=1000)
     cached = Device("d2", "small", disk_free_mb=1000, cached_models=frozenset({"big"}))
     r = device_rejection(score, device_context(full, [], {}), MODELS, SETTINGS)
@@ -86,15 +88,15 @@ def test_disk_free_is_not_needed_for_a_cached_model() -> None:
 
 
 def test_pins_and_device_exclusions() -> None:
-    small = option_score("small", "small", False, psi=2.0, memory_mb=100, p95_s=10)
-    small_r = option_score("small", "small", True, psi=2.0, memory_mb=100, p95_s=10)
+    small = option_score("small", "small", "direct", psi=2.0, memory_mb=100, p95_s=10)
+    small_r = option_score("small", "small", "refine:1", psi=2.0, memory_mb=100, p95_s=10)
     dev = Device("d1", "small")
-    pins = {"d1": Pin("d1", "small", refine=True)}
+    pins = {"d1": Pin("d1", "small", strategy="refine:1")}
     ctx = device_context(dev, [Exclusion("big", device_id="d1")], pins)
     assert device_rejection(small_r, ctx, MODELS, SETTINGS) is None
     r = device_rejection(small, ctx, MODELS, SETTINGS)
-    assert r is not None and r.reason == "device is pinned to small +refine"
-    big = option_score("small", "big", False, psi=2.0, memory_mb=100, p95_s=10)
+    assert r is not None and r.reason == "device is pinned to small refine:1"
+    big = option_score("small", "big", "direct", psi=2.0, memory_mb=100, p95_s=10)
     ctx2 = device_context(dev, [Exclusion("big", device_id="d1")], {})
     r2 = device_rejection(big, ctx2, MODELS, SETTINGS)
     assert r2 is not None and r2.filter == "excluded"

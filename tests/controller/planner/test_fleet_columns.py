@@ -43,9 +43,9 @@ def _cover_world() -> World:
     """Device d0 cannot fit m-a, so moving it to m-c costs the least Psi (1.9 - 1.0)."""
     scores = {
         "c1": [
-            option_score("c1", "m-a", False, psi=2.0, memory_mb=900, p95_s=10),
-            option_score("c1", "m-b", False, psi=1.9, memory_mb=300, p95_s=10),
-            option_score("c1", "m-c", False, psi=1.0, memory_mb=300, p95_s=10),
+            option_score("c1", "m-a", "direct", psi=2.0, memory_mb=900, p95_s=10),
+            option_score("c1", "m-b", "direct", psi=1.9, memory_mb=300, p95_s=10),
+            option_score("c1", "m-c", "direct", psi=1.0, memory_mb=300, p95_s=10),
         ]
     }
     devices = [
@@ -107,9 +107,9 @@ def test_an_infeasible_restricted_program_is_solved_again_with_every_column() ->
     world = _cover_world()
     world.devices = [Device(f"d{i}", "c1") for i in range(3)]
     world.conformance = {
-        Option("m-a", False): {"math": (100, 100), "writing": (0, 100)},
-        Option("m-b", False): {"math": (0, 100), "writing": (100, 100)},
-        Option("m-c", False): {"math": (75, 100), "writing": (75, 100)},
+        Option("m-a"): {"math": (100, 100), "writing": (0, 100)},
+        Option("m-b"): {"math": (0, 100), "writing": (100, 100)},
+        Option("m-c"): {"math": (75, 100), "writing": (75, 100)},
     }
     cons = FleetConstraints(quality_floor={"math": 0.5, "writing": 0.5})
     result = world.plan_fleet(cons)

@@ -36,14 +36,14 @@ def _filtered(spec: ModelSpec, profile: DeviceProfile) -> tuple[bool, str]:
     score = option_score(
         profile.name,
         spec.model_id,
-        False,
+        "direct",
         psi=2.0,
         p95_s=5,
         memory_mb=spec.memory_estimate_mb[profile.name],
     )
     score = dataclasses.replace(score, memory_measured=False)
     survivors, reasons = class_filter([score], profile, {spec.model_id: spec}, SETTINGS)
-    rejection = reasons.get(Option(spec.model_id, False))
+    rejection = reasons.get(Option(spec.model_id))
     return bool(survivors), rejection.reason if rejection else ""
 
 

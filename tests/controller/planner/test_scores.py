@@ -47,7 +47,7 @@ def test_measured_pair_scores_follow_the_perfics_formula(world) -> None:
     profiles, models, runs = world
     scores = compute_scores(profiles, models, runs, SETTINGS)
     by = {s.option: s for s in scores["pi5-8gb"]}
-    off, on = by[Option("vicuna-7b", False)], by[Option("vicuna-7b", True)]
+    off, on = by[Option("vicuna-7b")], by[Option("vicuna-7b", "refine:1")]
     assert off.b == pytest.approx(0.8418, abs=2e-4) and off.i == 0.0
     assert on.i == pytest.approx(0.0879, abs=2e-4)
     assert off.memory_mb == 4100 and off.memory_measured
@@ -65,7 +65,7 @@ def test_measured_pair_scores_follow_the_perfics_formula(world) -> None:
 def test_unmeasured_pair_borrows_quality_and_predicts_latency_from_the_class(world) -> None:
     profiles, models, runs = world
     scores = compute_scores(profiles, models, runs, SETTINGS)
-    airo = {s.option: s for s in scores["pi5-8gb"]}[Option("airoboros-7b", False)]
+    airo = {s.option: s for s in scores["pi5-8gb"]}[Option("airoboros-7b")]
     assert airo.quality_pooled and airo.predicted
     assert airo.memory_mb == 4300 and not airo.memory_measured
     # Same weight bytes as vicuna on this class: the calibrated bandwidth predicts 2 tok/s.
@@ -96,13 +96,18 @@ def test_calibration_falls_back_to_the_profiles_nominal_bandwidth() -> None:
     spec = model_spec("m", 1)
     cal = calibrate(pi4, [], {"m": spec}, SETTINGS)
     assert cal.n_runs == 0 and cal.bandwidth_gbs == pi4.memory_bandwidth_gbs
-    lat = predicted_latency(spec, pi4, cal, SETTINGS, refine=False)
+    lat = predicted_latency(
+        spec,
+        pi4,
+        cal,
+        SETTINGS,
+    )
     decode = pi4.memory_bandwidth_gbs * 1e9 / spec.weights_bytes
     prefill = pi4.compute_gflops * 1e9 / (2 * spec.parameters)
     assert lat.p50_s == pytest.approx(128 / prefill + 256 / decode)
     assert lat.predicted and lat.sigma == SETTINGS.nominal_sigma
-    refined = predicted_latency(spec, pi4, cal, SETTINGS, refine=True)
-    pre, dec = standard_tokens(pi4, SETTINGS, refine=True)
+    refined = predicted_latency(spec, pi4, cal, SETTINGS, strategy="refine:1")
+    pre, dec = standard_tokens(pi4, SETTINGS, strategy="refine:1")
     assert refined.p50_s == pytest.approx(pre / prefill + dec / decode)
     assert refined.p50_s > 2 * lat.p50_s
 
@@ -122,7 +127,7 @@ def test_calibration_ignores_contended_runs() -> None:
 def test_hardware_independent_view_uses_memory_in_gb(world) -> None:
     profiles, models, runs = world
     rows = hardware_independent_view(compute_scores(profiles, models, runs, SETTINGS))
-    row = next(r for r in rows if r.option == Option("vicuna-7b", True))
+    row = next(r for r in rows if r.option == Option("vicuna-7b", "refine:1"))
     assert row.memory_gb == pytest.approx(4.4)  # the larger footprint: cheap-pc's estimate
     assert row.psi_memory == pytest.approx(math.exp(row.b + row.i) / math.exp(0.1 * 4.4))
 
@@ -138,6 +143,6 @@ def test_a_measured_pair_with_no_judged_question_still_borrows_pooled_quality(wo
     assert unjudged
     speed_only = bench_run("airoboros-7b", "pi5-8gb", unjudged, peak_rss_mb=4100)
     scores = compute_scores(profiles, models, [*runs, speed_only], SETTINGS)
-    airo = {s.option: s for s in scores["pi5-8gb"]}[Option("airoboros-7b", False)]
+    airo = {s.option: s for s in scores["pi5-8gb"]}[Option("airoboros-7b")]
     assert airo.quality_pooled and airo.memory_measured
     assert airo.b == pytest.approx(0.8161, abs=2e-4)

@@ -24,12 +24,12 @@ def test_a_steady_stream_still_replans_by_the_maximum_delay() -> None:
 
 
 def test_score_shifts_beyond_the_margin_are_reasons() -> None:
-    a = option_score("pi4", "m", False, psi=2.0, memory_mb=1, p95_s=1)
-    b = option_score("pi4", "m", False, psi=2.03, memory_mb=1, p95_s=1)
-    c = option_score("pi4", "m", False, psi=2.10, memory_mb=1, p95_s=1)
-    n = option_score("pi4", "n", True, psi=1.0, memory_mb=1, p95_s=1)
+    a = option_score("pi4", "m", "direct", psi=2.0, memory_mb=1, p95_s=1)
+    b = option_score("pi4", "m", "direct", psi=2.03, memory_mb=1, p95_s=1)
+    c = option_score("pi4", "m", "direct", psi=2.10, memory_mb=1, p95_s=1)
+    n = option_score("pi4", "n", "refine:1", psi=1.0, memory_mb=1, p95_s=1)
     assert score_shifts({"pi4": [a]}, {"pi4": [b]}, margin=0.02) == []
     assert score_shifts({"pi4": [a]}, {"pi4": [c, n]}, margin=0.02) == [
         "pi4: m Psi 2.0000 -> 2.1000",
-        "pi4: n +refine appeared",
+        "pi4: n refine:1 appeared",
     ]

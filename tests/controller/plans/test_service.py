@@ -83,9 +83,16 @@ def test_pins_and_exclusions_from_the_database_are_obeyed(
     with session_scope(engine) as session:
         session.add(db.Pin(kind="pin", device_id="b1", model_id="m-small", refine=False))
         session.add(db.Pin(kind="exclude", device_id="s2", model_id="m-small"))
+        # a pin naming a strategy: it wins over the flag an older client also sent
+        session.add(
+            db.Pin(
+                kind="pin", device_id="s1", model_id="m-small", refine=False, strategy="refine:1"
+            )
+        )
     with Session(engine) as session:
         rows = {a["device_id"]: a for a in plan_detail(session, draft_plan(engine))["assignments"]}
-    assert (rows["b1"]["model_id"], rows["b1"]["refine"]) == ("m-small", False)
+    assert (rows["b1"]["model_id"], rows["b1"]["strategy"]) == ("m-small", "direct")
+    assert (rows["s1"]["model_id"], rows["s1"]["strategy"]) == ("m-small", "refine:1")
     assert rows["s2"]["model_id"] is None and rows["s2"]["status"] == "unplanned"
     assert any("excluded by the operator" in r for r in rows["s2"]["reasons"])
 

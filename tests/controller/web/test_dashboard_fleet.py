@@ -13,7 +13,7 @@ from tests.controller.devices import FakeDevice, wait_until
 from tests.controller.web.conftest import Dashboard, Tab
 
 CONTRAST = Path(__file__).with_name("contrast.js")
-COLUMNS = ["Device", "Status", "Last seen", "Class", "Model", "Refine", "Load (1 min)",
+COLUMNS = ["Device", "Status", "Last seen", "Class", "Model", "Strategy", "Load (1 min)",
            "Free memory", "Temperature", "Decode tok/s", "p95 latency"]  # fmt: skip
 
 
@@ -34,11 +34,11 @@ def test_operator_sees_every_device_with_its_reported_values(
     assert s1["Last seen"].endswith(" s ago")
     assert {k: v for k, v in s1.items() if k != "Last seen"} == {
         "Device": "s1", "Status": "online", "Class": "small-box", "Model": "m-small",
-        "Refine": "off", "Load (1 min)": "0.42", "Free memory": "1.2 GB",
+        "Strategy": "direct", "Load (1 min)": "0.42", "Free memory": "1.2 GB",
         "Temperature": "48.5 °C", "Decode tok/s": "12.3", "p95 latency": "4.1 s",
     }  # fmt: skip
     b1 = _cells(page.locator("#devices tr[data-key='b1']"))
-    assert (b1["Refine"], b1["Decode tok/s"], b1["p95 latency"]) == ("on", "30.0", "850 ms")
+    assert (b1["Strategy"], b1["Decode tok/s"], b1["p95 latency"]) == ("refine:1", "30.0", "850 ms")
     off1 = _cells(page.locator("#devices tr[data-key='off1']"))
     assert (off1["Status"], off1["Class"], off1["Decode tok/s"]) == ("offline", "–", "–")
     counts = {k: page.locator(f"#count-{k}").inner_text() for k in
@@ -53,14 +53,14 @@ def _fmt(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def _board_row(tab: Tab, device_class: str, model_id: str, refine: bool) -> Locator:
+def _board_row(tab: Tab, device_class: str, model_id: str, strategy: str) -> Locator:
     board = tab.page.locator(f"[data-board='{device_class}']")
-    return board.locator(f"tbody tr[data-key='{model_id}|{str(refine).lower()}']")
+    return board.locator(f"tbody tr[data-key='{model_id}|{strategy}']")
 
 
 def _expect_row_matches_api(row: Locator, score: dict[str, Any]) -> None:
     cells = [c.strip() for c in row.locator("th, td").all_inner_texts()]
-    assert cells[1] == score["model_id"]
+    assert cells[1] == score["model_id"] and cells[2] == score["strategy"]
     assert cells[3] == _fmt(score["psi"], 4)
     low, high = score["B_ci"]
     assert cells[4] == f"{_fmt(score['B'])} [{_fmt(low)}, {_fmt(high)}]"
@@ -84,15 +84,15 @@ def test_leaderboard_shows_the_api_scores_with_predictions_marked(
     for device_class, rows in scores["classes"].items():
         board = page.locator(f"[data-board='{device_class}'] tbody tr")
         assert [r.get_attribute("data-key") for r in board.all()] == [
-            f"{s['model_id']}|{str(s['refine']).lower()}" for s in rows
+            f"{s['model_id']}|{s['strategy']}" for s in rows
         ]
         for score in rows:
-            row = _board_row(tab, device_class, score["model_id"], score["refine"])
+            row = _board_row(tab, device_class, score["model_id"], score["strategy"])
             _expect_row_matches_api(row, score)
     # m-big was benchmarked on big-box only: on small-box its latency is a prediction.
-    predicted = _board_row(tab, "small-box", "m-big", False)
+    predicted = _board_row(tab, "small-box", "m-big", "direct")
     expect(predicted.locator(".badge-predicted")).to_have_text("predicted")
-    measured = _board_row(tab, "small-box", "m-small", False)
+    measured = _board_row(tab, "small-box", "m-small", "direct")
     expect(measured.locator(".badge-predicted")).to_have_count(0)
     weights = dict(zip(page.locator("#weights dt").all_inner_texts(),
                        page.locator("#weights dd").all_inner_texts(), strict=True))  # fmt: skip

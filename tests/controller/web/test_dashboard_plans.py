@@ -52,8 +52,9 @@ def _assert_draft_table_shows(page: Page, detail: dict[str, Any]) -> None:
         rejected = [r for r in rest if r != runner]
         row = page.locator(f"#draft tr[data-key='{assignment['device_id']}']")
         cells = _cells(row)
-        refine = " +refine" if assignment["refine"] else ""
-        assert cells[2] == f"{assignment['model_id']}{refine}\n{note}"
+        strategy = assignment["strategy"]
+        label = assignment["model_id"] + ("" if strategy == "direct" else f" {strategy}")
+        assert cells[2] == f"{label}\n{note}"
         assert cells[4] == assignment["status"]
         assert cells[5] == runner.removeprefix("runner-up: ")
         assert row.locator("td").nth(5).locator("li").all_inner_texts() == rejected

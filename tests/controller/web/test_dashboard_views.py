@@ -110,8 +110,13 @@ def test_quality_view_scatters_every_option_with_intervals_budget_and_choice(
         assert predicted >= 1  # each class has an option never benchmarked on it
         expect(figure.locator("rect.point.predicted")).to_have_count(predicted)
     expect(page.locator("#quality-charts .chosen-ring")).not_to_have_count(0)
-    header = page.locator("#table3 thead").inner_text()
-    assert "m-small" in header and "m-big" in header and "refined" in header
+    groups = page.locator("#table3 thead tr").first.locator("th").all_inner_texts()
+    spans = [page.locator("#table3 thead tr").first.locator("th").nth(i).get_attribute("colspan")
+             for i in range(1, len(groups))]  # fmt: skip
+    columns = page.locator("#table3 thead tr").nth(1).locator("th").all_inner_texts()
+    # a column per strategy each model was measured with; only m-big was measured voting
+    assert list(zip(groups[1:], spans, strict=True)) == [("m-big", "3"), ("m-small", "2")]
+    assert columns == ["direct", "refine:1", "vote:5", "direct", "refine:1"]
     expect(page.locator("#table3-suite")).to_have_value("built-in evaluation set")
     expect(page.locator("#table3 tbody tr")).to_have_count(3)  # writing, math, coding
     assert "% (n=" in page.locator("#table3 tbody").inner_text()

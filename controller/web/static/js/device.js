@@ -4,7 +4,7 @@
 import { allPages } from "./api.js";
 import { timeSeries } from "./chart.js";
 import { badge, h, say, setText, syncRows } from "./dom.js";
-import { megabytes, millis, MISSING, num, onOff, optionLabel, when } from "./format.js";
+import { megabytes, millis, MISSING, num, optionLabel, strategyOf, when } from "./format.js";
 import { roleAllows } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
@@ -63,8 +63,8 @@ function renderFacts(device, cls) {
     ["Status", device.status || "unknown"],
     ["Class", device.device_class || MISSING],
     ["Budgets", cls ? `${megabytes(cls.memory_budget_mb)}, ${cls.latency_budget_s} s` : MISSING],
-    ["Serving", optionLabel(device.model_id, device.refine)],
-    ["Refine", onOff(device.refine)],
+    ["Serving", optionLabel(device)],
+    ["Strategy", device.model_id ? strategyOf(device) : MISSING],
     ["Last seen", when(device.last_seen_at)],
     ["Hardware", [device.arch, device.cores && `${device.cores} cores`,
       device.ram_total_mb && megabytes(device.ram_total_mb)].filter(Boolean).join(", ") || MISSING],
@@ -107,7 +107,7 @@ function renderBench(rows) {
       { spec: when(r.measured_at) },
       { spec: r.model_id, header: true },
       { spec: r.category },
-      { spec: r.refined ? "refined" : "zero-shot" },
+      { spec: strategyOf({ strategy: r.strategy, refine: r.refined }) },
       { spec: String(r.n), className: "num" },
       { spec: r.pct_of_reference === null ? MISSING : `${num(r.pct_of_reference, 0)} %`,
         className: "num" },
@@ -167,8 +167,9 @@ export function initDeviceActions(session, refresh, failedAuth) {
     }
   };
   $("identify-button").addEventListener("click", () => send({ type: "identify", seconds: 10 }));
+  const strategy = () => $("device-strategy").value.trim() || "direct";
   $("bench-button").addEventListener("click", () =>
-    send({ type: "bench", model_ids: [$("device-model").value], refine: $("device-refine").checked }));
+    send({ type: "bench", model_ids: [$("device-model").value], strategies: [strategy()] }));
   $("assign-button").addEventListener("click", () =>
-    send({ type: "assign", model_id: $("device-model").value, refine: $("device-refine").checked }));
+    send({ type: "assign", model_id: $("device-model").value, strategy: strategy() }));
 }

@@ -2,7 +2,7 @@
 // filtered and paged on the server (a fleet of thousands would otherwise be fetched whole).
 
 import { badge, h, setText, syncRows } from "./dom.js";
-import { ago, megabytes, millis, MISSING, num, onOff, when } from "./format.js";
+import { ago, megabytes, millis, MISSING, num, strategyOf, when } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 100; // the API's serving/latest takes up to 100 device ids
@@ -143,7 +143,7 @@ function renderDevices(devices, metrics, now) {
         { spec: lastSeenCell(device) },
         { spec: device.device_class || MISSING },
         { spec: device.model_id || MISSING, className: "model" },
-        { spec: onOff(device.refine) },
+        { spec: device.model_id ? strategyOf(device) : MISSING },
         ...vitals(device),
         ...servingCells(metric),
       ],

@@ -65,14 +65,16 @@ export function when(iso) {
   return Number.isNaN(date.getTime()) ? MISSING : date.toLocaleString();
 }
 
-/** "on" / "off" for a refine flag (unknown: the missing mark). */
-export function onOff(flag) {
-  if (flag === null || flag === undefined) return MISSING;
-  return flag ? "on" : "off";
+/** The strategy a row serves or scores (a row from before strategies: by its refine flag). */
+export function strategyOf(row) {
+  if (row.strategy) return row.strategy;
+  if (row.refine === null || row.refine === undefined) return MISSING;
+  return row.refine ? "refine:1" : "direct";
 }
 
-/** A model and its refine mode, as the planner labels options. */
-export function optionLabel(modelId, refine) {
-  if (!modelId) return MISSING;
-  return refine ? `${modelId} +refine` : modelId;
+/** A model and its strategy, as the planner labels options ("m-small", "m-small vote:5"). */
+export function optionLabel(row) {
+  if (!row.model_id) return MISSING;
+  const strategy = strategyOf(row);
+  return strategy === "direct" || strategy === MISSING ? row.model_id : `${row.model_id} ${strategy}`;
 }

@@ -1,7 +1,7 @@
 // PeRFICS leaderboard: one table per device class, the weights in force, the memory view.
 
 import { badge, h, syncRows } from "./dom.js";
-import { megabytes, MISSING, num, onOff, seconds, withInterval } from "./format.js";
+import { megabytes, MISSING, num, seconds, strategyOf, withInterval } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -9,14 +9,14 @@ const WEIGHTS = [
   ["eta", "η", "scale of the quality term"],
   ["kappa", "κ", "sharpness of the quality exponential"],
   ["alpha", "α", "weight of baseline quality B"],
-  ["beta", "β", "weight of the refinement gain I"],
+  ["beta", "β", "weight of the strategy's gain I over direct"],
   ["gamma", "γ", "weight of the inference cost C"],
   ["rho", "ρ", "weight of the operator's merit E"],
   ["delta", "δ", "added to the denominator"],
 ];
 
 const COLUMNS = [
-  "Rank", "Model", "Refine", "Psi", "B [95% CI]", "I [95% CI]", "E", "C",
+  "Rank", "Model", "Strategy", "Psi", "B [95% CI]", "I [95% CI]", "E", "C",
   "Memory", "p95 latency", "Items", "Flags",
 ];
 
@@ -99,12 +99,12 @@ function memory(row) {
 function scoreRow(row) {
   const latency = row.predicted ? `≈ ${seconds(row.latency_p95_s)}` : seconds(row.latency_p95_s);
   return {
-    key: `${row.model_id}|${row.refine}`,
+    key: `${row.model_id}|${strategyOf(row)}`,
     className: row.predicted ? "predicted" : "",
     cells: [
       { spec: row.rank, className: "num" },
       { spec: row.model_id, header: true, className: "model" },
-      { spec: onOff(row.refine) },
+      { spec: strategyOf(row) },
       { spec: num(row.psi, 4), className: "num strong" },
       { spec: withInterval(row.B, row.B_ci), className: "num" },
       { spec: row.refine ? withInterval(row.I, row.I_ci) : num(row.I, 2), className: "num" },
@@ -120,10 +120,10 @@ function scoreRow(row) {
 
 function renderHardware(rows) {
   syncRows($("hardware").tBodies[0], rows, (row) => ({
-    key: `${row.model_id}|${row.refine}`,
+    key: `${row.model_id}|${strategyOf(row)}`,
     cells: [
       { spec: row.model_id, header: true, className: "model" },
-      { spec: onOff(row.refine) },
+      { spec: strategyOf(row) },
       { spec: num(row.B, 2), className: "num" },
       { spec: num(row.I, 2), className: "num" },
       { spec: row.memory_gb === null ? MISSING : `${num(row.memory_gb, 2)} GB`, className: "num" },

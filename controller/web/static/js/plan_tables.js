@@ -44,7 +44,7 @@ export function renderDraft(detail) {
         { spec: a.device_class || MISSING },
         {
           spec: () => [
-            h("span", { className: "model", text: optionLabel(a.model_id, a.refine) }),
+            h("span", { className: "model", text: optionLabel(a) }),
             why.note ? h("span", { className: "sub", text: why.note }) : null,
           ],
         },
@@ -84,7 +84,7 @@ export function renderRollout(detail) {
     className: `step-${a.status}`,
     cells: [
       { spec: a.device_id, header: true },
-      { spec: optionLabel(a.model_id, a.refine), className: "model" },
+      { spec: optionLabel(a), className: "model" },
       { spec: () => [badge(a.status.replace("_", " "), a.status), " ", ROLLOUT_WORDS[a.status]] },
       { spec: a.command_id || MISSING, className: "mono" },
     ],

@@ -1,10 +1,10 @@
 // Quality against cost: per class, every option's quality (B + I) against its p95 device time,
 // with intervals, the latency budget and the plan's choice; and the per-category table laid out
-// as the seed paper's Table 3 (% of the reference, zero-shot and refined, with n).
+// as the seed paper's Table 3 (% of the reference, a column per strategy, with n).
 
 import { scatter } from "./chart.js";
 import { h } from "./dom.js";
-import { MISSING, num, optionLabel } from "./format.js";
+import { MISSING, num, optionLabel, strategyOf } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 let lastSummary = null;
@@ -23,12 +23,12 @@ export async function refreshQuality(api) {
   renderTable3(summary);
 }
 
-/** The option the plan gave most devices of each class: "model|refine" keys. */
+/** The option the plan gave most devices of each class: "model|strategy" keys. */
 function chosenByClass(plan) {
   const counts = new Map();
   for (const row of plan ? plan.assignments : []) {
     if (!row.model_id || !row.device_class) continue;
-    const key = `${row.device_class}\u0000${row.model_id}|${Boolean(row.refine)}`;
+    const key = `${row.device_class}\u0000${row.model_id}|${strategyOf(row)}`;
     counts.set(key, (counts.get(key) || 0) + 1);
   }
   const best = new Map();
@@ -40,9 +40,9 @@ function chosenByClass(plan) {
 }
 
 function point(row, chosen) {
-  const quality = row.B + (row.refine ? row.I : 0);
-  const interval = row.refine && row.I_ci ? [row.B + row.I_ci[0], row.B + row.I_ci[1]] : row.B_ci;
-  const label = optionLabel(row.model_id, row.refine);
+  const quality = row.B + row.I;  // I is 0 for direct
+  const interval = row.I_ci ? [row.B + row.I_ci[0], row.B + row.I_ci[1]] : row.B_ci;
+  const label = optionLabel(row);
   return {
     x: row.latency_p95_s,
     y: quality,
@@ -50,7 +50,7 @@ function point(row, chosen) {
     high: interval ? interval[1] : undefined,
     label,
     predicted: row.predicted,
-    chosen: chosen === `${row.model_id}|${row.refine}`,
+    chosen: chosen === `${row.model_id}|${strategyOf(row)}`,
     title: `${label}: quality ${num(quality)} [${num(interval?.[0])}, ${num(interval?.[1])}], ` +
       `p95 ${num(row.latency_p95_s, 1)} s${row.predicted ? " (predicted)" : ""}, ` +
       `Psi ${num(row.psi, 3)}, n ${row.n_questions}`,
@@ -89,34 +89,42 @@ function pickSuite(summary) {
   return chosen;
 }
 
-/** Rows: categories; columns: model x (zero-shot, refined); cells pooled over classes. */
+/** Direct first, then the other strategies by name. */
+function strategyOrder(a, b) {
+  return (a !== "direct") - (b !== "direct") || a.localeCompare(b);
+}
+
+/** Rows: categories; columns: model x each strategy it was measured with; pooled over classes. */
 function renderTable3(summary) {
   const suite = pickSuite(summary);
   const cells = new Map();
-  const models = new Set();
+  const strategies = new Map();  // model -> the strategies it was measured with
   const categories = new Set();
   for (const r of summary) {
     if (r.pct_of_reference === null || (r.suite || BUILT_IN) !== suite) continue;
-    models.add(r.model_id);
+    if (!strategies.has(r.model_id)) strategies.set(r.model_id, new Set());
+    strategies.get(r.model_id).add(r.strategy);
     categories.add(r.category);
-    const key = `${r.category}|${r.model_id}|${r.refined}`;
+    const key = `${r.category}|${r.model_id}|${r.strategy}`;
     const cell = cells.get(key) || { weighted: 0, n: 0 };
     cell.weighted += r.pct_of_reference * r.questions;
     cell.n += r.questions;
     cells.set(key, cell);
   }
-  const ids = [...models].sort();
+  const columns = [...strategies.keys()].sort().map((id) =>
+    [id, [...strategies.get(id)].sort(strategyOrder)]);
   const table = $("table3");
   table.tHead.replaceChildren(
     h("tr", {}, h("th", { text: "Category", attrs: { scope: "col", rowspan: 2 } }),
-      ...ids.map((id) => h("th", { text: id, attrs: { scope: "colgroup", colspan: 2 } }))),
-    h("tr", {}, ...ids.flatMap(() => ["zero-shot", "refined"].map((m) =>
-      h("th", { text: m, attrs: { scope: "col" } })))),
+      ...columns.map(([id, names]) =>
+        h("th", { text: id, attrs: { scope: "colgroup", colspan: names.length } }))),
+    h("tr", {}, ...columns.flatMap(([, names]) => names.map((name) =>
+      h("th", { text: name, attrs: { scope: "col" } })))),
   );
   table.tBodies[0].replaceChildren(...[...categories].sort().map((category) =>
     h("tr", {}, h("th", { text: category, attrs: { scope: "row" } }),
-      ...ids.flatMap((id) => [false, true].map((refined) => {
-        const cell = cells.get(`${category}|${id}|${refined}`);
+      ...columns.flatMap(([id, names]) => names.map((name) => {
+        const cell = cells.get(`${category}|${id}|${name}`);
         const text = cell && cell.n ? `${num(cell.weighted / cell.n, 0)} % (n=${cell.n})` : MISSING;
         return h("td", { className: "num", text });
       }))),
