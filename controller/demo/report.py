@@ -16,6 +16,9 @@ class DemoReport:
     """Device id -> its class, the class's budgets, status and the model it serves."""
     benches: list[dict[str, Any]] = field(default_factory=list)
     """One entry per bench command: device, models, judge, reference, status, reason."""
+    judging: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per judged bench: its device and class, answers, graded, judged_by (device id
+    -> judge model id) and, while any wait, ``pending``: why."""
     accuracy: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     """Device id -> model id -> a verifiable suite's accuracy: k, n, acc, Wilson low/high."""
     scores: dict[str, list[dict[str, Any]]] = field(default_factory=dict)

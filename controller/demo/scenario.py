@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from controller.demo.local_fleet import LocalFleet
+from controller.demo.judging import all_graded, judging
+from controller.demo.local_fleet import API_TIMEOUT_S, LocalFleet
 from controller.demo.report import DemoReport
 from shared.quality import wilson
 
@@ -66,6 +67,10 @@ class DemoOptions:
     controller_start_s: float = 90.0
     devices_online_s: float = 120.0
     bench_timeout_s: float = 900.0
+    judging_timeout_s: float = 300.0
+    """The controller's next grade pass (every 10 s) and one judge step on the pi4: load the
+    judge, grade the zero's judged answers and the reference's beside them, fewer than the
+    pi4's own bench generates and grades."""
     rollout_timeout_s: float = 300.0
     chat_timeout_s: float = 300.0
 
@@ -99,6 +104,7 @@ class FleetDemo:
             ("demo models imported", self._import_models),
             ("devices enrolled and online", self._enroll),
             ("models benchmarked on the devices", self._bench),
+            ("judged answers graded", self._await_judging),
             ("plan applied and rolled out", self._plan),
             ("devices answered", self._ask),
             ("answered through the gateway", self._ask_gateway),
@@ -163,6 +169,23 @@ class FleetDemo:
         if all(b["status"] != "ok" for b in self.report.benches):
             raise DemoError("every benchmark failed (see the reasons above)")
         self._record_accuracy()
+
+    def _await_judging(self) -> None:
+        """Wait (bounded) until the judge steps graded what a class without the judge answered.
+
+        Past the bound the demo goes on: the summary names the ungraded answers and why.
+        """
+        deadline = time.monotonic() + self.options.judging_timeout_s
+
+        def settled() -> list[dict[str, Any]] | None:
+            entries = judging(self.api, self.report.benches, self.report.devices)
+            return entries if all_graded(entries) or time.monotonic() >= deadline else None
+
+        self.report.judging = self.fleet.wait(
+            settled,
+            self.options.judging_timeout_s + API_TIMEOUT_S,  # the probe past the deadline
+            "the judge steps",
+        )
 
     def _send_choice_bench(self, device_id: str, device_class: str) -> dict[str, Any]:
         command: dict[str, Any] = {
@@ -322,6 +345,12 @@ def caveats(report: DemoReport) -> list[str]:
         for b in report.benches
         if b.get("status") != "ok"
     ]
+    notes.extend(
+        f"{j['answers'] - j['graded']} of {j['answers']} judged answer(s) of {j['device_id']} "
+        f"({j['device_class']}) were still ungraded when the demo read the scores: {j['pending']}"
+        for j in report.judging
+        if j["graded"] < j["answers"]
+    )
     rows = [row for rows in report.scores.values() for row in rows]
     if not rows:
         notes.append(

@@ -22,6 +22,8 @@ def render(console: Console, report: DemoReport) -> None:
         console.print(_devices(report))
     if report.benches:
         console.print(_benches(report))
+    if report.judging:
+        console.print(_judging(report))
     if report.accuracy:
         console.print(_accuracy(report))
     _render_plan(console, report)
@@ -98,6 +100,34 @@ def _benches(report: DemoReport) -> Table:
             graders = f"{b['judge_model_id']} / {b.get('reference_model_id') or '-'}"
         result = b.get("status", "?") + (f": {b['reason']}" if b.get("reason") else "")
         table.add_row(b["device_id"], _suite(b), "\n".join(b["model_ids"]), graders, result)
+    return table
+
+
+def _judging(report: DemoReport) -> Table:
+    table = _table(
+        "Judged answers: which device graded them, with which judge",
+        "answers of",
+        "graded",
+        "judged by (judge model)",
+        "where",
+    )
+    for j in report.judging:
+        judges = [
+            f"{device_id} ({report.devices[device_id]['device_class']}): {model_id}"
+            for device_id, model_id in j["judged_by"].items()
+        ]
+        if j.get("pending"):
+            where = f"ungraded: {j['pending']}"
+        elif list(j["judged_by"]) == [j["device_id"]]:
+            where = "on the device, in its bench"
+        else:
+            where = "off the device, in judge steps"
+        table.add_row(
+            f"{j['device_id']} ({j['device_class']})",
+            f"{j['graded']} of {j['answers']}",
+            "\n".join(judges) or "-",
+            where,
+        )
     return table
 
 

@@ -109,3 +109,36 @@ def test_summary_shows_the_answer_through_the_gateway_and_its_device(report: Dem
     shown = " ".join(_shown(report).split())
     assert "Asked the fleet's gateway (model auto, one address):" in shown
     assert f"gateway -> pi4-01 ({through['model']})" in shown
+
+
+ZERO_JUDGED = {"device_id": "pizero-01", "device_class": "pizero2w-512mb", "answers": 4}
+PI4_JUDGED = {"device_id": "pi4-01", "device_class": "pi4-4gb", "answers": 8, "graded": 8}
+
+
+def test_summary_says_which_device_judged_which_class_answers(report: DemoReport) -> None:
+    report.judging = [
+        {**PI4_JUDGED, "judged_by": {"pi4-01": "gemma3-270m-q4_k_m"}},
+        {**ZERO_JUDGED, "graded": 4, "judged_by": {"pi4-01": "gemma3-270m-q4_k_m"}},
+    ]
+    shown = " ".join(_shown(report, width=160).split())
+    assert "Judged answers: which device graded them, with which judge" in shown
+    assert (
+        "pizero-01 (pizero2w-512mb) 4 of 4 pi4-01 (pi4-4gb): gemma3-270m-q4_k_m "
+        "off the device, in judge steps" in shown
+    )
+    assert (
+        "pi4-01 (pi4-4gb) 8 of 8 pi4-01 (pi4-4gb): gemma3-270m-q4_k_m "
+        "on the device, in its bench" in shown
+    )
+    assert not any("ungraded" in note for note in caveats(report))
+
+
+def test_answers_still_ungraded_are_named_with_the_reason(report: DemoReport) -> None:
+    why = "judge step judge-1 on pi4-01 error: judging with gemma3-270m-q4_k_m failed: OOM"
+    report.judging = [{**ZERO_JUDGED, "graded": 1, "judged_by": {}, "pending": why}]
+    shown = " ".join(_shown(report, width=200).split())
+    assert f"pizero-01 (pizero2w-512mb) 1 of 4 - ungraded: {why}" in shown
+    assert (
+        "3 of 4 judged answer(s) of pizero-01 (pizero2w-512mb) were still ungraded when the "
+        f"demo read the scores: {why}"
+    ) in caveats(report)

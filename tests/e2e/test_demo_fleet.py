@@ -51,6 +51,8 @@ ONLINE_BOUND_S = (
 DASHBOARD_BOUND_S = (
     ONLINE_BOUND_S
     + OPTIONS.bench_timeout_s * len(DEVICES)  # waited for one after the other
+    + OPTIONS.judging_timeout_s
+    + API_TIMEOUT_S  # its last look past that bound
     + OPTIONS.rollout_timeout_s
     + OPTIONS.chat_timeout_s  # the devices are asked in parallel
 )
@@ -284,8 +286,13 @@ def _assert_benches_and_scores(report: dict[str, Any]) -> None:
     assert all(r["n_questions"] >= 1 and not r["quality_pooled"] for r in big.values())
     assert big[(REFERENCE, False)]["B"] == pytest.approx(1.0, abs=0.01)  # the reference is q = 1
     assert big[(SMOLLM2, False)]["B"] > 0
+    judging = {j["device_id"]: j for j in report["judging"]}
+    assert judging["pi4-01"]["judged_by"] == {"pi4-01": JUDGE}  # in its own bench
+    zero_judged = judging["pizero-01"]
+    assert zero_judged["judged_by"] == {"pi4-01": JUDGE}, zero_judged  # a judge step on the pi4
+    assert zero_judged["graded"] == zero_judged["answers"] > 0 and not zero_judged.get("pending")
     small = {(r["model_id"], r["refine"]): r for r in report["scores"]["pizero2w-512mb"]}
-    assert small[(SMOLLM2, False)]["quality_pooled"]  # judged on the pi4 only
+    assert not small[(SMOLLM2, False)]["quality_pooled"]  # its own answers, graded on the pi4
     assert not small[(SMOLLM2, False)]["predicted"]  # but its speed was measured on the zero
     assert small[(GEMMA3, False)]["predicted"] and not small[(GEMMA3, False)]["memory_measured"]
 
@@ -342,6 +349,7 @@ def _assert_every_device_answered(report: dict[str, Any]) -> None:
         "demo models imported",
         "devices enrolled and online",
         "models benchmarked on the devices",
+        "judged answers graded",
         "plan applied and rolled out",
         "devices answered",
         "answered through the gateway",
