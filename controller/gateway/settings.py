@@ -26,7 +26,7 @@ class GatewaySettings(BaseModel):
         ge=0,
         le=1_000_000,
         description="conversations whose last device the gateway remembers (the most recent; "
-        "~200 bytes each) to send their next turn there, where the prefix is cached; 0: off",
+        "~250 bytes each) to send their next turn there, where the prefix is cached; 0: off",
     )
     connect_timeout_s: float = Field(
         3.0, gt=0, le=60, description="to open a connection to a device's chat API"
