@@ -120,8 +120,7 @@ def _first_token(line: str) -> bool:
         code = error.get("code")
         raise _outcome(code if isinstance(code, int) else 500, str(error.get("message", "")), None)
     choice = (data.get("choices") or [{}])[0]
-    delta = choice.get("delta") or {}
-    return bool(delta.get("content")) or choice.get("finish_reason") is not None
+    return bool(content_of(data)) or choice.get("finish_reason") is not None
 
 
 class DeviceClient:
