@@ -62,6 +62,14 @@ class GatewayAccounting:
             registry=registry,
         )
 
+        self.stickiness = Counter(
+            "edgefleet_gateway_sticky",
+            "Later turns of a conversation: sent to the device of its previous turn (hit), or "
+            "not, because it was unknown, gone, full or failed.",
+            ["result"],
+            registry=registry,
+        )
+
     def served(self, answer: Served) -> None:
         """Count an answered request."""
         labels = (answer.device_id, answer.model_id, answer.strategy)
@@ -74,6 +82,10 @@ class GatewayAccounting:
     def failover(self, device_id: str) -> None:
         """Count a device that failed a request before its first token."""
         self.failovers.labels(device_id).inc()
+
+    def sticky(self, result: str) -> None:
+        """Count a later turn of a conversation: ``hit``, or why it went elsewhere."""
+        self.stickiness.labels(result).inc()
 
     def outcome(self, outcome: str, device_id: str = "", model_id: str = "") -> None:
         """Count a request that was not answered (or was cut), and why."""

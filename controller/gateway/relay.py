@@ -16,12 +16,13 @@ from typing import Any
 import anyio
 import httpx
 
-from controller.gateway.upstream import DeviceStream, data_of, tag_device
+from controller.gateway.upstream import DeviceStream, content_of, data_of, tag_device
 
 logger = logging.getLogger(__name__)
 
-Ended = Callable[[dict[str, Any] | None], None]
-"""Told the final chunk of a complete answer, or None for one cut short; called once."""
+Ended = Callable[[dict[str, Any] | None, str], None]
+"""Told the final chunk of a complete answer (None for one cut short) and the text sent;
+called once."""
 
 
 class Relay:
@@ -30,6 +31,7 @@ class Relay:
     def __init__(self, stream: DeviceStream, *, on_end: Ended) -> None:
         self._stream, self._on_end = stream, on_end
         self._final: dict[str, Any] | None = None
+        self._pieces: list[str] = []
         self._done = self._finished = False
 
     async def lines(self) -> AsyncIterator[str]:
@@ -38,6 +40,7 @@ class Relay:
         try:
             async for line in self._stream.lines():
                 data = data_of(line)
+                self._pieces.append(content_of(data))
                 if data is not None and "edgefleet" in data:
                     self._final = tag_device(data, route.device_id)
                     line = "data: " + json.dumps(data)
@@ -57,4 +60,4 @@ class Relay:
         self._finished = True
         with anyio.CancelScope(shield=True):
             await self._stream.aclose()
-        self._on_end(self._final if self._done else None)
+        self._on_end(self._final if self._done else None, "".join(self._pieces))

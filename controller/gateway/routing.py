@@ -5,7 +5,9 @@ among equals, the fastest by measured answer latency (its latest serving-metrics
 Queue length leads because it corrects itself: a slow box finishes later, keeps its
 requests longer and so gets fewer, while a latency measured once (a cold first answer)
 would keep a box idle, and so unmeasured, for good. A device not yet measured counts as
-fast as the fastest measured one, so a new box gets traffic.
+fast as the fastest measured one, so a new box gets traffic. A conversation's next turn
+goes before all that to the device that answered its previous turn (it holds the
+conversation's prefix) while that device has room.
 """
 
 from __future__ import annotations
@@ -40,17 +42,77 @@ class Ranking:
         return (min(known) if known else UNMEASURED_LATENCY_MS) / 1000
 
 
-def rank(routes: Sequence[Route], inflight: Mapping[str, int], *, max_inflight: int) -> Ranking:
-    """Order ``routes`` by open requests, then latency; set apart those at ``max_inflight``."""
+def rank(
+    routes: Sequence[Route],
+    inflight: Mapping[str, int],
+    *,
+    max_inflight: int,
+    prefer: str | None = None,
+) -> Ranking:
+    """Order ``routes`` by open requests, then latency; set apart those at ``max_inflight``.
+
+    ``prefer`` (the device of the conversation's previous turn) goes first if it has room.
+    """
     measured = [r.latency_ms for r in routes if r.latency_ms is not None]
     assumed = min(measured) if measured else UNMEASURED_LATENCY_MS
 
-    def load(route: Route) -> tuple[int, float, str]:
+    def load(route: Route) -> tuple[bool, int, float, str]:
         latency = assumed if route.latency_ms is None else route.latency_ms
-        return (inflight.get(route.device_id, 0), latency, route.device_id)
+        return (
+            route.device_id != prefer,
+            inflight.get(route.device_id, 0),
+            latency,
+            route.device_id,
+        )
 
     ordered = sorted(routes, key=load)
     return Ranking(
         open=[r for r in ordered if inflight.get(r.device_id, 0) < max_inflight],
         full=[r for r in ordered if inflight.get(r.device_id, 0) >= max_inflight],
     )
+
+
+@dataclass(frozen=True)
+class Sticky:
+    """A later turn of a conversation, and the device that answered its previous turn."""
+
+    previous: str | None
+    """That device; None if the gateway does not remember it (evicted, restarted)."""
+    miss: str | None
+    """Why ``previous`` cannot take this turn: ``unknown`` (not remembered), ``gone``
+    (offline, or serves another model now), ``full`` (at the bound); None if it can."""
+
+    def outcome(self, chosen: str) -> str:
+        """``hit`` if ``chosen`` is the previous device, else why not.
+
+        The miss, or ``failed``: the previous device was tried and did not answer (it
+        failed, or said it was busy).
+        """
+        if chosen == self.previous:
+            return "hit"
+        return self.miss or "failed"
+
+
+def stick(
+    previous: str | None,
+    routes: Sequence[Route],
+    inflight: Mapping[str, int],
+    *,
+    max_inflight: int,
+) -> Sticky:
+    """Whether a later turn can go to ``previous``, the device of its conversation's last turn."""
+    if previous is None:
+        return Sticky(None, "unknown")
+    if previous not in {r.device_id for r in routes}:
+        return Sticky(previous, "gone")
+    return Sticky(previous, "full" if inflight.get(previous, 0) >= max_inflight else None)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The device that answered, and how it was chosen (``X-Edgefleet-Routing``)."""
+
+    route: Route
+    routing: str
+    """``least-loaded`` (a first turn), ``sticky`` (the previous turn's device) or
+    ``fallback-WHY`` (least loaded, because of the :attr:`Sticky.outcome` WHY)."""

@@ -2,7 +2,8 @@
 
 One instance per app (``create_app`` builds it). The count of requests open on each
 device lives here, in this process: it is what makes the routing fair between requests
-that arrive faster than devices report their metrics.
+that arrive faster than devices report their metrics. So does the memory of which device
+answered each conversation's last turn, where its next turn is cheapest.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from controller.gateway.accounting import GatewayAccounting, Served, strategy_of, usage_of
+from controller.gateway.affinity import Affinity, answered_key, continued_key
 from controller.gateway.fleet_view import serving_routes
 from controller.gateway.ratelimit import RateLimiter
 from controller.gateway.relay import Relay
-from controller.gateway.routing import Route, rank
+from controller.gateway.routing import Placement, Route, Sticky, rank, stick
 from controller.gateway.settings import GatewaySettings
 from controller.gateway.upstream import (
     DeviceBusy,
     DeviceClient,
     DeviceFailed,
     RequestRefused,
+    content_of,
     tag_device,
 )
 from shared.chat import ChatRequest
@@ -66,6 +69,7 @@ class Gateway:
         self.accounting = GatewayAccounting(registry)
         self.inflight: Counter[str] = Counter()
         self.devices = DeviceClient(settings)
+        self.affinity = Affinity(settings.sticky_conversations)
 
     def admit(self, key: object) -> None:
         """Spend one request of the key's rate budget, or refuse with 429."""
@@ -79,32 +83,60 @@ class Gateway:
         routes = await anyio.to_thread.run_sync(serving_routes, self.engine, None)
         return sorted({r.model_id for r in routes})
 
-    async def complete(self, request: ChatRequest) -> tuple[dict[str, Any], Route]:
-        """A whole answer, from the least loaded device (or, if it fails, one other)."""
+    async def complete(
+        self, request: ChatRequest, client: object
+    ) -> tuple[dict[str, Any], Placement]:
+        """A whole answer, from the conversation's last device or the least loaded one.
+
+        If that device fails, one other is tried.
+        """
         started = time.monotonic()
         routes = await self._routes(request.model)
-        answer, route = await self._attempt(routes, request, self.devices.complete)
+        sticky = self._sticky(request, client, routes)
+        answer, route = await self._attempt(routes, request, self.devices.complete, sticky)
         self.inflight[route.device_id] -= 1
         elapsed = time.monotonic() - started
         self._served(route, answer, ttft_s=elapsed, latency_s=elapsed)
+        self._remember(request, client, content_of(answer), route)
         tag_device(answer, route.device_id)
-        return answer, route
+        return answer, self._placed(route, sticky)
 
-    async def stream(self, request: ChatRequest) -> tuple[Relay, Route]:
+    async def stream(self, request: ChatRequest, client: object) -> tuple[Relay, Placement]:
         """An answer stream, committed to a device once its first token arrived."""
         started = time.monotonic()
         routes = await self._routes(request.model)
-        stream, route = await self._attempt(routes, request, self.devices.stream)
+        sticky = self._sticky(request, client, routes)
+        stream, route = await self._attempt(routes, request, self.devices.stream, sticky)
         ttft_s = time.monotonic() - started
 
-        def ended(final: dict[str, Any] | None) -> None:
+        def ended(final: dict[str, Any] | None, text: str) -> None:
             self.inflight[route.device_id] -= 1
             if final is None:
                 self.accounting.outcome("cut", route.device_id, route.model_id)
             else:
                 self._served(route, final, ttft_s=ttft_s, latency_s=time.monotonic() - started)
+                self._remember(request, client, text, route)
 
-        return Relay(stream, on_end=ended), route
+        return Relay(stream, on_end=ended), self._placed(route, sticky)
+
+    def _sticky(self, request: ChatRequest, client: object, routes: list[Route]) -> Sticky | None:
+        """A later turn's tie to its previous device; None for a first turn."""
+        key = continued_key(client, request.messages)
+        if key is None:
+            return None
+        previous = self.affinity.device_for(key)
+        limit = self.settings.max_inflight_per_device
+        return stick(previous, routes, self.inflight, max_inflight=limit)
+
+    def _remember(self, request: ChatRequest, client: object, answer: str, route: Route) -> None:
+        self.affinity.remember(answered_key(client, request.messages, answer), route.device_id)
+
+    def _placed(self, route: Route, sticky: Sticky | None) -> Placement:
+        if sticky is None:
+            return Placement(route, "least-loaded")
+        outcome = sticky.outcome(route.device_id)
+        self.accounting.sticky(outcome)
+        return Placement(route, "sticky" if outcome == "hit" else f"fallback-{outcome}")
 
     async def _routes(self, model: str | None) -> list[Route]:
         wanted = None if model in (None, "", AUTO_MODEL) else model
@@ -120,19 +152,24 @@ class Gateway:
         routes: list[Route],
         request: ChatRequest,
         call: Callable[[Route, dict[str, Any]], Awaitable[T]],
+        sticky: Sticky | None,
     ) -> tuple[T, Route]:
-        """Try the least loaded untried device until one answers or two have failed.
+        """Try devices until one answers or two have failed: the previous turn's first.
 
-        Loads are ranked afresh before each try (a failure may have taken seconds). A busy
-        device is skipped; on success its open-request count stays raised, and the caller
-        lowers it when the answer is complete.
+        The previous turn's device goes first if it has room, then the least loaded. Loads
+        are ranked afresh before each try (a failure may have taken seconds). A busy device
+        is skipped; on success its open-request count stays raised, and the caller lowers it
+        when the answer is complete.
         """
         tried: set[str] = set()
         failures, waits = 0, []
         while failures < MAX_FAILURES:
             untried = [r for r in routes if r.device_id not in tried]
             ranking = rank(
-                untried, self.inflight, max_inflight=self.settings.max_inflight_per_device
+                untried,
+                self.inflight,
+                max_inflight=self.settings.max_inflight_per_device,
+                prefer=sticky.previous if sticky else None,
             )
             if not ranking.open:
                 waits.extend([ranking.retry_after_s()] if ranking.full else [])

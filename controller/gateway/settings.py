@@ -21,6 +21,13 @@ class GatewaySettings(BaseModel):
         description="requests the gateway has open on one device; when every device serving "
         "the model is at it, the gateway answers 429 with Retry-After",
     )
+    sticky_conversations: int = Field(
+        10_000,
+        ge=0,
+        le=1_000_000,
+        description="conversations whose last device the gateway remembers (the most recent; "
+        "~250 bytes each) to send their next turn there, where the prefix is cached; 0: off",
+    )
     connect_timeout_s: float = Field(
         3.0, gt=0, le=60, description="to open a connection to a device's chat API"
     )

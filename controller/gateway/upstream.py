@@ -89,6 +89,15 @@ def data_of(line: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def content_of(payload: dict[str, Any] | None) -> str:
+    """The answer text of a whole answer or of one streamed chunk ("" if none)."""
+    choices = payload.get("choices") if payload else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    part = (choice.get("message") or choice.get("delta")) if isinstance(choice, dict) else None
+    text = part.get("content") if isinstance(part, dict) else None
+    return text if isinstance(text, str) else ""
+
+
 def tag_device(payload: dict[str, Any], device_id: str) -> dict[str, Any]:
     """Say in the reply's ``edgefleet`` extension which device answered."""
     extension = payload.get("edgefleet")
@@ -111,8 +120,7 @@ def _first_token(line: str) -> bool:
         code = error.get("code")
         raise _outcome(code if isinstance(code, int) else 500, str(error.get("message", "")), None)
     choice = (data.get("choices") or [{}])[0]
-    delta = choice.get("delta") or {}
-    return bool(delta.get("content")) or choice.get("finish_reason") is not None
+    return bool(content_of(data)) or choice.get("finish_reason") is not None
 
 
 class DeviceClient:

@@ -10,7 +10,6 @@ one (SIGKILL) cost no answer, the other device gives it; ``/metrics`` accounts i
 from __future__ import annotations
 
 import json
-import re
 import signal
 import threading
 import time
@@ -53,7 +52,7 @@ def fleet(
         running.enroll(DEVICES)
         for device_id in DEVICES:
             running.assign(device_id, MODEL)
-        running.wait(lambda: _serving(running) == set(DEVICES), 60, "both devices serving")
+        running.wait(lambda: running.serving(MODEL) == set(DEVICES), 60, "both devices serving")
         yield running
 
 
@@ -72,11 +71,6 @@ def gateway(fleet: Fleet, client_key: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def _serving(fleet: Fleet) -> set[str]:
-    items = fleet.api.get("/devices").json()["items"]
-    return {d["id"] for d in items if d["status"] == "online" and d["model_id"] == MODEL}
-
-
 def _stream(gateway: httpx.Client, body: dict[str, Any]) -> tuple[int, dict[str, str], list[Any]]:
     """Status, headers and decoded events of a streamed chat (``[DONE]`` kept as a string)."""
     with gateway.stream("POST", "/chat/completions", json={**body, "stream": True}) as response:
@@ -89,17 +83,6 @@ def _stream(gateway: httpx.Client, body: dict[str, Any]) -> tuple[int, dict[str,
             if line.startswith("data: ")
         ]
         return 200, dict(response.headers), events
-
-
-def _metric(fleet: Fleet, name: str, **labels: str) -> float:
-    """The sum of a series in the controller's /metrics over every label set matching ``labels``."""
-    text = fleet.api.get(fleet.url + "/metrics").text
-    total = 0.0
-    for match in re.finditer(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(match.group(2))
-    return total
 
 
 def test_models_lists_auto_and_the_served_model(gateway: httpx.Client) -> None:
@@ -207,7 +190,7 @@ def test_with_every_device_at_its_bound_the_next_request_gets_429(
 
 def test_a_hung_device_costs_no_answer(fleet: Fleet, gateway: httpx.Client) -> None:
     """Two concurrent requests: one goes to each device; the frozen one's goes to the other."""
-    failovers = _metric(fleet, "edgefleet_gateway_failovers_total", device="agent-a")
+    failovers = fleet.metric("edgefleet_gateway_failovers_total", device="agent-a")
     fleet.agents["agent-a"].send_signal(signal.SIGSTOP)
     results: list[httpx.Response] = []
     try:
@@ -228,19 +211,17 @@ def test_a_hung_device_costs_no_answer(fleet: Fleet, gateway: httpx.Client) -> N
         fleet.agents["agent-a"].send_signal(signal.SIGCONT)
     assert [r.status_code for r in results] == [200, 200], [r.text for r in results]
     assert {r.headers["X-Edgefleet-Device"] for r in results} == {"agent-b"}
-    assert _metric(fleet, "edgefleet_gateway_failovers_total", device="agent-a") == failovers + 1
+    assert fleet.metric("edgefleet_gateway_failovers_total", device="agent-a") == failovers + 1
     assert elapsed >= FIRST_TOKEN_TIMEOUT_S  # the frozen device was waited for, then left
 
 
 def test_requests_are_accounted_per_device_in_metrics(fleet: Fleet) -> None:
     for device_id in DEVICES:
-        assert (
-            _metric(fleet, "edgefleet_gateway_requests_total", outcome="ok", device=device_id) >= 1
-        )
-    assert _metric(fleet, "edgefleet_gateway_requests_total", outcome="busy") >= 1
-    completion = _metric(fleet, "edgefleet_gateway_tokens_total", kind="completion", model=MODEL)
+        assert fleet.metric("edgefleet_gateway_requests_total", outcome="ok", device=device_id) >= 1
+    assert fleet.metric("edgefleet_gateway_requests_total", outcome="busy") >= 1
+    completion = fleet.metric("edgefleet_gateway_tokens_total", kind="completion", model=MODEL)
     assert completion >= SHORT["max_tokens"] * 2
-    assert _metric(fleet, "edgefleet_gateway_latency_seconds_count", model=MODEL) >= 4
+    assert fleet.metric("edgefleet_gateway_latency_seconds_count", model=MODEL) >= 4
 
 
 def test_a_killed_device_costs_no_answer(fleet: Fleet, gateway: httpx.Client) -> None:
@@ -251,7 +232,7 @@ def test_a_killed_device_costs_no_answer(fleet: Fleet, gateway: httpx.Client) ->
         response = gateway.post("/chat/completions", json=SHORT)
         assert response.status_code == 200, response.text
         assert response.headers["X-Edgefleet-Device"] == "agent-b"
-    fleet.wait(lambda: _serving(fleet) == {"agent-b"}, 60, "agent-a offline (its last will)")
+    fleet.wait(lambda: fleet.serving(MODEL) == {"agent-b"}, 60, "agent-a offline (its last will)")
     assert [m["id"] for m in gateway.get("/models").json()["data"]] == ["auto", MODEL]
 
 
@@ -259,8 +240,8 @@ def test_a_device_killed_mid_answer_ends_the_stream_with_an_error_not_a_second_a
     fleet: Fleet, gateway: httpx.Client
 ) -> None:
     fleet.restart_agent("agent-a")
-    fleet.wait(lambda: _serving(fleet) == set(DEVICES), 60, "agent-a back on m-chat")
-    cut = _metric(fleet, "edgefleet_gateway_requests_total", outcome="cut")
+    fleet.wait(lambda: fleet.serving(MODEL) == set(DEVICES), 60, "agent-a back on m-chat")
+    cut = fleet.metric("edgefleet_gateway_requests_total", outcome="cut")
     with gateway.stream("POST", "/chat/completions", json={**LONG, "stream": True}) as response:
         assert response.status_code == 200
         lines = response.iter_lines()
@@ -271,4 +252,4 @@ def test_a_device_killed_mid_answer_ends_the_stream_with_an_error_not_a_second_a
     assert "[DONE]" not in rest
     assert "failed mid-answer" in json.loads(rest[-1])["error"]["message"]
     assert not any("edgefleet" in json.loads(e) for e in rest)  # no final chunk of any device
-    assert _metric(fleet, "edgefleet_gateway_requests_total", outcome="cut") == cut + 1
+    assert fleet.metric("edgefleet_gateway_requests_total", outcome="cut") == cut + 1

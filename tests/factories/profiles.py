@@ -12,8 +12,14 @@ E2E_CLASSES = {"e2e-small": 60, "e2e-big": 2000}
 """Memory budget in MB per class: the small one fits only the smallest tiny model."""
 
 
-def write_profiles(directory: Path, classes: dict[str, int] = E2E_CLASSES) -> list[DeviceProfile]:
-    """Write one YAML profile per class into ``directory`` and return them."""
+def write_profiles(
+    directory: Path, classes: dict[str, int] = E2E_CLASSES, *, parallel: int = 1
+) -> list[DeviceProfile]:
+    """Write one YAML profile per class into ``directory`` and return them.
+
+    ``parallel`` is 1 by default: these classes test planning, not batching (one
+    sequence's KV); a test of conversations sharing a device asks for more.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     profiles = []
     for name, memory in classes.items():
@@ -28,7 +34,7 @@ def write_profiles(directory: Path, classes: dict[str, int] = E2E_CLASSES) -> li
             memory_bandwidth_gbs=8,
             compute_gflops=40,
             standard_answer_tokens=64,
-            parallel=1,  # these classes test planning, not batching: one sequence's KV
+            parallel=parallel,
         )
         (directory / f"{name}.yaml").write_text(yaml.safe_dump(profile.model_dump(mode="json")))
         profiles.append(profile)

@@ -9,6 +9,7 @@ terminates every process it started, then kills what did not exit.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,21 @@ class Fleet(LocalFleet):
         command = {"type": "assign", "model_id": model_id, "refine": refine}
         command_id = self.send(device_id, command)
         self.wait(lambda: "ok" in self.ack_statuses(command_id), 60, f"{device_id} on {model_id}")
+
+    def serving(self, model_id: str) -> set[str]:
+        """The devices online and serving ``model_id``, as the API lists them."""
+        items = self.api.get("/devices").json()["items"]
+        return {d["id"] for d in items if d["status"] == "online" and d["model_id"] == model_id}
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a series in the controller's /metrics over the label sets matching."""
+        text = self.api.get(self.url + "/metrics").text
+        total = 0.0
+        for match in re.finditer(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
+            found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+            if all(found.get(k) == v for k, v in labels.items()):
+                total += float(match.group(2))
+        return total
 
     def chat_model(self, device_id: str) -> str:
         """The model the device's chat API answers with."""

@@ -16,7 +16,7 @@ from controller.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from controller.core.security import Principal
 from controller.gateway.ratelimit import retry_after_header
 from controller.gateway.relay import Relay
-from controller.gateway.routing import Route
+from controller.gateway.routing import Placement
 from controller.gateway.service import AUTO_MODEL, Gateway, Refusal
 from controller.models import Role
 from shared.chat import ChatRequest
@@ -54,14 +54,17 @@ async def list_models(_: ClientDep, gateway: GatewayDep) -> dict[str, Any]:
 async def chat_completions(
     request: ChatRequest, caller: ClientDep, gateway: GatewayDep
 ) -> JSONResponse | StreamingResponse:
-    """Answer on the least loaded device serving ``model`` (``auto``: any); 429 if all busy."""
+    """Answer on the conversation's last device, else the least loaded; 429 if all busy.
+
+    Devices that serve ``model`` (``auto``: any), that is.
+    """
     try:
         gateway.admit(caller.token_id)
         if request.stream:
-            relay, route = await gateway.stream(request)
-            return RelayResponse(relay, headers=_served_by(route))
-        answer, route = await gateway.complete(request)
-        return JSONResponse(answer, headers=_served_by(route))
+            relay, placement = await gateway.stream(request, caller.token_id)
+            return RelayResponse(relay, headers=_served_by(placement))
+        answer, placement = await gateway.complete(request, caller.token_id)
+        return JSONResponse(answer, headers=_served_by(placement))
     except Refusal as refusal:
         wait = refusal.retry_after_s
         headers = {} if wait is None else {"Retry-After": retry_after_header(wait)}
@@ -83,5 +86,10 @@ class RelayResponse(StreamingResponse):
             await self.relay.finish()
 
 
-def _served_by(route: Route) -> dict[str, str]:
-    return {"X-Edgefleet-Device": route.device_id, "X-Edgefleet-Model": route.model_id}
+def _served_by(placement: Placement) -> dict[str, str]:
+    route = placement.route
+    return {
+        "X-Edgefleet-Device": route.device_id,
+        "X-Edgefleet-Model": route.model_id,
+        "X-Edgefleet-Routing": placement.routing,
+    }

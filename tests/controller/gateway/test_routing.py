@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.gateway.fleet_view import usable_chat_url
-from controller.gateway.routing import UNMEASURED_LATENCY_MS, Route, rank
+from controller.gateway.routing import UNMEASURED_LATENCY_MS, Route, rank, stick
 
 
 def _route(device_id: str, latency_ms: float | None) -> Route:
@@ -66,3 +66,30 @@ def test_only_plain_http_base_urls_reported_by_devices_are_followed(
     reported: str | None, usable: str | None
 ) -> None:
     assert usable_chat_url(reported) == usable
+
+
+def test_a_later_turn_goes_to_its_previous_device_while_it_has_room() -> None:
+    idle, busy = _route("idle", 100), _route("busy", 100)
+    ranked = rank([idle, busy], {"busy": 3}, max_inflight=4, prefer="busy")
+    assert [r.device_id for r in ranked.open] == ["busy", "idle"]
+    ranked = rank([idle, busy], {"busy": 4}, max_inflight=4, prefer="busy")
+    assert [r.device_id for r in ranked.open] == ["idle"]  # at its bound: least loaded
+    ranked = rank([idle], {}, max_inflight=4, prefer="busy")  # gone: least loaded
+    assert [r.device_id for r in ranked.open] == ["idle"]
+
+
+@pytest.mark.parametrize(
+    ("previous", "inflight", "chosen", "outcome"),
+    [
+        ("a", {"a": 1}, "a", "hit"),
+        ("a", {"a": 2}, "b", "full"),
+        ("gone", {}, "a", "gone"),
+        (None, {}, "a", "unknown"),
+        ("a", {}, "b", "failed"),  # a had room, was tried, and did not answer
+    ],
+)
+def test_a_later_turn_says_whether_it_stuck_and_why_not(
+    previous: str | None, inflight: dict[str, int], chosen: str, outcome: str
+) -> None:
+    sticky = stick(previous, [_route("a", 100), _route("b", 100)], inflight, max_inflight=2)
+    assert sticky.outcome(chosen) == outcome
