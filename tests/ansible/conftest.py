@@ -82,7 +82,7 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisione
     """The fleet after all runs, with Mosquitto (and the controller) still running."""
     root = tmp_path_factory.mktemp("fleet")
     layout = Layout(root=root, pki=root / "pki", wheelhouse=root / "wheelhouse")
-    ports = Ports(tls=free_port(), local=free_port(), api=free_port())
+    ports = Ports(tls=free_port(), controller_tls=free_port(), local=free_port(), api=free_port())
     _prepare(layout)
     inventory = write_inventory(layout, ports)
     home = root / "ansible-home"

@@ -21,9 +21,11 @@ BASE_SYSTEM_DIRS = ("usr/local/sbin", "etc/systemd/system", "etc/mosquitto")
 
 @dataclass(frozen=True)
 class Ports:
-    """Loopback ports of this run: Mosquitto's TLS and plain listeners, the controller API."""
+    """Loopback ports of this run: Mosquitto's listeners (devices' TLS, the controller's TLS and
+    plain), the controller API."""
 
     tls: int
+    controller_tls: int
     local: int
     api: int
 
@@ -94,15 +96,16 @@ def _server_vars(layout: Layout, ports: Ports) -> dict[str, Any]:
         "install_dir": srv / "opt/edgefleet", "config_dir": srv / "etc/edgefleet",
         "data_dir": srv / "var/lib/edgefleet/controller", "bin_dir": srv / "usr/local/sbin",
         "systemd_dir": srv / "etc/systemd/system", "api_port": ports.api,
-        "broker_url": f"mqtts://127.0.0.1:{ports.tls}", "broker_ca_src": layout.pki / "ca.crt",
-        "mqtt_password": CONTROLLER_PASSWORD, "bootstrap_admin_token": ADMIN_TOKEN,
-        "settings": {"planner_loop": False},
+        "broker_url": f"mqtts://127.0.0.1:{ports.controller_tls}",
+        "broker_ca_src": layout.pki / "ca.crt", "mqtt_password": CONTROLLER_PASSWORD,
+        "bootstrap_admin_token": ADMIN_TOKEN, "settings": {"planner_loop": False},
     }  # fmt: skip
     broker = {
         "config_file": layout.mosquitto_conf(), "files_dir": srv / "etc/mosquitto/edgefleet",
         "data_dir": srv / "var/lib/mosquitto", "pid_file": srv / "var/lib/mosquitto/pid",
         "run_user": "root", "group": "root", "tls_port": ports.tls, "tls_bind": "127.0.0.1",
-        "local_port": ports.local, "tls_cert_src": layout.pki / "server.crt",
+        "local_port": ports.local, "controller_tls_port": ports.controller_tls,
+        "controller_tls_bind": "127.0.0.1", "tls_cert_src": layout.pki / "server.crt",
         "tls_key_src": layout.pki / "server.key", "registry_become": False,
         "registry_user": "root", "registry_command": layout.controller_cli(),
         "registry_config": layout.controller_config(),
@@ -165,7 +168,8 @@ def give_enrollment_token(inventory: Path, host: str, token: str) -> None:
 
 def write_agents_inventory(layout: Layout, agents: dict[str, dict[str, Any]]) -> Path:
     """An inventory of agents only, each with its own extra variables (no controller, no broker)."""
-    ports = Ports(tls=8883, local=1883, api=8000)  # never reached: preflight stops these plays
+    # never reached: preflight stops these plays
+    ports = Ports(tls=8883, controller_tls=8884, local=1883, api=8000)
     hosts = {name: _agent_vars(layout, ports, name) | extra for name, extra in agents.items()}
     inventory = {"all": {"vars": _common_vars(layout), "children": {"agents": {"hosts": hosts}}}}
     path = layout.root / "agents.yml"

@@ -61,7 +61,7 @@ def test_controller_config_loads_with_the_controller_loader(
     config = provisioned.layout.controller_config()
     env = _use_env_file(monkeypatch, config.with_name("controller.env"))
     settings = load_controller_settings(config)
-    assert settings.broker_url == f"mqtts://127.0.0.1:{provisioned.ports.tls}"
+    assert settings.broker_url == f"mqtts://127.0.0.1:{provisioned.ports.controller_tls}"
     assert settings.mqtt_password is not None and settings.bootstrap_admin_token is not None
     assert settings.mqtt_password.get_secret_value() == CONTROLLER_PASSWORD
     assert settings.bootstrap_admin_token.get_secret_value() == ADMIN_TOKEN
@@ -75,16 +75,30 @@ def test_controller_config_loads_with_the_controller_loader(
     assert Path(env["SSL_CERT_FILE"]).read_bytes() == ca
 
 
-def _tls_login(provisioned: Provisioned, username: str, password: str) -> ReasonCode | None:
-    """CONNACK reason of a TLS login to the provisioned broker (None: no answer in 10 s)."""
+def _login(
+    provisioned: Provisioned,
+    username: str,
+    password: str,
+    *,
+    port: int | None = None,
+    client_id: str | None = None,
+) -> ReasonCode | None:
+    """CONNACK reason of a login to the provisioned broker (None: no answer in 10 s).
+
+    TLS on every port but the plain loopback one; the devices' TLS port unless told.
+    """
+    port = provisioned.ports.tls if port is None else port
     answers: list[ReasonCode] = []
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"ansible-test-{username}", protocol=mqtt.MQTTv5
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id or f"ansible-test-{username}",
+        protocol=mqtt.MQTTv5,
     )
-    client.tls_set(ca_certs=str(provisioned.layout.pki / "ca.crt"))
+    if port != provisioned.ports.local:
+        client.tls_set(ca_certs=str(provisioned.layout.pki / "ca.crt"))
     client.username_pw_set(username, password)
     client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(reason)
-    client.connect("127.0.0.1", provisioned.ports.tls)
+    client.connect("127.0.0.1", port)
     client.loop_start()
     try:
         wait_until(lambda: bool(answers), 10)
@@ -109,8 +123,7 @@ def test_mosquitto_with_the_rendered_config_lets_the_enrolled_agent_in_over_tls(
     assert verify_password(password, logins[host])
     assert wait_until(
         lambda: (
-            (reason := _tls_login(provisioned, host, password)) is not None
-            and not reason.is_failure
+            (reason := _login(provisioned, host, password)) is not None and not reason.is_failure
         ),
         10,
     )
@@ -120,15 +133,90 @@ def test_mosquitto_with_the_rendered_config_refuses_a_wrong_password(
     provisioned: Provisioned,
 ) -> None:
     for username in ("dev-ci-01", "controller"):
-        reason = _tls_login(provisioned, username, f"not-the-password-of-{username}")
+        reason = _login(provisioned, username, f"not-the-password-of-{username}")
         assert reason is not None and reason.is_failure, (username, reason)
 
 
-def test_the_controller_from_the_rendered_config_logs_in_to_the_broker_over_tls(
+def test_the_controller_from_the_rendered_config_logs_in_to_its_own_tls_listener(
     provisioned: Provisioned,
 ) -> None:
     # controller.env gives it the CA as SSL_CERT_FILE; Mosquitto accepts only TLS and logins
     controller_log = (provisioned.layout.root / "controller.log").read_text()
-    assert f"connected to 127.0.0.1:{provisioned.ports.tls}" in controller_log
+    assert f"connected to 127.0.0.1:{provisioned.ports.controller_tls}" in controller_log
     mosquitto_log = (provisioned.layout.root / "mosquitto.log").read_text()
     assert "as edgefleet-controller (p5, c0, k30, u'controller')" in mosquitto_log
+
+
+def _listeners(conf: str) -> dict[str, dict[str, str]]:
+    """mosquitto.conf's listener blocks by port, each its options (the last value of each)."""
+    blocks: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in conf.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "listener":
+            current = blocks.setdefault(value.split()[0], {})
+        elif current is not None and key and not key.startswith("#"):
+            current[key] = value
+    return blocks
+
+
+def test_the_rendered_config_binds_device_client_ids_and_gives_the_controller_its_own_listeners(
+    provisioned: Provisioned,
+) -> None:
+    conf = provisioned.layout.mosquitto_conf().read_text()
+    assert "per_listener_settings true" in conf.splitlines()
+    files = provisioned.layout.host(SERVER) / "etc/mosquitto/edgefleet"
+    ports = provisioned.ports
+    listeners = _listeners(conf)
+    assert sorted(listeners) == sorted(
+        str(p) for p in (ports.tls, ports.controller_tls, ports.local)
+    )
+    device = listeners[str(ports.tls)]
+    assert device["use_username_as_clientid"] == "true"
+    assert (device["password_file"], device["acl_file"]) == (f"{files}/passwd", f"{files}/acl")
+    for port in (ports.controller_tls, ports.local):
+        controller = listeners[str(port)]
+        assert "use_username_as_clientid" not in controller
+        assert controller["allow_anonymous"] == "false"
+        assert (controller["password_file"], controller["acl_file"]) == (
+            f"{files}/controller.passwd",
+            f"{files}/controller.acl",
+        )
+    assert "certfile" in listeners[str(ports.controller_tls)]
+    assert "certfile" not in listeners[str(ports.local)]
+    exported = provisioned.layout.host(SERVER) / "var/lib/edgefleet/controller/broker"
+    for name in ("passwd", "acl", "controller.passwd", "controller.acl"):
+        assert (files / name).read_bytes() == (exported / name).read_bytes(), name
+
+
+def test_each_listener_knows_only_its_own_logins(provisioned: Provisioned) -> None:
+    ports = provisioned.ports
+    device, device_password = "dev-ci-01", _agent_password(provisioned, "dev-ci-01")
+    logins = {
+        (port, user): _login(provisioned, user, password, port=port)
+        for port in (ports.tls, ports.controller_tls, ports.local)
+        for user, password in (("controller", CONTROLLER_PASSWORD), (device, device_password))
+    }
+    accepted = {
+        key for key, reason in logins.items() if reason is not None and not reason.is_failure
+    }
+    assert accepted == {
+        (ports.tls, device),
+        (ports.controller_tls, "controller"),
+        (ports.local, "controller"),
+    }, logins
+
+
+def test_a_device_using_the_controllers_client_id_gets_its_login_instead_and_kicks_nothing(
+    provisioned: Provisioned,
+) -> None:
+    log = provisioned.layout.root / "mosquitto.log"
+    seen = len(log.read_text())
+    device = "dev-ci-01"
+    reason = _login(
+        provisioned, device, _agent_password(provisioned, device), client_id="edgefleet-controller"
+    )
+    assert reason is not None and not reason.is_failure, reason
+    connected = f" as {device} ("
+    assert wait_until(lambda: connected in log.read_text()[seen:], 10), log.read_text()[seen:]
+    assert "edgefleet-controller already connected" not in log.read_text()[seen:]

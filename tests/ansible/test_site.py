@@ -59,6 +59,7 @@ def test_secrets_stay_out_of_the_output_and_in_files_only_their_group_reads(
     private = [
         server / "etc/edgefleet/controller.env",
         server / "etc/mosquitto/edgefleet/passwd",
+        server / "etc/mosquitto/edgefleet/controller.passwd",
         server / "etc/mosquitto/edgefleet/server.key",
         *(provisioned.layout.agent_config_dir(host) / "agent.env" for host in AGENTS),
     ]
