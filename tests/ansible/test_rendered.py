@@ -12,6 +12,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.config import load_profile
 from agent.config import load_settings as load_agent_settings
 from controller.broker.passwords import verify_password
+from controller.core.config import ControllerSettings
 from controller.core.config import load_settings as load_controller_settings
 from shared.profiles import parse_profile
 from tests.ansible.conftest import Provisioned
@@ -165,6 +166,9 @@ def test_the_rendered_config_binds_device_client_ids_and_gives_the_controller_it
 ) -> None:
     conf = provisioned.layout.mosquitto_conf().read_text()
     assert "per_listener_settings true" in conf.splitlines()
+    # the same packet bound as the broker the controller configures itself
+    packet_bound = ControllerSettings.model_fields["mqtt_max_packet_bytes"].default
+    assert f"max_packet_size {packet_bound}" in conf.splitlines()
     files = provisioned.layout.host(SERVER) / "etc/mosquitto/edgefleet"
     ports = provisioned.ports
     listeners = _listeners(conf)
