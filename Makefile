@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := mosquitto mosquitto-clients postgresql openssl chromium
+APT_PACKAGES := mosquitto mosquitto-clients postgresql openssl chromium iproute2
 # e.g. make demo DEMO_ARGS=--keep-running (the fleet stays up for the dashboard until Ctrl-C)
 DEMO_ARGS ?=
 

@@ -2,9 +2,9 @@
 
 The device publishes from its own network namespace over a veth pair; for
 5 s the link is down. Everything it sent must be acknowledged once the link
-is back, and every acknowledged message stored. (Delay and loss would need
-``tc netem``, whose qdisc this kernel does not have: ``tc qdisc add ... netem``
-answers "Specified qdisc kind is unknown".)
+is back, and every acknowledged message stored. Delay and loss are in
+``test_bad_network.py``, through a TCP proxy: ``tc netem``'s qdisc is not in this
+kernel (``tc qdisc add ... netem`` answers "Specified qdisc kind is unknown").
 """
 
 from __future__ import annotations
