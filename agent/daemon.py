@@ -227,7 +227,7 @@ class Agent:
         )
 
     def heartbeat_body(self) -> HeartbeatBody:
-        """Vital signs, outbox depth and any download under way."""
+        """Vital signs, outbox and chat queue depth, and any download under way."""
         return HeartbeatBody(
             uptime_s=time.monotonic() - self.started_at,
             load_1m=probe.load_1m(),
@@ -238,6 +238,7 @@ class Agent:
             temperature_c=probe.soc_temperature(),
             outbox_depth=self.outbox.depth(),
             download=self.download,
+            queue=self.host.depth(),
         )
 
     def announce(self) -> None:

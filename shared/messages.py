@@ -165,6 +165,14 @@ class DownloadProgress(Body):
     bytes_total: NonNegInt
 
 
+class QueueDepth(Body):
+    """The chat API's queue when a heartbeat was sent: what the gateway ranks devices by."""
+
+    active: NonNegInt = Field(description="requests the model is decoding")
+    waiting: NonNegInt = Field(description="requests admitted and waiting for a slot")
+    bound: NonNegInt = Field(description="running plus waiting requests the device admits")
+
+
 class HeartbeatBody(Body):
     """Periodic vital signs."""
 
@@ -177,6 +185,7 @@ class HeartbeatBody(Body):
     temperature_c: float | None = None
     outbox_depth: NonNegInt = 0
     download: DownloadProgress | None = None
+    queue: QueueDepth | None = Field(None, description="absent from agents before the gateway")
 
 
 # --- metrics ---------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from agent.inference.types import ChatModel
+from shared.messages import QueueDepth
 from shared.strategies import DIRECT, Strategy
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,15 @@ class ModelHost:
         """Requests the serving model decodes at once."""
         serving = self._serving
         return serving.runtime.parallel if serving is not None else 1
+
+    def depth(self) -> QueueDepth:
+        """Requests decoding, those admitted and waiting, and how many may be admitted."""
+        admitted, capacity = self._admitted, self.capacity
+        return QueueDepth(
+            active=min(admitted, capacity),
+            waiting=max(0, admitted - capacity),
+            bound=self.queue_size + capacity,
+        )
 
     @contextmanager
     def admission(self) -> Iterator[None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
@@ -11,6 +13,8 @@ from controller.gateway.routing import Route
 from controller.models import Device, ServingMetric
 
 ONLINE = "online"
+QUEUE_REPORT_MAX_AGE = timedelta(minutes=2)
+"""A heartbeat's queue depth older than this (a few heartbeats missed) is not ranked by."""
 
 
 def usable_chat_url(url: str | None) -> str | None:
@@ -41,8 +45,28 @@ def serving_routes(engine: Engine, model_id: str | None) -> list[Route]:
             if url is None or device.model_id is None:
                 continue
             latency = _latest_latency_ms(session, device.id, device.model_id)
-            routes.append(Route(device.id, device.model_id, url, latency))
+            queued = reported_queue(device.last_heartbeat, device.last_heartbeat_at)
+            routes.append(Route(device.id, device.model_id, url, latency, queued))
         return routes
+
+
+def reported_queue(
+    heartbeat: dict[str, Any] | None, sent_at: datetime | None, now: datetime | None = None
+) -> int:
+    """Requests running plus waiting in the device's latest heartbeat; 0 if none or stale."""
+    if not heartbeat or sent_at is None:
+        return 0
+    if sent_at.tzinfo is None:  # SQLite hands back naive UTC
+        sent_at = sent_at.replace(tzinfo=UTC)
+    if (now or datetime.now(UTC)) - sent_at > QUEUE_REPORT_MAX_AGE:
+        return 0
+    queue = heartbeat.get("queue")
+    if not isinstance(queue, dict):
+        return 0
+    active, waiting = queue.get("active"), queue.get("waiting")
+    if not isinstance(active, int) or not isinstance(waiting, int):
+        return 0
+    return max(0, active) + max(0, waiting)
 
 
 def _latest_latency_ms(session: Session, device_id: str, model_id: str) -> float | None:

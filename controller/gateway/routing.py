@@ -1,7 +1,9 @@
 """Which device answers: the least loaded of those serving the model (pure, no I/O).
 
-The shortest queue first: the device with the fewest requests the gateway has open on it;
-among equals, the fastest by measured answer latency (its latest serving-metrics p50).
+The shortest queue first: the requests the device last reported running or waiting (its
+heartbeat's queue depth) plus those the gateway has open on it now (the report is up to a
+heartbeat old, and other clients may use the device's chat API directly); among equals, the
+fastest by measured answer latency (its latest serving-metrics p50).
 Queue length leads because it corrects itself: a slow box finishes later, keeps its
 requests longer and so gets fewer, while a latency measured once (a cold first answer)
 would keep a box idle, and so unmeasured, for good. A device not yet measured counts as
@@ -27,6 +29,8 @@ class Route:
     model_id: str
     chat_url: str
     latency_ms: float | None
+    queued: int = 0
+    """Requests the device reported running or waiting in its latest heartbeat (0: none)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,9 @@ def rank(
     max_inflight: int,
     prefer: str | None = None,
 ) -> Ranking:
-    """Order ``routes`` by open requests, then latency; set apart those at ``max_inflight``.
+    """Order ``routes`` by reported plus open requests, then latency; set some apart.
+
+    Those set apart have ``max_inflight`` requests open from the gateway.
 
     ``prefer`` (the device of the conversation's previous turn) goes first if it has room.
     """
@@ -60,7 +66,7 @@ def rank(
         latency = assumed if route.latency_ms is None else route.latency_ms
         return (
             route.device_id != prefer,
-            inflight.get(route.device_id, 0),
+            route.queued + inflight.get(route.device_id, 0),
             latency,
             route.device_id,
         )

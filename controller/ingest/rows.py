@@ -27,7 +27,7 @@ def _base(envelope: Envelope[Any], received_at: datetime) -> dict[str, Any]:
 def heartbeat_row(envelope: Envelope[HeartbeatBody], received_at: datetime) -> dict[str, Any]:
     """A ``heartbeat`` table row."""
     body = envelope.body
-    row = _base(envelope, received_at) | body.model_dump(exclude={"download"})
+    row = _base(envelope, received_at) | body.model_dump(exclude={"download", "queue"})
     row["download"] = body.download.model_dump() if body.download else None
     return row
 

@@ -123,12 +123,15 @@ def test_full_queue_gives_429_with_retry_after(host: ModelHost) -> None:
         # every place taken: the model's parallel sequences plus queue_size=1 waiting
         for _ in range(host.capacity + host.queue_size):
             places.enter_context(host.admission())
+        full = host.depth()  # what the heartbeat reports: two decoding, one waiting
+        assert (full.active, full.waiting, full.bound) == (2, 1, 3)
         reply = httpx.post(
             f"{server.url}/v1/chat/completions",
             json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
             timeout=30,
         )
     assert host.capacity == 2
+    assert host.depth().model_dump() == {"active": 0, "waiting": 0, "bound": 3}
     assert reply.status_code == 429
     assert int(reply.headers["retry-after"]) >= 1
     assert metrics.report("tiny").rejected == 1
