@@ -659,6 +659,8 @@ def parse_message(
         parsed = (topics or Topics()).parse(topic)
     except TopicError as exc:
         raise MessageRejected(RejectReason.BAD_TOPIC, str(exc)) from None
+    if not parsed.kind.enveloped:
+        raise MessageRejected(RejectReason.BAD_TOPIC, f"{parsed.kind.value} carries no envelope")
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise MessageRejected(
             RejectReason.OVERSIZED, f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}"

@@ -29,11 +29,30 @@ class TopicKind(StrEnum):
     CMD = "cmd"
     ACK = "ack"
     STORED = "stored"
+    CHAT_REQUEST = "chat-request"
+    CHAT_REPLY = "chat-reply"
 
     @property
     def from_agent(self) -> bool:
-        """True for topics an agent publishes; ``cmd`` and ``stored`` flow to the agent."""
-        return self not in (TopicKind.CMD, TopicKind.STORED)
+        """True for topics an agent publishes; ``cmd``, ``stored``, ``chat-request`` flow in.
+
+        Broker ACLs follow this: a device writes only its own from-agent topics and reads
+        only its own others; the controller writes only the others.
+        """
+        return self not in (TopicKind.CMD, TopicKind.STORED, TopicKind.CHAT_REQUEST)
+
+    @property
+    def enveloped(self) -> bool:
+        """True for the fleet's messages (envelopes); False for the gateway's chat traffic.
+
+        That traffic is request/response between one gateway and one device, not ingested.
+        """
+        return self not in (TopicKind.CHAT_REQUEST, TopicKind.CHAT_REPLY)
+
+    @property
+    def ingested(self) -> bool:
+        """True for the topics ingest subscribes to and stores."""
+        return self.from_agent and self.enveloped
 
     @property
     def retained(self) -> bool:
@@ -105,9 +124,7 @@ class Topics:
     def agent_subscriptions(self, *, share_group: str | None = None) -> list[str]:
         """Every filter the controller needs to hear all agent-published topics (ingest's)."""
         return [
-            self.subscription(kind, share_group=share_group)
-            for kind in TopicKind
-            if kind.from_agent
+            self.subscription(kind, share_group=share_group) for kind in TopicKind if kind.ingested
         ]
 
     def device_namespace(self, device_id: str) -> str:

@@ -45,7 +45,7 @@ def test_embedded_broker_carries_every_kind_into_the_database(
     try:
         assert service.connection.wait_connected(10)
         device = FakeDevice("pi-emb", embedded.port, protocol=mqtt.MQTTv311)
-        kinds = [k for k in TopicKind if k.from_agent]
+        kinds = [k for k in TopicKind if k.ingested]
         for kind in kinds:
             device.publish_body(EXAMPLE_BODIES[kind]).wait_for_publish(5)
         assert wait_until(lambda: service.stats.handled >= len(kinds))

@@ -45,7 +45,7 @@ from tests.controller.devices import FakeDevice, wait_until
 from tests.factories.messages import EXAMPLE_BODIES, bench_body
 from tests.support.broker import MosquittoBroker
 
-AGENT_KINDS = [k for k in TopicKind if k.from_agent]
+AGENT_KINDS = [k for k in TopicKind if k.ingested]
 
 
 def count(engine: Engine, model: type) -> int:

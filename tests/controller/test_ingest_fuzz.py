@@ -20,7 +20,7 @@ from tests.controller.devices import FakeDevice, wait_until
 from tests.factories.messages import EXAMPLE_BODIES
 from tests.support.broker import MosquittoBroker
 
-KINDS = [k for k in TopicKind if k.from_agent]
+KINDS = [k for k in TopicKind if k.ingested]
 _seq = itertools.count(1)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

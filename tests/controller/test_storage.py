@@ -57,7 +57,7 @@ def test_migrations_create_exactly_the_models_and_rerun_cleanly(engine: Engine) 
 
 def test_store_writes_every_kind_with_aware_timestamps(engine: Engine) -> None:
     store = IngestStore(engine, topics=Topics())
-    kinds = [k for k in TopicKind if k.from_agent]
+    kinds = [k for k in TopicKind if k.ingested]
     batch = [received("pi-s", seq, EXAMPLE_BODIES[k]) for seq, k in enumerate(kinds, 1)]
     outcome = store.write(batch)
     assert (outcome.stored, outcome.duplicates, dict(outcome.dead)) == (len(kinds), 0, {})
