@@ -113,7 +113,36 @@ def test_a_device_cannot_publish_as_another_device(
     assert service.stats.stored == 1
 
 
-@pytest.mark.parametrize("kind", ["cmd", "stored"])
+def test_a_device_cannot_forge_another_devices_chat_reply(
+    sqlite_engine: Engine,
+    broker_dir: Path,
+    mosquitto_factory: Callable[..., MosquittoBroker],
+) -> None:
+    """A reply on pi-b's topic from pi-a never reaches the controller; pi-a's own does."""
+    enrollment = _enrollment(sqlite_engine, broker_dir)
+    _, creds_a = enrollment.enroll(DeviceCreate(id="pi-a"))
+    _, creds_b = enrollment.enroll(DeviceCreate(id="pi-b"))
+    assert enrollment.sync_broker_files() is not None
+    broker = _broker_with_files(enrollment, mosquitto_factory)
+    controller = _controller_client(enrollment)
+    got: list[str] = []
+    controller.on_message = lambda c, u, m: got.append(m.topic)
+    controller.subscribe(Topics().subscription(TopicKind.CHAT_REPLY), qos=1)
+    time.sleep(0.3)
+    device = FakeDevice("pi-a", broker.port, username="pi-a", password=creds_a.password)
+    other = FakeDevice("pi-b", broker.port, username="pi-b", password=creds_b.password)
+    device.publish_raw(TopicKind.CHAT_REPLY, b"{}", device_id="pi-b").wait_for_publish(5)
+    device.publish_raw(TopicKind.CHAT_REPLY, b"{}").wait_for_publish(5)
+    assert wait_until(lambda: bool(got), 5)
+    time.sleep(0.3)
+    assert got == [Topics().device("pi-a", TopicKind.CHAT_REPLY)]
+    for client in (device, other):
+        client.close()
+    controller.disconnect()
+    controller.loop_stop()
+
+
+@pytest.mark.parametrize("kind", ["cmd", "stored", "chat-request"])
 def test_device_reads_only_its_own_cmd_and_stored_and_only_the_controller_writes_them(
     kind: str,
     sqlite_engine: Engine,
