@@ -110,6 +110,9 @@ class AgentSettings(LayeredSettings):
         "0.0.0.0 or behind a port mapping)",
     )
     chat_queue_size: int = Field(4, ge=1, description="waiting chat requests before 429")
+    chat_mqtt_concurrent: int = Field(
+        4, ge=0, le=64, description="the gateway's chat requests over MQTT at once (0: none)"
+    )
     chat_max_tokens: int = Field(256, ge=1, description="default max_tokens of a chat request")
     gpio_mock: bool | None = Field(
         None, description="force gpiozero's MockFactory (default: mock when not on a Pi)"

@@ -20,6 +20,7 @@ import psutil
 from agent import probe
 from agent.chat.api import create_chat_app
 from agent.chat.metrics import ServingMetrics
+from agent.chat.over_mqtt import MqttChatServer
 from agent.chat.server import ChatServer
 from agent.config import AgentSettings, load_profile, load_settings
 from agent.engine.smoke import check_engine
@@ -103,6 +104,7 @@ class Agent:
         self.messenger.sink = self.link
         self.light: StatusLight | None = None
         self.chat: ChatServer | None = None
+        self.chat_over_mqtt: MqttChatServer | None = None
         self.engine: EngineReport | None = None
         self._stop = threading.Event()
         self._reporter = threading.Thread(target=self._report_loop, name="reporter", daemon=True)
@@ -168,12 +170,22 @@ class Agent:
         )
         self.chat = ChatServer(app, self.settings.chat_host, self.settings.chat_port)
         self.chat.start()
+        if self.settings.chat_mqtt_concurrent:
+            self.chat_over_mqtt = MqttChatServer(
+                app,
+                self.link.chat_reply_topic,
+                self.link.publish_chat_reply,
+                self.settings.chat_mqtt_concurrent,
+            )
+            self.link.on_chat_request = self.chat_over_mqtt.submit
 
     def stop(self) -> None:
         """Stop in reverse order; publish state ``stopped`` and drain the outbox briefly."""
         self._stop.set()
         if self.chat is not None:
             self.chat.stop()
+        if self.chat_over_mqtt is not None:
+            self.chat_over_mqtt.stop()
         self.dispatcher.stop()
         if self._reporter.is_alive():
             self._reporter.join(timeout=5)

@@ -13,10 +13,12 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, func, text
 from sqlmodel import Session, col, select
 
@@ -47,6 +49,7 @@ from controller.core.config import ControllerSettings
 from controller.core.db import create_db_engine, migrate, session_scope, startup_lock
 from controller.core.security import TokenAuthenticator, ensure_bootstrap_admin
 from controller.enrollment import Enrollment
+from controller.gateway.mqtt_upstream import LinkClient
 from controller.gateway.service import Gateway
 from controller.ingest.service import IngestService
 from controller.models import Device, IngestedMessage, Model
@@ -125,13 +128,18 @@ def create_app(
         ingest=ingest,
     )
     state.metrics = build_registry(lambda: fleet_snapshot(state))
-    gateway_service = state.gateway = Gateway(engine, settings.gateway, state.metrics)
+    link = _gateway_link(settings, ingest, state.metrics)
+    gateway_service = state.gateway = Gateway(engine, settings.gateway, state.metrics, link)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         _start(state, sink, migrate_db=migrate_db)
+        if link is not None:
+            link.start()
         yield
         await gateway_service.aclose()
+        if link is not None:
+            link.stop()
         if owns_engine:
             state.engine.dispose()
 
@@ -150,6 +158,23 @@ def create_app(
     )
     _mount(app)
     return app
+
+
+def _gateway_link(
+    settings: ControllerSettings, ingest: IngestService | None, registry: CollectorRegistry
+) -> LinkClient | None:
+    """The gateway's own MQTT client, beside ingest's on the same broker login.
+
+    None without ingest: then devices are reached over HTTP only.
+    """
+    if ingest is None or settings.gateway.transport == "http":
+        return None
+    options = replace(
+        ingest.connection.options,
+        client_id=f"{ingest.connection.options.client_id}-gateway",
+        session_expiry_s=0,  # replies to a gateway that restarted have nobody to go to
+    )
+    return LinkClient(options, settings.topics, settings.gateway, registry)
 
 
 def _mount(app: FastAPI) -> None:

@@ -69,8 +69,11 @@ class MqttLink:
         on_command: Callable[[Envelope[Any]], None],
         will_payload: Callable[[], bytes],
         on_rejected: Callable[[bytes, str], None] | None = None,
+        on_chat_request: Callable[[bytes], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_chat_request = on_chat_request
+        """Given each payload on this device's chat-request topic (the gateway's over MQTT)."""
         self.outbox = outbox
         self.topics = Topics(settings.topic_prefix)
         self._on_command = on_command
@@ -306,7 +309,8 @@ class MqttLink:
                 self._retained_dirty = set(self._retained)
             cmd = self.topics.device(self.settings.device_id, TopicKind.CMD)
             stored = self.topics.device(self.settings.device_id, TopicKind.STORED)
-            client.subscribe([(cmd, 1), (stored, 0)])
+            chat = self.topics.device(self.settings.device_id, TopicKind.CHAT_REQUEST)
+            client.subscribe([(cmd, 1), (stored, 0), (chat, 1)])
             self.backoff.reset()
             self._connected.set()
             logger.info(
@@ -351,7 +355,29 @@ class MqttLink:
         except Exception:  # noqa: BLE001 - never raise in a paho callback
             logger.exception("error in on_publish")
 
+    @property
+    def chat_reply_topic(self) -> str:
+        """Where this device answers the gateway's chat requests."""
+        return self.topics.device(self.settings.device_id, TopicKind.CHAT_REPLY)
+
+    def publish_chat_reply(self, correlation: str, payload: bytes) -> None:
+        """Publish one chat reply chunk now, with its correlation data over MQTT 5.
+
+        QoS 1 and not kept in the outbox: the gateway waits seconds, not hours, and fails
+        over when a device goes quiet.
+        """
+        properties = None
+        if self.protocol == "5":
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = correlation.encode()
+        self.client.publish(self.chat_reply_topic, payload, qos=1, properties=properties)
+
     def _handle_message(self, client: paho.Client, userdata: object, message: Any) -> None:
+        chat = self.topics.device(self.settings.device_id, TopicKind.CHAT_REQUEST)
+        if message.topic == chat:
+            if self.on_chat_request is not None:
+                self._safely(self.on_chat_request, message.payload)
+            return
         try:
             envelope = parse_message(message.topic, message.payload, topics=self.topics)
         except MessageRejected as exc:

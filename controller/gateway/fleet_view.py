@@ -34,7 +34,7 @@ def usable_chat_url(url: str | None) -> str | None:
 
 
 def serving_routes(engine: Engine, model_id: str | None) -> list[Route]:
-    """Online devices serving ``model_id`` (None: any model) with a usable chat API."""
+    """Online devices serving ``model_id`` (None: any model), with their chat URL if usable."""
     query = select(Device).where(col(Device.status) == ONLINE, col(Device.model_id).is_not(None))
     if model_id is not None:
         query = query.where(col(Device.model_id) == model_id)
@@ -42,7 +42,7 @@ def serving_routes(engine: Engine, model_id: str | None) -> list[Route]:
         routes = []
         for device in session.exec(query).all():
             url = usable_chat_url(device.chat_api_url)
-            if url is None or device.model_id is None:
+            if device.model_id is None:
                 continue
             latency = _latest_latency_ms(session, device.id, device.model_id)
             queued = reported_queue(device.last_heartbeat, device.last_heartbeat_at)

@@ -27,7 +27,8 @@ class Route:
 
     device_id: str
     model_id: str
-    chat_url: str
+    chat_url: str | None
+    """None: the device reported no URL the gateway may follow (reached over MQTT only)."""
     latency_ms: float | None
     queued: int = 0
     """Requests the device reported running or waiting in its latest heartbeat (0: none)."""

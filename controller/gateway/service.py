@@ -21,10 +21,12 @@ from sqlalchemy import Engine
 from controller.gateway.accounting import GatewayAccounting, Served, strategy_of, usage_of
 from controller.gateway.affinity import Affinity, answered_key, continued_key
 from controller.gateway.fleet_view import serving_routes
+from controller.gateway.mqtt_upstream import LinkClient
 from controller.gateway.ratelimit import RateLimiter
 from controller.gateway.relay import Relay
 from controller.gateway.routing import Placement, Route, Sticky, rank, stick
 from controller.gateway.settings import GatewaySettings
+from controller.gateway.transport import Transports
 from controller.gateway.upstream import (
     DeviceBusy,
     DeviceClient,
@@ -62,13 +64,17 @@ class Gateway:
     """Routes chat requests to devices and accounts each one."""
 
     def __init__(
-        self, engine: Engine, settings: GatewaySettings, registry: CollectorRegistry
+        self,
+        engine: Engine,
+        settings: GatewaySettings,
+        registry: CollectorRegistry,
+        link: LinkClient | None = None,
     ) -> None:
         self.engine, self.settings = engine, settings
         self.limiter = RateLimiter(rate=settings.requests_per_minute / 60, burst=settings.burst)
         self.accounting = GatewayAccounting(registry)
         self.inflight: Counter[str] = Counter()
-        self.devices = DeviceClient(settings)
+        self.devices = Transports(settings, DeviceClient(settings), link)
         self.affinity = Affinity(settings.sticky_conversations)
 
     def admit(self, key: object) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
@@ -36,6 +38,25 @@ class GatewaySettings(BaseModel):
         gt=0,
         le=3600,
         description="a device that sends nothing for this long has failed the request",
+    )
+    transport: Literal["auto", "http", "mqtt"] = Field(
+        "auto",
+        description="how the gateway reaches devices: auto (HTTP where the device's chat URL "
+        "answers, else the MQTT link the device opened), http only, or mqtt only",
+    )
+    http_retry_s: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="auto: after a device's chat URL refused a connection, the gateway uses "
+        "MQTT for that device this long before it tries HTTP again",
+    )
+    mqtt_max_inflight_per_device: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="chat requests the gateway has open over MQTT on one device (the agent "
+        "bounds them too, chat_mqtt_concurrent); more: that device is busy",
     )
     device_token: SecretStr | None = Field(
         None,

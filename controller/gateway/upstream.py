@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -26,6 +26,10 @@ MAX_ERROR_CHARS = 300
 
 class DeviceFailed(Exception):
     """The device failed before its first token; another device may answer instead."""
+
+
+class DeviceUnreachable(DeviceFailed):
+    """No connection to the device's chat API (behind NAT, a firewall, or gone)."""
 
 
 class DeviceBusy(Exception):
@@ -45,7 +49,7 @@ class RequestRefused(Exception):
         self.detail = detail
 
 
-def _outcome(status: int, detail: str, retry_after: str | None) -> Exception:
+def outcome_of(status: int, detail: str, retry_after: str | None) -> Exception:
     """The exception for a device's non-200 answer."""
     if status == 429:
         try:
@@ -57,6 +61,13 @@ def _outcome(status: int, detail: str, retry_after: str | None) -> Exception:
     return DeviceFailed(f"answered {status}")
 
 
+class Closable(Protocol):
+    """What carries a device's stream: an HTTP response, or a request over the MQTT link."""
+
+    async def aclose(self) -> None:
+        """Stop listening; the device stops generating for nobody."""
+
+
 @dataclass
 class DeviceStream:
     """A device's answer stream, held back until its first token arrived."""
@@ -64,7 +75,7 @@ class DeviceStream:
     route: Route
     head: list[str]
     rest: AsyncIterator[str]
-    response: httpx.Response
+    response: Closable
 
     async def lines(self) -> AsyncIterator[str]:
         """Every line of the stream: the held-back head, then the rest as it comes."""
@@ -108,7 +119,7 @@ def tag_device(payload: dict[str, Any], device_id: str) -> dict[str, Any]:
     return payload
 
 
-def _first_token(line: str) -> bool:
+def first_token(line: str) -> bool:
     """Whether ``line`` carries answer text or the end: past it, no other device may answer."""
     if line.strip() == "data: [DONE]":
         return True
@@ -118,9 +129,17 @@ def _first_token(line: str) -> bool:
     if "error" in data:
         error = data["error"] if isinstance(data["error"], dict) else {}
         code = error.get("code")
-        raise _outcome(code if isinstance(code, int) else 500, str(error.get("message", "")), None)
+        raise outcome_of(
+            code if isinstance(code, int) else 500, str(error.get("message", "")), None
+        )
     choice = (data.get("choices") or [{}])[0]
     return bool(content_of(data)) or choice.get("finish_reason") is not None
+
+
+def _url(route: Route) -> str:
+    if route.chat_url is None:
+        raise DeviceUnreachable("the device reported no chat URL the gateway may use")
+    return route.chat_url + CHAT_PATH
 
 
 class DeviceClient:
@@ -136,12 +155,14 @@ class DeviceClient:
     async def complete(self, route: Route, body: dict[str, Any]) -> dict[str, Any]:
         """A whole answer from the device."""
         try:
-            response = await self._client.post(route.chat_url + CHAT_PATH, json=body)
+            response = await self._client.post(_url(route), json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise DeviceUnreachable(type(exc).__name__) from None
         except httpx.HTTPError as exc:
             raise DeviceFailed(type(exc).__name__) from None
         if response.status_code != 200:
             retry = response.headers.get("Retry-After")
-            raise _outcome(response.status_code, response.text, retry)
+            raise outcome_of(response.status_code, response.text, retry)
         try:
             answer = response.json()
         except ValueError:
@@ -152,20 +173,22 @@ class DeviceClient:
 
     async def stream(self, route: Route, body: dict[str, Any]) -> DeviceStream:
         """Open the device's stream and read it up to its first token."""
-        request = self._client.build_request("POST", route.chat_url + CHAT_PATH, json=body)
+        request = self._client.build_request("POST", _url(route), json=body)
         try:
             response = await self._client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise DeviceUnreachable(type(exc).__name__) from None
         except httpx.HTTPError as exc:
             raise DeviceFailed(type(exc).__name__) from None
         try:
             if response.status_code != 200:
                 text = (await response.aread()).decode(errors="replace")
-                raise _outcome(response.status_code, text, response.headers.get("Retry-After"))
+                raise outcome_of(response.status_code, text, response.headers.get("Retry-After"))
             lines = response.aiter_lines()
             head: list[str] = []
             async for line in lines:
                 head.append(line)
-                if _first_token(line):
+                if first_token(line):
                     return DeviceStream(route, head, lines, response)
             raise DeviceFailed("the stream ended before the first token")
         except httpx.HTTPError as exc:

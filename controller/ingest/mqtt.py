@@ -160,10 +160,20 @@ class MqttConnection:
         if qos > 0 and (generation is None or generation == self.generation):
             self._client.ack(mid, qos)
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, timeout: float = 10.0) -> bool:
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        timeout: float = 10.0,
+        properties: Properties | None = None,
+    ) -> bool:
         """Publish and wait for the broker's acknowledgement; False if it did not come."""
         try:
-            info = self._client.publish(topic, payload, qos=qos, retain=False)
+            info = self._client.publish(
+                topic, payload, qos=qos, retain=False, properties=properties
+            )
             info.wait_for_publish(timeout)
         except (RuntimeError, ValueError) as exc:
             logger.warning("publish to %s failed: %s", topic, exc)

@@ -1,0 +1,293 @@
+"""Chat with a device over the MQTT link it opened: for devices the gateway cannot dial.
+
+A request goes out on the device's ``chat-request`` topic with a fresh correlation id; the
+device's answer comes back as numbered chunks of its chat API's HTTP response on its own
+``chat-reply`` topic (see :mod:`shared.chat_link`). The outcome is the HTTP upstream's:
+the same :class:`DeviceStream` and exceptions, so failover, relay and accounting do not
+know which path an answer took. A reply whose correlation id belongs to a request sent to
+another device is a forgery (the broker's ACL should have stopped it): ignored, counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
+from pydantic import ValidationError
+
+from controller.gateway.routing import Route
+from controller.gateway.settings import GatewaySettings
+from controller.gateway.upstream import (
+    DeviceBusy,
+    DeviceFailed,
+    DeviceStream,
+    first_token,
+    outcome_of,
+)
+from controller.ingest.mqtt import MqttConnection, MqttOptions, Received
+from shared.chat_link import MAX_REPLY_BYTES, LinkReply, LinkRequest
+from shared.topics import TopicError, TopicKind, Topics
+
+logger = logging.getLogger(__name__)
+
+MAX_ANSWER_CHARS = 4 * 1024 * 1024
+"""A whole answer over MQTT; a device sending more has failed."""
+MAX_PENDING_CHUNKS = 4096
+"""Reply chunks held for one request (out of order or not yet read)."""
+
+
+@dataclass
+class _Pending:
+    """One request in flight: which device must answer, and its chunks so far."""
+
+    device_id: str
+    loop: asyncio.AbstractEventLoop
+    chunks: asyncio.Queue[LinkReply] = field(default_factory=asyncio.Queue)
+
+
+class LinkClient:
+    """The gateway's MQTT client: publishes chat requests, routes replies to their waiters."""
+
+    def __init__(
+        self,
+        options: MqttOptions,
+        topics: Topics,
+        settings: GatewaySettings,
+        registry: CollectorRegistry,
+    ) -> None:
+        self.topics, self.settings = topics, settings
+        self.connection = MqttConnection(
+            options,
+            subscriptions=[topics.subscription(TopicKind.CHAT_REPLY)],
+            sink=self._received,
+        )
+        self._pending: dict[str, _Pending] = {}
+        self.open: Counter[str] = Counter()
+        self.ignored = PromCounter(
+            "edgefleet_gateway_mqtt_replies_ignored",
+            "Chat reply chunks over MQTT the gateway ignored: forged (a correlation id sent "
+            "to another device), unknown (no request waits: late, or another replica's), "
+            "malformed.",
+            ["reason"],
+            registry=registry,
+        )
+
+    def start(self) -> None:
+        """Connect in the background."""
+        self.connection.start()
+
+    def stop(self) -> None:
+        """Disconnect; requests in flight time out and fail over."""
+        self.connection.stop()
+
+    async def complete(self, route: Route, body: dict[str, Any]) -> dict[str, Any]:
+        """A whole answer from the device, over MQTT."""
+        async with self._request(route, body | {"stream": False}) as replies:
+            status, retry_after, first = await replies.first()
+            parts = [first.data]
+            ended, size = first.end, len(first.data)
+            while not ended:
+                chunk = await replies.next()
+                parts.append(chunk.data)
+                size += len(chunk.data)
+                if size > MAX_ANSWER_CHARS:
+                    raise DeviceFailed("answered more than the gateway takes")
+                ended = chunk.end
+        text = "".join(parts)
+        if status != 200:
+            raise outcome_of(status, text, retry_after)
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            raise DeviceFailed("answered something other than JSON") from None
+        if not isinstance(answer, dict):
+            raise DeviceFailed("answered something other than a completion")
+        return answer
+
+    async def stream(self, route: Route, body: dict[str, Any]) -> DeviceStream:
+        """Open the device's stream over MQTT and read it up to its first token."""
+        request = self._request(route, body | {"stream": True})
+        replies = await request.__aenter__()
+        try:
+            status, retry_after, first = await replies.first()
+            if status != 200:
+                text = first.data
+                while not (first.end or len(text) > MAX_ANSWER_CHARS):
+                    first = await replies.next()
+                    text += first.data
+                raise outcome_of(status, text, retry_after)
+            lines = replies.lines(first)
+            head: list[str] = []
+            async for line in lines:
+                head.append(line)
+                if first_token(line):
+                    return DeviceStream(route, head, lines, _Closer(request))
+            raise DeviceFailed("the stream ended before the first token")
+        except httpx.HTTPError as exc:
+            await request.__aexit__(None, None, None)
+            raise DeviceFailed(type(exc).__name__) from None
+        except BaseException:
+            await request.__aexit__(None, None, None)
+            raise
+
+    def _request(self, route: Route, body: dict[str, Any]) -> _Request:
+        return _Request(self, route, body)
+
+    def _received(self, message: Received) -> None:
+        """A reply chunk (network thread): to its request's queue, or ignored and counted."""
+        self.connection.ack(message.mid, message.qos, message.generation)
+        try:
+            parsed = self.topics.parse(message.topic)
+            if parsed.kind != TopicKind.CHAT_REPLY or len(message.payload) > MAX_REPLY_BYTES:
+                raise ValueError("not a chat reply")
+            reply = LinkReply.model_validate_json(message.payload)
+        except (TopicError, ValueError, ValidationError):
+            self.ignored.labels("malformed").inc()
+            return
+        pending = self._pending.get(reply.id)
+        if pending is None:
+            self.ignored.labels("unknown").inc()
+            return
+        if pending.device_id != parsed.device_id:
+            self.ignored.labels("forged").inc()
+            logger.warning(
+                "gateway: %s sent a chat reply for a request to %s; ignored",
+                parsed.device_id,
+                pending.device_id,
+            )
+            return
+        pending.loop.call_soon_threadsafe(_offer, pending.chunks, reply)
+
+    def _publish(self, route: Route, request: LinkRequest) -> bool:
+        properties = None
+        if self.connection.is_v5:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.ResponseTopic = request.reply_to
+            properties.CorrelationData = request.id.encode()
+        topic = self.topics.device(route.device_id, TopicKind.CHAT_REQUEST)
+        payload = request.model_dump_json().encode()
+        timeout = self.settings.connect_timeout_s
+        return self.connection.publish(topic, payload, timeout=timeout, properties=properties)
+
+
+def _offer(chunks: asyncio.Queue[LinkReply], reply: LinkReply) -> None:
+    if chunks.qsize() < MAX_PENDING_CHUNKS:
+        chunks.put_nowait(reply)
+
+
+class _Request:
+    """One chat request over MQTT, from publishing it until its answer is read or dropped."""
+
+    def __init__(self, link: LinkClient, route: Route, body: dict[str, Any]) -> None:
+        self.link, self.route, self.body = link, route, body
+        self.id = secrets.token_urlsafe(16)
+        self._entered = self._left = False
+
+    async def __aenter__(self) -> _Replies:
+        link, device = self.link, self.route.device_id
+        if link.open[device] >= link.settings.mqtt_max_inflight_per_device:
+            raise DeviceBusy(1.0)
+        if not link.connection.connected.is_set():
+            raise DeviceFailed("the gateway is not connected to the broker")
+        pending = _Pending(device, asyncio.get_running_loop())
+        link._pending[self.id] = pending
+        link.open[device] += 1
+        self._entered = True
+        token = link.settings.device_token
+        request = LinkRequest(
+            id=self.id,
+            reply_to=link.topics.device(device, TopicKind.CHAT_REPLY),
+            authorization=f"Bearer {token.get_secret_value()}" if token else None,
+            body=self.body,
+        )
+        try:
+            published = await anyio.to_thread.run_sync(link._publish, self.route, request)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        if not published:
+            await self.__aexit__(None, None, None)
+            raise DeviceFailed("the broker did not take the chat request")
+        return _Replies(pending.chunks, link.settings.first_token_timeout_s)
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._entered and not self._left:
+            self._left = True
+            self.link._pending.pop(self.id, None)
+            self.link.open[self.route.device_id] -= 1
+
+
+class _Closer:
+    """The :class:`DeviceStream` ``response`` of a stream over MQTT."""
+
+    def __init__(self, request: _Request) -> None:
+        self._request = request
+
+    async def aclose(self) -> None:
+        await self._request.__aexit__(None, None, None)
+
+
+class _Replies:
+    """A request's reply chunks in order, each within ``silence_s`` of the one before."""
+
+    def __init__(self, chunks: asyncio.Queue[LinkReply], silence_s: float) -> None:
+        self._chunks, self._silence_s = chunks, silence_s
+        self._next_seq = 0
+        self._early: dict[int, LinkReply] = {}
+        self._ended = False
+
+    async def first(self) -> tuple[int, str | None, LinkReply]:
+        """The first chunk, with the status (and Retry-After) of the device's answer."""
+        try:
+            chunk = await self.next()
+        except httpx.ReadTimeout:
+            raise DeviceFailed("no answer over MQTT in time") from None
+        if chunk.status is None:
+            raise DeviceFailed("the first reply chunk had no status")
+        return chunk.status, chunk.retry_after, chunk
+
+    async def next(self) -> LinkReply:
+        """The next chunk by ``seq`` (duplicates dropped).
+
+        A silence too long is a read timeout, as over HTTP, so the relay cuts it the same way.
+        """
+        if self._ended:
+            raise httpx.ReadError("the answer already ended")
+        while self._next_seq not in self._early:
+            try:
+                with anyio.fail_after(self._silence_s):
+                    chunk = await self._chunks.get()
+            except TimeoutError:
+                raise httpx.ReadTimeout("the device went silent over MQTT") from None
+            if chunk.seq >= self._next_seq:
+                self._early[chunk.seq] = chunk
+        chunk = self._early.pop(self._next_seq)
+        self._next_seq += 1
+        self._ended = chunk.end
+        return chunk
+
+    async def lines(self, first: LinkReply) -> AsyncIterator[str]:
+        """The answer's server-sent-event lines, whole, as their chunks arrive."""
+        buffer, chunk = "", first
+        while True:
+            buffer += chunk.data
+            *whole, buffer = buffer.split("\n")
+            for line in whole:
+                yield line
+            if chunk.end:
+                break
+            chunk = await self.next()
+        if buffer:
+            yield buffer

@@ -1,0 +1,192 @@
+"""The gateway reaches a device over its MQTT link: a real agent (tiny model) on Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from agent.daemon import Agent
+from controller.gateway.mqtt_upstream import LinkClient
+from controller.gateway.routing import Route
+from controller.gateway.settings import GatewaySettings
+from controller.gateway.transport import Transports
+from controller.gateway.upstream import (
+    DeviceBusy,
+    DeviceClient,
+    DeviceFailed,
+    content_of,
+    data_of,
+)
+from controller.ingest.mqtt import MqttOptions
+from shared.chat_link import LinkReply
+from shared.topics import TopicKind, Topics
+from tests.agent.daemon_support import make_agent
+from tests.controller.devices import FakeDevice
+from tests.support.broker import MosquittoBroker
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.timeout(120)
+_clients = itertools.count()
+QUESTION = {"messages": [{"role": "user", "content": "what is water"}], "max_tokens": 6}
+
+
+@pytest.fixture
+def agent(tmp_path: Path, tiny_gguf: Path, mosquitto: MosquittoBroker) -> Iterator[Agent]:
+    agent = make_agent(
+        tmp_path,
+        mosquitto.port,
+        device_id="pi-nat",
+        chat_enabled=True,
+        chat_port=0,
+        initial_model=str(tiny_gguf),
+        chat_mqtt_concurrent=2,
+    )
+    agent.start()
+    assert agent.link.wait_connected(20) and agent.host.serving is not None
+    yield agent
+    agent.stop()
+
+
+def _transports(port: int, **settings: Any) -> tuple[Transports, LinkClient, CollectorRegistry]:
+    gateway = GatewaySettings(**settings)
+    registry = CollectorRegistry()
+    client_id = f"gw-test-{next(_clients)}"
+    options = MqttOptions(host="127.0.0.1", port=port, client_id=client_id, session_expiry_s=0)
+    link = LinkClient(options, Topics(), gateway, registry)
+    link.start()
+    assert link.connection.wait_connected(10)
+    return Transports(gateway, DeviceClient(gateway), link), link, registry
+
+
+def _route(agent: Agent, chat_url: str | None) -> Route:
+    assert agent.host.serving is not None
+    return Route(agent.settings.device_id, agent.host.serving.model_id, chat_url, None)
+
+
+async def _streamed(transports: Transports, route: Route) -> list[dict[str, Any]]:
+    stream = await transports.stream(route, QUESTION | {"stream": True})
+    try:
+        return [d async for line in stream.lines() if (d := data_of(line)) is not None]
+    finally:
+        await stream.response.aclose()
+
+
+def test_a_device_without_a_reachable_chat_url_answers_over_mqtt_streamed_and_not(
+    agent: Agent, mosquitto: MosquittoBroker
+) -> None:
+    transports, link, _ = _transports(mosquitto.port)
+    closed = f"http://127.0.0.1:{free_port()}"  # advertised, but nothing listens
+
+    async def scenario() -> None:
+        for url in (None, closed):
+            answer = await transports.complete(_route(agent, url), dict(QUESTION))
+            assert content_of(answer) and answer["edgefleet"]["transport"] == "mqtt"
+            assert answer["usage"]["completion_tokens"] == 6
+        chunks = await _streamed(transports, _route(agent, closed))
+        assert "".join(content_of(c) for c in chunks)
+        assert chunks[-1]["edgefleet"]["transport"] == "mqtt"
+        assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+        # a device whose URL answers (a gateway that has not seen it refuse) goes over HTTP
+        fresh = Transports(transports.settings, DeviceClient(transports.settings), link)
+        assert agent.chat is not None
+        direct = await fresh.complete(_route(agent, agent.chat.url), dict(QUESTION))
+        assert direct["edgefleet"]["transport"] == "http"
+        await transports.aclose()
+        await fresh.aclose()
+
+    try:
+        asyncio.run(scenario())
+        # the closed URL stays on MQTT for http_retry_s: HTTP was not retried in between
+        assert transports.path_for(_route(agent, closed)) == "mqtt"
+        assert link.open[agent.settings.device_id] == 0
+    finally:
+        link.stop()
+
+
+def test_the_agent_applies_its_own_bearer_check_over_mqtt(
+    tmp_path: Path, tiny_gguf: Path, mosquitto: MosquittoBroker
+) -> None:
+    agent = make_agent(
+        tmp_path, mosquitto.port, device_id="pi-auth", chat_enabled=True, chat_port=0,
+        initial_model=str(tiny_gguf), chat_token="device-secret-123",
+    )  # fmt: skip
+    agent.start()
+    transports, link, _ = _transports(mosquitto.port, transport="mqtt")
+    good, _, _ = _transports(mosquitto.port, transport="mqtt", device_token="device-secret-123")
+    try:
+        assert agent.link.wait_connected(20)
+
+        async def scenario() -> None:
+            with pytest.raises(DeviceFailed, match="401"):
+                await transports.complete(_route(agent, None), dict(QUESTION))
+            answer = await good.complete(_route(agent, None), dict(QUESTION))
+            assert answer["edgefleet"]["transport"] == "mqtt"
+
+        asyncio.run(scenario())
+    finally:
+        link.stop()
+        assert good.link is not None
+        good.link.stop()
+        agent.stop()
+
+
+def test_a_forged_reply_is_ignored_and_counted_and_silence_fails_the_device(
+    mosquitto: MosquittoBroker,
+) -> None:
+    transports, link, registry = _transports(
+        mosquitto.port, transport="mqtt", first_token_timeout_s=2.0
+    )
+    forger = FakeDevice("pi-forger", mosquitto.port)
+    route = Route("pi-silent", "m", None, None)
+
+    async def scenario() -> None:
+        call = asyncio.ensure_future(transports.complete(route, dict(QUESTION)))
+        while not link._pending:
+            await asyncio.sleep(0.01)
+        (correlation,) = link._pending
+        reply = LinkReply(id=correlation, seq=0, status=200, data='{"choices": []}', end=True)
+        forger.publish_raw(TopicKind.CHAT_REPLY, reply.model_dump_json().encode())
+        with pytest.raises(DeviceFailed, match="no answer"):
+            await call
+
+    try:
+        asyncio.run(scenario())
+        assert (
+            registry.get_sample_value(
+                "edgefleet_gateway_mqtt_replies_ignored_total", {"reason": "forged"}
+            )
+            == 1
+        )
+    finally:
+        forger.close()
+        link.stop()
+
+
+def test_the_gateway_bounds_its_open_requests_per_device_over_mqtt(
+    mosquitto: MosquittoBroker,
+) -> None:
+    transports, link, _ = _transports(
+        mosquitto.port, transport="mqtt", first_token_timeout_s=1.0, mqtt_max_inflight_per_device=1
+    )
+    route = Route("pi-slow", "m", None, None)
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(transports.complete(route, dict(QUESTION)))
+        while not link._pending:
+            await asyncio.sleep(0.01)
+        with pytest.raises(DeviceBusy):
+            await transports.complete(route, dict(QUESTION))
+        with pytest.raises(DeviceFailed):
+            await first
+
+    try:
+        asyncio.run(scenario())
+        assert link.open["pi-slow"] == 0
+    finally:
+        link.stop()
