@@ -1,8 +1,10 @@
 """The gateway's cost and what it buys, on a fleet of real processes on this machine.
 
 1. Overhead: time to first token and to the whole answer (streamed), the same request
-   alternately straight to the device's chat API and through the controller's gateway,
-   one device, R rounds; p50 and p99 side by side.
+   in turn straight to the device's chat API and through the controller's gateway, R
+   rounds; p50 and p99 side by side. Two devices with the same model file under two ids:
+   dev-1, which the gateway reaches over HTTP, and dev-nat, which advertises a chat URL
+   nobody listens on, so the gateway reaches it over MQTT (each also called directly).
 2. Requests per second through the gateway with 1 and then 2 devices (C concurrent
    clients, M requests each time).
 3. Failover: the device is SIGKILLed just before a request; the time to the answer from
@@ -31,11 +33,14 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.engine.tiny_gguf import write_tiny_gguf  # noqa: E402
+from agent.engine.tiny_gguf import TinyModelSpec, write_tiny_gguf  # noqa: E402
 from tests.factories.profiles import write_profiles  # noqa: E402
 from tests.support.fleet import Fleet  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 MODEL = "m-bench"
+MODEL_NAT = "m-bench-nat"
+"""The same file under another id, served by dev-nat alone: its requests go over MQTT."""
 GATEWAY = {"max_inflight_per_device": 8, "requests_per_minute": 60000, "burst": 10000}
 MESSAGES = [{"role": "user", "content": "Name three uses of water."}]
 
@@ -45,9 +50,11 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _streamed(url: str, headers: dict[str, str], max_tokens: int) -> tuple[float, float]:
+def _streamed(
+    url: str, headers: dict[str, str], max_tokens: int, model: str = MODEL
+) -> tuple[float, float]:
     """Seconds to the first content chunk and to ``[DONE]``."""
-    body = {"messages": MESSAGES, "max_tokens": max_tokens, "stream": True, "model": MODEL}
+    body = {"messages": MESSAGES, "max_tokens": max_tokens, "stream": True, "model": model}
     started = time.perf_counter()
     first = None
     with httpx.stream("POST", url, json=body, headers=headers, timeout=120) as response:
@@ -59,17 +66,25 @@ def _streamed(url: str, headers: dict[str, str], max_tokens: int) -> tuple[float
 
 
 def overhead(fleet: Fleet, key: str, rounds: int, max_tokens: int) -> None:
-    direct_url = f"http://127.0.0.1:{fleet.chat_ports['dev-1']}/v1/chat/completions"
+    def direct(device: str) -> str:
+        return f"http://127.0.0.1:{fleet.chat_ports[device]}/v1/chat/completions"
+
     gateway_url = f"{fleet.url}/v1/chat/completions"
     auth = {"Authorization": f"Bearer {key}"}
-    samples: dict[str, list[tuple[float, float]]] = {"direct": [], "gateway": []}
-    for _ in range(3):  # warm both paths
-        _streamed(direct_url, {}, max_tokens)
-        _streamed(gateway_url, auth, max_tokens)
+    paths = {
+        "dev-1 direct": (direct("dev-1"), {}, MODEL),
+        "dev-1 via gateway, HTTP": (gateway_url, auth, MODEL),
+        "dev-nat direct": (direct("dev-nat"), {}, MODEL_NAT),
+        "dev-nat via gateway, MQTT": (gateway_url, auth, MODEL_NAT),
+    }
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in paths}
+    for _ in range(3):  # warm every path
+        for url, headers, model in paths.values():
+            _streamed(url, headers, max_tokens, model)
     for _ in range(rounds):
-        samples["direct"].append(_streamed(direct_url, {}, max_tokens))
-        samples["gateway"].append(_streamed(gateway_url, auth, max_tokens))
-    print(f"\n1. overhead, {rounds} rounds alternating, {max_tokens} tokens streamed, one device")
+        for name, (url, headers, model) in paths.items():
+            samples[name].append(_streamed(url, headers, max_tokens, model))
+    print(f"\n1. overhead, {rounds} rounds in turn, {max_tokens} tokens streamed")
     print("| path | TTFT p50 | TTFT p99 | whole p50 | whole p99 |")
     print("|---|---|---|---|---|")
     for name, rows in samples.items():
@@ -78,9 +93,10 @@ def overhead(fleet: Fleet, key: str, rounds: int, max_tokens: int) -> None:
             f"| {name} | {_pct(ttft, 0.5):.1f} ms | {_pct(ttft, 0.99):.1f} ms "
             f"| {_pct(whole, 0.5):.1f} ms | {_pct(whole, 0.99):.1f} ms |"
         )
-    d = statistics.median(r[0] for r in samples["direct"])
-    g = statistics.median(r[0] for r in samples["gateway"])
-    print(f"TTFT median: gateway +{(g - d) * 1000:.1f} ms, {g / d:.2f}x direct")
+    for device, via in (("dev-1", "HTTP"), ("dev-nat", "MQTT")):
+        d = statistics.median(r[0] for r in samples[f"{device} direct"])
+        g = statistics.median(r[0] for r in samples[f"{device} via gateway, {via}"])
+        print(f"TTFT median, {via}: gateway +{(g - d) * 1000:.1f} ms, {g / d:.2f}x direct")
 
 
 def throughput(fleet: Fleet, key: str, requests: int, clients: int, max_tokens: int) -> float:
@@ -138,9 +154,21 @@ def failover(fleet: Fleet, key: str, rounds: int, max_tokens: int) -> None:
     print(f"   the gateway tried the dead device first in {tried_dead} of {rounds}")
 
 
-def _serving(fleet: Fleet) -> set[str]:
+def _serving(fleet: Fleet, model: str = MODEL) -> set[str]:
     items = fleet.api.get("/devices").json()["items"]
-    return {d["id"] for d in items if d["status"] == "online" and d["model_id"] == MODEL}
+    return {d["id"] for d in items if d["status"] == "online" and d["model_id"] == model}
+
+
+def _twin(model: Path, path: Path, *, generated: bool) -> Path:
+    """The same weights as another file (the registry refuses one file under two ids).
+
+    The generated model under another name; a given GGUF with zero bytes appended, which
+    llama.cpp does not read (its tensors are located by offset).
+    """
+    if generated:
+        return write_tiny_gguf(path, TinyModelSpec(name="tiny-nat"))
+    path.write_bytes(model.read_bytes() + bytes(32))
+    return path
 
 
 def main() -> None:
@@ -164,9 +192,15 @@ def main() -> None:
             key = fleet.api.post("/tokens", json={"name": "bench", "role": "client"}).json()[
                 "token"
             ]
+            twin = _twin(model, root / "nat.gguf", generated=args.model is None)
+            fleet.upload_model(MODEL_NAT, twin)
             fleet.enroll({"dev-1": "e2e-big"})
             fleet.assign("dev-1", MODEL)
             fleet.wait(lambda: _serving(fleet) == {"dev-1"}, 60, "dev-1 serving")
+            nowhere = f"http://127.0.0.1:{free_port()}"  # as a LAN address behind NAT
+            fleet.enroll({"dev-nat": "e2e-big"}, chat_public_url=nowhere)
+            fleet.assign("dev-nat", MODEL_NAT)
+            fleet.wait(lambda: _serving(fleet, MODEL_NAT) == {"dev-nat"}, 60, "dev-nat serving")
             overhead(fleet, key, args.rounds, args.max_tokens)
             print("\n2. requests/s through the gateway")
             one = throughput(fleet, key, args.requests, args.clients, args.max_tokens)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,5 +189,36 @@ def test_the_gateway_bounds_its_open_requests_per_device_over_mqtt(
     try:
         asyncio.run(scenario())
         assert link.open["pi-slow"] == 0
+    finally:
+        link.stop()
+
+
+def test_over_mqtt_a_full_device_says_busy_by_its_queue_and_by_its_mqtt_bound(
+    agent: Agent, mosquitto: MosquittoBroker
+) -> None:
+    """The agent's own 429s reach the gateway as busy, with the device's Retry-After."""
+    transports, link, _ = _transports(mosquitto.port, transport="mqtt")
+    route = _route(agent, None)
+
+    async def scenario() -> None:
+        with agent.host.paused():  # admitted requests wait: two fill chat_mqtt_concurrent
+            waiting = [
+                asyncio.ensure_future(transports.complete(route, dict(QUESTION))) for _ in range(2)
+            ]
+            while agent.host.admitted < 2:
+                await asyncio.sleep(0.01)
+            with pytest.raises(DeviceBusy):
+                await transports.complete(route, dict(QUESTION))
+        answers = await asyncio.gather(*waiting)
+        assert all(a["edgefleet"]["transport"] == "mqtt" for a in answers)
+        with contextlib.ExitStack() as places:  # every queue place taken: the app's 429
+            for _ in range(agent.host.capacity + agent.host.queue_size):
+                places.enter_context(agent.host.admission())
+            with pytest.raises(DeviceBusy) as busy:
+                await transports.complete(route, dict(QUESTION))
+            assert busy.value.retry_after_s >= 1
+
+    try:
+        asyncio.run(scenario())
     finally:
         link.stop()
