@@ -35,7 +35,11 @@ class LinkRequest(BaseModel):
 
 
 class LinkReply(BaseModel):
-    """One chunk of a device's answer: the first carries the status, the last ``end``."""
+    """One chunk of a device's answer.
+
+    ``seq`` 0 is sent on arrival, before any work (the gateway's sign that the device is
+    on the link, as a connect is over HTTP); ``seq`` 1 carries the status; the last ``end``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 

@@ -67,6 +67,7 @@ class MqttChatServer:
 
     async def _answer(self, request: LinkRequest) -> None:
         replies = _Replies(request.id, self.send)
+        replies.accept()
         if self._running >= self.max_concurrent:
             error = {"error": {"message": "too many chat requests over MQTT", "code": 429}}
             replies.status(429, "1")
@@ -77,7 +78,7 @@ class MqttChatServer:
             await self._call_app(request, replies)
         except Exception:  # noqa: BLE001 - the gateway must hear of it, not wait
             logger.exception("chat request over MQTT failed")
-            if replies.seq == 0:
+            if not replies.answered:
                 replies.status(500, None)
             replies.body("", end=True)
         finally:
@@ -129,13 +130,20 @@ class MqttChatServer:
 
 
 class _Replies:
-    """The reply chunks of one request, numbered from 0."""
+    """The reply chunks of one request, numbered from 0: the acceptance, then the answer."""
 
     def __init__(self, correlation: str, send: Send) -> None:
         self.correlation, self._send = correlation, send
         self.seq = 0
-        self.ended = False
+        self.ended = self.answered = False
         self._status: tuple[int, str | None] | None = None
+
+    def accept(self) -> None:
+        """Say at once that the request arrived (the gateway's "connected"), before any work."""
+        self._send(
+            self.correlation, LinkReply(id=self.correlation, seq=0).model_dump_json().encode()
+        )
+        self.seq = 1
 
     def status(self, status: int, retry_after: str | None) -> None:
         self._status = (status, retry_after)
@@ -144,11 +152,12 @@ class _Replies:
         pieces = chunks(text)
         for i, piece in enumerate(pieces):
             last = end and i == len(pieces) - 1
-            status, retry = self._status if self.seq == 0 and self._status else (None, None)
+            status, retry = self._status if not self.answered and self._status else (None, None)
             reply = LinkReply(
                 id=self.correlation, seq=self.seq, status=status, retry_after=retry,
                 data=piece, end=last,
             )  # fmt: skip
             self._send(self.correlation, reply.model_dump_json(exclude_none=True).encode())
             self.seq += 1
+            self.answered = True
         self.ended = self.ended or end

@@ -33,6 +33,7 @@ from controller.gateway.upstream import (
     DeviceBusy,
     DeviceFailed,
     DeviceStream,
+    DeviceUnreachable,
     first_token,
     outcome_of,
 )
@@ -220,7 +221,8 @@ class _Request:
         if not published:
             await self.__aexit__(None, None, None)
             raise DeviceFailed("the broker did not take the chat request")
-        return _Replies(pending.chunks, link.settings.first_token_timeout_s)
+        settings = link.settings
+        return _Replies(pending.chunks, settings.connect_timeout_s, settings.first_token_timeout_s)
 
     async def __aexit__(self, *_: object) -> None:
         if self._entered and not self._left:
@@ -240,16 +242,27 @@ class _Closer:
 
 
 class _Replies:
-    """A request's reply chunks in order, each within ``silence_s`` of the one before."""
+    """A request's reply chunks in order.
 
-    def __init__(self, chunks: asyncio.Queue[LinkReply], silence_s: float) -> None:
-        self._chunks, self._silence_s = chunks, silence_s
+    The acceptance within ``accept_s``, then each within ``silence_s`` of the one before.
+    """
+
+    def __init__(self, chunks: asyncio.Queue[LinkReply], accept_s: float, silence_s: float) -> None:
+        self._chunks, self._accept_s, self._silence_s = chunks, accept_s, silence_s
         self._next_seq = 0
         self._early: dict[int, LinkReply] = {}
         self._ended = False
 
     async def first(self) -> tuple[int, str | None, LinkReply]:
-        """The first chunk, with the status (and Retry-After) of the device's answer."""
+        """The first chunk, with the status (and Retry-After) of the device's answer.
+
+        A device that does not say within ``accept_s`` that the request arrived is not on
+        the link (gone, or its last will not seen yet): unreachable, as a refused connect.
+        """
+        try:
+            await self.next(self._accept_s)
+        except httpx.ReadTimeout:
+            raise DeviceUnreachable("the device did not take the request over MQTT") from None
         try:
             chunk = await self.next()
         except httpx.ReadTimeout:
@@ -258,7 +271,7 @@ class _Replies:
             raise DeviceFailed("the first reply chunk had no status")
         return chunk.status, chunk.retry_after, chunk
 
-    async def next(self) -> LinkReply:
+    async def next(self, within_s: float | None = None) -> LinkReply:
         """The next chunk by ``seq`` (duplicates dropped).
 
         A silence too long is a read timeout, as over HTTP, so the relay cuts it the same way.
@@ -267,7 +280,7 @@ class _Replies:
             raise httpx.ReadError("the answer already ended")
         while self._next_seq not in self._early:
             try:
-                with anyio.fail_after(self._silence_s):
+                with anyio.fail_after(within_s or self._silence_s):
                     chunk = await self._chunks.get()
             except TimeoutError:
                 raise httpx.ReadTimeout("the device went silent over MQTT") from None

@@ -1,9 +1,11 @@
 """Which path reaches a device: its chat URL over HTTP, or the MQTT link it opened.
 
-``auto`` takes HTTP where the device reported a chat URL the gateway may follow and that
-URL accepted a connection last time (the shorter path); a device whose URL refuses a
-connection is reached over MQTT at once, in the same request (the user has seen nothing),
-and stays on MQTT for ``http_retry_s`` before HTTP is tried again. The answer says which
+``auto`` takes HTTP where the device reported a chat URL the gateway may follow (the
+shorter path). A device whose URL refuses a connection stays on MQTT for ``http_retry_s``
+before HTTP is tried again; the request itself goes over MQTT at once (the user has seen
+nothing) unless HTTP had worked for that device: then a refused connect more likely means
+the device just died, and the request fails over to another device without waiting for
+a dead device's MQTT acceptance. The answer says which
 path it took: ``edgefleet.transport`` is ``http`` or ``mqtt``.
 """
 
@@ -36,6 +38,7 @@ class Transports:
     ) -> None:
         self.settings, self.http, self.link = settings, http, link
         self._http_down_until: dict[str, float] = {}
+        self._http_worked: set[str] = set()
 
     def path_for(self, route: Route) -> str:
         """The path the next request to ``route`` takes first."""
@@ -72,13 +75,19 @@ class Transports:
         path = self.path_for(route)
         if path == HTTP or self.link is None:
             try:
-                return await over_http(route, body), HTTP
+                answer = await over_http(route, body)
             except DeviceUnreachable:
                 if self.settings.transport != "auto" or self.link is None:
                     raise
                 self._http_down_until[route.device_id] = (
                     time.monotonic() + self.settings.http_retry_s
                 )
+                if route.device_id in self._http_worked:
+                    self._http_worked.discard(route.device_id)
+                    raise
+            else:
+                self._http_worked.add(route.device_id)
+                return answer, HTTP
         return await over_link(self.link, route, body), MQTT
 
     async def aclose(self) -> None:

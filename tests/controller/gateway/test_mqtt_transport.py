@@ -21,6 +21,7 @@ from controller.gateway.upstream import (
     DeviceBusy,
     DeviceClient,
     DeviceFailed,
+    DeviceUnreachable,
     content_of,
     data_of,
 )
@@ -98,6 +99,11 @@ def test_a_device_without_a_reachable_chat_url_answers_over_mqtt_streamed_and_no
         assert agent.chat is not None
         direct = await fresh.complete(_route(agent, agent.chat.url), dict(QUESTION))
         assert direct["edgefleet"]["transport"] == "http"
+        # where HTTP worked, a refused connect is a failure (fail over now), then MQTT
+        with pytest.raises(DeviceUnreachable):
+            await fresh.complete(_route(agent, closed), dict(QUESTION))
+        again = await fresh.complete(_route(agent, closed), dict(QUESTION))
+        assert again["edgefleet"]["transport"] == "mqtt"
         await transports.aclose()
         await fresh.aclose()
 
@@ -137,11 +143,11 @@ def test_the_agent_applies_its_own_bearer_check_over_mqtt(
         agent.stop()
 
 
-def test_a_forged_reply_is_ignored_and_counted_and_silence_fails_the_device(
+def test_a_forged_reply_is_ignored_and_counted_and_a_device_off_the_link_is_unreachable(
     mosquitto: MosquittoBroker,
 ) -> None:
     transports, link, registry = _transports(
-        mosquitto.port, transport="mqtt", first_token_timeout_s=2.0
+        mosquitto.port, transport="mqtt", connect_timeout_s=2.0
     )
     forger = FakeDevice("pi-forger", mosquitto.port)
     route = Route("pi-silent", "m", None, None)
@@ -151,19 +157,17 @@ def test_a_forged_reply_is_ignored_and_counted_and_silence_fails_the_device(
         while not link._pending:
             await asyncio.sleep(0.01)
         (correlation,) = link._pending
-        reply = LinkReply(id=correlation, seq=0, status=200, data='{"choices": []}', end=True)
-        forger.publish_raw(TopicKind.CHAT_REPLY, reply.model_dump_json().encode())
-        with pytest.raises(DeviceFailed, match="no answer"):
+        for seq in (0, 1):  # its acceptance, then an answer
+            reply = LinkReply(id=correlation, seq=seq, status=200, data='{"choices": []}')
+            forger.publish_raw(TopicKind.CHAT_REPLY, reply.model_dump_json().encode())
+        with pytest.raises(DeviceUnreachable, match="did not take the request"):
             await call
 
     try:
         asyncio.run(scenario())
-        assert (
-            registry.get_sample_value(
-                "edgefleet_gateway_mqtt_replies_ignored_total", {"reason": "forged"}
-            )
-            == 1
-        )
+        forged = {"reason": "forged"}
+        ignored = registry.get_sample_value("edgefleet_gateway_mqtt_replies_ignored_total", forged)
+        assert ignored == 2
     finally:
         forger.close()
         link.stop()
@@ -173,7 +177,7 @@ def test_the_gateway_bounds_its_open_requests_per_device_over_mqtt(
     mosquitto: MosquittoBroker,
 ) -> None:
     transports, link, _ = _transports(
-        mosquitto.port, transport="mqtt", first_token_timeout_s=1.0, mqtt_max_inflight_per_device=1
+        mosquitto.port, transport="mqtt", connect_timeout_s=1.0, mqtt_max_inflight_per_device=1
     )
     route = Route("pi-slow", "m", None, None)
 
