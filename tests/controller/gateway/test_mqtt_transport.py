@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from agent.daemon import Agent
+from controller.broker.embedded import EmbeddedBroker
 from controller.gateway.mqtt_upstream import LinkClient
+from controller.gateway.relay import Relay
 from controller.gateway.routing import Route
 from controller.gateway.settings import GatewaySettings
 from controller.gateway.transport import Transports
@@ -226,3 +229,69 @@ def test_over_mqtt_a_full_device_says_busy_by_its_queue_and_by_its_mqtt_bound(
         asyncio.run(scenario())
     finally:
         link.stop()
+
+
+def test_a_device_silent_mid_stream_is_cut_by_the_relay_as_over_http(
+    mosquitto: MosquittoBroker,
+) -> None:
+    """A device (a real MQTT client speaking the protocol) sends its first token, then
+    nothing: the relay ends the stream with an error, no ``[DONE]``, reported as cut."""
+    transports, link, _ = _transports(mosquitto.port, transport="mqtt", first_token_timeout_s=1)
+    mute = FakeDevice("pi-mute", mosquitto.port)
+    route = Route("pi-mute", "m", None, None)
+    ended: list[dict[str, Any] | None] = []
+
+    async def scenario() -> list[str]:
+        opening = asyncio.ensure_future(transports.stream(route, dict(QUESTION)))
+        while not link._pending:
+            await asyncio.sleep(0.01)
+        (correlation,) = link._pending
+        token = {"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]}
+        for reply in (
+            LinkReply(id=correlation, seq=0),
+            LinkReply(id=correlation, seq=1, status=200, data=f"data: {json.dumps(token)}\n\n"),
+        ):
+            mute.publish_raw(TopicKind.CHAT_REPLY, reply.model_dump_json().encode())
+        relay = Relay(await opening, on_end=lambda final, _text: ended.append(final))
+        return [line async for line in relay.lines()]
+
+    try:
+        lines = asyncio.run(scenario())
+    finally:
+        mute.close()
+        link.stop()
+    events = [line for line in lines if line.startswith("data: ")]
+    assert "Hel" in events[0] and "[DONE]" not in "".join(events)
+    assert "failed mid-answer" in events[-1]
+    assert ended == [None] and link.open["pi-mute"] == 0
+
+
+def test_over_the_embedded_broker_mqtt_3_1_1_carries_the_request_in_the_payload(
+    tmp_path: Path, tiny_gguf: Path
+) -> None:
+    """amqtt speaks 3.1.1 only: no response-topic or correlation properties on the wire."""
+    broker = EmbeddedBroker(port=free_port()).start()
+    agent = make_agent(
+        tmp_path, broker.port, device_id="pi-old-broker", chat_enabled=True, chat_port=0,
+        initial_model=str(tiny_gguf), mqtt_protocol="3.1.1",
+    )  # fmt: skip
+    agent.start()
+    gateway = GatewaySettings(transport="mqtt")
+    options = MqttOptions(host="127.0.0.1", port=broker.port, protocol="3.1.1", client_id="gw-311")
+    link = LinkClient(options, Topics(), gateway, CollectorRegistry())
+    link.start()
+    try:
+        assert agent.link.wait_connected(20) and link.connection.wait_connected(10)
+        transports = Transports(gateway, DeviceClient(gateway), link)
+
+        async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            whole = await transports.complete(_route(agent, None), dict(QUESTION))
+            return whole, await _streamed(transports, _route(agent, None))
+
+        whole, chunks = asyncio.run(scenario())
+        assert content_of(whole) and whole["edgefleet"]["transport"] == "mqtt"
+        assert chunks[-1]["edgefleet"]["transport"] == "mqtt"
+    finally:
+        link.stop()
+        agent.stop()
+        broker.stop()
