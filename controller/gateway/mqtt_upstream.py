@@ -34,11 +34,12 @@ from controller.gateway.upstream import (
     DeviceFailed,
     DeviceStream,
     DeviceUnreachable,
+    RequestRefused,
     first_token,
     outcome_of,
 )
 from controller.ingest.mqtt import MqttConnection, MqttOptions, Received
-from shared.chat_link import MAX_REPLY_BYTES, LinkReply, LinkRequest
+from shared.chat_link import MAX_REPLY_BYTES, MAX_REQUEST_BYTES, LinkReply, LinkRequest
 from shared.topics import TopicError, TopicKind, Topics
 
 logger = logging.getLogger(__name__)
@@ -171,14 +172,13 @@ class LinkClient:
             return
         pending.loop.call_soon_threadsafe(_offer, pending.chunks, reply)
 
-    def _publish(self, route: Route, request: LinkRequest) -> bool:
+    def _publish(self, route: Route, request: LinkRequest, payload: bytes) -> bool:
         properties = None
         if self.connection.is_v5:
             properties = Properties(PacketTypes.PUBLISH)
             properties.ResponseTopic = request.reply_to
             properties.CorrelationData = request.id.encode()
         topic = self.topics.device(route.device_id, TopicKind.CHAT_REQUEST)
-        payload = request.model_dump_json().encode()
         timeout = self.settings.connect_timeout_s
         return self.connection.publish(topic, payload, timeout=timeout, properties=properties)
 
@@ -202,10 +202,6 @@ class _Request:
             raise DeviceBusy(1.0)
         if not link.connection.connected.is_set():
             raise DeviceFailed("the gateway is not connected to the broker")
-        pending = _Pending(device, asyncio.get_running_loop())
-        link._pending[self.id] = pending
-        link.open[device] += 1
-        self._entered = True
         token = link.settings.device_token
         request = LinkRequest(
             id=self.id,
@@ -213,8 +209,15 @@ class _Request:
             authorization=f"Bearer {token.get_secret_value()}" if token else None,
             body=self.body,
         )
+        payload = request.model_dump_json().encode()
+        if len(payload) > MAX_REQUEST_BYTES:  # no device over MQTT would take it
+            raise RequestRefused(413, f"the request is over {MAX_REQUEST_BYTES} bytes")
+        pending = _Pending(device, asyncio.get_running_loop())
+        link._pending[self.id] = pending
+        link.open[device] += 1
+        self._entered = True
         try:
-            published = await anyio.to_thread.run_sync(link._publish, self.route, request)
+            published = await anyio.to_thread.run_sync(link._publish, self.route, request, payload)
         except BaseException:
             await self.__aexit__(None, None, None)
             raise

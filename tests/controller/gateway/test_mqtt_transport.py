@@ -25,11 +25,12 @@ from controller.gateway.upstream import (
     DeviceClient,
     DeviceFailed,
     DeviceUnreachable,
+    RequestRefused,
     content_of,
     data_of,
 )
 from controller.ingest.mqtt import MqttOptions
-from shared.chat_link import LinkReply
+from shared.chat_link import MAX_REQUEST_BYTES, LinkReply
 from shared.topics import TopicKind, Topics
 from tests.agent.daemon_support import make_agent
 from tests.controller.devices import FakeDevice
@@ -192,6 +193,10 @@ def test_the_gateway_bounds_its_open_requests_per_device_over_mqtt(
             await transports.complete(route, dict(QUESTION))
         with pytest.raises(DeviceFailed):
             await first
+        huge = {"messages": [{"role": "user", "content": "x" * MAX_REQUEST_BYTES}]}
+        with pytest.raises(RequestRefused) as refused:  # the caller's to fix: no failover
+            await transports.complete(route, huge)
+        assert refused.value.status == 413
 
     try:
         asyncio.run(scenario())
