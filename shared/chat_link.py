@@ -31,7 +31,12 @@ class LinkRequest(BaseModel):
     id: str = Field(pattern=CORRELATION_PATTERN, description="correlation id")
     reply_to: str = Field(max_length=512, description="the device's own chat-reply topic")
     authorization: str | None = Field(None, max_length=1024, description="the bearer header")
-    body: dict[str, Any] = Field(description="the OpenAI chat request, as over HTTP")
+    body: dict[str, Any] = Field(
+        default_factory=dict, description="the OpenAI chat request, as over HTTP"
+    )
+    cancel: bool = Field(
+        False, description="stop the request ``id`` (its reader left), as a closed connection"
+    )
 
 
 class LinkReply(BaseModel):

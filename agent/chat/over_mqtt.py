@@ -36,6 +36,8 @@ class MqttChatServer:
         self.refused = 0
         """Requests dropped: malformed, too big, or naming a reply topic not this device's."""
         self._running = 0
+        self._leaving: dict[str, asyncio.Event] = {}
+        """Set when the gateway cancels a request: the app sees its client disconnect."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="chat-mqtt", daemon=True
@@ -58,12 +60,20 @@ class MqttChatServer:
             self.refused += 1
             logger.warning("chat request over MQTT wants replies elsewhere; dropped")
             return
+        if request.cancel:
+            self._loop.call_soon_threadsafe(self._cancel, request.id)
+            return
         asyncio.run_coroutine_threadsafe(self._answer(request), self._loop)
 
     def stop(self) -> None:
         """Stop the loop (requests under way end with it)."""
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+    def _cancel(self, correlation: str) -> None:
+        leaving = self._leaving.get(correlation)
+        if leaving is not None:
+            leaving.set()
 
     async def _answer(self, request: LinkRequest) -> None:
         replies = _Replies(request.id, self.send)
@@ -104,13 +114,13 @@ class MqttChatServer:
             "server": ("mqtt", 0),
         }
         sent = asyncio.Event()
-        done = asyncio.Event()
+        leaving = self._leaving[request.id] = asyncio.Event()
 
         async def receive() -> dict[str, Any]:
             if not sent.is_set():
                 sent.set()
                 return {"type": "http.request", "body": body, "more_body": False}
-            await done.wait()  # the app learns of a disconnect only when the answer ended
+            await leaving.wait()  # the gateway cancelled, or the answer ended
             return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
@@ -124,7 +134,8 @@ class MqttChatServer:
         try:
             await self.app(scope, receive, send)
         finally:
-            done.set()
+            leaving.set()
+            self._leaving.pop(request.id, None)
         if not replies.ended:
             replies.body("", end=True)
 

@@ -172,6 +172,16 @@ class LinkClient:
             return
         pending.loop.call_soon_threadsafe(_offer, pending.chunks, reply)
 
+    def cancel(self, route: Route, correlation: str) -> None:
+        """Tell the device its answer has no reader any more (QoS 0, no wait).
+
+        It stops generating at its next step, as when an HTTP client disconnects.
+        """
+        reply_to = self.topics.device(route.device_id, TopicKind.CHAT_REPLY)
+        notice = LinkRequest(id=correlation, reply_to=reply_to, cancel=True)
+        topic = self.topics.device(route.device_id, TopicKind.CHAT_REQUEST)
+        self.connection.notify(topic, notice.model_dump_json().encode())
+
     def _publish(self, route: Route, request: LinkRequest, payload: bytes) -> bool:
         properties = None
         if self.connection.is_v5:
@@ -195,6 +205,7 @@ class _Request:
         self.link, self.route, self.body = link, route, body
         self.id = secrets.token_urlsafe(16)
         self._entered = self._left = False
+        self.replies: _Replies | None = None
 
     async def __aenter__(self) -> _Replies:
         link, device = self.link, self.route.device_id
@@ -225,13 +236,18 @@ class _Request:
             await self.__aexit__(None, None, None)
             raise DeviceFailed("the broker did not take the chat request")
         settings = link.settings
-        return _Replies(pending.chunks, settings.connect_timeout_s, settings.first_token_timeout_s)
+        self.replies = _Replies(
+            pending.chunks, settings.connect_timeout_s, settings.first_token_timeout_s
+        )
+        return self.replies
 
     async def __aexit__(self, *_: object) -> None:
         if self._entered and not self._left:
             self._left = True
             self.link._pending.pop(self.id, None)
             self.link.open[self.route.device_id] -= 1
+            if self.replies is not None and not self.replies.ended:
+                self.link.cancel(self.route, self.id)
 
 
 class _Closer:
@@ -254,7 +270,7 @@ class _Replies:
         self._chunks, self._accept_s, self._silence_s = chunks, accept_s, silence_s
         self._next_seq = 0
         self._early: dict[int, LinkReply] = {}
-        self._ended = False
+        self.ended = False
 
     async def first(self) -> tuple[int, str | None, LinkReply]:
         """The first chunk, with the status (and Retry-After) of the device's answer.
@@ -279,7 +295,7 @@ class _Replies:
 
         A silence too long is a read timeout, as over HTTP, so the relay cuts it the same way.
         """
-        if self._ended:
+        if self.ended:
             raise httpx.ReadError("the answer already ended")
         while self._next_seq not in self._early:
             try:
@@ -291,7 +307,7 @@ class _Replies:
                 self._early[chunk.seq] = chunk
         chunk = self._early.pop(self._next_seq)
         self._next_seq += 1
-        self._ended = chunk.end
+        self.ended = chunk.end
         return chunk
 
     async def lines(self, first: LinkReply) -> AsyncIterator[str]:

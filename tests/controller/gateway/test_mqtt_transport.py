@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -300,3 +301,38 @@ def test_over_the_embedded_broker_mqtt_3_1_1_carries_the_request_in_the_payload(
         link.stop()
         agent.stop()
         broker.stop()
+
+
+def test_a_stream_closed_by_the_gateway_stops_the_device_generating(
+    tmp_path: Path, tiny_gguf_factory: Callable[..., Path], mosquitto: MosquittoBroker
+) -> None:
+    """As an HTTP client's disconnect does: the agent frees the sequence at its next step."""
+    slow = tiny_gguf_factory("m-slow", n_embd=512, n_layers=8, n_ff=1024)  # ~100 tok/s
+    agent = make_agent(
+        tmp_path, mosquitto.port, device_id="pi-cancel", chat_enabled=True, chat_port=0,
+        initial_model=str(slow), chat_max_tokens=2048,
+    )  # fmt: skip
+    agent.start()
+    transports, link, _ = _transports(mosquitto.port, transport="mqtt")
+    long = {"messages": [{"role": "user", "content": "Tell me a story"}], "max_tokens": 2000}
+    try:
+        assert agent.link.wait_connected(20)
+        agent.metrics.report(None)  # start a fresh window
+
+        async def scenario() -> float:
+            stream = await transports.stream(_route(agent, None), long | {"stream": True})
+            assert agent.host.admitted == 1
+            await stream.response.aclose()
+            closed = time.monotonic()
+            while agent.host.admitted and time.monotonic() - closed < 30:
+                await asyncio.sleep(0.02)
+            return time.monotonic() - closed
+
+        freed_after = asyncio.run(scenario())
+        assert agent.host.admitted == 0
+        assert freed_after < 3, f"freed {freed_after:.1f} s after the gateway left"
+        window = agent.metrics.report(None)
+        assert window.requests == 0  # cut short, not answered to the end
+    finally:
+        link.stop()
+        agent.stop()
