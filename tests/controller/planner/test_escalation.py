@@ -81,6 +81,7 @@ def test_a_worked_example() -> None:
     assert never.threshold == 0.0 and never.conforming == 31 and never.conforming_low < 0.9
     assert calibration.rows[-1].threshold == ESCALATE_ALL
     assert never.retained_interval is not None
+    assert never.retained is not None
     assert never.retained_interval.low < never.retained < never.retained_interval.high
 
 
