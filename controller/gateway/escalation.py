@@ -22,11 +22,13 @@ import anyio
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from controller.gateway.fleet_view import serving_routes
 from controller.gateway.routing import Route
-from controller.planner.escalation import ESCALATE_ALL
+from controller.ingest.bench_record import question_result
+from controller.models import BenchmarkQuestion, BenchmarkRun
+from controller.planner.escalation import ESCALATE_ALL, Calibration, calibrate, paired_items
 from controller.planner.types import PlannerSettings
 from controller.plans.inputs import current_scores
 from shared.chat import ChatRequest
@@ -128,6 +130,50 @@ def model_strengths(engine: Engine) -> dict[str, float]:
                 model = row.option.model_id
                 strengths[model] = max(strengths.get(model, row.b), row.b)
     return strengths
+
+
+MAX_CALIBRATION_ROWS = 100_000
+"""Stored per-item rows read for one calibration (two models' bench rows; ~100 bytes each)."""
+
+
+@dataclass(frozen=True)
+class StoredCalibration:
+    """A calibration from stored bench rows, and the suite version it stands on."""
+
+    suite_sha256: str
+    calibration: Calibration
+
+
+def stored_calibration(
+    engine: Engine, small: str, strong: str, strategy: str, *, floor: float, confidence: float
+) -> StoredCalibration | None:
+    """Calibrate on the suite version where both models have the most paired checked items.
+
+    None when no suite has an item the small model answered with ``strategy`` (and a
+    confidence) and the strong one answered ``direct``.
+    """
+    q, run = BenchmarkQuestion, BenchmarkRun
+    with Session(engine) as session:
+        rows = session.exec(
+            select(q, run.suite_sha256)
+            .join(run, col(run.id) == col(q.run_pk))
+            .where(col(q.model_id).in_([small, strong]), col(q.correct).is_not(None))
+            .where(col(run.suite_sha256).is_not(None))
+            .order_by(col(q.id))
+            .limit(MAX_CALIBRATION_ROWS)
+        ).all()
+        by_suite: dict[str, dict[str, list[Any]]] = {}
+        for row, sha256 in rows:
+            sides = by_suite.setdefault(str(sha256), {small: [], strong: []})
+            sides[row.model_id].append(question_result(row))
+    paired = {
+        sha256: paired_items(sides[small], sides[strong], strategy=strategy)
+        for sha256, sides in by_suite.items()
+    }
+    best = max(paired, key=lambda sha256: len(paired[sha256]), default=None)
+    if best is None or not paired[best]:
+        return None
+    return StoredCalibration(best, calibrate(paired[best], floor=floor, confidence=confidence))
 
 
 class Escalator:

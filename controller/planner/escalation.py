@@ -17,13 +17,15 @@ one) is what makes the floor trustworthy rather than a stricter formula here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from controller.planner.profiling import clopper_pearson
+from shared.messages import QuestionResult
 from shared.quality import Interval
+from shared.strategies import DIRECT
 
 ESCALATE_ALL = 2.0
 """A threshold above every confidence (they lie in [0, 1]): every answer is escalated."""
@@ -88,6 +90,31 @@ class Calibration:
     def n(self) -> int:
         """Paired items the calibration stands on."""
         return self.rows[0].n
+
+
+def paired_items(
+    small: Iterable[QuestionResult], strong: Iterable[QuestionResult], *, strategy: str
+) -> list[PairedItem]:
+    """Items of one suite both models answered and were checked on, paired.
+
+    The small model's rows served with ``strategy`` that carry a confidence, the strong
+    one's ``direct`` rows; an item's last row on each side. Device-seconds are each row's
+    measured answer time.
+    """
+    mine = {r.item_id: r for r in small if r.served_by == strategy and r.confidence is not None}
+    theirs = {r.item_id: r for r in strong if r.served_by == DIRECT.name}
+    paired = []
+    for item_id, row in mine.items():
+        other = theirs.get(item_id)
+        if row.correct is None or other is None or other.correct is None:
+            continue
+        assert row.confidence is not None
+        paired.append(
+            PairedItem(
+                row.confidence, row.correct, other.correct, row.e2e_ms / 1000, other.e2e_ms / 1000
+            )
+        )
+    return paired
 
 
 def candidate_thresholds(items: Sequence[PairedItem]) -> list[float]:

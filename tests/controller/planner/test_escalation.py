@@ -12,8 +12,10 @@ from controller.planner.escalation import (
     at_threshold,
     calibrate,
     candidate_thresholds,
+    paired_items,
 )
 from controller.planner.profiling import clopper_pearson
+from shared.messages import QuestionResult
 
 items = st.lists(
     st.builds(
@@ -96,3 +98,38 @@ def test_bad_input_is_refused() -> None:
         calibrate([], floor=0.9)
     with pytest.raises(ValueError, match="floor"):
         calibrate([PairedItem(1.0, True, True, 1.0, 2.0)], floor=0)
+
+
+def _row(
+    item: str, strategy: str, correct: bool | None, confidence: float | None
+) -> QuestionResult:
+    return QuestionResult(
+        item_id=item,
+        type="exact",
+        category="math",
+        refined=strategy != "direct",
+        strategy=strategy,
+        correct=correct,
+        confidence=confidence,
+        e2e_ms=2000,
+        generated_tokens=1,
+        prompt_tokens_evaluated=1,
+    )
+
+
+def test_rows_pair_by_item_with_the_strategy_and_direct_and_both_checked() -> None:
+    small = [
+        _row("a", "vote:3", True, 1.0),
+        _row("b", "vote:3", False, 1 / 3),
+        _row("c", "vote:3", None, 1.0),  # not checked
+        _row("d", "direct", True, None),  # another strategy
+        _row("e", "vote:3", True, None),  # an older agent: no confidence
+    ]
+    strong = [_row(i, "direct", i != "b", None) for i in "abcde"] + [
+        _row("a", "vote:3", False, 1.0)
+    ]
+    paired = paired_items(small, strong, strategy="vote:3")
+    assert paired == [
+        PairedItem(1.0, True, True, 2.0, 2.0),
+        PairedItem(1 / 3, False, False, 2.0, 2.0),
+    ]
