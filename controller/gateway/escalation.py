@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from controller.gateway.accounting import strategy_of
 from controller.gateway.fleet_view import serving_routes
 from controller.gateway.routing import Route
 from controller.ingest.bench_record import question_result
@@ -56,8 +57,22 @@ class EscalationSettings(BaseModel):
         description="escalate answers whose confidence is below this (confidences lie in "
         "[0, 1]; above 1 escalates every answer that has one); unset: no escalation",
     )
+    calibrated: bool = Field(
+        False,
+        description="without an operator's threshold, use the one calibrated from stored "
+        "bench rows for the answering model, the stronger one and the answer's strategy",
+    )
+    floor: float = Field(
+        0.9, gt=0, le=1, description="calibration: the share of answers that must conform"
+    )
+    confidence: float = Field(
+        0.95, ge=0.5, lt=1, description="calibration: the confidence of the floor's bound"
+    )
     strengths_ttl_s: float = Field(
-        60.0, gt=0, le=3600, description="how long the models' measured quality is cached"
+        60.0,
+        gt=0,
+        le=3600,
+        description="how long the models' measured quality and calibrations are cached",
     )
 
 
@@ -190,6 +205,7 @@ class Escalator:
         self.threshold = settings.threshold
         self.source: ThresholdSource = "unset" if settings.threshold is None else "settings"
         self._strengths: tuple[float, dict[str, float]] | None = None
+        self._calibrated: dict[tuple[str, str, str], tuple[float, float | None]] = {}
         self.escalations = Counter(
             "edgefleet_gateway_escalations",
             "Answers the gateway asked again on a stronger model, by outcome (escalated, "
@@ -198,17 +214,17 @@ class Escalator:
             registry=registry,
         )
 
-    def wanted(
-        self, request: ChatRequest, answer: dict[str, Any], route: Route
-    ) -> tuple[float, float] | None:
-        """(confidence, threshold) when this answer should go on, else None."""
-        threshold = self.threshold
-        if not (self.settings.enabled and request.escalate) or threshold is None:
+    def confidence(self, request: ChatRequest, answer: dict[str, Any]) -> float | None:
+        """The answer's confidence if escalation is on, asked for, and may apply to it."""
+        if not (self.settings.enabled and request.escalate):
             return None
         confidence = confidence_of(answer)
-        if confidence is None or confidence >= threshold:
+        threshold = self.threshold
+        if confidence is None or (threshold is not None and confidence >= threshold):
             return None
-        return confidence, threshold
+        if threshold is None and not self.settings.calibrated:
+            return None
+        return confidence
 
     async def escalate(
         self,
@@ -223,8 +239,8 @@ class Escalator:
         ``started``: when the request arrived (``time.monotonic``), for its latency budget.
         A stronger device that fails leaves the small answer served: nothing is lost.
         """
-        wanted = self.wanted(request, answer, route)
-        if wanted is None:
+        confidence = self.confidence(request, answer)
+        if confidence is None:
             return answer, route, None
         strengths = await anyio.to_thread.run_sync(self.strengths)
         routes = await anyio.to_thread.run_sync(serving_routes, self.engine, None)
@@ -234,7 +250,13 @@ class Escalator:
         if not stronger:
             self.count("no_stronger", route.model_id)
             return answer, route, None
-        escalation = Escalation(route.model_id, route.device_id, *wanted, stronger)
+        threshold = self.threshold
+        if threshold is None:  # no operator's: the calibrated one for this pair, if any
+            pair = (route.model_id, stronger[0].model_id, strategy_of(answer))
+            threshold = await anyio.to_thread.run_sync(self.calibrated_threshold, *pair)
+            if threshold is None or confidence >= threshold:
+                return answer, route, None
+        escalation = Escalation(route.model_id, route.device_id, confidence, threshold, stronger)
         try:
             second, strong = await ask(stronger, escalated_request(request))
         except Exception as exc:  # the gateway's refusal: the small answer stands
@@ -244,6 +266,27 @@ class Escalator:
         self.count("escalated", route.model_id, strong.model_id)
         mark(second, escalation)
         return second, strong, escalation
+
+    def calibrated_threshold(self, small: str, strong: str, strategy: str) -> float | None:
+        """The stored rows' chosen threshold for this pair (None: none meets the floor).
+
+        Recomputed at most every ``strengths_ttl_s``.
+        """
+        key = (small, strong, strategy)
+        now = self.clock()
+        cached = self._calibrated.get(key)
+        if cached is None or now - cached[0] > self.settings.strengths_ttl_s:
+            found = stored_calibration(
+                self.engine,
+                small,
+                strong,
+                strategy,
+                floor=self.settings.floor,
+                confidence=self.settings.confidence,
+            )
+            chosen = None if found is None else found.calibration.chosen
+            cached = self._calibrated[key] = (now, None if chosen is None else chosen.threshold)
+        return cached[1]
 
     def strengths(self) -> dict[str, float]:
         """The models' measured quality, recomputed at most every ``strengths_ttl_s``."""

@@ -63,7 +63,12 @@ def gateway(fleet: Fleet) -> Iterator[httpx.Client]:
 def _threshold(fleet: Fleet, value: float | None) -> None:
     response = fleet.api.put("/gateway/escalation", json={"threshold": value})
     assert response.status_code == 200, response.text
-    assert response.json() == {"enabled": True, "threshold": value, "source": "operator"}
+    assert response.json() == {
+        "enabled": True,
+        "threshold": value,
+        "source": "operator",
+        "calibrated": False,
+    }
 
 
 def test_an_unsure_answer_is_answered_again_by_the_stronger_device(

@@ -28,6 +28,8 @@ class EscalationState(BaseModel):
     enabled: bool
     threshold: float | None
     source: ThresholdSource
+    calibrated: bool
+    """Without a threshold here, each pair's calibrated one applies (``/calibration``)."""
 
 
 class ThresholdUpdate(BaseModel):
@@ -44,6 +46,7 @@ def _state(gateway: GatewayDep) -> EscalationState:
         enabled=escalator.settings.enabled,
         threshold=escalator.threshold,
         source=escalator.source,
+        calibrated=escalator.settings.calibrated,
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry
 from sqlmodel import select
 
 from controller.core.db import session_scope
+from controller.gateway.escalation import EscalationSettings, Escalator
 from controller.models import BenchmarkQuestion, BenchmarkRun
 from tests.controller.api.conftest import Api
 from tests.controller.plans.db_world import AT, add_run
@@ -85,9 +87,32 @@ def test_calibration_refuses_what_it_cannot_compute_and_the_roles_it_does_not_se
         assert bad.status_code == 422
         assert viewer.put("/api/v1/gateway/escalation", json={"threshold": 0.5}).status_code == 403
         state = viewer.get("/api/v1/gateway/escalation").json()
-        assert state == {"enabled": False, "threshold": None, "source": "unset"}
+        assert state == {
+            "enabled": False,
+            "threshold": None,
+            "source": "unset",
+            "calibrated": False,
+        }
     with api.client("client") as client:
         assert client.get("/api/v1/gateway/escalation").status_code == 403
     with api.client("operator") as operator:
         set_ = operator.put("/api/v1/gateway/escalation", json={"threshold": 0.67})
-        assert set_.json() == {"enabled": False, "threshold": 0.67, "source": "operator"}
+        assert set_.json() == {
+            "enabled": False,
+            "threshold": 0.67,
+            "source": "operator",
+            "calibrated": False,
+        }
+
+
+def test_without_an_operator_threshold_the_gateway_uses_the_pairs_calibrated_one(
+    api: Api,
+) -> None:
+    _rows(api)
+    settings = EscalationSettings(enabled=True, calibrated=True, floor=0.9, confidence=0.95)
+    escalator = Escalator(api.engine, settings, CollectorRegistry())
+    assert escalator.calibrated_threshold("m-small", "m-big", "vote:3") == 1.0
+    assert escalator.calibrated_threshold("m-small", "m-big", "verify-refine") is None
+    strict = EscalationSettings(enabled=True, calibrated=True, floor=0.99, confidence=0.95)
+    unmet = Escalator(api.engine, strict, CollectorRegistry())  # 40 items cannot show 0.99
+    assert unmet.calibrated_threshold("m-small", "m-big", "vote:3") is None

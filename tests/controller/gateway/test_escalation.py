@@ -56,15 +56,18 @@ def test_an_answer_escalates_only_when_allowed_asked_and_below_the_threshold() -
     off = Escalator(engine, EscalationSettings(threshold=0.6), CollectorRegistry())
     asks = ChatRequest(messages=[{"role": "user", "content": "hi"}], escalate=True)
     plain = ChatRequest(messages=[{"role": "user", "content": "hi"}])
-    route = _route("a", "small")
     unsure, sure = {"edgefleet": {"confidence": 0.5}}, {"edgefleet": {"confidence": 0.6}}
-    assert on.wanted(asks, unsure, route) == (0.5, 0.6)
-    assert on.wanted(asks, sure, route) is None
-    assert on.wanted(plain, unsure, route) is None
-    assert off.wanted(asks, unsure, route) is None
-    assert on.wanted(asks, {"edgefleet": {}}, route) is None  # an older agent: no confidence
+    assert on.confidence(asks, unsure) == 0.5
+    assert on.confidence(asks, sure) is None
+    assert on.confidence(plain, unsure) is None
+    assert off.confidence(asks, unsure) is None
+    assert on.confidence(asks, {"edgefleet": {}}) is None  # an older agent: no confidence
     on.set_threshold(None)
-    assert on.wanted(asks, unsure, route) is None and on.source == "operator"
+    assert on.confidence(asks, unsure) is None and on.source == "operator"
+    calibrating = Escalator(
+        engine, EscalationSettings(enabled=True, calibrated=True), CollectorRegistry()
+    )
+    assert calibrating.confidence(asks, sure) == 0.6  # the pair's threshold decides later
 
 
 def test_the_stronger_device_gets_its_own_strategy_and_no_second_escalation() -> None:
