@@ -33,6 +33,7 @@ from controller.api.routes import (
     devices,
     downloads,
     enrollment,
+    escalation,
     gateway,
     health,
     me,
@@ -169,6 +170,7 @@ def _mount(app: FastAPI) -> None:
         bench,
         commands,
         dead_letters,
+        escalation,
     )
     for module in routes:
         api.include_router(module.router)

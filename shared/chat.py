@@ -54,6 +54,18 @@ class ChatRequest(BaseModel):
         description="edgefleet extension: direct, refine:K, verify-refine or vote:K "
         "(default: the assignment's; wins over refine)",
     )
+    escalate: bool | None = Field(
+        None,
+        description="edgefleet gateway extension: if the answer's confidence is below the "
+        "gateway's threshold, ask a device with a stronger model (non-streamed requests)",
+    )
+    latency_budget_ms: int | None = Field(
+        None,
+        ge=1,
+        le=3_600_000,
+        description="edgefleet gateway extension: escalate only to "
+        "devices whose measured latency fits what is left of this",
+    )
 
     def strategy_for(self, default: Strategy) -> Strategy:
         """The strategy asked for: ``strategy``, else ``refine``, else the device's default."""

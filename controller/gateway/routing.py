@@ -116,3 +116,5 @@ class Placement:
     routing: str
     """``least-loaded`` (a first turn), ``sticky`` (the previous turn's device) or
     ``fallback-WHY`` (least loaded, because of the :attr:`Sticky.outcome` WHY)."""
+    escalated_from: str | None = None
+    """The device whose unsure answer was asked again here (``X-Edgefleet-Escalated-From``)."""

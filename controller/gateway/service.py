@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from controller.gateway.accounting import GatewayAccounting, Served, strategy_of, usage_of
 from controller.gateway.affinity import Affinity, answered_key, continued_key
+from controller.gateway.escalation import Escalator
 from controller.gateway.fleet_view import serving_routes
 from controller.gateway.ratelimit import RateLimiter
 from controller.gateway.relay import Relay
@@ -70,6 +71,7 @@ class Gateway:
         self.inflight: Counter[str] = Counter()
         self.devices = DeviceClient(settings)
         self.affinity = Affinity(settings.sticky_conversations)
+        self.escalator = Escalator(engine, settings.escalation, registry)
 
     def admit(self, key: object) -> None:
         """Spend one request of the key's rate budget, or refuse with 429."""
@@ -88,17 +90,28 @@ class Gateway:
     ) -> tuple[dict[str, Any], Placement]:
         """A whole answer, from the conversation's last device or the least loaded one.
 
-        If that device fails, one other is tried.
+        If that device fails, one other is tried. An unsure answer may be escalated.
         """
         started = time.monotonic()
         routes = await self._routes(request.model)
         sticky = self._sticky(request, client, routes)
-        answer, route = await self._attempt(routes, request, self.devices.complete, sticky)
-        self.inflight[route.device_id] -= 1
-        elapsed = time.monotonic() - started
-        self._served(route, answer, ttft_s=elapsed, latency_s=elapsed)
+
+        async def ask(routes: list[Route], request: ChatRequest) -> tuple[dict[str, Any], Route]:
+            asked = time.monotonic()
+            answer, route = await self._attempt(routes, request, self.devices.complete, sticky)
+            self.inflight[route.device_id] -= 1
+            elapsed = time.monotonic() - asked
+            self._served(route, answer, ttft_s=elapsed, latency_s=elapsed)
+            return answer, route
+
+        first, first_route = await ask(routes, request)
+        answer, route, escalation = await self.escalator.escalate(
+            request, first, first_route, started, ask
+        )
         self._remember(request, client, content_of(answer), route)
         tag_device(answer, route.device_id)
+        if escalation is not None:
+            return answer, Placement(route, "escalated", escalation.from_device)
         return answer, self._placed(route, sticky)
 
     async def stream(self, request: ChatRequest, client: object) -> tuple[Relay, Placement]:

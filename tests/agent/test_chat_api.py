@@ -84,10 +84,13 @@ def test_a_strategy_named_in_the_request_is_served_and_reported(host: ModelHost)
     assert reply.status_code == 200, reply.text
     ext = reply.json()["edgefleet"]
     assert ext["strategy"] == "vote:3" and ext["stages"] == 3  # strategy wins over refine
+    assert ext["confidence"] in (0.0, 0.3333, 0.6667, 1.0)  # the majority's share of 3
     verify = _post_once(host, metrics, {**body, "strategy": "verify-refine"}).json()["edgefleet"]
     assert verify["strategy"] == "verify-refine" and verify["stages"] in (2, 3)
+    assert verify["confidence"] == (0.0 if verify["stages"] == 3 else 1.0)
     old = _post_once(host, metrics, {"messages": question, "max_tokens": 6, "refine": True})
     assert old.json()["edgefleet"]["strategy"] == "refine:1"
+    assert "confidence" not in old.json()["edgefleet"]  # refine does not check its answer
 
 
 def test_an_unknown_strategy_is_refused_with_the_accepted_forms(host: ModelHost) -> None:

@@ -92,4 +92,6 @@ def _served_by(placement: Placement) -> dict[str, str]:
         "X-Edgefleet-Device": route.device_id,
         "X-Edgefleet-Model": route.model_id,
         "X-Edgefleet-Routing": placement.routing,
-    }
+    } | (
+        {"X-Edgefleet-Escalated-From": placement.escalated_from} if placement.escalated_from else {}
+    )
