@@ -3,10 +3,11 @@
 ``POST /v1/chat/completions`` accepts the OpenAI request shape plus the
 extension fields ``strategy`` (``direct``, ``refine:K``, ``verify-refine``,
 ``vote:K``; default: the assignment's) and the older ``refine`` (true is
-``refine:1``). With a strategy other than direct the last user message is the
-question and a system message is kept; earlier turns are not used. Streaming
-then sends the served answer as one chunk, since only it is what the user
-should see.
+``refine:1``), and vLLM's ``continue_final_message`` (the last message is a
+partial assistant answer to go on with; served direct). With a strategy other
+than direct the last user message is the question and a system message is
+kept; earlier turns are not used. Streaming then sends the served answer as
+one chunk, since only it is what the user should see.
 A streaming client that disconnects frees its sequence at the model's next step.
 """
 
@@ -188,6 +189,7 @@ class _Call:
             temperature=self.request.temperature,
             stop=stop,
             on_token=on_token,
+            continue_final=self.request.continue_final_message,
         )
         return plain_outcome(generation)
 

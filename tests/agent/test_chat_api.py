@@ -209,3 +209,21 @@ def test_content_parts_and_developer_role_are_accepted(host: ModelHost) -> None:
         )
     assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] == 3
     assert image.status_code == 422
+
+
+def test_a_continuation_needs_an_assistant_message_last_and_is_served_direct(
+    host: ModelHost,
+) -> None:
+    asked = [{"role": "user", "content": "what is water"}]
+    partial = [*asked, {"role": "assistant", "content": "Water is"}]
+    base = {"max_tokens": 4, "continue_final_message": True}
+    with chat_server(host, ServingMetrics()) as server:
+        url = f"{server.url}/v1/chat/completions"
+        no_partial = httpx.post(url, json={**base, "messages": asked}, timeout=60)
+        refined = httpx.post(url, json={**base, "messages": partial, "refine": True}, timeout=60)
+        continued = httpx.post(url, json={**base, "messages": partial}, timeout=60)
+    assert no_partial.status_code == 422 and "assistant message last" in no_partial.text
+    assert refined.status_code == 422 and "served direct" in refined.text
+    assert continued.status_code == 200, continued.text
+    assert continued.json()["edgefleet"]["strategy"] == "direct"
+    assert continued.json()["usage"]["completion_tokens"] == 4
