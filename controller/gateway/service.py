@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from controller.gateway.accounting import GatewayAccounting, Served, strategy_of, usage_of
 from controller.gateway.affinity import Affinity, answered_key, continued_key
+from controller.gateway.continuation import Continuations, Handover
 from controller.gateway.fleet_view import serving_routes
 from controller.gateway.ratelimit import RateLimiter
 from controller.gateway.relay import Relay
@@ -70,6 +71,7 @@ class Gateway:
         self.inflight: Counter[str] = Counter()
         self.devices = DeviceClient(settings)
         self.affinity = Affinity(settings.sticky_conversations)
+        self.continuations = Continuations(engine, self.devices, self.inflight, settings, registry)
 
     def admit(self, key: object) -> None:
         """Spend one request of the key's rate budget, or refuse with 429."""
@@ -109,15 +111,42 @@ class Gateway:
         stream, route = await self._attempt(routes, request, self.devices.stream, sticky)
         ttft_s = time.monotonic() - started
 
-        def ended(final: dict[str, Any] | None, text: str) -> None:
+        def ended(final: dict[str, Any] | None, text: str, handover: Handover | None) -> None:
             self.inflight[route.device_id] -= 1
-            if final is None:
+            if handover is not None:
+                self._continued(request, client, final, text, handover, ttft_s, started)
+            elif final is None:
                 self.accounting.outcome("cut", route.device_id, route.model_id)
             else:
                 self._served(route, final, ttft_s=ttft_s, latency_s=time.monotonic() - started)
                 self._remember(request, client, text, route)
 
-        return Relay(stream, on_end=ended), self._placed(route, sticky)
+        async def hand_over(failed: Route, text: str, tokens: int) -> Handover | None:
+            return await self.continuations.hand_over(request, failed, text, tokens)
+
+        return Relay(stream, on_end=ended, hand_over=hand_over), self._placed(route, sticky)
+
+    def _continued(
+        self,
+        request: ChatRequest,
+        client: object,
+        final: dict[str, Any] | None,
+        text: str,
+        handover: Handover,
+        ttft_s: float,
+        started: float,
+    ) -> None:
+        """Account an answer another device continued (see ``continuation``)."""
+        if final is None:
+            self.continuations.release(handover)
+            self.accounting.outcome("cut", handover.route.device_id, handover.route.model_id)
+            return
+        latency_s = time.monotonic() - started
+        strategy = strategy_of(final)
+        self.continuations.account(
+            self.accounting, handover, strategy, ttft_s=ttft_s, latency_s=latency_s
+        )
+        self._remember(request, client, text, handover.route)
 
     def _sticky(self, request: ChatRequest, client: object, routes: list[Route]) -> Sticky | None:
         """A later turn's tie to its previous device; None for a first turn."""
