@@ -9,6 +9,8 @@ than direct the last user message is the question and a system message is
 kept; earlier turns are not used. Streaming then sends the served answer as
 one chunk, since only it is what the user should see.
 A streaming client that disconnects frees its sequence at the model's next step.
+Answers name the device in ``X-Edgefleet-Device`` (as the gateway's do), and ``/chat/``
+serves the end users' chat page (``shared.webchat``) over this API.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi import Depends, FastAPI, Header, HTTPException, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from agent.chat.metrics import RequestSample, ServingMetrics
+from agent.chat.page import ChatPageFiles
 from agent.chat.shapes import (
     Outcome,
     completion,
@@ -42,6 +45,7 @@ from agent.inference.types import EmptyPrompt, InferenceError, PromptTooLong
 from agent.models.serving import ModelHost, NoModel, QueueFull, Serving
 from shared.chat import ChatRequest
 from shared.strategies import Strategy
+from shared.webchat import CHAT_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +56,12 @@ def create_chat_app(
     *,
     token: str | None = None,
     default_max_tokens: int = 256,
+    device_id: str | None = None,
 ) -> FastAPI:
     """Build the chat API over ``host``; ``token`` (if set) is required as a bearer token."""
     app = FastAPI(title="edgefleet agent chat API", docs_url=None, redoc_url=None)
     auth = [Depends(_authoriser(token))]
+    named = {"X-Edgefleet-Device": device_id} if device_id else {}
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -73,10 +79,14 @@ def create_chat_app(
         return {"object": "list", "data": [model]}
 
     @app.post("/v1/chat/completions", dependencies=auth, response_model=None)
-    async def chat_completions(request: ChatRequest) -> Any:
+    async def chat_completions(request: ChatRequest, response: Response) -> Any:
         """Answer a chat, optionally refined; 429 with Retry-After when the queue is full."""
-        return await _chat(host, metrics, request, default_max_tokens)
+        answer = await _chat(host, metrics, request, default_max_tokens)
+        target = answer if isinstance(answer, Response) else response
+        target.headers.update(named)
+        return answer
 
+    app.mount(CHAT_PATH, ChatPageFiles(), name="chat")
     return app
 
 
