@@ -65,9 +65,10 @@ def create_chat_app(
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        """Liveness, and which model is serving."""
+        """Liveness, which model is serving, and whether chat needs a key (the chat page asks)."""
         serving = host.serving
-        return {"status": "ok", "model": serving.model_id if serving else None}
+        model = serving.model_id if serving else None
+        return {"status": "ok", "model": model, "key_required": token is not None}
 
     @app.get("/v1/models", dependencies=auth)
     def list_models() -> dict[str, Any]:

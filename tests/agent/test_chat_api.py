@@ -144,7 +144,7 @@ def test_bearer_token_is_required_when_configured(host: ModelHost) -> None:
         health = httpx.get(f"{server.url}/healthz")
     assert anonymous.status_code == 401 and wrong.status_code == 401
     assert right.json()["data"][0]["id"] == "tiny"
-    assert health.json() == {"status": "ok", "model": "tiny"}
+    assert health.json() == {"status": "ok", "model": "tiny", "key_required": True}
 
 
 def test_unknown_model_and_empty_prompt_are_clear_errors(host: ModelHost) -> None:
@@ -174,7 +174,7 @@ def test_without_a_model_the_api_says_so() -> None:
         health = httpx.get(f"{server.url}/healthz")
     assert models.status_code == 200 and models.json()["data"] == []
     assert chat.status_code == 503 and "no model" in chat.json()["detail"]
-    assert health.json()["model"] is None
+    assert health.json()["model"] is None and health.json()["key_required"] is False
 
 
 def test_content_parts_and_developer_role_are_accepted(host: ModelHost) -> None:

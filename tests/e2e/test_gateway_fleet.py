@@ -164,6 +164,29 @@ def test_the_chat_page_streams_an_answer_on_a_phone_by_keyboard(
     assert errors == []
 
 
+def test_an_agent_without_a_chat_token_serves_its_page_with_no_key_asked(
+    fleet: Fleet, browser: Browser
+) -> None:
+    """A real ``agent run`` (no ``chat_token`` here): its /chat/ page opens on its model."""
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"http://127.0.0.1:{fleet.chat_ports['agent-b']}/chat/")
+        expect(page.get_by_label("Model")).to_contain_text(MODEL)
+        expect(page.get_by_label("Chat key")).to_be_hidden()
+        expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+        expect(page.get_by_label("Your question")).to_be_focused()
+        page.keyboard.type("Hi")
+        page.keyboard.press("Enter")
+        meta = page.locator(".msg.assistant .meta")
+        expect(meta).to_contain_text(f"answered by agent-b with {MODEL}", timeout=60_000)
+    finally:
+        context.close()
+    assert errors == []
+
+
 def test_with_every_device_at_its_bound_the_next_request_gets_429(
     fleet: Fleet, gateway: httpx.Client
 ) -> None:

@@ -35,7 +35,6 @@ async function signIn(event) {
   const used = key();
   const response = await call("models");
   if (!response.ok) {
-    // On load without a key the form stays: this server wants one (a device may not).
     if (used) {
       $("signin-error").textContent = await reason(response);
       sessionStorage.removeItem(KEY_STORE);
@@ -152,4 +151,11 @@ $("signin").addEventListener("submit", signIn);
 $("ask").addEventListener("submit", ask);
 $("question").addEventListener("keydown", enterSends);
 $("sign-out").addEventListener("click", signOut);
-signIn();
+// A device whose chat API needs no key says so on its health check: then none is asked.
+async function start() {
+  if (key()) return signIn();
+  const health = await fetch("../healthz").then((r) => (r.ok ? r.json() : {}), () => ({}));
+  if (health.key_required === false) signIn();
+}
+
+start();
