@@ -36,9 +36,15 @@ class Relay:
     """One answer on its way to one client, from one device or continued by a second."""
 
     def __init__(
-        self, stream: DeviceStream, *, on_end: Ended, hand_over: HandOver | None = None
+        self,
+        stream: DeviceStream,
+        *,
+        on_end: Ended,
+        hand_over: HandOver | None = None,
+        extension: dict[str, Any] | None = None,
     ) -> None:
         self._stream, self._on_end, self._hand_over = stream, on_end, hand_over
+        self._extension = extension or {}
         self._handover: Handover | None = None
         self._final: dict[str, Any] | None = None
         self._pieces: list[str] = []
@@ -46,7 +52,10 @@ class Relay:
         self._done = self._finished = False
 
     async def lines(self) -> AsyncIterator[str]:
-        """The stream's lines, the last chunk tagged with the device(s) that answered."""
+        """The stream's lines, the last chunk tagged with the device(s) that answered.
+
+        The gateway's own ``extension`` fields (``auto``) join that chunk's ``edgefleet``.
+        """
         try:
             try:
                 async for line in self._relay(self._stream):
@@ -90,6 +99,7 @@ class Relay:
                     data["id"] = self._id
                 if "edgefleet" in data:
                     self._final = tag_device(data, stream.route.device_id)
+                    data["edgefleet"].update(self._extension)
                     if handover is not None:
                         data["edgefleet"]["continued"] = handover.extension()
                         data["usage"] = handover.merged_usage(data)

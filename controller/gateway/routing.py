@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from controller.gateway.auto_model import AutoChoice
 
 UNMEASURED_LATENCY_MS = 1000.0
 """The latency assumed when no device serving the model has been measured yet."""
@@ -116,3 +120,5 @@ class Placement:
     routing: str
     """``least-loaded`` (a first turn), ``sticky`` (the previous turn's device) or
     ``fallback-WHY`` (least loaded, because of the :attr:`Sticky.outcome` WHY)."""
+    auto: AutoChoice | None = None
+    """For ``model: auto``: the model picked for the question's kind, and why."""

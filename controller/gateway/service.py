@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from controller.gateway.accounting import GatewayAccounting, Served, strategy_of, usage_of
 from controller.gateway.affinity import Affinity, answered_key, continued_key
+from controller.gateway.auto_model import AutoChoice, AutoModels
 from controller.gateway.continuation import Continuations, Handover
 from controller.gateway.fleet_view import serving_routes
 from controller.gateway.ratelimit import RateLimiter
@@ -39,7 +40,7 @@ from shared.chat import ChatRequest
 logger = logging.getLogger(__name__)
 
 AUTO_MODEL = "auto"
-"""``model: auto`` (or none): whatever the plan has the devices serve."""
+"""``model: auto`` (or none): the served model best in the question's kind (``auto_model``)."""
 MAX_FAILURES = 2
 """Devices tried that fail before the first token: the first, and one retry elsewhere."""
 NO_DEVICE_RETRY_S = 10.0
@@ -71,6 +72,7 @@ class Gateway:
         self.inflight: Counter[str] = Counter()
         self.devices = DeviceClient(settings)
         self.affinity = Affinity(settings.sticky_conversations)
+        self.auto = AutoModels(engine)
         self.continuations = Continuations(engine, self.devices, self.inflight, settings, registry)
 
     def admit(self, key: object) -> None:
@@ -93,7 +95,7 @@ class Gateway:
         If that device fails, one other is tried.
         """
         started = time.monotonic()
-        routes = await self._routes(request.model)
+        routes, auto = await self._routes(request)
         sticky = self._sticky(request, client, routes)
         answer, route = await self._attempt(routes, request, self.devices.complete, sticky)
         self.inflight[route.device_id] -= 1
@@ -101,12 +103,14 @@ class Gateway:
         self._served(route, answer, ttft_s=elapsed, latency_s=elapsed)
         self._remember(request, client, content_of(answer), route)
         tag_device(answer, route.device_id)
-        return answer, self._placed(route, sticky)
+        if auto is not None:
+            answer["edgefleet"]["auto"] = auto.extension()
+        return answer, self._placed(route, sticky, auto)
 
     async def stream(self, request: ChatRequest, client: object) -> tuple[Relay, Placement]:
         """An answer stream, committed to a device once its first token arrived."""
         started = time.monotonic()
-        routes = await self._routes(request.model)
+        routes, auto = await self._routes(request)
         sticky = self._sticky(request, client, routes)
         stream, route = await self._attempt(routes, request, self.devices.stream, sticky)
         ttft_s = time.monotonic() - started
@@ -124,7 +128,9 @@ class Gateway:
         async def hand_over(failed: Route, text: str, tokens: int) -> Handover | None:
             return await self.continuations.hand_over(request, failed, text, tokens)
 
-        return Relay(stream, on_end=ended, hand_over=hand_over), self._placed(route, sticky)
+        extension = {"auto": auto.extension()} if auto else {}
+        relay = Relay(stream, on_end=ended, hand_over=hand_over, extension=extension)
+        return relay, self._placed(route, sticky, auto)
 
     def _continued(
         self,
@@ -160,21 +166,25 @@ class Gateway:
     def _remember(self, request: ChatRequest, client: object, answer: str, route: Route) -> None:
         self.affinity.remember(answered_key(client, request.messages, answer), route.device_id)
 
-    def _placed(self, route: Route, sticky: Sticky | None) -> Placement:
+    def _placed(self, route: Route, sticky: Sticky | None, auto: AutoChoice | None) -> Placement:
         if sticky is None:
-            return Placement(route, "least-loaded")
+            return Placement(route, "least-loaded", auto)
         outcome = sticky.outcome(route.device_id)
         self.accounting.sticky(outcome)
-        return Placement(route, "sticky" if outcome == "hit" else f"fallback-{outcome}")
+        return Placement(route, "sticky" if outcome == "hit" else f"fallback-{outcome}", auto)
 
-    async def _routes(self, model: str | None) -> list[Route]:
+    async def _routes(self, request: ChatRequest) -> tuple[list[Route], AutoChoice | None]:
+        """Devices serving the model asked for; for ``auto``, the model picked for the question."""
+        model = request.model
         wanted = None if model in (None, "", AUTO_MODEL) else model
         routes = await anyio.to_thread.run_sync(serving_routes, self.engine, wanted)
         if not routes:
             self.accounting.outcome("no_device", model_id=wanted or "")
             what = f"model {wanted!r}" if wanted else "any model"
             raise Refusal(503, "no_device", f"no online device serves {what}", NO_DEVICE_RETRY_S)
-        return routes
+        if wanted is not None:
+            return routes, None
+        return await self.auto.choose(request, routes, self.inflight)
 
     async def _attempt(
         self,

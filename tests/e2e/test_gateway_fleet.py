@@ -110,6 +110,9 @@ def test_a_streamed_answer_arrives_in_chunks_and_ends_once(gateway: httpx.Client
     assert len([p for p in pieces if p]) >= 2  # token by token, not one block
     assert chunks[-1]["edgefleet"]["device_id"] == headers["x-edgefleet-device"]
     assert chunks[-1]["usage"]["completion_tokens"] == SHORT["max_tokens"]
+    auto = chunks[-1]["edgefleet"]["auto"]  # "Hi": no category's words; nothing measured here
+    assert headers["x-edgefleet-auto"] == auto["kind"] == "generic" and auto["model"] == MODEL
+    assert auto["reason"] == "no served model is measured in generic: the least loaded"
 
 
 def test_a_client_key_is_refused_on_operator_routes(fleet: Fleet, client_key: str) -> None:

@@ -92,4 +92,4 @@ def _served_by(placement: Placement) -> dict[str, str]:
         "X-Edgefleet-Device": route.device_id,
         "X-Edgefleet-Model": route.model_id,
         "X-Edgefleet-Routing": placement.routing,
-    }
+    } | ({"X-Edgefleet-Auto": placement.auto.kind.category} if placement.auto else {})
