@@ -21,17 +21,11 @@ from agent.chat.server import ChatServer
 from agent.models.serving import ModelHost
 from shared.webchat import CONTENT_SECURITY_POLICY
 from tests.agent.daemon_support import load_serving
-from tests.support.browser import ARTIFACTS
+from tests.support.chat_page import ask_markup_by_keyboard, phone_page
 
 pytestmark = pytest.mark.timeout(180)
 TOKEN = "chat-token-of-the-clinic-pi"
 DEVICE = "pi-clinic-1"
-COUNT_ANSWER_UPDATES = """() => {
-  window.__updates = 0;
-  new MutationObserver((records) => {
-    for (const r of records) if (r.target.closest?.(".assistant .text")) window.__updates += 1;
-  }).observe(document.getElementById("log"), {childList: true, characterData: true, subtree: true});
-}"""
 
 
 @pytest.fixture
@@ -58,13 +52,8 @@ def test_the_page_is_served_with_the_strict_policy(agent_url: str) -> None:
 def test_the_agents_page_streams_its_models_answer_on_a_phone_by_keyboard(
     agent_url: str, browser: Browser
 ) -> None:
-    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
     errors: list[str] = []
-    try:
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with phone_page(browser, errors) as page:
         page.goto(agent_url + "/chat/")
         expect(page.get_by_label("Chat key")).to_be_focused()
         page.keyboard.type("not-the-token")
@@ -75,20 +64,5 @@ def test_the_agents_page_streams_its_models_answer_on_a_phone_by_keyboard(
         page.keyboard.press("Enter")
         expect(page.get_by_label("Model")).to_contain_text("tiny")
         expect(page.get_by_label("Chat key")).to_be_hidden()
-        page.evaluate(COUNT_ANSWER_UPDATES)
-        question = '<img src=x onerror="window.__xss = 1">Hi'
-        expect(page.get_by_label("Your question")).to_be_focused()
-        page.keyboard.type(question)
-        page.keyboard.press("Enter")
-        meta = page.locator(".msg.assistant .meta")
-        expect(meta).to_contain_text(f"answered by {DEVICE} with tiny", timeout=60_000)
-        assert page.locator(".msg.user .text").inner_text() == question  # shown as text
-        assert page.locator("#log img").count() == 0 and page.evaluate("window.__xss") is None
-        assert page.evaluate("window.__updates") >= 3  # the answer grew piece by piece
-        assert page.locator(".msg.assistant .text").inner_text().strip()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
-        (ARTIFACTS / "chat").mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "chat" / "agent-chat-phone.png"), full_page=True)
-    finally:
-        context.close()
+        ask_markup_by_keyboard(page, f"answered by {DEVICE} with tiny", "agent-chat-phone.png")
     assert [e for e in errors if "401" not in e] == []  # the wrong key's 401, and nothing else
