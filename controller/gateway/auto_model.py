@@ -14,16 +14,14 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from statistics import fmean
-from typing import Any
 
 import anyio
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from controller.gateway.question_kind import QuestionKind, classify
-from controller.gateway.routing import Route
+from controller.gateway.routing import AutoChoice, Route
 from controller.models import BenchmarkQuestion
 from shared.chat import ChatRequest
 from shared.messages import QuestionResult
@@ -33,24 +31,6 @@ from shared.strategies import DIRECT
 QUALITY_TTL_S = 60.0
 Quality = Mapping[str, Mapping[str, float]]
 """Model -> category -> % of the reference."""
-
-
-@dataclass(frozen=True)
-class AutoChoice:
-    """The model ``auto`` picked, the question's kind, and why."""
-
-    model_id: str
-    kind: QuestionKind
-    reason: str
-
-    def extension(self) -> dict[str, Any]:
-        """The reply's ``edgefleet.auto``."""
-        return {
-            "kind": self.kind.category,
-            "kind_reason": self.kind.reason,
-            "model": self.model_id,
-            "reason": self.reason,
-        }
 
 
 def category_quality(engine: Engine, model_ids: Collection[str]) -> dict[str, dict[str, float]]:

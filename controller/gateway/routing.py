@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from controller.gateway.auto_model import AutoChoice
+from controller.gateway.question_kind import QuestionKind
 
 UNMEASURED_LATENCY_MS = 1000.0
 """The latency assumed when no device serving the model has been measured yet."""
@@ -110,6 +109,24 @@ def stick(
     if previous not in {r.device_id for r in routes}:
         return Sticky(previous, "gone")
     return Sticky(previous, "full" if inflight.get(previous, 0) >= max_inflight else None)
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """The model ``auto`` picked (``auto_model``), the question's kind, and why."""
+
+    model_id: str
+    kind: QuestionKind
+    reason: str
+
+    def extension(self) -> dict[str, Any]:
+        """The reply's ``edgefleet.auto``."""
+        return {
+            "kind": self.kind.category,
+            "kind_reason": self.kind.reason,
+            "model": self.model_id,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from sqlalchemy import Engine
 
 from controller.gateway.accounting import GatewayAccounting, Served, strategy_of, usage_of
 from controller.gateway.affinity import Affinity, answered_key, continued_key
-from controller.gateway.auto_model import AutoChoice, AutoModels
+from controller.gateway.auto_model import AutoModels
 from controller.gateway.continuation import Continuations, Handover
 from controller.gateway.fleet_view import serving_routes
 from controller.gateway.ratelimit import RateLimiter
 from controller.gateway.relay import Relay
-from controller.gateway.routing import Placement, Route, Sticky, rank, stick
+from controller.gateway.routing import AutoChoice, Placement, Route, Sticky, rank, stick
 from controller.gateway.settings import GatewaySettings
 from controller.gateway.upstream import (
     DeviceBusy,

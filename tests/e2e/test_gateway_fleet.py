@@ -4,7 +4,9 @@ A client key chats through the controller's ``/v1/chat/completions`` (whole and
 streamed) and is refused everywhere else; requests spread over the devices by load;
 with every device at the gateway's bound (one open request each here) the next request
 gets 429 + Retry-After; a hung device (SIGSTOP: its socket still accepts) and a killed
-one (SIGKILL) cost no answer, the other device gives it; ``/metrics`` accounts it all.
+one (SIGKILL) cost no answer, the other device gives it; one killed mid-stream has its
+answer continued by the other on the same stream (or, the other hung, an error event);
+the chat page works on the controller and on an agent; ``/metrics`` accounts it all.
 """
 
 from __future__ import annotations
