@@ -143,9 +143,10 @@ class BatchEngine:
         temperature: float = 0.0,
         stop: list[str] | None = None,
         on_token: Callable[[str], None] | None = None,
+        continue_final: bool = False,
     ) -> Generation:
         """Reply to a conversation; blocks until done. Raising in ``on_token`` cancels it."""
-        text, stops = chat_prompt(self.prompt_format, messages, stop)
+        text, stops = chat_prompt(self.prompt_format, messages, stop, continue_final=continue_final)
         seed = self._sample_seeds.getrandbits(32) if temperature > 0 else self.seed
         return self.run(SequenceRequest(text, max_tokens, temperature, stops, on_token, seed))
 
