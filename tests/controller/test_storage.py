@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -217,6 +218,12 @@ def test_a_batch_is_enrolled_whole_with_one_broker_sync_or_not_at_all(
         assert len(crud.active_mqtt_credentials(session)) == 3
 
 
+def _scalar(engine: Engine, query: Any) -> int:
+    """One value, read in its own transaction (pg_stat_activity is a snapshot per transaction)."""
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
 def test_two_batches_racing_for_the_same_ids_enroll_once_and_refuse_the_other(
     pg_engine: Engine, tmp_path: Path
 ) -> None:
@@ -243,10 +250,9 @@ def test_two_batches_racing_for_the_same_ids_enroll_once_and_refuse_the_other(
         for racer in racers:
             racer.start()
         deadline = time.monotonic() + 60
-        with pg_engine.connect() as watch:
-            while watch.execute(waiting_on_lock).scalar_one() < 2:  # both checked, both blocked
-                assert time.monotonic() < deadline, "the two batches never reached their inserts"
-                time.sleep(0.05)
+        while _scalar(pg_engine, waiting_on_lock) < 2:  # both checked, both blocked
+            assert time.monotonic() < deadline, "the two batches never reached their inserts"
+            time.sleep(0.05)
         blocker.rollback()
     for racer in racers:
         racer.join(60)
