@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         devices, enroll_rates = provision(
             replicas, _fleet(args.devices), through_api=min(args.api_enroll, args.devices)
         )
-        setup_s = _wait_subscribed(devices[0], broker.port, engine, seq=SEQ_SPAN)
+        setup_s = wait_subscribed(devices[0], broker.port, engine, seq=SEQ_SPAN)
         for phase, count in enumerate(args.replicas, start=1):
             _start_replicas(replicas, count)
             out = _phase(args, replicas, broker, engine, devices, seq_base=phase * SEQ_SPAN)
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return phases
 
 
-def _wait_subscribed(device: SimDevice, port: int, engine: Engine, seq: int) -> float:
+def wait_subscribed(device: SimDevice, port: int, engine: Engine, seq: int) -> float:
     """Publish a probe heartbeat as ``device`` until ingest stores it; the seconds it took.
 
     Messages published before the controller's first subscription exist nowhere to be

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
 from bench.fleet_devices import SimDevice
-from bench.fleet_sim import _wait_subscribed
+from bench.fleet_sim import wait_subscribed
 from controller.ingest.service import IngestService
 from controller.models import DeadLetter, Heartbeat, IngestedMessage
 from tests.support.broker import MosquittoBroker
@@ -32,7 +32,7 @@ def test_probe_retries_that_reach_ingest_in_one_backlog_are_duplicates_not_confl
     device = SimDevice("sim-probe", "pi4-4gb", password="unused-on-this-broker")
     waited: list[float] = []
     probe = threading.Thread(
-        target=lambda: waited.append(_wait_subscribed(device, mosquitto.port, sqlite_engine, 7))
+        target=lambda: waited.append(wait_subscribed(device, mosquitto.port, sqlite_engine, 7))
     )
     probe.start()
     threading.Event().wait(3.5)  # three or four tries queue up meanwhile
