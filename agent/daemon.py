@@ -167,6 +167,7 @@ class Agent:
             self.metrics,
             token=token.get_secret_value() if token else None,
             default_max_tokens=self.settings.chat_max_tokens,
+            device_id=self.settings.device_id,
         )
         self.chat = ChatServer(app, self.settings.chat_host, self.settings.chat_port)
         self.chat.start()

@@ -8,11 +8,18 @@ at a time by the same engine, and the p50/p95 time to first token (from
 submission) under that load; and what one decode step
 costs in CPU time with 1, 2 and 4 sequences' tokens in it. Then a five-turn
 conversation, TTFT of each turn with the conversation's KV kept (prefix reuse
-on) and with every turn re-prefilled (off). Throughput is measured without
-prefix reuse, so both sides evaluate every prompt whole. Usage:
+on) and with every turn re-prefilled (off); and twice as many conversations as the
+engine has sequences, taking turns, with conversations pushed out of their cells
+stored in host memory and copied back (store on) or evaluated again (store off).
+Throughput is measured without prefix reuse, so both sides evaluate every prompt whole.
+
+``--q4-0`` also measures a Q4_0 copy of each model (requantized into a temporary
+directory; a little worse in quality, but the weight format for which ggml's x86
+CPU backend repacks weights into kernels that multiply several sequences' tokens
+at once, which Q4_1 and Q4_K here do not). Usage:
 
     python bench/batching.py MODEL.gguf [MODEL.gguf ...] [--profile dev-x86-1core]
-        [--tokens 64] [--rounds 1] [--json out.json]
+        [--tokens 64] [--rounds 1] [--q4-0] [--json out.json]
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import llama_cpp
 
 from agent.inference.batch import BatchEngine
 from agent.inference.llama_batch import LlamaSequences
@@ -240,6 +250,13 @@ def bench_model(path: Path, profile: DeviceProfile, tokens: int, rounds: int) ->
         fresh = conversation(cold, tokens)
     finally:
         cold.close()
+    crowd = {}
+    for side, store_bytes in (("store_on", None), ("store_off", 0)):
+        crowded_engine = BatchEngine(path, profile=profile, store_bytes=store_bytes)
+        try:
+            crowd[side] = crowded(crowded_engine, tokens)
+        finally:
+            crowded_engine.close()
     steps = step_cost(path, profile)
     on5, off5 = reused[-1]["ttft_ms"], fresh[-1]["ttft_ms"]
     return {
@@ -252,7 +269,54 @@ def bench_model(path: Path, profile: DeviceProfile, tokens: int, rounds: int) ->
         "turn5_over_turn1_on": round(on5 / reused[0]["ttft_ms"], 2),
         "turn5_over_turn1_off": round(off5 / fresh[0]["ttft_ms"], 2),
         "turn5_on_over_off": round(on5 / off5, 2),
+        "crowded": crowd,
+        "crowded_ttft_on_over_off": round(
+            crowd["store_on"]["ttft_ms_p50"] / crowd["store_off"]["ttft_ms_p50"], 2
+        ),
     }
+
+
+def crowded(engine: BatchEngine, tokens: int, turns: int = 3) -> dict[str, float]:
+    """Twice as many conversations as sequences, taking turns one request at a time.
+
+    Every later turn finds its conversation pushed out of the cells by the others:
+    its TTFT and the prompt tokens it evaluated tell whether the store brought it back.
+    """
+    engine.reset()
+    restored_before = engine.restored_conversations
+    chats = [[{"role": "system", "content": SYSTEM}] for _ in range(2 * engine.parallel)]
+    ttft, evaluated = [], []
+    for turn in range(turns):
+        for number, messages in enumerate(chats):
+            question = QUESTIONS[number % len(QUESTIONS)] if turn == 0 else TURNS[turn]
+            messages.append({"role": "user", "content": question})
+            reply = engine.chat(messages, max_tokens=tokens)
+            messages.append({"role": "assistant", "content": reply.text})
+            if turn:
+                ttft.append(reply.ttft_s * 1000)
+                evaluated.append(reply.prompt_tokens_evaluated)
+    return {
+        "conversations": len(chats),
+        "sequences": engine.parallel,
+        "later_turns": len(ttft),
+        "ttft_ms_p50": round(percentile(ttft, 50), 1),
+        "ttft_ms_p95": round(percentile(ttft, 95), 1),
+        "evaluated_mean": round(statistics.mean(evaluated), 1),
+        "restored": engine.restored_conversations - restored_before,
+        "stored_mb": round(engine.stored.bytes / 1e6, 1),
+    }
+
+
+def requantized_q4_0(source: Path, directory: Path) -> Path:
+    """A Q4_0 copy of ``source`` in ``directory`` (llama.cpp's own quantizer)."""
+    target = directory / f"{source.stem}.requantized-Q4_0.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0
+    params.allow_requantize = True
+    params.nthread = 1
+    if llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), params) != 0:
+        raise SystemExit(f"error: could not requantize {source} to Q4_0")
+    return target
 
 
 def main() -> None:
@@ -261,12 +325,17 @@ def main() -> None:
     parser.add_argument("--profile", default="dev-x86-1core")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--q4-0", action="store_true", help="also measure a Q4_0 copy of each")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     source = Path("firmware-config/classes") / f"{args.profile}.yaml"
     profile = parse_profile(source.read_text(), source=str(source))
     load_before = os.getloadavg()[0]
-    results = [bench_model(path, profile, args.tokens, args.rounds) for path in args.models]
+    with tempfile.TemporaryDirectory(prefix="edgefleet-q4_0-") as scratch:
+        models = list(args.models)
+        if args.q4_0:
+            models += [requantized_q4_0(path, Path(scratch)) for path in args.models]
+        results = [bench_model(path, profile, args.tokens, args.rounds) for path in models]
     report = {
         "profile": profile.name,
         "load_1m_before": round(load_before, 2),

@@ -35,6 +35,7 @@ from controller.api.routes import (
     devices,
     downloads,
     enrollment,
+    escalation,
     gateway,
     health,
     me,
@@ -194,6 +195,7 @@ def _mount(app: FastAPI) -> None:
         bench,
         commands,
         dead_letters,
+        escalation,
     )
     for module in routes:
         api.include_router(module.router)

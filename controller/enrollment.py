@@ -20,7 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
 from controller import crud
 from controller.broker.local import LocalBroker
@@ -103,13 +104,20 @@ class Enrollment:
         For provisioning a site (or a simulated fleet) at once: each single
         enrollment rewrites the whole broker password and ACL files, so N of them
         cost N² lines written; this costs N.
+
+        Every id is checked before anything is written: a taken one refuses the whole
+        batch with no row, login or broker sync spent; a concurrent enrollment of the
+        same id (caught by the database at commit) refuses it the same way.
         """
         enrolled = []
-        with session_scope(self.engine) as session:
-            for device_in in devices_in:
-                self._check_free(session, device_in.id)
-                device = crud.create_device(session, device_in=device_in)
-                enrolled.append((device, _issue(session, device.id)))
+        try:
+            with session_scope(self.engine) as session:
+                self._check_free(session, [device_in.id for device_in in devices_in])
+                for device_in in devices_in:
+                    device = crud.create_device(session, device_in=device_in)
+                    enrolled.append((device, _issue(session, device.id)))
+        except IntegrityError:
+            raise DeviceIdTaken("a device id in this batch was enrolled concurrently") from None
         self.sync_broker_files()
         return enrolled
 
@@ -157,7 +165,7 @@ class Enrollment:
                 raise EnrollmentError("enrollment token has expired")
             if row.device_id is not None and row.device_id != device_id:
                 raise EnrollmentError(f"this token is for device {row.device_id!r}")
-            self._check_free(session, device_id)
+            self._check_free(session, [device_id])
             device_in = DeviceCreate(id=device_id, device_class=row.device_class)
             device = crud.create_device(session, device_in=device_in)
             row.used_at, row.used_by_device = utcnow(), device_id
@@ -166,17 +174,23 @@ class Enrollment:
         self.sync_broker_files()
         return device, issued
 
-    def _check_free(self, session: Session, device_id: str) -> None:
-        """Refuse an id the controller's clients use, or one an enrolled device holds."""
+    def _check_free(self, session: Session, device_ids: Sequence[str]) -> None:
+        """Refuse ids the controller's clients use, or ones enrolled devices hold (one query)."""
         own = self.settings.mqtt_client_id
         reserved = {own, self.settings.mqtt_username}
-        if device_id in reserved or device_id.startswith(f"{own}-"):
-            raise DeviceIdTaken(f"device id {device_id!r} is reserved for the controller")
-        device = crud.get_device(session, device_id=device_id)
-        if device is not None and device.enrolled:
+        for device_id in device_ids:
+            if device_id in reserved or device_id.startswith(f"{own}-"):
+                raise DeviceIdTaken(f"device id {device_id!r} is reserved for the controller")
+        query = select(Device.id).where(col(Device.id).in_(device_ids), col(Device.enrolled))
+        taken = sorted(session.exec(query).all())
+        if len(taken) == 1:
             raise DeviceIdTaken(
-                f"device {device_id!r} is enrolled already; an operator can rotate its login"
+                f"device {taken[0]!r} is enrolled already; an operator can rotate its login"
             )
+        if taken:
+            shown = ", ".join(repr(device_id) for device_id in taken[:5])
+            more = f" and {len(taken) - 5} more" if len(taken) > 5 else ""
+            raise DeviceIdTaken(f"devices {shown}{more} are enrolled already")
 
     def sync_broker_files(self, *, directory: Path | None = None) -> MosquittoFiles | None:
         """Bring the broker in step with the registry's logins (failures are logged, retried).

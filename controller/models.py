@@ -439,6 +439,8 @@ class BenchmarkQuestion(SQLModel, table=True):
     e2e_ms: float
     generated_tokens: int
     prompt_tokens_evaluated: int
+    confidence: float | None = None
+    """vote:k / verify-refine: the strategy's own check, for calibrating escalation."""
     measured_at: datetime = _ts(nullable=False)
 
 

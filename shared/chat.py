@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.strategies import Strategy, StrategyName
+from shared.strategies import DIRECT, Strategy, StrategyName
 
 MAX_MESSAGES = 256
 """Most messages one request may carry (a long chat is summarised or cut by the client)."""
@@ -54,9 +54,42 @@ class ChatRequest(BaseModel):
         description="edgefleet extension: direct, refine:K, verify-refine or vote:K "
         "(default: the assignment's; wins over refine)",
     )
+    escalate: bool | None = Field(
+        None,
+        description="edgefleet gateway extension: if the answer's confidence is below the "
+        "gateway's threshold, ask a device with a stronger model (non-streamed requests)",
+    )
+    latency_budget_ms: int | None = Field(
+        None,
+        ge=1,
+        le=3_600_000,
+        description="edgefleet gateway extension: escalate only to "
+        "devices whose measured latency fits what is left of this",
+    )
+    continue_final_message: bool = Field(
+        False,
+        description="vLLM's extension: the last message is a partial assistant answer to "
+        "continue (its turn is left open); the reply holds only the text that follows it",
+    )
+
+    @model_validator(mode="after")
+    def _continues_an_answer(self) -> ChatRequest:
+        """A continuation needs an assistant message last, and is served direct."""
+        if not self.continue_final_message:
+            return self
+        if self.messages[-1].role != "assistant":
+            raise ValueError("continue_final_message needs an assistant message last")
+        if self.strategy not in (None, DIRECT.name) or self.refine:
+            raise ValueError("a continued answer is served direct: no strategy or refine")
+        return self
 
     def strategy_for(self, default: Strategy) -> Strategy:
-        """The strategy asked for: ``strategy``, else ``refine``, else the device's default."""
+        """The strategy asked for: ``strategy``, else ``refine``, else the device's default.
+
+        A continuation is always direct: refining restarts the answer it continues.
+        """
+        if self.continue_final_message:
+            return DIRECT
         if self.strategy is not None:
             return Strategy.parse(self.strategy)
         return default if self.refine is None else Strategy.from_refine(self.refine)

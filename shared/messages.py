@@ -278,6 +278,13 @@ class QuestionResult(Body):
     strategy: StrategyName | None = Field(
         None, description="the test-time strategy that served it; none (older agents): by refined"
     )
+    confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="vote:k and verify-refine: how sure the strategy's own check was (the "
+        "gateway's escalation is calibrated on it); none: no check, or an older agent",
+    )
 
     @property
     def served_by(self) -> str:

@@ -51,6 +51,14 @@ class DeviceProfile(BaseModel):
         description="sequences decoded together, each with its own n_ctx of KV cells; "
         "absent: as many as fit the memory budget with the model, up to 4",
     )
+    conversation_store_mb: int | None = Field(
+        None,
+        ge=0,
+        le=65536,
+        description="host memory for conversations whose KV cells a newer conversation needed "
+        "(a later turn is copied back instead of re-evaluated); absent: half of what the memory "
+        "budget leaves beside the model and its sequences; 0: off",
+    )
     mlock: bool = Field(False, description="lock model pages in RAM")
     standard_prompt_tokens: int = Field(
         128, ge=1, description="prompt length of the class's standard answer (for C and latency)"

@@ -181,6 +181,7 @@ def _answer_row(outcome: Outcome, result: StrategyResult) -> QuestionResult:
         e2e_ms=result.total_s * 1000,
         generated_tokens=result.generated_tokens,
         prompt_tokens_evaluated=result.prompt_tokens_evaluated,
+        confidence=result.confidence,
     )
 
 

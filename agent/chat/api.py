@@ -3,11 +3,14 @@
 ``POST /v1/chat/completions`` accepts the OpenAI request shape plus the
 extension fields ``strategy`` (``direct``, ``refine:K``, ``verify-refine``,
 ``vote:K``; default: the assignment's) and the older ``refine`` (true is
-``refine:1``). With a strategy other than direct the last user message is the
-question and a system message is kept; earlier turns are not used. Streaming
-then sends the served answer as one chunk, since only it is what the user
-should see.
+``refine:1``), and vLLM's ``continue_final_message`` (the last message is a
+partial assistant answer to go on with; served direct). With a strategy other
+than direct the last user message is the question and a system message is
+kept; earlier turns are not used. Streaming then sends the served answer as
+one chunk, since only it is what the user should see.
 A streaming client that disconnects frees its sequence at the model's next step.
+Answers name the device in ``X-Edgefleet-Device`` (as the gateway's do), and ``/chat/``
+serves the end users' chat page (``shared.webchat``) over this API.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi import Depends, FastAPI, Header, HTTPException, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from agent.chat.metrics import RequestSample, ServingMetrics
+from agent.chat.page import ChatPageFiles
 from agent.chat.shapes import (
     Outcome,
     completion,
@@ -41,6 +45,7 @@ from agent.inference.types import EmptyPrompt, InferenceError, PromptTooLong
 from agent.models.serving import ModelHost, NoModel, QueueFull, Serving
 from shared.chat import ChatRequest
 from shared.strategies import Strategy
+from shared.webchat import CHAT_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +56,19 @@ def create_chat_app(
     *,
     token: str | None = None,
     default_max_tokens: int = 256,
+    device_id: str | None = None,
 ) -> FastAPI:
     """Build the chat API over ``host``; ``token`` (if set) is required as a bearer token."""
     app = FastAPI(title="edgefleet agent chat API", docs_url=None, redoc_url=None)
     auth = [Depends(_authoriser(token))]
+    named = {"X-Edgefleet-Device": device_id} if device_id else {}
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        """Liveness, and which model is serving."""
+        """Liveness, which model is serving, and whether chat needs a key (the chat page asks)."""
         serving = host.serving
-        return {"status": "ok", "model": serving.model_id if serving else None}
+        model = serving.model_id if serving else None
+        return {"status": "ok", "model": model, "key_required": token is not None}
 
     @app.get("/v1/models", dependencies=auth)
     def list_models() -> dict[str, Any]:
@@ -72,10 +80,14 @@ def create_chat_app(
         return {"object": "list", "data": [model]}
 
     @app.post("/v1/chat/completions", dependencies=auth, response_model=None)
-    async def chat_completions(request: ChatRequest) -> Any:
+    async def chat_completions(request: ChatRequest, response: Response) -> Any:
         """Answer a chat, optionally refined; 429 with Retry-After when the queue is full."""
-        return await _chat(host, metrics, request, default_max_tokens)
+        answer = await _chat(host, metrics, request, default_max_tokens)
+        target = answer if isinstance(answer, Response) else response
+        target.headers.update(named)
+        return answer
 
+    app.mount(CHAT_PATH, ChatPageFiles(), name="chat")
     return app
 
 
@@ -188,6 +200,7 @@ class _Call:
             temperature=self.request.temperature,
             stop=stop,
             on_token=on_token,
+            continue_final=self.request.continue_final_message,
         )
         return plain_outcome(generation)
 

@@ -27,6 +27,7 @@ class Outcome(BaseModel):
     fell_back: bool = False
     fallback_reason: str | None = None
     stages: int = 1
+    confidence: float | None = None
     ttft_s: float
     decode_s: float
     total_s: float
@@ -77,6 +78,7 @@ def strategy_outcome(
         fell_back=result.fell_back,
         fallback_reason=result.fallback_reason,
         stages=len(generations),
+        confidence=result.confidence,
         ttft_s=result.ttft_s,
         decode_s=sum(g.decode_s for g in generations),
         total_s=result.total_s,
@@ -84,7 +86,12 @@ def strategy_outcome(
 
 
 def extension(outcome: Outcome) -> dict[str, Any]:
-    """The ``edgefleet`` extension object: refinement and timing."""
+    """The ``edgefleet`` extension object: refinement, timing, and the check's confidence.
+
+    ``confidence`` is there only when the strategy checks its answer (vote:k,
+    verify-refine); older agents never send it.
+    """
+    confidence = {} if outcome.confidence is None else {"confidence": round(outcome.confidence, 4)}
     return {
         "refined": outcome.refined,
         "strategy": outcome.strategy,
@@ -93,7 +100,7 @@ def extension(outcome: Outcome) -> dict[str, Any]:
         "stages": outcome.stages,
         "ttft_ms": round(outcome.ttft_s * 1000, 2),
         "latency_ms": round(outcome.total_s * 1000, 2),
-    }
+    } | confidence
 
 
 def usage(outcome: Outcome) -> dict[str, int]:

@@ -7,7 +7,9 @@ prompt still being evaluated into one batch, decodes it, and samples each
 sequence with its own sampler. Requests wait in a FIFO queue and are admitted
 between steps, so a new one never waits for the others to finish. Each
 finished conversation stays in its slot's KV cells (see
-:mod:`agent.inference.sequences`).
+:mod:`agent.inference.sequences`); when a newer conversation needs the slot, the
+old one's cells are copied out to host memory (:mod:`agent.inference.conversations`)
+and copied back for its next turn.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from agent.inference.conversations import (
+    ConversationStore,
+    StoredConversation,
+    store_budget_bytes,
+)
 from agent.inference.llama_batch import BATCH_TOKENS, LlamaSequences
 from agent.inference.prompt_format import chat_prompt, format_for
 from agent.inference.sequences import (
@@ -63,6 +70,7 @@ class BatchEngine:
         model_id: str | None = None,
         max_waiting: int = 64,
         prefix_reuse: bool = True,
+        store_bytes: int | None = None,
         repeat_penalty: float = 1.1,
         seed: int = 0,
     ) -> None:
@@ -99,6 +107,12 @@ class BatchEngine:
             eos_token=self._llama.eos_text,
         )
         self._slots = [Slot(seq_id) for seq_id in range(parallel)]
+        if store_bytes is None:
+            store_bytes = store_budget_bytes(
+                self.info, profile, n_ctx=self.n_ctx, parallel=parallel
+            )
+        self.stored = ConversationStore(store_bytes if prefix_reuse else 0)
+        self.restored_conversations = 0
         self._active: list[ActiveSequence] = []
         self._waiting: collections.deque[SequenceRequest] = collections.deque()
         self._cond = threading.Condition()
@@ -109,12 +123,14 @@ class BatchEngine:
         self._thread = threading.Thread(target=self._loop, name="batch-engine", daemon=True)
         self._thread.start()
         logger.info(
-            "loaded %s for %d parallel sequences (n_ctx=%d each, threads=%d, kv=%s)",
+            "loaded %s for %d parallel sequences (n_ctx=%d each, threads=%d, kv=%s, "
+            "%.0f MB for conversations out of their cells)",
             self.model_id,
             parallel,
             self.n_ctx,
             self.threads,
             kv_type,
+            store_bytes / 1e6,
         )
 
     # --- the calls -------------------------------------------------------------------------
@@ -127,9 +143,10 @@ class BatchEngine:
         temperature: float = 0.0,
         stop: list[str] | None = None,
         on_token: Callable[[str], None] | None = None,
+        continue_final: bool = False,
     ) -> Generation:
         """Reply to a conversation; blocks until done. Raising in ``on_token`` cancels it."""
-        text, stops = chat_prompt(self.prompt_format, messages, stop)
+        text, stops = chat_prompt(self.prompt_format, messages, stop, continue_final=continue_final)
         seed = self._sample_seeds.getrandbits(32) if temperature > 0 else self.seed
         return self.run(SequenceRequest(text, max_tokens, temperature, stops, on_token, seed))
 
@@ -163,7 +180,7 @@ class BatchEngine:
             return sum(1 for s in self._slots if not s.busy and s.tokens)
 
     def reset(self) -> None:
-        """Forget every kept conversation (sequences running now are not touched)."""
+        """Forget every kept or stored conversation (sequences running now are not touched)."""
         done = threading.Event()
         with self._cond:
             self._resets.append(done)
@@ -214,6 +231,7 @@ class BatchEngine:
                 self._llama.forget(slot.seq_id)
                 slot.forget()
                 slot.last_used = 0.0
+        self.stored.clear()
         for done in self._resets:
             done.set()
         self._resets.clear()
@@ -233,7 +251,32 @@ class BatchEngine:
             if slot is None:
                 return
             self._waiting.popleft()
+            if self.prefix_reuse:
+                self._swap(slot, request.text)
             self._place(request, slot, tokens)
+
+    def _swap(self, slot: Slot, prompt: str) -> None:
+        """Make ``slot`` hold the conversation ``prompt`` extends, if one is kept anywhere.
+
+        The conversation in the slot is stored first unless the prompt extends it.
+        """
+        if slot.text and prompt.startswith(slot.text):
+            return
+        if slot.text and self.stored.max_bytes:
+            state = self._llama.save(slot.seq_id)
+            if state:
+                self.stored.put(StoredConversation(slot.text, slot.history, slot.tokens, state))
+        kept = self.stored.take(prompt)
+        if kept is None:
+            return
+        self._llama.forget(slot.seq_id)
+        slot.forget()
+        if self._llama.restore(slot.seq_id, kept.state):
+            slot.tokens, slot.text, slot.history = list(kept.tokens), kept.text, kept.history
+            self.restored_conversations += 1
+        else:
+            logger.warning("%s: a stored conversation could not be restored", self.model_id)
+            self._llama.forget(slot.seq_id)
 
     def _place(self, request: SequenceRequest, slot: Slot, tokens: list[int]) -> None:
         if self.prefix_reuse and slot.text and request.text.startswith(slot.text):

@@ -88,6 +88,18 @@ class LlamaSequences:
         """Free the sequence's KV cells from position ``start`` on."""
         self._ctx.kv_cache_seq_rm(seq_id, start, -1)
 
+    def save(self, seq_id: int) -> bytes:
+        """A copy of the sequence's KV cells (empty if llama.cpp could not copy them)."""
+        size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, seq_id)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buffer, size, seq_id)
+        return bytes(buffer)[:written] if written == size else b""
+
+    def restore(self, seq_id: int, state: bytes) -> bool:
+        """Put a copy made by :meth:`save` into the (cleared) sequence; False if refused."""
+        buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        return llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buffer, len(state), seq_id) > 0
+
     def clear_batch(self) -> None:
         """Start filling a new batch."""
         self._batch.n_tokens = 0

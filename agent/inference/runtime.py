@@ -153,9 +153,10 @@ class ModelRuntime(RuntimeMeasurements, ChatModel):
         temperature: float = 0.0,
         stop: list[str] | None = None,
         on_token: Callable[[str], None] | None = None,
+        continue_final: bool = False,
     ) -> Generation:
         """Reply to a conversation; a conversation that extends the last one reuses its KV cache."""
-        text, stops = chat_prompt(self.prompt_format, messages, stop)
+        text, stops = chat_prompt(self.prompt_format, messages, stop, continue_final=continue_final)
         with self._using():
             return self._generate(text, max_tokens, temperature, stops, on_token)
 

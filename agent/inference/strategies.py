@@ -52,6 +52,22 @@ class StrategyResult:
     fallback_reason: str | None = None
     votes: dict[str, int] = field(default_factory=dict)
     """vote: how many samples gave each normalised final answer."""
+    flagged: bool | None = None
+    """verify-refine: whether its check named an error (None: the check did not run)."""
+
+    @property
+    def confidence(self) -> float | None:
+        """How sure the strategy's own check is of its answer, in [0, 1]; None: no check.
+
+        vote:k: the majority's share of the k samples (samples without a comparable
+        answer count against it); verify-refine: 1 when its check found no error, 0 when
+        it named one or could not run. The gateway escalates answers below a threshold.
+        """
+        if self.strategy.kind == "vote":
+            return max(self.votes.values(), default=0) / self.strategy.k
+        if self.strategy.kind == "verify-refine":
+            return 0.0 if self.flagged is not False else 1.0
+        return None
 
     @property
     def generated_tokens(self) -> int:
@@ -167,14 +183,15 @@ def _verify_refine(
 ) -> StrategyResult:
     run = _Stages(runtime, question, system, on_token)
     initial = run.call("answer", limits.answer_tokens, limits.temperature).text
-    served, reason = initial, None
+    served, reason, flagged = initial, None, None
     if not initial.strip():
         reason = "the first answer was empty"
     else:
         try:
             run.extend(initial, VERIFY_INSTRUCTION)
             verdict = run.call("verify", limits.critique_tokens, limits.temperature).text
-            if _ERROR_VERDICT.match(verdict):
+            flagged = bool(_ERROR_VERDICT.match(verdict))
+            if flagged:
                 run.extend(verdict, REFINE_INSTRUCTION)
                 rewrite = run.call("refine", limits.refine_tokens, limits.temperature).text
                 if rewrite.strip():
@@ -192,6 +209,7 @@ def _verify_refine(
         total_s=run.elapsed(),
         fell_back=reason is not None,
         fallback_reason=reason,
+        flagged=flagged,
     )
 
 

@@ -76,8 +76,9 @@ class ChatModel(Protocol):
         temperature: float = 0.0,
         stop: list[str] | None = None,
         on_token: Callable[[str], None] | None = None,
+        continue_final: bool = False,
     ) -> Generation:
-        """Reply to a conversation."""
+        """Reply to a conversation (``continue_final``: go on with its last, partial answer)."""
         ...
 
 

@@ -1,12 +1,14 @@
-"""``edgefleet devices list|show|enroll|revoke`` over the API."""
+"""``edgefleet devices list|show|enroll|enroll-many|revoke`` over the API."""
 
 from __future__ import annotations
 
+import csv
+import sys
 from typing import Annotated, Any
 
 import typer
 
-from controller.client.connection import EXIT_CODES_HELP
+from controller.client.connection import EXIT_CODES_HELP, CliError, ExitCode
 from controller.client.options import (
     ClientConfigOption,
     JsonOption,
@@ -23,6 +25,8 @@ devices_app = typer.Typer(
 )
 
 DeviceArg = Annotated[str, typer.Argument(help="device id")]
+BULK_TIMEOUT_S = 600.0
+"""A bulk enrollment hashes a password per device: 1,000 take seconds, more on a busy controller."""
 
 
 @devices_app.command("list")
@@ -123,6 +127,62 @@ def enroll(
     login = enrolled["credentials"]
     typer.echo(f"enrolled {device_id} ({device_class}); its MQTT login, shown only now:")
     typer.echo(f"  username: {login['username']}\n  password: {login['password']}")
+
+
+BULK_COLUMNS = ("id", "device_class", "name", "location")
+
+
+def _bulk_rows(source: typer.FileText) -> list[dict[str, str]]:
+    """The CSV's devices: a header naming ``id`` and any of the other ``BULK_COLUMNS``."""
+    try:
+        reader = csv.DictReader(source)
+        columns = set(reader.fieldnames or ())
+        if "id" not in columns or columns - set(BULK_COLUMNS):
+            raise CliError(
+                ExitCode.USAGE,
+                f"{source.name}: the header must name 'id' and only {', '.join(BULK_COLUMNS)}",
+            )
+        rows = []
+        for row in reader:
+            if None in row:
+                raise CliError(
+                    ExitCode.USAGE, f"{source.name}: line {reader.line_num} has extra fields"
+                )
+            rows.append({k: v for k, v in row.items() if v})
+        return rows
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise CliError(ExitCode.USAGE, f"{source.name}: not a CSV file ({exc})") from None
+
+
+@devices_app.command("enroll-many")
+def enroll_many(
+    source: Annotated[
+        typer.FileText, typer.Argument(help="CSV with a header: id[,device_class,name,location]")
+    ],
+    url: UrlOption = None,
+    token: TokenOption = None,
+    client_config: ClientConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Enroll up to 1,000 devices at once, all or none; print their logins as CSV (admin).
+
+    The logins (device_id,username,password) are shown only now: redirect them to a
+    file only the installer can read.
+    """
+    with connect(url, token, client_config) as api:
+        devices = _bulk_rows(source)
+        enrolled = api.call(
+            "POST", "/devices/bulk", json={"devices": devices}, timeout=BULK_TIMEOUT_S
+        )
+    if as_json:
+        echo_json(enrolled)
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(("device_id", "username", "password"))
+    for entry in enrolled["enrolled"]:
+        login = entry["credentials"]
+        writer.writerow((entry["device"]["id"], login["username"], login["password"]))
+    typer.echo(f"enrolled {len(enrolled['enrolled'])} devices; logins shown only now", err=True)
 
 
 @devices_app.command("revoke")

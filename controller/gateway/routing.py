@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from controller.gateway.question_kind import QuestionKind
 
 UNMEASURED_LATENCY_MS = 1000.0
 """The latency assumed when no device serving the model has been measured yet."""
@@ -116,6 +119,24 @@ def stick(
 
 
 @dataclass(frozen=True)
+class AutoChoice:
+    """The model ``auto`` picked (``auto_model``), the question's kind, and why."""
+
+    model_id: str
+    kind: QuestionKind
+    reason: str
+
+    def extension(self) -> dict[str, Any]:
+        """The reply's ``edgefleet.auto``."""
+        return {
+            "kind": self.kind.category,
+            "kind_reason": self.kind.reason,
+            "model": self.model_id,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
 class Placement:
     """The device that answered, and how it was chosen (``X-Edgefleet-Routing``)."""
 
@@ -123,3 +144,7 @@ class Placement:
     routing: str
     """``least-loaded`` (a first turn), ``sticky`` (the previous turn's device) or
     ``fallback-WHY`` (least loaded, because of the :attr:`Sticky.outcome` WHY)."""
+    escalated_from: str | None = None
+    """The device whose unsure answer was asked again here (``X-Edgefleet-Escalated-From``)."""
+    auto: AutoChoice | None = None
+    """For ``model: auto``: the model picked for the question's kind, and why."""

@@ -20,11 +20,14 @@ from sqlalchemy import Engine
 
 from controller.gateway.accounting import GatewayAccounting, Served, strategy_of, usage_of
 from controller.gateway.affinity import Affinity, answered_key, continued_key
+from controller.gateway.auto_model import AutoModels
+from controller.gateway.continuation import Continuations, Handover
+from controller.gateway.escalation import Escalator
 from controller.gateway.fleet_view import serving_routes
 from controller.gateway.mqtt_upstream import LinkClient
 from controller.gateway.ratelimit import RateLimiter
 from controller.gateway.relay import Relay
-from controller.gateway.routing import Placement, Route, Sticky, rank, stick
+from controller.gateway.routing import AutoChoice, Placement, Route, Sticky, rank, stick
 from controller.gateway.settings import GatewaySettings
 from controller.gateway.transport import Transports
 from controller.gateway.upstream import (
@@ -40,7 +43,7 @@ from shared.chat import ChatRequest
 logger = logging.getLogger(__name__)
 
 AUTO_MODEL = "auto"
-"""``model: auto`` (or none): whatever the plan has the devices serve."""
+"""``model: auto`` (or none): the served model best in the question's kind (``auto_model``)."""
 MAX_FAILURES = 2
 """Devices tried that fail before the first token: the first, and one retry elsewhere."""
 NO_DEVICE_RETRY_S = 10.0
@@ -76,6 +79,9 @@ class Gateway:
         self.inflight: Counter[str] = Counter()
         self.devices = Transports(settings, DeviceClient(settings), link)
         self.affinity = Affinity(settings.sticky_conversations)
+        self.escalator = Escalator(engine, settings.escalation, registry)
+        self.auto = AutoModels(engine)
+        self.continuations = Continuations(engine, self.devices, self.inflight, settings, registry)
 
     def admit(self, key: object) -> None:
         """Spend one request of the key's rate budget, or refuse with 429."""
@@ -94,36 +100,78 @@ class Gateway:
     ) -> tuple[dict[str, Any], Placement]:
         """A whole answer, from the conversation's last device or the least loaded one.
 
-        If that device fails, one other is tried.
+        If that device fails, one other is tried. An unsure answer may be escalated.
         """
         started = time.monotonic()
-        routes = await self._routes(request.model)
+        routes, auto = await self._routes(request)
         sticky = self._sticky(request, client, routes)
-        answer, route = await self._attempt(routes, request, self.devices.complete, sticky)
-        self.inflight[route.device_id] -= 1
-        elapsed = time.monotonic() - started
-        self._served(route, answer, ttft_s=elapsed, latency_s=elapsed)
+
+        async def ask(routes: list[Route], request: ChatRequest) -> tuple[dict[str, Any], Route]:
+            asked = time.monotonic()
+            answer, route = await self._attempt(routes, request, self.devices.complete, sticky)
+            self.inflight[route.device_id] -= 1
+            elapsed = time.monotonic() - asked
+            self._served(route, answer, ttft_s=elapsed, latency_s=elapsed)
+            return answer, route
+
+        first, first_route = await ask(routes, request)
+        answer, route, escalation = await self.escalator.escalate(
+            request, first, first_route, started, ask
+        )
         self._remember(request, client, content_of(answer), route)
         tag_device(answer, route.device_id)
-        return answer, self._placed(route, sticky)
+        if auto is not None:
+            answer["edgefleet"]["auto"] = auto.extension()
+        if escalation is not None:
+            return answer, Placement(route, "escalated", escalation.from_device, auto=auto)
+        return answer, self._placed(route, sticky, auto)
 
     async def stream(self, request: ChatRequest, client: object) -> tuple[Relay, Placement]:
         """An answer stream, committed to a device once its first token arrived."""
         started = time.monotonic()
-        routes = await self._routes(request.model)
+        routes, auto = await self._routes(request)
         sticky = self._sticky(request, client, routes)
         stream, route = await self._attempt(routes, request, self.devices.stream, sticky)
         ttft_s = time.monotonic() - started
 
-        def ended(final: dict[str, Any] | None, text: str) -> None:
+        def ended(final: dict[str, Any] | None, text: str, handover: Handover | None) -> None:
             self.inflight[route.device_id] -= 1
-            if final is None:
+            if handover is not None:
+                self._continued(request, client, final, text, handover, ttft_s, started)
+            elif final is None:
                 self.accounting.outcome("cut", route.device_id, route.model_id)
             else:
                 self._served(route, final, ttft_s=ttft_s, latency_s=time.monotonic() - started)
                 self._remember(request, client, text, route)
 
-        return Relay(stream, on_end=ended), self._placed(route, sticky)
+        async def hand_over(failed: Route, text: str, tokens: int) -> Handover | None:
+            return await self.continuations.hand_over(request, failed, text, tokens)
+
+        extension = {"auto": auto.extension()} if auto else {}
+        relay = Relay(stream, on_end=ended, hand_over=hand_over, extension=extension)
+        return relay, self._placed(route, sticky, auto)
+
+    def _continued(
+        self,
+        request: ChatRequest,
+        client: object,
+        final: dict[str, Any] | None,
+        text: str,
+        handover: Handover,
+        ttft_s: float,
+        started: float,
+    ) -> None:
+        """Account an answer another device continued (see ``continuation``)."""
+        if final is None:
+            self.continuations.release(handover)
+            self.accounting.outcome("cut", handover.route.device_id, handover.route.model_id)
+            return
+        latency_s = time.monotonic() - started
+        strategy = strategy_of(final)
+        self.continuations.account(
+            self.accounting, handover, strategy, ttft_s=ttft_s, latency_s=latency_s
+        )
+        self._remember(request, client, text, handover.route)
 
     def _sticky(self, request: ChatRequest, client: object, routes: list[Route]) -> Sticky | None:
         """A later turn's tie to its previous device; None for a first turn."""
@@ -137,21 +185,25 @@ class Gateway:
     def _remember(self, request: ChatRequest, client: object, answer: str, route: Route) -> None:
         self.affinity.remember(answered_key(client, request.messages, answer), route.device_id)
 
-    def _placed(self, route: Route, sticky: Sticky | None) -> Placement:
+    def _placed(self, route: Route, sticky: Sticky | None, auto: AutoChoice | None) -> Placement:
         if sticky is None:
-            return Placement(route, "least-loaded")
+            return Placement(route, "least-loaded", auto=auto)
         outcome = sticky.outcome(route.device_id)
         self.accounting.sticky(outcome)
-        return Placement(route, "sticky" if outcome == "hit" else f"fallback-{outcome}")
+        return Placement(route, "sticky" if outcome == "hit" else f"fallback-{outcome}", auto=auto)
 
-    async def _routes(self, model: str | None) -> list[Route]:
+    async def _routes(self, request: ChatRequest) -> tuple[list[Route], AutoChoice | None]:
+        """Devices serving the model asked for; for ``auto``, the model picked for the question."""
+        model = request.model
         wanted = None if model in (None, "", AUTO_MODEL) else model
         routes = await anyio.to_thread.run_sync(serving_routes, self.engine, wanted)
         if not routes:
             self.accounting.outcome("no_device", model_id=wanted or "")
             what = f"model {wanted!r}" if wanted else "any model"
             raise Refusal(503, "no_device", f"no online device serves {what}", NO_DEVICE_RETRY_S)
-        return routes
+        if wanted is not None:
+            return routes, None
+        return await self.auto.choose(request, routes, self.inflight)
 
     async def _attempt(
         self,

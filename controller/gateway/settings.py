@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from controller.gateway.escalation import EscalationSettings
+
 
 class GatewaySettings(BaseModel):
     """Limits and timeouts of the chat gateway (``EDGEFLEET_CONTROLLER_GATEWAY='{...}'``)."""
@@ -62,4 +64,8 @@ class GatewaySettings(BaseModel):
         None,
         description="bearer token sent to the devices' chat APIs (their chat_token); "
         "unset: devices whose chat API needs a token refuse the gateway",
+    )
+    escalation: EscalationSettings = Field(
+        default_factory=EscalationSettings,
+        description="sending unsure answers' questions on to a stronger model",
     )

@@ -92,6 +92,9 @@ def test_every_strategy_gets_a_row_per_item_paired_with_direct(tiny_gguf: Path) 
     assert quality.strategies_in(body.questions) == names[1:]
     vote = quality.versus_direct(body.questions, "vote:3")
     assert len(vote) == 8 and sum(r.refined for r in vote) == 4
+    checked = {"vote:3": {0.0, 1 / 3, 2 / 3, 1.0}, "verify-refine": {0.0, 1.0}}
+    for row in body.questions:  # the strategies that check themselves keep their confidence
+        assert row.confidence in checked.get(row.served_by, {None}), row
     cost = {
         row.served_by: row for row in body.questions if row.item_id == body.questions[0].item_id
     }

@@ -84,10 +84,13 @@ def test_a_strategy_named_in_the_request_is_served_and_reported(host: ModelHost)
     assert reply.status_code == 200, reply.text
     ext = reply.json()["edgefleet"]
     assert ext["strategy"] == "vote:3" and ext["stages"] == 3  # strategy wins over refine
+    assert ext["confidence"] in (0.0, 0.3333, 0.6667, 1.0)  # the majority's share of 3
     verify = _post_once(host, metrics, {**body, "strategy": "verify-refine"}).json()["edgefleet"]
     assert verify["strategy"] == "verify-refine" and verify["stages"] in (2, 3)
+    assert verify["confidence"] == (0.0 if verify["stages"] == 3 else 1.0)
     old = _post_once(host, metrics, {"messages": question, "max_tokens": 6, "refine": True})
     assert old.json()["edgefleet"]["strategy"] == "refine:1"
+    assert "confidence" not in old.json()["edgefleet"]  # refine does not check its answer
 
 
 def test_an_unknown_strategy_is_refused_with_the_accepted_forms(host: ModelHost) -> None:
@@ -147,7 +150,7 @@ def test_bearer_token_is_required_when_configured(host: ModelHost) -> None:
         health = httpx.get(f"{server.url}/healthz")
     assert anonymous.status_code == 401 and wrong.status_code == 401
     assert right.json()["data"][0]["id"] == "tiny"
-    assert health.json() == {"status": "ok", "model": "tiny"}
+    assert health.json() == {"status": "ok", "model": "tiny", "key_required": True}
 
 
 def test_unknown_model_and_empty_prompt_are_clear_errors(host: ModelHost) -> None:
@@ -177,7 +180,7 @@ def test_without_a_model_the_api_says_so() -> None:
         health = httpx.get(f"{server.url}/healthz")
     assert models.status_code == 200 and models.json()["data"] == []
     assert chat.status_code == 503 and "no model" in chat.json()["detail"]
-    assert health.json()["model"] is None
+    assert health.json()["model"] is None and health.json()["key_required"] is False
 
 
 def test_content_parts_and_developer_role_are_accepted(host: ModelHost) -> None:
@@ -212,3 +215,21 @@ def test_content_parts_and_developer_role_are_accepted(host: ModelHost) -> None:
         )
     assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] == 3
     assert image.status_code == 422
+
+
+def test_a_continuation_needs_an_assistant_message_last_and_is_served_direct(
+    host: ModelHost,
+) -> None:
+    asked = [{"role": "user", "content": "what is water"}]
+    partial = [*asked, {"role": "assistant", "content": "Water is"}]
+    base = {"max_tokens": 4, "continue_final_message": True}
+    with chat_server(host, ServingMetrics()) as server:
+        url = f"{server.url}/v1/chat/completions"
+        no_partial = httpx.post(url, json={**base, "messages": asked}, timeout=60)
+        refined = httpx.post(url, json={**base, "messages": partial, "refine": True}, timeout=60)
+        continued = httpx.post(url, json={**base, "messages": partial}, timeout=60)
+    assert no_partial.status_code == 422 and "assistant message last" in no_partial.text
+    assert refined.status_code == 422 and "served direct" in refined.text
+    assert continued.status_code == 200, continued.text
+    assert continued.json()["edgefleet"]["strategy"] == "direct"
+    assert continued.json()["usage"]["completion_tokens"] == 4

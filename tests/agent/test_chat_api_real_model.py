@@ -35,3 +35,27 @@ def test_smollm2_answers_through_the_chat_api(smollm2_host: ModelHost, refine: b
     body = reply.json()
     assert "Paris" in body["choices"][0]["message"]["content"]
     assert body["edgefleet"]["stages"] == (3 if refine else 1)
+
+
+def test_smollm2_continues_a_partial_answer_where_it_was_cut(smollm2_host: ModelHost) -> None:
+    """At temperature 0 the answer cut after a few words and continued is the answer whole.
+
+    The cut falls before a space: the prefix then re-tokenises into the tokens the model
+    generated (its word tokens carry their leading space), so the continuation has the
+    same context the uncut answer had. A new assistant turn would restart the answer.
+    """
+    body = {"model": "smollm2", "max_tokens": 24, "temperature": 0}
+    with chat_server(smollm2_host, ServingMetrics()) as server:
+        url = f"{server.url}/v1/chat/completions"
+        whole = httpx.post(url, json={**body, "messages": QUESTION}, timeout=240)
+        assert whole.status_code == 200, whole.text
+        answer = whole.json()["choices"][0]["message"]["content"]
+        prefix = " ".join(answer.split(" ")[:3])
+        partial = [*QUESTION, {"role": "assistant", "content": prefix}]
+        payload = {**body, "messages": partial, "continue_final_message": True}
+        continued = httpx.post(url, json=payload, timeout=240)
+    assert continued.status_code == 200, continued.text
+    rest = continued.json()["choices"][0]["message"]["content"]
+    assert len(prefix) < len(answer) and rest[:1] == " "  # it goes on mid-sentence
+    assert "assistant" not in rest and "<|im_" not in rest
+    assert (prefix + rest).startswith(answer)

@@ -50,6 +50,7 @@ def test_verify_refine_rewrites_only_after_an_error_verdict(smollm2_runtime: Mod
         verdict = result.stages[1].generation.text
         flagged = verdict.lstrip(" *'\"").lower().startswith("error")
         assert names == (["answer", "verify", "refine"] if flagged else ["answer", "verify"])
+        assert result.flagged is flagged and result.confidence == (0.0 if flagged else 1.0)
         if not flagged:
             assert result.answer == result.initial
         answer_stage, verify = result.stages[0].generation, result.stages[1].generation
@@ -76,6 +77,7 @@ def test_vote_samples_share_the_prompt_prefill_and_count_final_answers(
     if result.votes:
         top = max(result.votes.values())
         assert result.votes[str(answer_key(result.answer, Match.NUMBER))] == top
+    assert result.confidence == max(result.votes.values(), default=0) / 4
 
 
 def test_majority_over_exact_answers_with_a_known_winner() -> None:
@@ -89,6 +91,13 @@ def test_majority_over_exact_answers_with_a_known_winner() -> None:
 def test_majority_ties_go_to_the_first_sampled_and_nothing_comparable_serves_the_first() -> None:
     assert majority(["it is 8", "it is 7", "7", "8"], Match.NUMBER)[0] == "it is 8"
     assert majority(["no number", "none here"], Match.NUMBER) == ("no number", {})
+
+
+def test_only_strategies_that_check_their_answer_report_a_confidence(
+    smollm2_runtime: ModelRuntime,
+) -> None:
+    direct = run(smollm2_runtime, QUESTION, Strategy.parse("direct"), limits=LIMITS)
+    assert direct.confidence is None and direct.flagged is None
 
 
 def test_an_empty_question_is_refused(smollm2_runtime: ModelRuntime) -> None:

@@ -48,6 +48,32 @@ def test_chat_template_renders_and_rejects_unknown_roles() -> None:
         fmt.render([{"role": "robot", "content": "hi"}])
 
 
+PARTIAL = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "It is "}]
+
+
+def test_a_continued_answer_is_left_open_after_its_text() -> None:
+    fmt = ChatTemplateFormat(CHATML_TEMPLATE)
+    text = fmt.render(PARTIAL, continue_final=True)
+    assert text == "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\nIt is "
+    empty = [*PARTIAL[:1], {"role": "assistant", "content": ""}]
+    assert fmt.render(empty, continue_final=True) == fmt.render(PARTIAL[:1])
+    assert PlainFormat().render(PARTIAL, continue_final=True) == "Question: 2+2?\nAnswer: It is "
+
+
+def test_a_template_that_trims_the_answer_is_cut_after_it_with_its_space_kept() -> None:
+    trimming = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] | trim }}</{{ m['role'] }}>"
+        "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    text = ChatTemplateFormat(trimming).render(PARTIAL, continue_final=True)
+    assert text == "<user>2+2?</user><assistant>It is "
+
+
+def test_only_an_assistant_message_can_be_continued() -> None:
+    with pytest.raises(PromptFormatError, match="assistant"):
+        ChatTemplateFormat(CHATML_TEMPLATE).render(PARTIAL[:1], continue_final=True)
+
+
 def test_broken_chat_template_is_a_format_error() -> None:
     with pytest.raises(PromptFormatError, match="does not compile"):
         ChatTemplateFormat("{% for x in %}")

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlmodel import Session, SQLModel
 
 from controller import crud
 from controller.core.config import ControllerSettings
 from controller.core.db import migrate
-from controller.enrollment import Enrollment, EnrollmentError
+from controller.enrollment import DeviceIdTaken, Enrollment, EnrollmentError
 from controller.ingest.mqtt import Received
 from controller.ingest.store import IngestStore
 from controller.models import (
@@ -213,6 +215,49 @@ def test_a_batch_is_enrolled_whole_with_one_broker_sync_or_not_at_all(
         enrollment.enroll_many([DeviceCreate(id="pi-9"), DeviceCreate(id="pi-1")])
     with Session(engine) as session:
         assert crud.get_device(session, device_id="pi-9") is None
+        assert len(crud.active_mqtt_credentials(session)) == 3
+
+
+def _scalar(engine: Engine, query: Any) -> int:
+    """One value, read in its own transaction (pg_stat_activity is a snapshot per transaction)."""
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def test_two_batches_racing_for_the_same_ids_enroll_once_and_refuse_the_other(
+    pg_engine: Engine, tmp_path: Path
+) -> None:
+    """Both pass the id check before either commits; the database refuses the second whole."""
+    settings = ControllerSettings(data_dir=tmp_path, dev_mode=True, mqtt_password="ctl-secret")
+    enrollment = Enrollment(pg_engine, settings)
+    batch = [DeviceCreate(id=f"pi-{i}", device_class="pi4-4gb") for i in range(3)]
+    outcomes: list[str] = []
+
+    def enroll() -> None:
+        try:
+            enrollment.enroll_many(batch)
+            outcomes.append("enrolled")
+        except DeviceIdTaken:
+            outcomes.append("taken")
+
+    waiting_on_lock = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    with pg_engine.connect() as blocker:
+        blocker.execute(text("LOCK TABLE device IN SHARE ROW EXCLUSIVE MODE"))  # reads pass
+        racers = [threading.Thread(target=enroll) for _ in range(2)]
+        for racer in racers:
+            racer.start()
+        deadline = time.monotonic() + 60
+        while _scalar(pg_engine, waiting_on_lock) < 2:  # both checked, both blocked
+            assert time.monotonic() < deadline, "the two batches never reached their inserts"
+            time.sleep(0.05)
+        blocker.rollback()
+    for racer in racers:
+        racer.join(60)
+    assert sorted(outcomes) == ["enrolled", "taken"]
+    with Session(pg_engine) as session:
         assert len(crud.active_mqtt_credentials(session)) == 3
 
 

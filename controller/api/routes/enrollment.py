@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session
 
 from controller import crud
-from controller.api.deps import OperatorDep, StateDep, bearer_scheme
+from controller.api.deps import AdminDep, OperatorDep, StateDep, bearer_scheme
 from controller.api.errors import ApiError, not_found, unauthorized
 from controller.enrollment import DeviceIdTaken, EnrollmentError, IssuedCredentials
 from controller.models import Device, DeviceCreate, DevicePublic
@@ -35,6 +36,31 @@ class Enrolled(BaseModel):
 
     device: DevicePublic
     credentials: Credentials
+
+
+MAX_BULK_ENROLL = 1000
+"""Devices per bulk enrollment call: one transaction and one broker-file sync (4-11 s here)."""
+
+
+class BulkEnrollRequest(BaseModel):
+    """Devices to enroll together (a site's fleet): all of them or none."""
+
+    devices: list[DeviceCreate] = Field(min_length=1, max_length=MAX_BULK_ENROLL)
+
+    @field_validator("devices")
+    @classmethod
+    def _distinct_ids(cls, devices: list[DeviceCreate]) -> list[DeviceCreate]:
+        counts = Counter(d.id for d in devices)
+        repeated = sorted(device_id for device_id, n in counts.items() if n > 1)
+        if repeated:
+            raise ValueError(f"device ids appear more than once: {', '.join(repeated[:5])}")
+        return devices
+
+
+class BulkEnrolled(BaseModel):
+    """Every new device with its login, in the order asked."""
+
+    enrolled: list[Enrolled]
 
 
 class Revoked(BaseModel):
@@ -90,6 +116,26 @@ def enroll_device(body: DeviceCreate, state: StateDep, caller: OperatorDep) -> E
         raise ApiError(409, "device_id_taken", str(exc)) from None
     state.devices.forget()
     return Enrolled(device=DevicePublic.model_validate(device), credentials=_creds(issued))
+
+
+@router.post("/devices/bulk", response_model=BulkEnrolled, status_code=201)
+def enroll_devices(body: BulkEnrollRequest, state: StateDep, caller: AdminDep) -> BulkEnrolled:
+    """Enroll up to ``MAX_BULK_ENROLL`` devices in one transaction and one broker-file sync.
+
+    One enrollment at a time rewrites the broker's files per device (a few devices/s on
+    a large fleet). Any taken id refuses the whole call (409) before anything is written.
+    """
+    try:
+        pairs = state.enrollment.enroll_many(body.devices)
+    except DeviceIdTaken as exc:
+        raise ApiError(409, "device_id_taken", str(exc)) from None
+    state.devices.forget()
+    return BulkEnrolled(
+        enrolled=[
+            Enrolled(device=DevicePublic.model_validate(device), credentials=_creds(issued))
+            for device, issued in pairs
+        ]
+    )
 
 
 @router.post("/devices/{device_id}/credentials", response_model=Credentials)

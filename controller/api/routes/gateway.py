@@ -88,8 +88,13 @@ class RelayResponse(StreamingResponse):
 
 def _served_by(placement: Placement) -> dict[str, str]:
     route = placement.route
-    return {
-        "X-Edgefleet-Device": route.device_id,
-        "X-Edgefleet-Model": route.model_id,
-        "X-Edgefleet-Routing": placement.routing,
-    }
+    escalated = placement.escalated_from
+    return (
+        {
+            "X-Edgefleet-Device": route.device_id,
+            "X-Edgefleet-Model": route.model_id,
+            "X-Edgefleet-Routing": placement.routing,
+        }
+        | ({"X-Edgefleet-Escalated-From": escalated} if escalated else {})
+        | ({"X-Edgefleet-Auto": placement.auto.kind.category} if placement.auto else {})
+    )

@@ -24,7 +24,7 @@ PUBLIC = {("GET", "/healthz")}
 """Operations that need no token at all."""
 OWN_AUTH = {("POST", "/api/v1/enroll")}
 """Authenticated by a one-time enrollment token instead of an API token."""
-ADMIN_ONLY = {("POST", "/api/v1/models")} | {
+ADMIN_ONLY = {("POST", "/api/v1/models"), ("POST", "/api/v1/devices/bulk")} | {
     (method, path) for method in ("GET", "POST", "DELETE") for path in ("/api/v1/tokens",
                                                                        "/api/v1/tokens/{token_id}")
 }  # fmt: skip

@@ -3,6 +3,8 @@ an operator and an admin; tables, --json, refusals and their exit codes."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,6 +59,35 @@ def test_an_operator_enrolls_a_device_and_revokes_its_login(cli: Cli) -> None:
     revoked = cli("operator", "devices", "revoke", "pi-kitchen-01", "--json").json()
     assert revoked == {"device_id": "pi-kitchen-01", "revoked": 1}
     assert cli("operator", "devices", "revoke", "nobody").code == ExitCode.NOT_FOUND
+
+
+def test_an_admin_enrolls_a_site_from_a_csv_and_gets_the_logins_as_csv(
+    cli: Cli, tmp_path: Path
+) -> None:
+    site = tmp_path / "site.csv"
+    site.write_text("id,device_class,location\nclinic-01,small-box,ward\nclinic-02,big-box,\n")
+    refused = cli("operator", "devices", "enroll-many", str(site))
+    assert refused.code == ExitCode.FORBIDDEN and "needs the admin role" in refused.stderr
+    enrolled = cli("admin", "devices", "enroll-many", str(site))
+    assert enrolled.code == 0, enrolled.stderr
+    logins = list(csv.DictReader(io.StringIO(enrolled.stdout)))
+    assert [row["device_id"] for row in logins] == ["clinic-01", "clinic-02"]
+    assert all(row["username"] == row["device_id"] and len(row["password"]) >= 16 for row in logins)
+    assert "shown only now" in enrolled.stderr
+    shown = cli("viewer", "devices", "show", "clinic-01", "--json").json()
+    assert (shown["enrolled"], shown["location"], shown["device_class"]) == (
+        True,
+        "ward",
+        "small-box",
+    )
+    again = cli("admin", "devices", "enroll-many", str(site))
+    assert again.code == ExitCode.API_ERROR and "enrolled already" in again.stderr
+    assert again.stdout == ""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,colour\nclinic-03,red\n")
+    wrong_header = cli("admin", "devices", "enroll-many", str(bad))
+    assert wrong_header.code == ExitCode.USAGE and "header must name 'id'" in wrong_header.stderr
+    assert cli("viewer", "devices", "show", "clinic-03").code == ExitCode.NOT_FOUND
 
 
 def test_bad_missing_token_and_unreachable_controller_have_their_own_exit_codes(

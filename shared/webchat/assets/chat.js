@@ -1,4 +1,5 @@
-// The end users' chat page: one key, one conversation, answers streamed through the gateway.
+// The end users' chat page: one key, one conversation, answers streamed from ../v1 (the
+// controller's gateway, or one device's own chat API, which may need no key at all).
 // Every text from a user or a model goes into the page as textContent, never as HTML.
 
 const KEY_STORE = "edgefleet.chatKey";
@@ -10,7 +11,8 @@ function key() {
 }
 
 async function call(path, options = {}) {
-  const headers = { Authorization: `Bearer ${key()}`, ...(options.headers || {}) };
+  const auth = key() ? { Authorization: `Bearer ${key()}` } : {};
+  const headers = { ...auth, ...(options.headers || {}) };
   return fetch(`../v1/${path}`, { ...options, headers });
 }
 
@@ -18,7 +20,8 @@ async function reason(response) {
   try {
     const body = await response.json();
     const wait = response.headers.get("Retry-After");
-    return body.detail + (wait ? ` (try again in ${wait} s)` : "");
+    const text = body.detail ?? body.error?.message ?? body.error;
+    return text + (wait ? ` (try again in ${wait} s)` : "");
   } catch {
     return `the gateway answered ${response.status}`;
   }
@@ -28,11 +31,14 @@ async function signIn(event) {
   event?.preventDefault();
   const typed = $("key").value.trim();
   if (typed) sessionStorage.setItem(KEY_STORE, typed);
-  if (!key()) return;
+  if (event && !key()) return;
+  const used = key();
   const response = await call("models");
   if (!response.ok) {
-    $("signin-error").textContent = await reason(response);
-    sessionStorage.removeItem(KEY_STORE);
+    if (used) {
+      $("signin-error").textContent = await reason(response);
+      sessionStorage.removeItem(KEY_STORE);
+    }
     return;
   }
   const select = $("model");
@@ -42,7 +48,7 @@ async function signIn(event) {
   }
   $("signin").hidden = true;
   $("chat").hidden = false;
-  $("sign-out").hidden = false;
+  $("sign-out").hidden = !key();
   $("question").focus();
 }
 
@@ -65,12 +71,15 @@ function bubble(role, text) {
   return { item, body, meta };
 }
 
-function describe(final) {
+function describe(final, device) {
   const served = final.edgefleet || {};
-  const parts = [`answered by ${served.device_id} with ${final.model}`];
+  const parts = [`answered by ${served.device_id ?? device} with ${final.model}`];
   if (served.strategy && served.strategy !== "direct") {
     parts.push(served.refined ? `refined (${served.strategy})` : `not changed by ${served.strategy}`);
   }
+  if (served.escalated) parts.push("escalated to a stronger model");
+  const continued = served.continued;
+  if (continued) parts.push(`continued by ${continued.to_device} after ${continued.from_device} failed`);
   if (served.latency_ms !== undefined) parts.push(`${(served.latency_ms / 1000).toFixed(1)} s`);
   return parts.join(" · ");
 }
@@ -109,7 +118,8 @@ async function ask(event) {
       body: JSON.stringify({ model: $("model").value, messages: history, stream: true }),
     });
     if (!response.ok) throw new Error(await reason(response));
-    answer.meta.textContent = `answering: ${response.headers.get("X-Edgefleet-Device")}`;
+    const device = response.headers.get("X-Edgefleet-Device");
+    answer.meta.textContent = `answering: ${device}`;
     let final = null;
     for await (const chunk of events(response)) {
       if (chunk.error) throw new Error(chunk.error.message);
@@ -118,7 +128,7 @@ async function ask(event) {
       if (chunk.edgefleet) final = chunk;
     }
     if (!final) throw new Error("the answer was cut off");
-    answer.meta.textContent = describe(final);
+    answer.meta.textContent = describe(final, device);
     history.push({ role: "assistant", content: answer.body.textContent });
   } catch (error) {
     history.pop();
@@ -141,4 +151,11 @@ $("signin").addEventListener("submit", signIn);
 $("ask").addEventListener("submit", ask);
 $("question").addEventListener("keydown", enterSends);
 $("sign-out").addEventListener("click", signOut);
-if (key()) signIn();
+// A device whose chat API needs no key says so on its health check: then none is asked.
+async function start() {
+  if (key()) return signIn();
+  const health = await fetch("../healthz").then((r) => (r.ok ? r.json() : {}), () => ({}));
+  if (health.key_required === false) signIn();
+}
+
+start();
