@@ -258,7 +258,7 @@ def test_a_device_silent_mid_stream_is_cut_by_the_relay_as_over_http(
             LinkReply(id=correlation, seq=1, status=200, data=f"data: {json.dumps(token)}\n\n"),
         ):
             mute.publish_raw(TopicKind.CHAT_REPLY, reply.model_dump_json().encode())
-        relay = Relay(await opening, on_end=lambda final, _text: ended.append(final))
+        relay = Relay(await opening, on_end=lambda final, _text, _handover: ended.append(final))
         return [line async for line in relay.lines()]
 
     try:
