@@ -11,7 +11,6 @@ another device is a forgery (the broker's ACL should have stopped it): ignored, 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from collections import Counter
@@ -35,6 +34,7 @@ from controller.gateway.upstream import (
     DeviceStream,
     DeviceUnreachable,
     RequestRefused,
+    completion_of,
     first_token,
     outcome_of,
 )
@@ -110,13 +110,7 @@ class LinkClient:
         text = "".join(parts)
         if status != 200:
             raise outcome_of(status, text, retry_after)
-        try:
-            answer = json.loads(text)
-        except ValueError:
-            raise DeviceFailed("answered something other than JSON") from None
-        if not isinstance(answer, dict):
-            raise DeviceFailed("answered something other than a completion")
-        return answer
+        return completion_of(text)
 
     async def stream(self, route: Route, body: dict[str, Any]) -> DeviceStream:
         """Open the device's stream over MQTT and read it up to its first token."""

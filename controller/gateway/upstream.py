@@ -89,6 +89,17 @@ class DeviceStream:
         await self.response.aclose()
 
 
+def completion_of(text: str) -> dict[str, Any]:
+    """A device's whole answer as a completion object, or DeviceFailed."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        raise DeviceFailed("answered something other than JSON") from None
+    if not isinstance(answer, dict):
+        raise DeviceFailed("answered something other than a completion")
+    return answer
+
+
 def data_of(line: str) -> dict[str, Any] | None:
     """The JSON object of a server-sent ``data:`` line, None for anything else."""
     if not line.startswith("data:"):
@@ -163,13 +174,7 @@ class DeviceClient:
         if response.status_code != 200:
             retry = response.headers.get("Retry-After")
             raise outcome_of(response.status_code, response.text, retry)
-        try:
-            answer = response.json()
-        except ValueError:
-            raise DeviceFailed("answered something other than JSON") from None
-        if not isinstance(answer, dict):
-            raise DeviceFailed("answered something other than a completion")
-        return answer
+        return completion_of(response.text)
 
     async def stream(self, route: Route, body: dict[str, Any]) -> DeviceStream:
         """Open the device's stream and read it up to its first token."""
