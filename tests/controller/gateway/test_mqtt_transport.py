@@ -43,6 +43,15 @@ _clients = itertools.count()
 QUESTION = {"messages": [{"role": "user", "content": "what is water"}], "max_tokens": 6}
 
 
+@pytest.fixture(scope="module")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
+    """This module's own broker: its agents leave retained hello and state messages that a
+    later test's ingest on the session's broker would store and count as its own."""
+    broker = MosquittoBroker(tmp_path_factory.mktemp("gateway-mqtt-broker")).start()
+    yield broker
+    broker.stop()
+
+
 @pytest.fixture
 def agent(tmp_path: Path, tiny_gguf: Path, mosquitto: MosquittoBroker) -> Iterator[Agent]:
     agent = make_agent(
