@@ -89,9 +89,13 @@ def gemma3_path() -> Path:
     return _demo_model("gemma3-270m-q4_k_m")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, shared by the whole session (see tests/support/browser.py)."""
+    """Debian's Chromium, headless, shared by a module's tests (see tests/support/browser.py).
+
+    Module-scoped, so it is closed before the next module: while it is open, playwright's
+    loop counts as running and a later test's ``asyncio.run()`` would fail.
+    """
     if not CHROMIUM.exists():
         pytest.fail("chromium is not installed: run `make system-deps`, which installs it")
     with headless_chromium() as launched:

@@ -1,7 +1,8 @@
-"""Debian's Chromium driven by playwright: one per test session.
+"""Debian's Chromium driven by playwright: one per test module.
 
 Playwright's sync API marks its event loop as running for as long as it is open, so a
-second ``sync_playwright()`` in the same session fails; every browser test shares this one.
+second ``sync_playwright()`` opened meanwhile fails, and so does any ``asyncio.run()``;
+every browser test uses the root conftest's ``browser`` fixture, closed after its module.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Dashboard fixtures: Debian's real Chromium (one per session), driven by playwright, against
+"""Dashboard fixtures: Debian's real Chromium (one per module), driven by playwright, against
 the real app on uvicorn with a fleet that reported over a real Mosquitto (one per module)."""
 
 from __future__ import annotations
