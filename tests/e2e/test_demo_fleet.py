@@ -60,6 +60,12 @@ STOP_BOUND_S = (len(DEVICES) + 1) * (STOP_TIMEOUT_S + KILL_WAIT_S) + START_S
 """Every agent and the controller stopped one after the other, each killed if it hangs."""
 
 
+def _hears_ctrl_c() -> None:
+    """Ctrl-C (SIGINT) reaches the demo even when the suite runs in the background: a
+    shell starts background jobs with SIGINT ignored, and the child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class DemoRun:
     """``python -m shared.cli demo fleet ARGS`` with its output read line by line."""
 
@@ -71,6 +77,7 @@ class DemoRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=_hears_ctrl_c,
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
