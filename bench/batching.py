@@ -1,7 +1,7 @@
 """Continuous batching and conversation KV reuse, side by side in one run.
 
 For 1, 2 and 4 concurrent clients (each sending two questions one after the
-other; greedy, same token limit): aggregate tok/s (generated tokens over wall
+other by default; greedy, same token limit): aggregate tok/s (generated tokens over wall
 time, prefill included) when they are batched by
 :class:`agent.inference.batch.BatchEngine` against the same requests served one
 at a time by the same engine, and the p50/p95 time to first token (from
@@ -11,15 +11,17 @@ conversation, TTFT of each turn with the conversation's KV kept (prefix reuse
 on) and with every turn re-prefilled (off); and twice as many conversations as the
 engine has sequences, taking turns, with conversations pushed out of their cells
 stored in host memory and copied back (store on) or evaluated again (store off).
-Throughput is measured without prefix reuse, so both sides evaluate every prompt whole.
+Throughput is measured without prefix reuse (both sides evaluate every prompt
+whole) unless ``--reuse``: then both sides serve as an agent does, each request
+finding the shared system prompt already in its cells.
 
 ``--q4-0`` also measures a Q4_0 copy of each model (requantized into a temporary
 directory; a little worse in quality, but the weight format for which ggml's x86
 CPU backend repacks weights into kernels that multiply several sequences' tokens
-at once, which Q4_1 and Q4_K here do not). Usage:
+at once, which Q4_1 does not). Usage:
 
     python bench/batching.py MODEL.gguf [MODEL.gguf ...] [--profile dev-x86-1core]
-        [--tokens 64] [--rounds 1] [--q4-0] [--json out.json]
+        [--tokens 64] [--rounds 1] [--per-client 2] [--reuse] [--q4-0] [--json out.json]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
@@ -53,7 +56,7 @@ QUESTIONS = (
     "Why should we wash our hands before eating?",
 )
 PER_CLIENT = 2
-"""Requests each client sends, one after the other, so the batch stays full while they run."""
+"""Requests per client by default, one after the other, so the batch stays full while they run."""
 SYSTEM = (
     "You are the helper of a small rural school. Answer the pupils' questions in plain words, "
     "briefly and correctly. If you are not sure, say so. Do not invent facts or numbers."
@@ -73,27 +76,34 @@ def _ask(engine: BatchEngine, question: str, tokens: int) -> Generation:
     return engine.chat(messages, max_tokens=tokens)
 
 
-def _requests(n: int) -> list[list[str]]:
+def _requests(n: int, per_client: int) -> list[list[str]]:
     """The questions each of ``n`` clients asks in turn (every client a different series)."""
     return [
-        [QUESTIONS[(client + k * n) % len(QUESTIONS)] for k in range(PER_CLIENT)]
+        [QUESTIONS[(client + k * n) % len(QUESTIONS)] for k in range(per_client)]
         for client in range(n)
     ]
 
 
-def one_at_a_time(engine: BatchEngine, n: int, tokens: int) -> tuple[float, list[Generation]]:
-    """All of ``n`` clients' requests answered in turn: (wall seconds, generations)."""
+def one_at_a_time(
+    engine: BatchEngine, n: int, tokens: int, per_client: int
+) -> tuple[float, list[Generation]]:
+    """All of ``n`` clients' requests answered in turn: (wall seconds, generations).
+
+    Without prefix reuse every request starts from empty cells; with it, each
+    finds the system prompt kept from the one before, as a serving agent would.
+    """
     engine.reset()
     started = time.perf_counter()
     out = []
-    for series in _requests(n):
+    for series in _requests(n, per_client):
         for question in series:
             out.append(_ask(engine, question, tokens))
-            engine.reset()
     return time.perf_counter() - started, out
 
 
-def together(engine: BatchEngine, n: int, tokens: int) -> tuple[float, list[Generation]]:
+def together(
+    engine: BatchEngine, n: int, tokens: int, per_client: int
+) -> tuple[float, list[Generation]]:
     """``n`` clients at once, each sending its next request when its last is answered."""
     engine.reset()
     out: list[list[Generation]] = [[] for _ in range(n)]
@@ -102,7 +112,8 @@ def together(engine: BatchEngine, n: int, tokens: int) -> tuple[float, list[Gene
         out[i] = [_ask(engine, question, tokens) for question in series]
 
     threads = [
-        threading.Thread(target=client, args=(i, series)) for i, series in enumerate(_requests(n))
+        threading.Thread(target=client, args=(i, series))
+        for i, series in enumerate(_requests(n, per_client))
     ]
     started = time.perf_counter()
     for thread in threads:
@@ -110,7 +121,7 @@ def together(engine: BatchEngine, n: int, tokens: int) -> tuple[float, list[Gene
     for thread in threads:
         thread.join()
     done = [g for generations in out for g in generations]
-    assert len(done) == n * PER_CLIENT
+    assert len(done) == n * per_client
     return time.perf_counter() - started, done
 
 
@@ -122,30 +133,33 @@ class _Side:
         self.tokens = 0
         self.generations: list[Generation] = []
 
-    def run(self, serve: Serve, engine: BatchEngine, n: int, tokens: int) -> None:
+    def run(self, serve: Serve, engine: BatchEngine, n: int, tokens: int, per_client: int) -> None:
         cpu = time.process_time()
-        wall, generations = serve(engine, n, tokens)
+        wall, generations = serve(engine, n, tokens, per_client)
         self.cpu_s += time.process_time() - cpu
         self.wall_s += wall
         self.tokens += sum(g.generated_tokens for g in generations)
         self.generations += generations
 
 
-Serve = Callable[[BatchEngine, int, int], tuple[float, list[Generation]]]
+Serve = Callable[[BatchEngine, int, int, int], tuple[float, list[Generation]]]
 
 
-def throughput(engine: BatchEngine, tokens: int, rounds: int) -> list[dict[str, object]]:
+def throughput(
+    engine: BatchEngine, tokens: int, rounds: int, per_client: int
+) -> list[dict[str, object]]:
     """Batched vs one at a time for each concurrency, alternating so load hits both.
 
     CPU seconds of this process are reported beside wall time: on a shared machine
     they show the work each side needed, whatever the other processes took.
     """
+    _ask(engine, QUESTIONS[0], tokens)  # weights paged in and threads started before timing
     rows = []
     for n in CONCURRENCY:
         serial, batched = _Side(), _Side()
         for _ in range(rounds):
-            serial.run(one_at_a_time, engine, n, tokens)
-            batched.run(together, engine, n, tokens)
+            serial.run(one_at_a_time, engine, n, tokens, per_client)
+            batched.run(together, engine, n, tokens, per_client)
         ttft = [g.ttft_s * 1000 for g in batched.generations]
         pairs = zip(serial.generations, batched.generations, strict=True)
         rows.append(
@@ -232,12 +246,22 @@ def step_cost(path: Path, profile: DeviceProfile, steps: int = 40) -> list[dict[
         llama.close()
 
 
-def bench_model(path: Path, profile: DeviceProfile, tokens: int, rounds: int) -> dict[str, object]:
+@dataclass(frozen=True)
+class Workload:
+    """What the clients ask for: answer length, rounds, requests per client, prefix reuse."""
+
+    tokens: int = 64
+    rounds: int = 1
+    per_client: int = PER_CLIENT
+    reuse: bool = False
+
+
+def bench_model(path: Path, profile: DeviceProfile, load: Workload) -> dict[str, object]:
     """Every measurement for one model, under one profile."""
-    # no prefix reuse while measuring throughput: both sides evaluate every prompt whole
-    engine = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY), prefix_reuse=False)
+    tokens = load.tokens
+    engine = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY), prefix_reuse=load.reuse)
     try:
-        rows = throughput(engine, tokens, rounds)
+        rows = throughput(engine, tokens, load.rounds, load.per_client)
     finally:
         engine.close()
     warm = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY))
@@ -262,6 +286,8 @@ def bench_model(path: Path, profile: DeviceProfile, tokens: int, rounds: int) ->
     return {
         "model": engine.model_id,
         "threads": engine.threads,
+        "throughput_prefix_reuse": load.reuse,
+        "requests_per_client": load.per_client,
         "throughput": rows,
         "decode_step": steps,
         "conversation_reuse_on": reused,
@@ -325,6 +351,12 @@ def main() -> None:
     parser.add_argument("--profile", default="dev-x86-1core")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--per-client", type=int, default=PER_CLIENT, help="requests per client")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="throughput with prefix reuse on both sides, as an agent serves",
+    )
     parser.add_argument("--q4-0", action="store_true", help="also measure a Q4_0 copy of each")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -335,7 +367,8 @@ def main() -> None:
         models = list(args.models)
         if args.q4_0:
             models += [requantized_q4_0(path, Path(scratch)) for path in args.models]
-        results = [bench_model(path, profile, args.tokens, args.rounds) for path in models]
+        load = Workload(args.tokens, args.rounds, args.per_client, args.reuse)
+        results = [bench_model(path, profile, load) for path in models]
     report = {
         "profile": profile.name,
         "load_1m_before": round(load_before, 2),
