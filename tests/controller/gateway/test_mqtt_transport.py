@@ -32,7 +32,7 @@ from controller.gateway.upstream import (
 )
 from controller.ingest.mqtt import MqttOptions
 from shared.chat_link import MAX_REQUEST_BYTES, LinkReply
-from shared.topics import TopicKind, Topics
+from shared.topics import Topics
 from tests.agent.daemon_support import make_agent
 from tests.controller.devices import FakeDevice
 from tests.support.broker import MosquittoBroker
@@ -69,10 +69,13 @@ def agent(tmp_path: Path, tiny_gguf: Path, mosquitto: MosquittoBroker) -> Iterat
     agent.stop()
 
 
-def _transports(port: int, **settings: Any) -> tuple[Transports, LinkClient, CollectorRegistry]:
+def _transports(
+    port: int, client_id: str | None = None, **settings: Any
+) -> tuple[Transports, LinkClient, CollectorRegistry]:
+    """A gateway replica's transports; its link's client id is its replica id."""
     gateway = GatewaySettings(**settings)
     registry = CollectorRegistry()
-    client_id = f"gw-test-{next(_clients)}"
+    client_id = client_id or f"gw-test-{next(_clients)}"
     options = MqttOptions(host="127.0.0.1", port=port, client_id=client_id, session_expiry_s=0)
     link = LinkClient(options, Topics(), gateway, registry)
     link.start()
@@ -83,6 +86,12 @@ def _transports(port: int, **settings: Any) -> tuple[Transports, LinkClient, Col
 def _route(agent: Agent, chat_url: str | None) -> Route:
     assert agent.host.serving is not None
     return Route(agent.settings.device_id, agent.host.serving.model_id, chat_url, None)
+
+
+def _reply_as(device: FakeDevice, link: LinkClient, reply: LinkReply) -> None:
+    """``device`` answers on its own chat-reply topic for ``link``'s replica."""
+    topic = link.reply_to(device.device_id)
+    device.client.publish(topic, reply.model_dump_json().encode(), qos=1).wait_for_publish(5)
 
 
 async def _streamed(transports: Transports, route: Route) -> list[dict[str, Any]]:
@@ -173,7 +182,7 @@ def test_a_forged_reply_is_ignored_and_counted_and_a_device_off_the_link_is_unre
         (correlation,) = link._pending
         for seq in (0, 1):  # its acceptance, then an answer
             reply = LinkReply(id=correlation, seq=seq, status=200, data='{"choices": []}')
-            forger.publish_raw(TopicKind.CHAT_REPLY, reply.model_dump_json().encode())
+            _reply_as(forger, link, reply)
         with pytest.raises(DeviceUnreachable, match="did not take the request"):
             await call
 
@@ -266,7 +275,7 @@ def test_a_device_silent_mid_stream_is_cut_by_the_relay_as_over_http(
             LinkReply(id=correlation, seq=0),
             LinkReply(id=correlation, seq=1, status=200, data=f"data: {json.dumps(token)}\n\n"),
         ):
-            mute.publish_raw(TopicKind.CHAT_REPLY, reply.model_dump_json().encode())
+            _reply_as(mute, link, reply)
         relay = Relay(await opening, on_end=lambda final, _text, _handover: ended.append(final))
         return [line async for line in relay.lines()]
 
