@@ -38,7 +38,7 @@ from controller.gateway.upstream import (
 )
 from controller.ingest.mqtt import MqttOptions
 from shared.chat_link import MAX_REQUEST_BYTES, LinkReply, LinkRequest
-from shared.topics import TopicKind, Topics
+from shared.topics import TopicError, TopicKind, Topics
 from tests.agent.daemon_support import make_agent
 from tests.controller.devices import FakeDevice, wait_until
 from tests.support.broker import MosquittoBroker
@@ -481,3 +481,10 @@ def test_the_agent_answers_only_on_its_own_reply_topics(
     finally:
         everything.close()
         asker.close()
+
+
+@pytest.mark.parametrize("client_id", ["ctl/a", "ctl+a", "ctl#", "c" * 65])
+def test_a_gateway_client_id_that_cannot_name_a_reply_topic_is_refused(client_id: str) -> None:
+    options = MqttOptions(host="127.0.0.1", port=free_port(), client_id=client_id)
+    with pytest.raises(TopicError, match="client id names its reply topic: invalid replica id"):
+        LinkClient(options, Topics(), GatewaySettings(), CollectorRegistry())
