@@ -174,7 +174,8 @@ class Agent:
         if self.settings.chat_mqtt_concurrent:
             self.chat_over_mqtt = MqttChatServer(
                 app,
-                self.link.chat_reply_topic,
+                self.link.topics,
+                self.settings.device_id,
                 self.link.publish_chat_reply,
                 self.settings.chat_mqtt_concurrent,
             )

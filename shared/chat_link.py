@@ -1,8 +1,9 @@
 """The gateway's chat over MQTT: a request to one device, its answer back in chunks.
 
 The controller publishes a :class:`LinkRequest` on the device's ``chat-request`` topic (only
-that device may read it); the device answers with :class:`LinkReply` chunks on its own
-``chat-reply`` topic (only it may write there, only the controller read). The correlation id
+that device may read it); the device answers with :class:`LinkReply` chunks on the reply
+topic the request names, its own ``chat-reply`` topic's sub-topic for the asking controller
+replica (only it may write there, only the controller read). The correlation id
 and reply topic travel in the payload, so the embedded broker (MQTT 3.1.1) carries them
 too; over MQTT 5 they are also set as the response-topic and correlation-data properties.
 The reply chunks are the bytes of the HTTP response the device's own chat API gave.
@@ -29,7 +30,10 @@ class LinkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=CORRELATION_PATTERN, description="correlation id")
-    reply_to: str = Field(max_length=512, description="the device's own chat-reply topic")
+    reply_to: str = Field(
+        max_length=512,
+        description="the device's own chat-reply topic, or its sub-topic for the asking replica",
+    )
     authorization: str | None = Field(None, max_length=1024, description="the bearer header")
     body: dict[str, Any] = Field(
         default_factory=dict, description="the OpenAI chat request, as over HTTP"

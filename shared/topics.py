@@ -1,7 +1,10 @@
 """The MQTT topic grammar of DESIGN.md, built and parsed here and nowhere else.
 
 Topics look like ``{prefix}/devices/{device_id}/{kind}``. The prefix is
-configurable (default ``edgefleet/v1``) so several fleets can share a broker.
+configurable (default ``edgefleet/v1``) so several fleets can share a broker. One kind has
+a level more: ``{prefix}/devices/{device_id}/chat-reply/{replica_id}`` is where a device
+answers the chat requests of one controller replica, so each replica hears only its own
+replies (the plain ``chat-reply`` topic is where a controller that names no replica hears them).
 """
 
 from __future__ import annotations
@@ -13,9 +16,14 @@ from functools import cached_property
 
 DEFAULT_PREFIX = "edgefleet/v1"
 DEVICE_ID_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
-_DEVICE_ID_RE = re.compile(rf"^{DEVICE_ID_PATTERN}$")
+_DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 _GROUP_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+REPLICA_ID_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
+"""A controller replica's id as a topic level: no wildcards, no slashes, a bound."""
+_REPLICA_ID_RE = re.compile(REPLICA_ID_PATTERN)
+ANY_REPLICA = "+"
+"""The replica level as a wildcard, for broker ACLs."""
 
 
 class TopicKind(StrEnum):
@@ -70,11 +78,18 @@ class ParsedTopic:
 
     device_id: str
     kind: TopicKind
+    replica_id: str | None = None
+    """The replica a ``chat-reply`` sub-topic is for; None on every other topic."""
 
 
 def is_valid_device_id(device_id: str) -> bool:
     """Device ids are lowercase slugs, so they are safe as topic levels and file names."""
-    return bool(_DEVICE_ID_RE.match(device_id))
+    return bool(_DEVICE_ID_RE.fullmatch(device_id))
+
+
+def is_valid_replica_id(replica_id: str) -> bool:
+    """Replica ids are one topic level of letters, digits, ``_ . -``: safe in any filter."""
+    return bool(_REPLICA_ID_RE.fullmatch(replica_id))
 
 
 @dataclass(frozen=True)
@@ -93,7 +108,8 @@ class Topics:
     def _pattern(self) -> re.Pattern[str]:
         kinds = "|".join(k.value for k in TopicKind)
         return re.compile(
-            rf"^{re.escape(self.prefix)}/devices/(?P<device_id>{DEVICE_ID_PATTERN})/(?P<kind>{kinds})$"
+            rf"{re.escape(self.prefix)}/devices/(?P<device_id>{DEVICE_ID_PATTERN})/(?P<kind>{kinds})"
+            rf"(?:/(?P<replica_id>{REPLICA_ID_PATTERN}))?"
         )
 
     def device(self, device_id: str, kind: TopicKind | str) -> str:
@@ -104,10 +120,27 @@ class Topics:
 
     def parse(self, topic: str) -> ParsedTopic:
         """Split a device topic; raise :class:`TopicError` naming what is wrong."""
-        match = self._pattern.match(topic)
-        if match is None:
-            raise TopicError(f"topic {topic!r} is not {self.prefix}/devices/<device-id>/<kind>")
-        return ParsedTopic(device_id=match["device_id"], kind=TopicKind(match["kind"]))
+        match = self._pattern.fullmatch(topic)
+        if match is None or (match["replica_id"] and match["kind"] != TopicKind.CHAT_REPLY):
+            raise TopicError(
+                f"topic {topic!r} is not {self.prefix}/devices/<device-id>/<kind>"
+                " (or .../chat-reply/<replica-id>)"
+            )
+        return ParsedTopic(match["device_id"], TopicKind(match["kind"]), match["replica_id"])
+
+    def chat_reply(self, device_id: str, replica_id: str | None = None) -> str:
+        """Where ``device_id`` answers the chat requests of controller replica ``replica_id``.
+
+        None: the plain ``chat-reply`` topic. :data:`ANY_REPLICA` gives the ACL filter.
+        """
+        topic = self.device(device_id, TopicKind.CHAT_REPLY)
+        if replica_id is None:
+            return topic
+        return f"{topic}/{_replica_level(replica_id)}"
+
+    def chat_replies(self, replica_id: str) -> str:
+        """The filter of every device's chat replies to ``replica_id`` (or :data:`ANY_REPLICA`)."""
+        return f"{self.subscription(TopicKind.CHAT_REPLY)}/{_replica_level(replica_id)}"
 
     def subscription(
         self, kind: TopicKind | str | None = None, *, share_group: str | None = None
@@ -132,3 +165,11 @@ class Topics:
         if not is_valid_device_id(device_id):
             raise TopicError(f"invalid device id {device_id!r}")
         return f"{self.prefix}/devices/{device_id}/#"
+
+
+def _replica_level(replica_id: str) -> str:
+    if replica_id != ANY_REPLICA and not is_valid_replica_id(replica_id):
+        raise TopicError(
+            f"invalid replica id {replica_id!r}: 1 to 64 letters, digits, _ . - (no / + #)"
+        )
+    return replica_id

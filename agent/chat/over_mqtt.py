@@ -3,7 +3,10 @@
 Each request runs through the same ASGI app as HTTP requests, in this process (same
 bearer check, queue bounds and 429s); the response's bytes go back as they come, in
 :class:`~shared.chat_link.LinkReply` chunks, so a stream stays a stream. At most
-``max_concurrent`` requests run at once; more are answered 429 at once.
+``max_concurrent`` requests run at once; more are answered 429 at once. The answer goes
+to the reply topic the request names if it is this device's own: its ``chat-reply`` topic,
+or that topic's sub-topic for the asking controller replica (anything else is refused
+and logged: the broker would drop it, and a device publishes nowhere else).
 """
 
 from __future__ import annotations
@@ -18,20 +21,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.chat_link import MAX_REQUEST_BYTES, LinkReply, LinkRequest, chunks
+from shared.topics import REPLICA_ID_PATTERN, TopicError, TopicKind, Topics
 
 logger = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
 ASGIApp = Callable[..., Any]
-Send = Callable[[str, bytes], None]
-"""Publishes one reply payload (with its correlation id) on this device's chat-reply topic."""
+Send = Callable[[str, str, bytes], None]
+"""Publishes one reply payload on a reply topic (topic, correlation id, payload)."""
 
 
 class MqttChatServer:
     """Runs chat requests from the link through ``app`` on a loop of its own."""
 
-    def __init__(self, app: ASGIApp, reply_topic: str, send: Send, max_concurrent: int) -> None:
-        self.app, self.reply_topic, self.send = app, reply_topic, send
+    def __init__(
+        self, app: ASGIApp, topics: Topics, device_id: str, send: Send, max_concurrent: int
+    ) -> None:
+        self.app, self.topics, self.device_id, self.send = app, topics, device_id, send
         self.max_concurrent = max_concurrent
         self.refused = 0
         """Requests dropped: malformed, too big, or naming a reply topic not this device's."""
@@ -56,14 +62,33 @@ class MqttChatServer:
             self.refused += 1
             logger.warning("malformed chat request over MQTT: %s", exc.errors()[0]["msg"])
             return
-        if request.reply_to != self.reply_topic:  # the broker would refuse it anyway
+        reply_topic = self._reply_topic(request.reply_to)
+        if reply_topic is None:
             self.refused += 1
-            logger.warning("chat request over MQTT wants replies elsewhere; dropped")
+            own = self.topics.chat_reply(self.device_id)
+            logger.warning(
+                "chat request %s over MQTT refused: reply_to %r is not %s or %s/<replica-id> "
+                "(replica id: %s)",
+                request.id, request.reply_to, own, own, REPLICA_ID_PATTERN,
+            )  # fmt: skip
             return
         if request.cancel:
             self._loop.call_soon_threadsafe(self._cancel, request.id)
             return
-        asyncio.run_coroutine_threadsafe(self._answer(request), self._loop)
+        asyncio.run_coroutine_threadsafe(self._answer(request, reply_topic), self._loop)
+
+    def _reply_topic(self, reply_to: str) -> str | None:
+        """The topic to answer on: ``reply_to`` if it is one of this device's chat-reply topics.
+
+        Rebuilt from its parts, not echoed. None for any other topic.
+        """
+        try:
+            parsed = self.topics.parse(reply_to)
+        except TopicError:
+            return None
+        if parsed.device_id != self.device_id or parsed.kind != TopicKind.CHAT_REPLY:
+            return None
+        return self.topics.chat_reply(self.device_id, parsed.replica_id)
 
     def stop(self) -> None:
         """Stop the loop (requests under way end with it)."""
@@ -75,8 +100,8 @@ class MqttChatServer:
         if leaving is not None:
             leaving.set()
 
-    async def _answer(self, request: LinkRequest) -> None:
-        replies = _Replies(request.id, self.send)
+    async def _answer(self, request: LinkRequest, reply_topic: str) -> None:
+        replies = _Replies(request.id, reply_topic, self.send)
         replies.accept()
         if self._running >= self.max_concurrent:
             error = {"error": {"message": "too many chat requests over MQTT", "code": 429}}
@@ -143,17 +168,16 @@ class MqttChatServer:
 class _Replies:
     """The reply chunks of one request, numbered from 0: the acceptance, then the answer."""
 
-    def __init__(self, correlation: str, send: Send) -> None:
-        self.correlation, self._send = correlation, send
+    def __init__(self, correlation: str, topic: str, send: Send) -> None:
+        self.correlation, self.topic, self._send = correlation, topic, send
         self.seq = 0
         self.ended = self.answered = False
         self._status: tuple[int, str | None] | None = None
 
     def accept(self) -> None:
         """Say at once that the request arrived (the gateway's "connected"), before any work."""
-        self._send(
-            self.correlation, LinkReply(id=self.correlation, seq=0).model_dump_json().encode()
-        )
+        acceptance = LinkReply(id=self.correlation, seq=0).model_dump_json().encode()
+        self._send(self.topic, self.correlation, acceptance)
         self.seq = 1
 
     def status(self, status: int, retry_after: str | None) -> None:
@@ -168,7 +192,8 @@ class _Replies:
                 id=self.correlation, seq=self.seq, status=status, retry_after=retry,
                 data=piece, end=last,
             )  # fmt: skip
-            self._send(self.correlation, reply.model_dump_json(exclude_none=True).encode())
+            payload = reply.model_dump_json(exclude_none=True).encode()
+            self._send(self.topic, self.correlation, payload)
             self.seq += 1
             self.answered = True
         self.ended = self.ended or end

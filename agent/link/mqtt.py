@@ -355,13 +355,8 @@ class MqttLink:
         except Exception:  # noqa: BLE001 - never raise in a paho callback
             logger.exception("error in on_publish")
 
-    @property
-    def chat_reply_topic(self) -> str:
-        """Where this device answers the gateway's chat requests."""
-        return self.topics.device(self.settings.device_id, TopicKind.CHAT_REPLY)
-
-    def publish_chat_reply(self, correlation: str, payload: bytes) -> None:
-        """Publish one chat reply chunk now, with its correlation data over MQTT 5.
+    def publish_chat_reply(self, topic: str, correlation: str, payload: bytes) -> None:
+        """Publish one chat reply chunk on ``topic`` now, with its correlation data over MQTT 5.
 
         QoS 1 and not kept in the outbox: the gateway waits seconds, not hours, and fails
         over when a device goes quiet.
@@ -370,7 +365,7 @@ class MqttLink:
         if self.protocol == "5":
             properties = Properties(PacketTypes.PUBLISH)
             properties.CorrelationData = correlation.encode()
-        self.client.publish(self.chat_reply_topic, payload, qos=1, properties=properties)
+        self.client.publish(topic, payload, qos=1, properties=properties)
 
     def _handle_message(self, client: paho.Client, userdata: object, message: Any) -> None:
         chat = self.topics.device(self.settings.device_id, TopicKind.CHAT_REQUEST)

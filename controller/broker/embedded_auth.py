@@ -5,9 +5,10 @@ from the database (verified against the stored ``$7$`` hash). Client ids are
 bound to logins, as Mosquitto's ``use_username_as_clientid`` binds them: a
 device connects only as itself, and no client but the controller's may use
 the controller's id (taking over its session would stop ingest). ACL: a device
-publishes only under its own ``devices/{id}/`` and subscribes to / receives
-only its own ``cmd``; the controller reads every device topic and publishes
-only ``cmd``. Anonymous clients are let in only when configured (loopback
+publishes only under its own ``devices/{id}/`` (its chat replies to any controller
+replica included) and subscribes to / receives only its own ``cmd``, ``stored`` and
+``chat-request``; the controller reads every device topic and publishes
+only those. Anonymous clients are let in only when configured (loopback
 development), and then without restrictions.
 """
 
@@ -23,7 +24,7 @@ from sqlalchemy import Engine, select
 from controller.broker.passwords import verify_password
 from controller.core.db import create_db_engine
 from controller.models import MqttCredential
-from shared.topics import TopicError, TopicKind, Topics
+from shared.topics import TopicError, Topics
 
 
 def topic_allowed(
@@ -37,11 +38,12 @@ def topic_allowed(
     if username is None:
         return False
     try:
-        if action == Action.PUBLISH:
-            return topic in {topics.device(username, k) for k in TopicKind if k.from_agent}
-        return topic in {topics.device(username, k) for k in TopicKind if not k.from_agent}
-    except TopicError:  # a username that is not a device id owns no topics
+        parsed = topics.parse(topic)  # its chat replies to a replica are a level deeper
+    except TopicError:  # a filter or a topic outside the grammar
         return False
+    if parsed.device_id != username:
+        return False
+    return parsed.kind.from_agent if action == Action.PUBLISH else not parsed.kind.from_agent
 
 
 def _is_kind(topics: Topics, topic: str, test: Any) -> bool:

@@ -2,10 +2,14 @@
 
 A request goes out on the device's ``chat-request`` topic with a fresh correlation id; the
 device's answer comes back as numbered chunks of its chat API's HTTP response on its own
-``chat-reply`` topic (see :mod:`shared.chat_link`). The outcome is the HTTP upstream's:
-the same :class:`DeviceStream` and exceptions, so failover, relay and accounting do not
-know which path an answer took. A reply whose correlation id belongs to a request sent to
-another device is a forgery (the broker's ACL should have stopped it): ignored, counted.
+``chat-reply`` topic's sub-topic for this replica, ``chat-reply/<replica-id>`` (see
+:mod:`shared.chat_link`): each controller replica subscribes to its own replies only, so
+none hears another's answers. The replica id is the link's MQTT client id, which the
+broker already keeps unique (a second connection with it takes the first one's place).
+The outcome is the HTTP upstream's: the same :class:`DeviceStream` and exceptions, so
+failover, relay and accounting do not know which path an answer took. A reply whose
+correlation id belongs to a request sent to another device is a forgery (the broker's ACL
+should have stopped it): ignored, counted.
 """
 
 from __future__ import annotations
@@ -70,21 +74,23 @@ class LinkClient:
         registry: CollectorRegistry,
     ) -> None:
         self.topics, self.settings = topics, settings
-        self.connection = MqttConnection(
-            options,
-            subscriptions=[topics.subscription(TopicKind.CHAT_REPLY)],
-            sink=self._received,
-        )
+        self.replica_id = options.client_id
+        try:
+            replies = topics.chat_replies(self.replica_id)
+        except TopicError as exc:
+            raise TopicError(f"the gateway's MQTT client id names its reply topic: {exc}") from None
+        self.connection = MqttConnection(options, subscriptions=[replies], sink=self._received)
         self._pending: dict[str, _Pending] = {}
         self.open: Counter[str] = Counter()
         self.ignored = PromCounter(
             "edgefleet_gateway_mqtt_replies_ignored",
             "Chat reply chunks over MQTT the gateway ignored: forged (a correlation id sent "
-            "to another device), unknown (no request waits: late, or another replica's), "
-            "malformed.",
+            "to another device), unknown (no request waits: late), malformed.",
             ["reason"],
             registry=registry,
         )
+        for reason in ("forged", "unknown", "malformed"):
+            self.ignored.labels(reason)  # exported as 0 before the first
 
     def start(self) -> None:
         """Connect in the background."""
@@ -146,8 +152,9 @@ class LinkClient:
         self.connection.ack(message.mid, message.qos, message.generation)
         try:
             parsed = self.topics.parse(message.topic)
-            if parsed.kind != TopicKind.CHAT_REPLY or len(message.payload) > MAX_REPLY_BYTES:
-                raise ValueError("not a chat reply")
+            # a replica id is only ever parsed off a chat-reply topic
+            if parsed.replica_id != self.replica_id or len(message.payload) > MAX_REPLY_BYTES:
+                raise ValueError("not a chat reply to this replica")
             reply = LinkReply.model_validate_json(message.payload)
         except (TopicError, ValueError, ValidationError):
             self.ignored.labels("malformed").inc()
@@ -171,10 +178,13 @@ class LinkClient:
 
         It stops generating at its next step, as when an HTTP client disconnects.
         """
-        reply_to = self.topics.device(route.device_id, TopicKind.CHAT_REPLY)
-        notice = LinkRequest(id=correlation, reply_to=reply_to, cancel=True)
+        notice = LinkRequest(id=correlation, reply_to=self.reply_to(route.device_id), cancel=True)
         topic = self.topics.device(route.device_id, TopicKind.CHAT_REQUEST)
         self.connection.notify(topic, notice.model_dump_json().encode())
+
+    def reply_to(self, device_id: str) -> str:
+        """Where ``device_id`` answers this replica."""
+        return self.topics.chat_reply(device_id, self.replica_id)
 
     def _publish(self, route: Route, request: LinkRequest, payload: bytes) -> bool:
         properties = None
@@ -210,7 +220,7 @@ class _Request:
         token = link.settings.device_token
         request = LinkRequest(
             id=self.id,
-            reply_to=link.topics.device(device, TopicKind.CHAT_REPLY),
+            reply_to=link.reply_to(device),
             authorization=f"Bearer {token.get_secret_value()}" if token else None,
             body=self.body,
         )

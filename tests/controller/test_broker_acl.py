@@ -118,7 +118,11 @@ def test_a_device_cannot_forge_another_devices_chat_reply(
     broker_dir: Path,
     mosquitto_factory: Callable[..., MosquittoBroker],
 ) -> None:
-    """A reply on pi-b's topic from pi-a never reaches the controller; pi-a's own does."""
+    """A reply on pi-b's topics from pi-a never reaches the controller; pi-a's own do.
+
+    pi-a's own: its plain chat-reply topic and its sub-topic for one controller replica
+    (that replica's subscription, which the controller's ACL lets it read); not deeper.
+    """
     enrollment = _enrollment(sqlite_engine, broker_dir)
     _, creds_a = enrollment.enroll(DeviceCreate(id="pi-a"))
     _, creds_b = enrollment.enroll(DeviceCreate(id="pi-b"))
@@ -126,16 +130,25 @@ def test_a_device_cannot_forge_another_devices_chat_reply(
     broker = _broker_with_files(enrollment, mosquitto_factory)
     controller = _controller_client(enrollment)
     got: list[str] = []
+    topics = Topics()
     controller.on_message = lambda c, u, m: got.append(m.topic)
-    controller.subscribe(Topics().subscription(TopicKind.CHAT_REPLY), qos=1)
+    controller.subscribe(topics.subscription(TopicKind.CHAT_REPLY), qos=1)
+    controller.subscribe(topics.chat_replies("ctl-gateway"), qos=1)
+    controller.subscribe(topics.chat_reply("pi-a", "ctl-gateway") + "/deeper", qos=1)
     time.sleep(0.3)
     device = FakeDevice("pi-a", broker.port, username="pi-a", password=creds_a.password)
     other = FakeDevice("pi-b", broker.port, username="pi-b", password=creds_b.password)
-    device.publish_raw(TopicKind.CHAT_REPLY, b"{}", device_id="pi-b").wait_for_publish(5)
-    device.publish_raw(TopicKind.CHAT_REPLY, b"{}").wait_for_publish(5)
-    assert wait_until(lambda: bool(got), 5)
+    for topic in (
+        topics.chat_reply("pi-b"),
+        topics.chat_reply("pi-b", "ctl-gateway"),
+        topics.chat_reply("pi-a", "ctl-gateway") + "/deeper",
+        topics.chat_reply("pi-a"),
+        topics.chat_reply("pi-a", "ctl-gateway"),
+    ):
+        device.client.publish(topic, b"{}", qos=1).wait_for_publish(5)
+    assert wait_until(lambda: len(got) >= 2, 5)
     time.sleep(0.3)
-    assert got == [Topics().device("pi-a", TopicKind.CHAT_REPLY)]
+    assert sorted(got) == [topics.chat_reply("pi-a"), topics.chat_reply("pi-a", "ctl-gateway")]
     for client in (device, other):
         client.close()
     controller.disconnect()

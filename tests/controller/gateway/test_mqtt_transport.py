@@ -6,13 +6,19 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
 from agent.daemon import Agent
 from controller.broker.embedded import EmbeddedBroker
@@ -31,10 +37,10 @@ from controller.gateway.upstream import (
     data_of,
 )
 from controller.ingest.mqtt import MqttOptions
-from shared.chat_link import MAX_REQUEST_BYTES, LinkReply
-from shared.topics import TopicKind, Topics
+from shared.chat_link import MAX_REQUEST_BYTES, LinkReply, LinkRequest
+from shared.topics import TopicError, TopicKind, Topics
 from tests.agent.daemon_support import make_agent
-from tests.controller.devices import FakeDevice
+from tests.controller.devices import FakeDevice, wait_until
 from tests.support.broker import MosquittoBroker
 from tests.support.ports import free_port
 
@@ -69,10 +75,13 @@ def agent(tmp_path: Path, tiny_gguf: Path, mosquitto: MosquittoBroker) -> Iterat
     agent.stop()
 
 
-def _transports(port: int, **settings: Any) -> tuple[Transports, LinkClient, CollectorRegistry]:
+def _transports(
+    port: int, client_id: str | None = None, **settings: Any
+) -> tuple[Transports, LinkClient, CollectorRegistry]:
+    """A gateway replica's transports; its link's client id is its replica id."""
     gateway = GatewaySettings(**settings)
     registry = CollectorRegistry()
-    client_id = f"gw-test-{next(_clients)}"
+    client_id = client_id or f"gw-test-{next(_clients)}"
     options = MqttOptions(host="127.0.0.1", port=port, client_id=client_id, session_expiry_s=0)
     link = LinkClient(options, Topics(), gateway, registry)
     link.start()
@@ -83,6 +92,12 @@ def _transports(port: int, **settings: Any) -> tuple[Transports, LinkClient, Col
 def _route(agent: Agent, chat_url: str | None) -> Route:
     assert agent.host.serving is not None
     return Route(agent.settings.device_id, agent.host.serving.model_id, chat_url, None)
+
+
+def _reply_as(device: FakeDevice, link: LinkClient, reply: LinkReply) -> None:
+    """``device`` answers on its own chat-reply topic for ``link``'s replica."""
+    topic = link.reply_to(device.device_id)
+    device.client.publish(topic, reply.model_dump_json().encode(), qos=1).wait_for_publish(5)
 
 
 async def _streamed(transports: Transports, route: Route) -> list[dict[str, Any]]:
@@ -173,7 +188,7 @@ def test_a_forged_reply_is_ignored_and_counted_and_a_device_off_the_link_is_unre
         (correlation,) = link._pending
         for seq in (0, 1):  # its acceptance, then an answer
             reply = LinkReply(id=correlation, seq=seq, status=200, data='{"choices": []}')
-            forger.publish_raw(TopicKind.CHAT_REPLY, reply.model_dump_json().encode())
+            _reply_as(forger, link, reply)
         with pytest.raises(DeviceUnreachable, match="did not take the request"):
             await call
 
@@ -266,7 +281,7 @@ def test_a_device_silent_mid_stream_is_cut_by_the_relay_as_over_http(
             LinkReply(id=correlation, seq=0),
             LinkReply(id=correlation, seq=1, status=200, data=f"data: {json.dumps(token)}\n\n"),
         ):
-            mute.publish_raw(TopicKind.CHAT_REPLY, reply.model_dump_json().encode())
+            _reply_as(mute, link, reply)
         relay = Relay(await opening, on_end=lambda final, _text, _handover: ended.append(final))
         return [line async for line in relay.lines()]
 
@@ -345,3 +360,131 @@ def test_a_stream_closed_by_the_gateway_stops_the_device_generating(
     finally:
         link.stop()
         agent.stop()
+
+
+class _Listener:
+    """A plain MQTT client on the test broker (no ACLs): records what crosses a filter."""
+
+    def __init__(self, port: int, topic_filter: str) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, f"listener-{next(_clients)}", protocol=mqtt.MQTTv5
+        )
+        subscribed = threading.Event()
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
+        self.client.on_subscribe = lambda c, u, mid, codes, p: subscribed.set()
+        self.client.on_connect = lambda c, u, f, reason, p: c.subscribe(topic_filter, qos=1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert subscribed.wait(10)
+
+    def replies(self) -> list[tuple[str, LinkReply]]:
+        """The chat reply chunks seen, with their topics (other messages skipped)."""
+        seen = []
+        for topic, payload in list(self.messages):
+            with contextlib.suppress(ValidationError):
+                seen.append((topic, LinkReply.model_validate_json(payload)))
+        return seen
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_each_controller_replica_hears_only_its_own_replies(
+    agent: Agent, mosquitto: MosquittoBroker
+) -> None:
+    """Two replicas (links with their own client ids) ask one device at once, streamed and
+    whole: each gets its answers, and neither link is handed a chunk of the other's."""
+    everything = _Listener(mosquitto.port, Topics().subscription(TopicKind.CHAT_REPLY) + "/#")
+    replicas = [_transports(mosquitto.port, name, transport="mqtt") for name in ("ctl-a", "ctl-b")]
+    route = _route(agent, None)
+
+    async def scenario() -> None:
+        for _ in range(2):
+            streams = await asyncio.gather(*(_streamed(t, route) for t, _, _ in replicas))
+            for chunks in streams:
+                assert "".join(content_of(c) for c in chunks)
+                assert chunks[-1]["edgefleet"]["transport"] == "mqtt"
+            asks = (t.complete(route, dict(QUESTION)) for t, _, _ in replicas)
+            for answer in await asyncio.gather(*asks):
+                assert content_of(answer) and answer["edgefleet"]["transport"] == "mqtt"
+
+    try:
+        asyncio.run(scenario())
+        for _, link, registry in replicas:
+            for reason in ("unknown", "forged", "malformed"):
+                ignored = registry.get_sample_value(
+                    "edgefleet_gateway_mqtt_replies_ignored_total", {"reason": reason}
+                )
+                assert ignored == 0, f"{link.replica_id} was handed {ignored} {reason} chunks"
+            assert not link._pending and link.open[route.device_id] == 0
+        per_topic = Counter(topic for topic, _ in everything.replies())
+        own = {link.replica_id: link.reply_to(route.device_id) for _, link, _ in replicas}
+        assert set(per_topic) == set(own.values()), per_topic  # none on the plain topic
+        assert all(n >= 2 * 4 for n in per_topic.values())  # 4 answers each: 2 chunks or more
+    finally:
+        everything.close()
+        for _, link, _ in replicas:
+            link.stop()
+
+
+def test_the_agent_answers_only_on_its_own_reply_topics(
+    agent: Agent, mosquitto: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply topic outside the device's chat-reply topic and its replica sub-topics is
+    refused with a log line, and nothing is sent; the agent goes on answering. The plain
+    chat-reply topic (a controller that names no replica) is still answered."""
+    caplog.set_level(logging.WARNING, logger="agent.chat.over_mqtt")
+    topics, device = Topics(), agent.settings.device_id
+    own = topics.chat_reply(device)
+    outside = [
+        topics.chat_reply("pi-other"),
+        topics.chat_reply("pi-other", "ctl-a"),
+        topics.device(device, TopicKind.CHAT_REQUEST),
+        topics.device(device, TopicKind.STATE),
+        Topics("elsewhere/v1").chat_reply(device, "ctl-a"),
+        own + "/",
+        own + "/ctl+a",
+        own + "/#",
+        own + "/ctl-a/deeper",
+        own + "/" + "r" * 65,
+        own + "/ctl-a\n",
+    ]
+    answered = [topics.chat_reply(device, "ctl.a_1-x"), own]
+    everything = _Listener(mosquitto.port, "#")
+    asker = _Listener(mosquitto.port, "unused/+")
+    request_topic = topics.device(device, TopicKind.CHAT_REQUEST)
+    ids = {}
+    for n, reply_to in enumerate(outside + answered):
+        ids[reply_to] = f"request-{n:04d}"
+        request = LinkRequest(id=ids[reply_to], reply_to=reply_to, body=dict(QUESTION))
+        asker.client.publish(request_topic, request.model_dump_json().encode(), qos=1)
+
+    def ended() -> bool:
+        return {r.id for _, r in everything.replies() if r.end} >= {ids[t] for t in answered}
+
+    try:
+        assert wait_until(ended, 60)
+        replies = everything.replies()
+        for reply_to in answered:
+            mine = [r for topic, r in replies if r.id == ids[reply_to]]
+            assert {topic for topic, r in replies if r.id == ids[reply_to]} == {reply_to}
+            assert [r.seq for r in mine] == list(range(len(mine))) and mine[1].status == 200
+        assert not {r.id for _, r in replies} & {ids[t] for t in outside}
+        assert agent.chat_over_mqtt is not None
+        assert agent.chat_over_mqtt.refused == len(outside)
+        refusals = [r.getMessage() for r in caplog.records if "refused: reply_to" in r.message]
+        assert len(refusals) == len(outside)
+        for reply_to, line in zip(outside, refusals, strict=True):
+            assert repr(reply_to) in line and f"{own}/<replica-id>" in line
+    finally:
+        everything.close()
+        asker.close()
+
+
+@pytest.mark.parametrize("client_id", ["ctl/a", "ctl+a", "ctl#", "c" * 65])
+def test_a_gateway_client_id_that_cannot_name_a_reply_topic_is_refused(client_id: str) -> None:
+    options = MqttOptions(host="127.0.0.1", port=free_port(), client_id=client_id)
+    with pytest.raises(TopicError, match="client id names its reply topic: invalid replica id"):
+        LinkClient(options, Topics(), GatewaySettings(), CollectorRegistry())
