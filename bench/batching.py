@@ -1,7 +1,8 @@
 """Continuous batching and conversation KV reuse, side by side in one run.
 
-For 1, 2 and 4 concurrent clients (each sending two questions one after the
-other by default; greedy, same token limit): aggregate tok/s (generated tokens over wall
+For 1, 2 and 4 concurrent clients (a run of 2 questions per client by default,
+each client sending the next unasked one when its last is answered; greedy,
+same token limit): aggregate tok/s (generated tokens over wall
 time, prefill included) when they are batched by
 :class:`agent.inference.batch.BatchEngine` against the same requests served one
 at a time by the same engine, and the p50/p95 time to first token (from
@@ -76,18 +77,16 @@ def _ask(engine: BatchEngine, question: str, tokens: int) -> Generation:
     return engine.chat(messages, max_tokens=tokens)
 
 
-def _requests(n: int, per_client: int) -> list[list[str]]:
-    """The questions each of ``n`` clients asks in turn (every client a different series)."""
-    return [
-        [QUESTIONS[(client + k * n) % len(QUESTIONS)] for k in range(per_client)]
-        for client in range(n)
-    ]
+def _requests(n: int, per_client: int) -> list[str]:
+    """The ``n * per_client`` questions of a run, each a different text (so no prompt is
+    found whole in the cells of an earlier one)."""
+    return [f"Question {k + 1}: {QUESTIONS[k % len(QUESTIONS)]}" for k in range(n * per_client)]
 
 
 def one_at_a_time(
     engine: BatchEngine, n: int, tokens: int, per_client: int
 ) -> tuple[float, list[Generation]]:
-    """All of ``n`` clients' requests answered in turn: (wall seconds, generations).
+    """The run's requests answered in turn: (wall seconds, generations).
 
     Without prefix reuse every request starts from empty cells; with it, each
     finds the system prompt kept from the one before, as a serving agent would.
@@ -95,33 +94,38 @@ def one_at_a_time(
     engine.reset()
     started = time.perf_counter()
     out = []
-    for series in _requests(n, per_client):
-        for question in series:
-            out.append(_ask(engine, question, tokens))
+    for question in _requests(n, per_client):
+        out.append(_ask(engine, question, tokens))
     return time.perf_counter() - started, out
 
 
 def together(
     engine: BatchEngine, n: int, tokens: int, per_client: int
 ) -> tuple[float, list[Generation]]:
-    """``n`` clients at once, each sending its next request when its last is answered."""
+    """The same requests from ``n`` clients at once: each takes the next one still unasked
+    when its last is answered, so ``n`` are in flight until the run's requests run out."""
     engine.reset()
-    out: list[list[Generation]] = [[] for _ in range(n)]
+    questions = _requests(n, per_client)
+    out: list[Generation | None] = [None] * len(questions)
+    next_index = iter(range(len(questions)))
+    lock = threading.Lock()
 
-    def client(i: int, series: list[str]) -> None:
-        out[i] = [_ask(engine, question, tokens) for question in series]
+    def client() -> None:
+        while True:
+            with lock:
+                k = next(next_index, None)
+            if k is None:
+                return
+            out[k] = _ask(engine, questions[k], tokens)
 
-    threads = [
-        threading.Thread(target=client, args=(i, series))
-        for i, series in enumerate(_requests(n, per_client))
-    ]
+    threads = [threading.Thread(target=client) for _ in range(n)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    done = [g for generations in out for g in generations]
-    assert len(done) == n * per_client
+    done = [g for g in out if g is not None]
+    assert len(done) == len(questions)
     return time.perf_counter() - started, done
 
 
