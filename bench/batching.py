@@ -4,10 +4,10 @@ For 1, 2 and 4 concurrent clients (a run of 2 questions per client by default,
 each client sending the next unasked one when its last is answered; greedy,
 same token limit): aggregate tok/s (generated tokens over wall
 time, prefill included) when they are batched by
-:class:`agent.inference.batch.BatchEngine` against the same requests served one
-at a time by the same engine, and the p50/p95 time to first token (from
-submission) under that load; and what one decode step
-costs in CPU time with 1, 2 and 4 sequences' tokens in it. Then a five-turn
+:class:`agent.inference.batch.BatchEngine` against the same clients served one
+at a time (an engine of one sequence, the others waiting in its queue), and the
+p50/p95 time to first token (from submission, waiting included) on both sides;
+and what one decode step costs in CPU time with 1, 2 and 4 sequences' tokens in it. Then a five-turn
 conversation, TTFT of each turn with the conversation's KV kept (prefix reuse
 on) and with every turn re-prefilled (off); and twice as many conversations as the
 engine has sequences, taking turns, with conversations pushed out of their cells
@@ -83,27 +83,16 @@ def _requests(n: int, per_client: int) -> list[str]:
     return [f"Question {k + 1}: {QUESTIONS[k % len(QUESTIONS)]}" for k in range(n * per_client)]
 
 
-def one_at_a_time(
-    engine: BatchEngine, n: int, tokens: int, per_client: int
-) -> tuple[float, list[Generation]]:
-    """The run's requests answered in turn: (wall seconds, generations).
-
-    Without prefix reuse every request starts from empty cells; with it, each
-    finds the system prompt kept from the one before, as a serving agent would.
-    """
-    engine.reset()
-    started = time.perf_counter()
-    out = []
-    for question in _requests(n, per_client):
-        out.append(_ask(engine, question, tokens))
-    return time.perf_counter() - started, out
-
-
 def together(
     engine: BatchEngine, n: int, tokens: int, per_client: int
 ) -> tuple[float, list[Generation]]:
-    """The same requests from ``n`` clients at once: each takes the next one still unasked
-    when its last is answered, so ``n`` are in flight until the run's requests run out."""
+    """The run's requests from ``n`` clients at once: each takes the next one still unasked
+    when its last is answered, so ``n`` are in flight until the run's requests run out.
+
+    On an engine of one sequence this is serving one at a time: the others wait in its
+    queue (their TTFT says how long). With prefix reuse each request finds the system
+    prompt kept from an earlier one, as a serving agent would.
+    """
     engine.reset()
     questions = _requests(n, per_client)
     out: list[Generation | None] = [None] * len(questions)
@@ -150,20 +139,23 @@ Serve = Callable[[BatchEngine, int, int, int], tuple[float, list[Generation]]]
 
 
 def throughput(
-    engine: BatchEngine, tokens: int, rounds: int, per_client: int
+    engine: BatchEngine, single: BatchEngine, tokens: int, rounds: int, per_client: int
 ) -> list[dict[str, object]]:
-    """Batched vs one at a time for each concurrency, alternating so load hits both.
+    """The same clients on ``engine`` (batched) and on ``single`` (one sequence: served one
+    at a time), for each concurrency, alternating so load hits both.
 
     CPU seconds of this process are reported beside wall time: on a shared machine
     they show the work each side needed, whatever the other processes took.
     """
-    _ask(engine, QUESTIONS[0], tokens)  # weights paged in and threads started before timing
+    for warming in (engine, single):  # weights paged in and threads started before timing
+        _ask(warming, QUESTIONS[0], tokens)
     rows = []
     for n in CONCURRENCY:
         serial, batched = _Side(), _Side()
         for _ in range(rounds):
-            serial.run(one_at_a_time, engine, n, tokens, per_client)
+            serial.run(together, single, n, tokens, per_client)
             batched.run(together, engine, n, tokens, per_client)
+        waited = [g.ttft_s * 1000 for g in serial.generations]
         ttft = [g.ttft_s * 1000 for g in batched.generations]
         pairs = zip(serial.generations, batched.generations, strict=True)
         rows.append(
@@ -179,6 +171,8 @@ def throughput(
                 ),
                 "ttft_ms_p50": round(percentile(ttft, 50), 1),
                 "ttft_ms_p95": round(percentile(ttft, 95), 1),
+                "serial_ttft_ms_p50": round(percentile(waited, 50), 1),
+                "serial_ttft_ms_p95": round(percentile(waited, 95), 1),
                 "same_text": f"{sum(a.text == b.text for a, b in pairs)}/{len(ttft)}",
             }
         )
@@ -264,10 +258,12 @@ def bench_model(path: Path, profile: DeviceProfile, load: Workload) -> dict[str,
     """Every measurement for one model, under one profile."""
     tokens = load.tokens
     engine = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY), prefix_reuse=load.reuse)
+    single = BatchEngine(path, profile=profile, parallel=1, prefix_reuse=load.reuse)
     try:
-        rows = throughput(engine, tokens, load.rounds, load.per_client)
+        rows = throughput(engine, single, tokens, load.rounds, load.per_client)
     finally:
         engine.close()
+        single.close()
     warm = BatchEngine(path, profile=profile, parallel=max(CONCURRENCY))
     try:
         reused = conversation(warm, tokens)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.inference.batch import BatchEngine
-from bench.batching import CONCURRENCY, one_at_a_time, step_cost, throughput
+from bench.batching import CONCURRENCY, step_cost, throughput, together
 from shared.profiles import parse_profile
 
 PROFILE = Path("firmware-config/classes/dev-x86-1core.yaml")
@@ -18,9 +18,9 @@ PROFILE = Path("firmware-config/classes/dev-x86-1core.yaml")
 def test_one_at_a_time_evaluates_whole_prompts_only_without_reuse(
     tiny_gguf: Path, reuse: bool
 ) -> None:
-    engine = BatchEngine(tiny_gguf, parallel=4, n_ctx=512, prefix_reuse=reuse)
+    engine = BatchEngine(tiny_gguf, parallel=1, n_ctx=512, prefix_reuse=reuse)
     try:
-        _, generations = one_at_a_time(engine, 1, 4, 3)
+        _, generations = together(engine, 1, 4, 3)
     finally:
         engine.close()
     assert len(generations) == 3
@@ -35,14 +35,17 @@ def test_one_at_a_time_evaluates_whole_prompts_only_without_reuse(
 
 def test_throughput_rows_count_every_request_of_both_sides(tiny_gguf: Path) -> None:
     engine = BatchEngine(tiny_gguf, parallel=max(CONCURRENCY), n_ctx=512)
+    single = BatchEngine(tiny_gguf, parallel=1, n_ctx=512)
     try:
-        rows = throughput(engine, 6, 1, 2)
+        rows = throughput(engine, single, 6, 1, 2)
     finally:
         engine.close()
+        single.close()
     assert [row["concurrent"] for row in rows] == list(CONCURRENCY)
     for row in rows:
         assert row["serial_tok_s"] > 0 and row["batched_tok_s"] > 0
         assert str(row["same_text"]).endswith(f"/{2 * row['concurrent']}")
+        assert 0 < row["serial_ttft_ms_p50"] <= row["serial_ttft_ms_p95"]
 
 
 def test_step_cost_measures_steps_of_one_two_and_four(tiny_gguf: Path) -> None:
