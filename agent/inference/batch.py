@@ -245,7 +245,11 @@ class BatchEngine:
                 self._settle(request, error=Cancelled("cancelled while waiting"))
                 continue
             tokens = self._tokenize(request.text)
-            slot = pick_slot(self._slots, request.text, tokens) if self.prefix_reuse else None
+            slot = (
+                pick_slot(self._slots, request.text, tokens, share_prefix=self.stored.max_bytes > 0)
+                if self.prefix_reuse
+                else None
+            )
             if slot is None:
                 slot = next((s for s in self._slots if not s.busy), None)
             if slot is None:

@@ -4,7 +4,8 @@ A *slot* is one llama.cpp sequence id with its own KV cells. A finished
 request leaves its conversation in the slot's cells, so the next turn of that
 conversation (a prompt that extends it) only evaluates its new tokens; an
 idle slot is reused least-recently-used first when no kept conversation
-shares a prefix with the new prompt.
+shares a prefix with the new prompt (with the conversation store on, a shared
+system prompt is enough).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from dataclasses import dataclass, field
 
 from agent.inference.streaming import StopScanner
 from agent.inference.types import Generation, InferenceError
+
+SHARED_PREFIX_TOKENS = 16
+"""Fewest shared leading tokens (a system prompt) worth taking a slot whose conversation
+must first be stored: below this, evaluating them costs about what the copy does."""
 
 
 class Cancelled(InferenceError):
@@ -158,12 +163,17 @@ class ActiveSequence:
         )
 
 
-def pick_slot(slots: Sequence[Slot], text: str, tokens: Sequence[int]) -> Slot | None:
+def pick_slot(
+    slots: Sequence[Slot], text: str, tokens: Sequence[int], *, share_prefix: bool = False
+) -> Slot | None:
     """The idle slot to run a prompt in, or None when every slot is busy.
 
     First the slot holding the longest conversation the prompt extends (its
     text is a prefix of the prompt); else one whose cells mostly match the
-    prompt's tokens (an edited last turn); else the least recently used, so a
+    prompt's tokens (an edited last turn); else, with ``share_prefix`` (the
+    conversation in it will be stored, not lost), one sharing at least
+    :data:`SHARED_PREFIX_TOKENS` with the prompt, such as the same system prompt,
+    so a new conversation skips evaluating it; else the least recently used, so a
     kept conversation is given up only when no empty or older slot is left.
     """
     idle = [s for s in slots if not s.busy]
@@ -172,7 +182,10 @@ def pick_slot(slots: Sequence[Slot], text: str, tokens: Sequence[int]) -> Slot |
     extending = [s for s in idle if s.text and text.startswith(s.text)]
     if extending:
         return max(extending, key=lambda s: len(s.text))
-    best = max(idle, key=lambda s: common_prefix(s.tokens, tokens))
-    if best.tokens and 2 * common_prefix(best.tokens, tokens) > len(best.tokens):
+    best = max(idle, key=lambda s: (common_prefix(s.tokens, tokens), -s.last_used))
+    shared = common_prefix(best.tokens, tokens)
+    if best.tokens and 2 * shared > len(best.tokens):
+        return best
+    if share_prefix and shared >= SHARED_PREFIX_TOKENS:
         return best
     return min(idle, key=lambda s: s.last_used)

@@ -129,3 +129,31 @@ def test_without_room_in_the_store_the_history_is_evaluated_again(smollm2_path: 
         engine.close()
     assert engine.restored_conversations == 0
     assert evaluated > 40  # the whole first turn again
+
+
+SYSTEM = {"role": "system", "content": "You help a rural school. Answer briefly and plainly."}
+
+
+@pytest.mark.parametrize("store_bytes", [64 * MB, 0])
+def test_a_new_conversation_finds_the_system_prompt_in_a_kept_ones_slot(
+    tiny_gguf: Path, store_bytes: int
+) -> None:
+    engine = BatchEngine(tiny_gguf, parallel=4, n_ctx=512, store_bytes=store_bytes)
+    try:
+        first = [SYSTEM, {"role": "user", "content": "what is water"}]
+        answer = engine.chat(first, max_tokens=160)  # a long answer: the shared part is short
+        second = engine.chat(
+            [SYSTEM, {"role": "user", "content": "why is the sky blue"}], max_tokens=4
+        )
+        if not store_bytes:  # nowhere to keep the first conversation: an empty slot it is
+            assert second.prompt_tokens_evaluated == second.prompt_tokens
+            return
+        assert second.prompt_tokens_evaluated < second.prompt_tokens / 2
+        assert len(engine.stored) == 1  # the first conversation, out of the slot it gave up
+        follow_up = [*first, {"role": "assistant", "content": answer.text}]
+        follow_up.append({"role": "user", "content": "and ice"})
+        third = engine.chat(follow_up, max_tokens=4)
+    finally:
+        engine.close()
+    assert engine.restored_conversations == 1
+    assert third.prompt_tokens_evaluated < third.prompt_tokens / 2
