@@ -24,27 +24,9 @@ import os
 import tempfile
 from pathlib import Path
 
-import llama_cpp
-
 from agent.engine.tiny_gguf import TinyModelSpec, write_tiny_gguf
-from bench.batching import step_cost
+from bench.batching import FORMATS, requantized, step_cost
 from shared.profiles import parse_profile
-
-FORMATS = {
-    "Q4_1": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_1,
-    "Q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
-    "Q4_K_M": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M,
-}
-
-
-def quantized(source: Path, name: str, directory: Path) -> Path:
-    """``source`` requantized by llama.cpp to the format ``name``."""
-    target = directory / f"synthetic-{name}.gguf"
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype, params.nthread = FORMATS[name], 2
-    if llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), params) != 0:
-        raise SystemExit(f"error: llama.cpp could not quantize to {name}")
-    return target
 
 
 def main() -> None:
@@ -70,7 +52,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="edgefleet-kernels-") as scratch:
         f16 = write_tiny_gguf(Path(scratch) / "synthetic-F16.gguf", spec)
-        models = {name: quantized(f16, name, Path(scratch)) for name in FORMATS}
+        models = {name: requantized(f16, name, Path(scratch)) for name in FORMATS}
         f16.unlink()
         for threads in args.threads:
             profile = base.model_copy(update={"threads": threads})

@@ -248,10 +248,10 @@ def step_cost(path: Path, profile: DeviceProfile, steps: int = 40) -> list[dict[
 class Workload:
     """What the clients ask for: answer length, rounds, requests per client, prefix reuse."""
 
-    tokens: int = 64
-    rounds: int = 1
-    per_client: int = PER_CLIENT
-    reuse: bool = False
+    tokens: int
+    rounds: int
+    per_client: int
+    reuse: bool
 
 
 def bench_model(path: Path, profile: DeviceProfile, load: Workload) -> dict[str, object]:
@@ -333,15 +333,22 @@ def crowded(engine: BatchEngine, tokens: int, turns: int = 3) -> dict[str, float
     }
 
 
-def requantized_q4_0(source: Path, directory: Path) -> Path:
-    """A Q4_0 copy of ``source`` in ``directory`` (llama.cpp's own quantizer)."""
-    target = directory / f"{source.stem}.requantized-Q4_0.gguf"
+FORMATS = {
+    "Q4_1": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_1,
+    "Q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
+    "Q4_K_M": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M,
+}
+"""Weight formats a bench requantizes to: SmolLM2's, the repacked x86 one, Gemma's."""
+
+
+def requantized(source: Path, name: str, directory: Path) -> Path:
+    """A copy of ``source`` in ``directory``, requantized by llama.cpp to the format ``name``."""
+    target = directory / f"{source.stem}.requantized-{name}.gguf"
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0
+    params.ftype, params.nthread = FORMATS[name], 2
     params.allow_requantize = True
-    params.nthread = 1
     if llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), params) != 0:
-        raise SystemExit(f"error: could not requantize {source} to Q4_0")
+        raise SystemExit(f"error: could not requantize {source} to {name}")
     return target
 
 
@@ -366,7 +373,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgefleet-q4_0-") as scratch:
         models = list(args.models)
         if args.q4_0:
-            models += [requantized_q4_0(path, Path(scratch)) for path in args.models]
+            models += [requantized(path, "Q4_0", Path(scratch)) for path in args.models]
         load = Workload(args.tokens, args.rounds, args.per_client, args.reuse)
         results = [bench_model(path, profile, load) for path in models]
     report = {
